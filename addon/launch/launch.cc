@@ -1,0 +1,887 @@
+// cri-mesos-launch: the Mesos launch helper. It carries out a launch plan that
+// TypeScript computed (src/containerizer/mesos/launcher/plan.ts documents the
+// format and the protocol), then stays as the container's init: it waits for
+// StartContainer on exec.fifo, forks the command, writes its output as CRI
+// log lines, forwards signals, reaps, and writes the exit status.
+//
+//   cri-mesos-launch <pause|container> <plan path>
+//   fd 3: sync pipe ("ok\n" or "error <message>\n"); fd 2: diagnostics.
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <net/if.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr size_t kMaxLogLine = 16384;
+constexpr int kDrainIdleMs = 250;
+constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+int gSyncFd = 3;
+
+void Diag(const char* fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if ((size_t)n > sizeof buf - 2) n = sizeof buf - 2;
+  buf[n++] = '\n';
+  ssize_t w = write(2, "cri-mesos-launch: ", 18);
+  w = write(2, buf, (size_t)n);
+  (void)w;
+}
+
+bool WriteAll(int fd, const char* p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+  return true;
+}
+
+// Setup failure: tell the daemon on the sync pipe and exit 1.
+[[noreturn]] void SetupFail(const std::string& msg) {
+  Diag("%s", msg.c_str());
+  if (gSyncFd >= 0) {
+    std::string line = "error " + msg;
+    for (char& c : line) {
+      if (c == '\n') c = ' ';
+    }
+    line += "\n";
+    WriteAll(gSyncFd, line.data(), line.size());
+  }
+  _exit(1);
+}
+
+std::string ErrStr(const std::string& what, int err) { return what + ": " + strerror(err); }
+
+// ---------------------------------------------------------------------------
+// Plan parsing
+
+std::vector<std::vector<std::string>> ParsePlan(const std::string& text) {
+  std::vector<std::vector<std::string>> ops;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(pos, end - pos);
+    pos = end + 1;
+    if (line.empty()) continue;
+    std::vector<std::string> fields(1);
+    for (size_t i = 0; i < line.size(); i++) {
+      char c = line[i];
+      if (c == '\t') {
+        fields.emplace_back();
+      } else if (c == '\\' && i + 1 < line.size()) {
+        char n = line[++i];
+        fields.back() += n == 't' ? '\t' : n == 'n' ? '\n' : n;
+      } else {
+        fields.back() += c;
+      }
+    }
+    ops.push_back(std::move(fields));
+  }
+  return ops;
+}
+
+std::string ReadFile(const char* path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) SetupFail(ErrStr(std::string("open plan ") + path, errno));
+  std::string out;
+  char buf[8192];
+  while (true) {
+    ssize_t r = read(fd, buf, sizeof buf);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) SetupFail(ErrStr(std::string("read plan ") + path, errno));
+    if (r == 0) break;
+    out.append(buf, (size_t)r);
+  }
+  close(fd);
+  return out;
+}
+
+bool ParseNum(const std::string& s, int base, unsigned long long* out) {
+  if (s.empty()) return false;
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long v = strtoull(s.c_str(), &end, base);
+  if (errno || *end) return false;
+  *out = v;
+  return true;
+}
+
+bool ParseInt(const std::string& s, long long* out) {
+  if (s.empty()) return false;
+  char* end = nullptr;
+  errno = 0;
+  long long v = strtoll(s.c_str(), &end, 10);
+  if (errno || *end) return false;
+  *out = v;
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// Settings for the command, collected from the plan.
+
+struct Settings {
+  std::string cwd;
+  bool hasUser = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  bool hasGroups = false;
+  std::vector<gid_t> groups;
+  std::vector<std::string> env;
+  std::vector<std::string> argv;
+  bool noNewPrivs = false;
+  bool hasCaps = false;
+  uint64_t caps = 0;
+};
+
+struct State {
+  int rundirFd = -1;
+  int logDirFd = -1;
+  int logFd = -1;
+  std::string logName;
+  std::string logPath;
+  int capLast = 40;
+  Settings settings;
+};
+
+State gState;
+
+// ---------------------------------------------------------------------------
+// Setup operations
+
+int MkdirP(const std::string& path, mode_t mode) {
+  if (path.empty()) return 0;
+  std::string cur;
+  size_t pos = 0;
+  if (path[0] == '/') {
+    cur = "/";
+    pos = 1;
+  }
+  while (pos <= path.size()) {
+    size_t end = path.find('/', pos);
+    if (end == std::string::npos) end = path.size();
+    std::string comp = path.substr(pos, end - pos);
+    pos = end + 1;
+    if (comp.empty()) continue;
+    if (!cur.empty() && cur.back() != '/') cur += '/';
+    cur += comp;
+    if (mkdir(cur.c_str(), mode) < 0 && errno != EEXIST) return -1;
+    if (errno == EEXIST) {
+      struct stat st;
+      if (stat(cur.c_str(), &st) < 0) return -1;
+      if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+      }
+    }
+    errno = 0;
+  }
+  return 0;
+}
+
+std::string DirName(const std::string& p) {
+  size_t slash = p.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return p.substr(0, slash);
+}
+
+std::string BaseName(const std::string& p) {
+  size_t slash = p.rfind('/');
+  return slash == std::string::npos ? p : p.substr(slash + 1);
+}
+
+const char* Nullable(const std::string& s) { return s == "-" ? nullptr : s.c_str(); }
+
+constexpr unsigned long kPropagation = MS_SHARED | MS_PRIVATE | MS_SLAVE | MS_UNBINDABLE;
+
+// Remount a bind mount with new per-mount flags, keeping the flags the kernel
+// locks (nosuid/nodev/noexec/...) when it refuses to clear them.
+int RemountBind(const char* target, unsigned long flags) {
+  unsigned long base = MS_REMOUNT | MS_BIND;
+  if (mount(nullptr, target, nullptr, base | flags, nullptr) == 0) return 0;
+  if (errno != EPERM) return -1;
+  struct statvfs sv;
+  if (statvfs(target, &sv) < 0) return -1;
+  unsigned long keep = 0;
+  if (sv.f_flag & ST_NOSUID) keep |= MS_NOSUID;
+  if (sv.f_flag & ST_NODEV) keep |= MS_NODEV;
+  if (sv.f_flag & ST_NOEXEC) keep |= MS_NOEXEC;
+  if (sv.f_flag & ST_NOATIME) keep |= MS_NOATIME;
+  if (sv.f_flag & ST_NODIRATIME) keep |= MS_NODIRATIME;
+  if (sv.f_flag & ST_RELATIME) keep |= MS_RELATIME;
+  return mount(nullptr, target, nullptr, base | flags | keep, nullptr);
+}
+
+void OpMount(const std::vector<std::string>& f) {
+  if (f.size() != 6) SetupFail("mount: expected 5 fields");
+  unsigned long long flags;
+  if (!ParseNum(f[4], 10, &flags)) SetupFail("mount: bad flags " + f[4]);
+  const std::string& target = f[2];
+  unsigned long prop = flags & kPropagation;
+  unsigned long rest = flags & ~kPropagation;
+  // A bind ignores per-mount flags; they need a remount. Propagation is a separate call too.
+  if (rest & MS_BIND) {
+    if (mount(Nullable(f[1]), target.c_str(), Nullable(f[3]), MS_BIND | (rest & MS_REC), Nullable(f[5])) < 0)
+      SetupFail(ErrStr("mount bind " + f[1] + " on " + target, errno));
+    unsigned long extra = rest & ~(MS_BIND | MS_REC | MS_REMOUNT);
+    if (extra && RemountBind(target.c_str(), extra) < 0) SetupFail(ErrStr("remount " + target, errno));
+  } else if (rest || !prop) {
+    if (mount(Nullable(f[1]), target.c_str(), Nullable(f[3]), rest, Nullable(f[5])) < 0)
+      SetupFail(ErrStr("mount " + f[1] + " on " + target + " (" + f[3] + ")", errno));
+  }
+  if (prop && mount(nullptr, target.c_str(), nullptr, prop | (rest & MS_REC), nullptr) < 0)
+    SetupFail(ErrStr("mount propagation " + target, errno));
+}
+
+void OpPivotRoot(const std::string& newRoot) {
+  if (chdir(newRoot.c_str()) < 0) SetupFail(ErrStr("chdir " + newRoot, errno));
+  if (syscall(SYS_pivot_root, ".", ".") < 0) SetupFail(ErrStr("pivot_root " + newRoot, errno));
+  // The old root is stacked on "."; keep its unmount from propagating anywhere.
+  mount(nullptr, ".", nullptr, MS_SLAVE | MS_REC, nullptr);
+  if (umount2(".", MNT_DETACH) < 0) SetupFail(ErrStr("umount old root", errno));
+  if (chdir("/") < 0) SetupFail(ErrStr("chdir /", errno));
+}
+
+void OpMask(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) < 0) {
+    if (errno == ENOENT) return;
+    SetupFail(ErrStr("mask " + path, errno));
+  }
+  if (S_ISDIR(st.st_mode)) {
+    if (mount("tmpfs", path.c_str(), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0") < 0)
+      SetupFail(ErrStr("mask " + path, errno));
+  } else if (mount("/dev/null", path.c_str(), nullptr, MS_BIND, nullptr) < 0) {
+    SetupFail(ErrStr("mask " + path, errno));
+  }
+}
+
+void OpReadonly(const std::string& path) {
+  if (mount(path.c_str(), path.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0) {
+    if (errno == ENOENT) return;
+    SetupFail(ErrStr("readonly bind " + path, errno));
+  }
+  if (RemountBind(path.c_str(), MS_RDONLY) < 0) SetupFail(ErrStr("readonly remount " + path, errno));
+}
+
+void OpSysctl(const std::string& key, const std::string& value) {
+  std::string rel = key;
+  if (rel.find('/') == std::string::npos) {
+    for (char& c : rel) {
+      if (c == '.') c = '/';
+    }
+  }
+  if (rel.find("..") != std::string::npos) SetupFail("sysctl: bad key " + key);
+  std::string path = "/proc/sys/" + rel;
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) SetupFail(ErrStr("sysctl " + key, errno));
+  if (!WriteAll(fd, value.data(), value.size())) SetupFail(ErrStr("sysctl " + key + "=" + value, errno));
+  close(fd);
+}
+
+void OpLoopbackUp() {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) SetupFail(ErrStr("loopback-up: socket", errno));
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) SetupFail(ErrStr("loopback-up: SIOCGIFFLAGS", errno));
+  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+  if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) SetupFail(ErrStr("loopback-up: SIOCSIFFLAGS", errno));
+  close(s);
+}
+
+void OpOomScoreAdj(const std::string& value) {
+  int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) SetupFail(ErrStr("oom-score-adj: open", errno));
+  if (!WriteAll(fd, value.data(), value.size())) {
+    if (errno == EPERM || errno == EACCES) {
+      Diag("warning: oom-score-adj %s: %s (ignored)", value.c_str(), strerror(errno));
+    } else {
+      SetupFail(ErrStr("oom-score-adj " + value, errno));
+    }
+  }
+  close(fd);
+}
+
+int OpenLog() {
+  return openat(gState.logDirFd, gState.logName.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+}
+
+void RunOp(const std::vector<std::string>& f) {
+  const std::string& op = f[0];
+  auto need = [&](size_t n) {
+    if (f.size() != n + 1) SetupFail(op + ": expected " + std::to_string(n) + " field(s)");
+  };
+  Settings& set = gState.settings;
+  if (op == "rundir") {
+    need(1);
+    gState.rundirFd = open(f[1].c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (gState.rundirFd < 0) SetupFail(ErrStr("rundir " + f[1], errno));
+  } else if (op == "log") {
+    need(1);
+    gState.logPath = f[1];
+    gState.logName = BaseName(f[1]);
+    gState.logDirFd = open(DirName(f[1]).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (gState.logDirFd < 0) SetupFail(ErrStr("log directory of " + f[1], errno));
+    gState.logFd = OpenLog();
+    if (gState.logFd < 0) SetupFail(ErrStr("log " + f[1], errno));
+  } else if (op == "propagation") {
+    need(2);
+    unsigned long long flags;
+    if (!ParseNum(f[2], 10, &flags)) SetupFail("propagation: bad flags " + f[2]);
+    if (mount(nullptr, f[1].c_str(), nullptr, flags, nullptr) < 0) SetupFail(ErrStr("propagation " + f[1], errno));
+  } else if (op == "mount") {
+    OpMount(f);
+  } else if (op == "mkdir") {
+    need(2);
+    unsigned long long mode;
+    if (!ParseNum(f[2], 8, &mode)) SetupFail("mkdir: bad mode " + f[2]);
+    if (MkdirP(f[1], (mode_t)mode) < 0) SetupFail(ErrStr("mkdir " + f[1], errno));
+  } else if (op == "touch") {
+    need(1);
+    if (MkdirP(DirName(f[1]), 0755) < 0) SetupFail(ErrStr("touch: mkdir parents of " + f[1], errno));
+    int fd = open(f[1].c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+    if (fd < 0) {
+      struct stat st;
+      // An existing directory or device is fine: touch only ensures a mount point exists.
+      if (stat(f[1].c_str(), &st) < 0) SetupFail(ErrStr("touch " + f[1], errno));
+    } else {
+      close(fd);
+    }
+  } else if (op == "mknod") {
+    need(5);
+    unsigned long long mode, major, minor;
+    if (!ParseNum(f[3], 8, &mode) || !ParseNum(f[4], 10, &major) || !ParseNum(f[5], 10, &minor) ||
+        (f[2] != "c" && f[2] != "b"))
+      SetupFail("mknod: bad fields for " + f[1]);
+    mode_t type = f[2] == "c" ? S_IFCHR : S_IFBLK;
+    if (mknod(f[1].c_str(), type | (mode_t)(mode & 07777), makedev(major, minor)) < 0 && errno != EEXIST)
+      SetupFail(ErrStr("mknod " + f[1], errno));
+    if (chmod(f[1].c_str(), (mode_t)(mode & 07777)) < 0) SetupFail(ErrStr("chmod " + f[1], errno));
+  } else if (op == "symlink") {
+    need(2);
+    if (symlink(f[1].c_str(), f[2].c_str()) < 0 && errno != EEXIST) SetupFail(ErrStr("symlink " + f[2], errno));
+  } else if (op == "pivot_root") {
+    need(1);
+    OpPivotRoot(f[1]);
+  } else if (op == "mask") {
+    need(1);
+    OpMask(f[1]);
+  } else if (op == "readonly") {
+    need(1);
+    OpReadonly(f[1]);
+  } else if (op == "hostname") {
+    need(1);
+    if (sethostname(f[1].data(), f[1].size()) < 0) SetupFail(ErrStr("sethostname " + f[1], errno));
+  } else if (op == "sysctl") {
+    need(2);
+    OpSysctl(f[1], f[2]);
+  } else if (op == "loopback-up") {
+    need(0);
+    OpLoopbackUp();
+  } else if (op == "oom-score-adj") {
+    need(1);
+    OpOomScoreAdj(f[1]);
+  } else if (op == "cwd") {
+    need(1);
+    set.cwd = f[1];
+  } else if (op == "user") {
+    need(2);
+    long long uid, gid;
+    if (!ParseInt(f[1], &uid) || !ParseInt(f[2], &gid) || uid < 0 || gid < 0) SetupFail("user: bad uid/gid");
+    set.hasUser = true;
+    set.uid = (uid_t)uid;
+    set.gid = (gid_t)gid;
+  } else if (op == "groups") {
+    set.hasGroups = true;
+    set.groups.clear();
+    for (size_t i = 1; i < f.size(); i++) {
+      long long g;
+      if (!ParseInt(f[i], &g) || g < 0) SetupFail("groups: bad gid " + f[i]);
+      set.groups.push_back((gid_t)g);
+    }
+  } else if (op == "env") {
+    need(1);
+    set.env.push_back(f[1]);
+  } else if (op == "argv") {
+    if (f.size() < 2) SetupFail("argv: empty");
+    set.argv.assign(f.begin() + 1, f.end());
+  } else if (op == "no-new-privs") {
+    set.noNewPrivs = true;
+  } else if (op == "capabilities") {
+    need(1);
+    unsigned long long mask;
+    if (!ParseNum(f[1], 16, &mask)) SetupFail("capabilities: bad mask " + f[1]);
+    set.hasCaps = true;
+    set.caps = mask;
+  } else {
+    SetupFail("unknown plan operation: " + op);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The command (runs in the forked child; the helper is single-threaded so the
+// full library is usable here).
+
+[[noreturn]] void ChildDie(int code, const std::string& msg) {
+  std::string line = "cri-mesos-launch: " + msg + "\n";
+  WriteAll(2, line.data(), line.size());
+  _exit(code);
+}
+
+void ApplyCaps(const Settings& set) {
+  for (int c = 0; c <= gState.capLast; c++) {
+    if (c < 64 && (set.caps >> c) & 1) continue;
+    if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
+      ChildDie(127, ErrStr("drop capability " + std::to_string(c) + " from the bounding set", errno));
+  }
+}
+
+void SetCaps(const Settings& set) {
+  struct __user_cap_header_struct hdr;
+  struct __user_cap_data_struct data[2];
+  memset(&hdr, 0, sizeof hdr);
+  memset(data, 0, sizeof data);
+  hdr.version = _LINUX_CAPABILITY_VERSION_3;
+  hdr.pid = 0;
+  for (int i = 0; i < 2; i++) {
+    uint32_t part = (uint32_t)(set.caps >> (32 * i));
+    data[i].effective = data[i].permitted = data[i].inheritable = part;
+  }
+  if (syscall(SYS_capset, &hdr, data) < 0) ChildDie(127, ErrStr("capset", errno));
+}
+
+[[noreturn]] void RunCommand(int outW, int errW, int devnull) {
+  const Settings& set = gState.settings;
+  sigset_t none;
+  sigemptyset(&none);
+  for (int sig = 1; sig < NSIG; sig++) {
+    if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
+  }
+  if (dup2(devnull, 0) < 0 || dup2(outW, 1) < 0 || dup2(errW, 2) < 0) _exit(127);
+  syscall(SYS_close_range, 3u, ~0u, 0u);
+  umask(022);
+
+  if (!set.cwd.empty()) {
+    if (MkdirP(set.cwd, 0755) < 0) ChildDie(127, ErrStr("mkdir cwd \"" + set.cwd + "\"", errno));
+    if (chdir(set.cwd.c_str()) < 0) ChildDie(127, ErrStr("chdir to cwd \"" + set.cwd + "\"", errno));
+  }
+  if (set.hasCaps) ApplyCaps(set);
+  if (set.hasCaps && set.hasUser && set.uid != 0) prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
+  if (set.hasGroups) {
+    if (setgroups(set.groups.size(), set.groups.data()) < 0) ChildDie(127, ErrStr("setgroups", errno));
+  } else if (set.hasUser) {
+    if (setgroups(0, nullptr) < 0) ChildDie(127, ErrStr("setgroups", errno));
+  }
+  if (set.hasUser) {
+    if (setresgid(set.gid, set.gid, set.gid) < 0) ChildDie(127, ErrStr("setgid " + std::to_string(set.gid), errno));
+    if (setresuid(set.uid, set.uid, set.uid) < 0) ChildDie(127, ErrStr("setuid " + std::to_string(set.uid), errno));
+  }
+  if (set.hasCaps) {
+    prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+    SetCaps(set);
+  }
+  if (set.noNewPrivs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) ChildDie(127, ErrStr("no_new_privs", errno));
+
+  std::vector<char*> argv, envp;
+  for (auto& a : set.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::string path = kDefaultPath;
+  for (auto& e : set.env) {
+    envp.push_back(const_cast<char*>(e.c_str()));
+    if (e.compare(0, 5, "PATH=") == 0) path = e.substr(5);
+  }
+  envp.push_back(nullptr);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+
+  const std::string& file = set.argv[0];
+  if (file.find('/') != std::string::npos) {
+    execve(file.c_str(), argv.data(), envp.data());
+    int e = errno;
+    ChildDie(e == EACCES ? 126 : 127, "exec: \"" + file + "\": " + strerror(e));
+  }
+  bool sawEacces = false;
+  int hardErr = 0;
+  size_t start = 0;
+  while (true) {
+    size_t end = path.find(':', start);
+    std::string dir = path.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (dir.empty()) dir = ".";
+    std::string cand = dir + "/" + file;
+    execve(cand.c_str(), argv.data(), envp.data());
+    int e = errno;
+    if (e == EACCES) {
+      sawEacces = true;
+    } else if (e != ENOENT && e != ENOTDIR && e != ESTALE && e != ENODEV && e != ETIMEDOUT) {
+      hardErr = e;
+      break;
+    }
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  if (hardErr) ChildDie(127, "exec: \"" + file + "\": " + strerror(hardErr));
+  if (sawEacces) ChildDie(126, "exec: \"" + file + "\": permission denied");
+  ChildDie(127, "exec: \"" + file + "\": executable file not found in $PATH");
+}
+
+// ---------------------------------------------------------------------------
+// CRI log writer
+
+void Timestamp(char* out, size_t size) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  struct tm tm;
+  gmtime_r(&ts.tv_sec, &tm);
+  size_t n = strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(out + n, size - n, ".%09ldZ", ts.tv_nsec);
+}
+
+void WriteRecord(const char* stream, bool partial, const char* data, size_t len) {
+  if (gState.logFd < 0) return;
+  char ts[64];
+  Timestamp(ts, sizeof ts);
+  std::string rec;
+  rec.reserve(len + 64);
+  rec += ts;
+  rec += ' ';
+  rec += stream;
+  rec += partial ? " P " : " F ";
+  rec.append(data, len);
+  rec += '\n';
+  if (!WriteAll(gState.logFd, rec.data(), rec.size())) Diag("write log: %s", strerror(errno));
+}
+
+struct Stream {
+  const char* name;
+  int fd;
+  std::string buf;
+
+  // Emit every complete line; a line over the limit goes out in P chunks.
+  void Consume() {
+    size_t pos = 0;
+    while (pos < buf.size()) {
+      size_t nl = buf.find('\n', pos);
+      size_t avail = (nl == std::string::npos ? buf.size() : nl) - pos;
+      if (avail > kMaxLogLine) {
+        WriteRecord(name, true, buf.data() + pos, kMaxLogLine);
+        pos += kMaxLogLine;
+        continue;
+      }
+      if (nl == std::string::npos) break;
+      size_t len = nl - pos;
+      if (len > 0 && buf[nl - 1] == '\r') len--;
+      WriteRecord(name, false, buf.data() + pos, len);
+      pos = nl + 1;
+    }
+    buf.erase(0, pos);
+  }
+
+  void Flush() {
+    if (!buf.empty()) WriteRecord(name, true, buf.data(), buf.size());
+    buf.clear();
+  }
+};
+
+void ReopenLog() {
+  if (gState.logDirFd < 0) return;
+  int fd = OpenLog();
+  if (fd < 0) {
+    Diag("reopen log %s: %s", gState.logPath.c_str(), strerror(errno));
+    return;
+  }
+  close(gState.logFd);
+  gState.logFd = fd;
+}
+
+// ---------------------------------------------------------------------------
+// Status file
+
+void WriteStatus(int status) {
+  if (gState.rundirFd < 0) return;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  char buf[64];
+  int n = snprintf(buf, sizeof buf, "%d %lld\n", status, (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+  int fd = openat(gState.rundirFd, "status.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    Diag("status: %s", strerror(errno));
+    return;
+  }
+  if (!WriteAll(fd, buf, (size_t)n) || fsync(fd) < 0) Diag("status: write: %s", strerror(errno));
+  close(fd);
+  if (renameat(gState.rundirFd, "status.tmp", gState.rundirFd, "status") < 0) Diag("status: rename: %s", strerror(errno));
+  fsync(gState.rundirFd);
+}
+
+// ---------------------------------------------------------------------------
+// Signals: everything catchable is blocked and read from a signalfd, which also
+// works for a PID-namespace init (blocked signals are queued, not dropped).
+
+sigset_t gHandled;
+
+int SetupSignals() {
+  sigfillset(&gHandled);
+  for (int sig : {SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS}) sigdelset(&gHandled, sig);
+  if (sigprocmask(SIG_BLOCK, &gHandled, nullptr) < 0) SetupFail(ErrStr("sigprocmask", errno));
+  int fd = signalfd(-1, &gHandled, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (fd < 0) SetupFail(ErrStr("signalfd", errno));
+  return fd;
+}
+
+int64_t NowMs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void ReapAll(pid_t mainPid, bool* mainDone, int* mainStatus) {
+  while (true) {
+    int st;
+    pid_t p = waitpid(-1, &st, WNOHANG);
+    if (p <= 0) return;
+    if (p == mainPid && mainDone && !*mainDone) {
+      *mainDone = true;
+      *mainStatus = st;
+    }
+  }
+}
+
+[[noreturn]] void PauseLoop(int sigfd) {
+  while (true) {
+    struct pollfd pfd = {sigfd, POLLIN, 0};
+    if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
+      Diag("poll: %s", strerror(errno));
+      _exit(1);
+    }
+    struct signalfd_siginfo si;
+    while (read(sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+      if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) _exit(0);
+      if (si.ssi_signo == SIGCHLD) ReapAll(-1, nullptr, nullptr);
+    }
+  }
+}
+
+// Wait for StartContainer: one byte on exec.fifo. Opened non-blocking so
+// SIGTERM still works while waiting; poll only reports POLLHUP once a writer
+// has come and gone, so "opened and closed without a byte" means give up.
+void WaitForStart(int sigfd) {
+  if (gState.rundirFd < 0) SetupFail("container mode needs a rundir");
+  int fd = openat(gState.rundirFd, "exec.fifo", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    Diag("open exec.fifo: %s", strerror(errno));
+    _exit(1);
+  }
+  while (true) {
+    struct pollfd pfds[2] = {{sigfd, POLLIN, 0}, {fd, POLLIN, 0}};
+    if (poll(pfds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      Diag("poll: %s", strerror(errno));
+      _exit(1);
+    }
+    if (pfds[0].revents) {
+      struct signalfd_siginfo si;
+      while (read(sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+          Diag("signal %d before start; exiting", (int)si.ssi_signo);
+          _exit(128 + (int)si.ssi_signo);
+        }
+        if (si.ssi_signo == SIGCHLD) ReapAll(-1, nullptr, nullptr);
+      }
+    }
+    if (pfds[1].revents) {
+      char b;
+      ssize_t r = read(fd, &b, 1);
+      if (r == 1) break;
+      if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      Diag("exec.fifo closed without a start byte; not running the command");
+      _exit(1);
+    }
+  }
+  close(fd);
+}
+
+[[noreturn]] void ContainerLoop(int sigfd) {
+  Settings& set = gState.settings;
+  if (set.argv.empty()) {
+    Diag("container mode without argv");
+    _exit(1);
+  }
+  WaitForStart(sigfd);
+
+  int ctl = openat(gState.rundirFd, "ctl.fifo", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (ctl < 0) Diag("open ctl.fifo: %s (log reopen disabled)", strerror(errno));
+  int outP[2], errP[2];
+  if (pipe2(outP, O_CLOEXEC) < 0 || pipe2(errP, O_CLOEXEC) < 0) {
+    Diag("pipe: %s", strerror(errno));
+    _exit(1);
+  }
+  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (devnull < 0) devnull = 0;  // we were started with /dev/null on fd 0
+
+  pid_t child = fork();
+  if (child < 0) {
+    Diag("fork: %s", strerror(errno));
+    _exit(1);
+  }
+  if (child == 0) RunCommand(outP[1], errP[1], devnull);
+  close(outP[1]);
+  close(errP[1]);
+  if (devnull > 2) close(devnull);
+  fcntl(outP[0], F_SETFL, O_NONBLOCK);
+  fcntl(errP[0], F_SETFL, O_NONBLOCK);
+
+  Stream streams[2] = {{"stdout", outP[0], {}}, {"stderr", errP[0], {}}};
+  std::string ctlBuf;
+  bool mainDone = false;
+  int mainStatus = 0;
+  int64_t lastData = 0;
+  char buf[65536];
+
+  while (true) {
+    bool pipesOpen = streams[0].fd >= 0 || streams[1].fd >= 0;
+    if (mainDone && (!pipesOpen || NowMs() - lastData >= kDrainIdleMs)) break;
+    struct pollfd pfds[4];
+    pfds[0] = {sigfd, POLLIN, 0};
+    pfds[1] = {streams[0].fd, POLLIN, 0};
+    pfds[2] = {streams[1].fd, POLLIN, 0};
+    pfds[3] = {ctl, POLLIN, 0};
+    int timeout = -1;
+    if (mainDone) timeout = (int)std::max<int64_t>(0, kDrainIdleMs - (NowMs() - lastData));
+    int r = poll(pfds, 4, timeout);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      Diag("poll: %s", strerror(errno));
+      break;
+    }
+    if (pfds[0].revents) {
+      struct signalfd_siginfo si;
+      while (read(sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGCHLD) {
+          bool was = mainDone;
+          ReapAll(child, &mainDone, &mainStatus);
+          if (mainDone && !was) lastData = NowMs();
+        } else if (!mainDone) {
+          kill(child, (int)si.ssi_signo);
+        }
+      }
+    }
+    for (int i = 0; i < 2; i++) {
+      Stream& s = streams[i];
+      if (s.fd < 0 || !pfds[1 + i].revents) continue;
+      ssize_t n = read(s.fd, buf, sizeof buf);
+      if (n > 0) {
+        s.buf.append(buf, (size_t)n);
+        s.Consume();
+        lastData = NowMs();
+      } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+        s.Flush();
+        close(s.fd);
+        s.fd = -1;
+      }
+    }
+    if (ctl >= 0 && pfds[3].revents) {
+      ssize_t n = read(ctl, buf, sizeof buf);
+      if (n > 0) {
+        ctlBuf.append(buf, (size_t)n);
+        size_t nl;
+        while ((nl = ctlBuf.find('\n')) != std::string::npos) {
+          std::string cmd = ctlBuf.substr(0, nl);
+          ctlBuf.erase(0, nl + 1);
+          if (cmd == "reopen") {
+            ReopenLog();
+          } else {
+            Diag("unknown control command: %s", cmd.c_str());
+          }
+        }
+      }
+    }
+  }
+  for (auto& s : streams) {
+    // Drain whatever is already buffered in the pipe, then emit partial lines.
+    while (s.fd >= 0) {
+      ssize_t n = read(s.fd, buf, sizeof buf);
+      if (n <= 0) break;
+      s.buf.append(buf, (size_t)n);
+      s.Consume();
+    }
+    s.Flush();
+  }
+  WriteStatus(mainStatus);
+  if (WIFEXITED(mainStatus)) _exit(WEXITSTATUS(mainStatus));
+  if (WIFSIGNALED(mainStatus)) _exit(128 + WTERMSIG(mainStatus));
+  _exit(1);
+}
+
+int ReadCapLast() {
+  int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 40;
+  char buf[16] = {0};
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 40;
+  int v = atoi(buf);
+  return v > 0 && v < 64 ? v : 40;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (fcntl(gSyncFd, F_GETFD) < 0) gSyncFd = -1;
+  else fcntl(gSyncFd, F_SETFD, FD_CLOEXEC);
+  if (argc != 3) SetupFail("usage: cri-mesos-launch <pause|container> <plan path>");
+  std::string mode = argv[1];
+  if (mode != "pause" && mode != "container") SetupFail("unknown mode: " + mode);
+
+  int sigfd = SetupSignals();
+  if (getpid() != 1) prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  gState.capLast = ReadCapLast();
+  umask(0);
+
+  for (const auto& op : ParsePlan(ReadFile(argv[2]))) RunOp(op);
+
+  if (gSyncFd >= 0) {
+    WriteAll(gSyncFd, "ok\n", 3);
+    close(gSyncFd);
+    gSyncFd = -1;
+  }
+  if (mode == "pause") PauseLoop(sigfd);
+  ContainerLoop(sigfd);
+}

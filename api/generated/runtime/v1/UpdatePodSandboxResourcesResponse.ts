@@ -1,0 +1,8 @@
+// Original file: api/runtime-v1.proto
+
+
+export interface UpdatePodSandboxResourcesResponse {
+}
+
+export interface UpdatePodSandboxResourcesResponse__Output {
+}

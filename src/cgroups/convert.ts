@@ -1,0 +1,58 @@
+// Pure conversions and parsers for cgroup file contents.
+
+/** v1 "unlimited" memory reads as PAGE_COUNTER_MAX * PAGE_SIZE (≈ 2^63); anything ≥ 2^62 means no limit. */
+export const UNLIMITED_THRESHOLD = 2n ** 62n;
+
+/** USER_HZ for cpuacct.stat ticks (fixed at 100 on Linux regardless of CONFIG_HZ). */
+export const USER_HZ = 100;
+
+/** runc's cpu.shares → cpu.weight mapping (what kubelet expects on cgroup2). 0 means "not set". */
+export function sharesToWeight(shares: number): number {
+  if (!shares) return 0;
+  // v1 clamps shares to [2, 262144]; clamping first keeps the weight inside cgroup2's [1, 10000].
+  const s = Math.min(Math.max(Math.trunc(shares), 2), 262144);
+  return 1 + Math.trunc(((s - 2) * 9999) / 262142);
+}
+
+/** cgroup2 cpu.max value: "<quota|max> <period>" (period omitted when not given: the kernel keeps its own). */
+export function cpuMaxValue(quota: number | undefined, period: number | undefined): string {
+  const q = quota && quota > 0 ? String(Math.trunc(quota)) : 'max';
+  return period && period > 0 ? `${q} ${Math.trunc(period)}` : q;
+}
+
+/** Parse a flat-keyed file ("key value" per line: memory.stat, cpu.stat, cpuacct.stat, memory.events). */
+export function parseFlatKeyed(text: string): Map<string, bigint> {
+  const out = new Map<string, bigint>();
+  for (const line of text.split('\n')) {
+    const m = /^(\S+)\s+(-?\d+)\s*$/.exec(line);
+    if (m) out.set(m[1]!, BigInt(m[2]!));
+  }
+  return out;
+}
+
+/** Parse a single integer value, or undefined for "max"/empty. */
+export function parseIntValue(text: string): bigint | undefined {
+  const t = text.trim();
+  if (!/^-?\d+$/.test(t)) return undefined;
+  return BigInt(t);
+}
+
+/** A limit read back from v1 (bytes) or v2 ("max"); undefined = unlimited. */
+export function parseLimit(text: string): number | undefined {
+  const v = parseIntValue(text);
+  if (v === undefined || v < 0n || v >= UNLIMITED_THRESHOLD) return undefined;
+  return Number(v);
+}
+
+export function toNum(v: bigint | undefined): number | undefined {
+  return v === undefined ? undefined : Number(v);
+}
+
+/** Parse cgroup.procs / tasks. */
+export function parsePids(text: string): number[] {
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => /^\d+$/.test(l))
+    .map(Number);
+}

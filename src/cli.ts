@@ -1,0 +1,73 @@
+#!/usr/bin/env node
+// cri-mesos: the daemon (default command) and a few operator subcommands.
+import { Command, Option } from 'commander';
+import { join } from 'node:path';
+import { defaultConfig, loadConfig, type DaemonConfig } from './config.js';
+import { createLogger } from './log.js';
+import { RUNTIME_VERSION } from './version.js';
+
+const program = new Command();
+program.name('cri-mesos').description('A CRI runtime with Apache Mesos containerizer semantics').version(RUNTIME_VERSION);
+
+function withConfigFlags(cmd: Command): Command {
+  const d = defaultConfig();
+  return cmd
+    .option('--config <path>', 'TOML config file (default /etc/cri-mesos/config.toml if it exists)')
+    .option('--socket <path>', `CRI socket (default ${d.socket})`)
+    .option('--work-dir <path>', `persistent state (default ${d.workDir})`)
+    .option('--runtime-dir <path>', `volatile state (default ${d.runtimeDir})`)
+    .option('--cgroup-root <name>', `cgroup root under every hierarchy (default ${d.cgroupRoot})`)
+    .option('--containerizers <list>', `comma-separated containerizers (default ${d.containerizers.join(',')})`)
+    .addOption(new Option('--launcher <kind>', `launcher (default ${d.launcher})`).choices(['linux', 'posix']))
+    .option('--log-level <level>', `error|warn|info|debug (default ${d.logLevel})`)
+    .addOption(new Option('--log-format <format>', `log format (default ${d.logFormat})`).choices(['text', 'json']))
+    .option('--shm-size <bytes>', `size of a pod's /dev/shm (default ${d.shmSize})`)
+    .option('--launch-timeout-seconds <n>', `how long container setup may take (default ${d.launchTimeoutSeconds})`);
+}
+
+function configFrom(opts: Record<string, string | undefined>): DaemonConfig {
+  const { config, ...flags } = opts;
+  return loadConfig(config, flags as Partial<Record<keyof DaemonConfig, unknown>>);
+}
+
+withConfigFlags(program.command('daemon', { isDefault: true }).description('serve the CRI on a unix socket')).action(async (opts) => {
+  const config = configFrom(opts);
+  const log = createLogger({ level: config.logLevel, format: config.logFormat });
+  const { Daemon } = await import('./daemon.js');
+  let daemon: Awaited<ReturnType<typeof Daemon.start>>;
+  try {
+    daemon = await Daemon.start(config, log);
+  } catch (err) {
+    log.error('cannot start', { error: (err as Error).message });
+    process.exitCode = 1;
+    return;
+  }
+  const shutdown = (signal: string) => {
+    log.info('stopping; containers keep running', { signal });
+    void daemon.stop().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+});
+
+withConfigFlags(program.command('config').description('print the effective configuration')).action((opts) => {
+  console.log(JSON.stringify(configFrom(opts), null, 2));
+});
+
+const images = program.command('images').description('manage the local image store');
+withConfigFlags(images.command('import <path>').description('import an OCI image layout (dir or tar) or a docker-archive tar')).action(
+  async (path: string, opts) => {
+    const config = configFrom(opts);
+    const { ImageStore } = await import('./images/store.js');
+    const { importImage } = await import('./images/import.js');
+    const store = new ImageStore(join(config.workDir, 'images'));
+    try {
+      for (const img of await importImage(store, path)) console.log(`${img.id} ${img.repoTags.join(' ')}`);
+    } catch (err) {
+      console.error(`import failed: ${(err as Error).message}`);
+      process.exitCode = 1;
+    }
+  },
+);
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,94 @@
+// ComposingContainerizer (src/slave/containerizer/composing.cpp): asks each
+// member in the configured order to claim a top-level launch; nested containers
+// and every later call go to the member that owns the root container.
+import type { Containerizer, ExecResult, LaunchRequest, LaunchResult, Termination } from './containerizer.js';
+import { type ContainerConfig, type ContainerId, type ResourceLimits, type ResourceStatistics, idString, rootOf } from './mesos/isolator.js';
+import type { ProcessSpec } from '../store/metadata.js';
+
+export class ComposingContainerizer implements Containerizer {
+  private readonly owners = new Map<string, Containerizer>();
+
+  constructor(private readonly members: { name: string; containerizer: Containerizer }[]) {}
+
+  names(): string[] {
+    return this.members.map((m) => m.name);
+  }
+
+  async recover(configs: ContainerConfig[], started: Set<string>): Promise<void> {
+    await Promise.all(this.members.map((m) => m.containerizer.recover(configs, started)));
+    for (const m of this.members) {
+      for (const id of m.containerizer.containers()) this.owners.set(idString(id), m.containerizer);
+    }
+  }
+
+  async launch(req: LaunchRequest): Promise<LaunchResult> {
+    const id = req.config.id;
+    const key = idString(id);
+    if (this.owners.has(key)) return 'ALREADY_LAUNCHED';
+    if (id.parent) {
+      const owner = this.owners.get(idString(rootOf(id)));
+      if (!owner) throw new Error(`root container ${rootOf(id).value} is unknown`);
+      this.owners.set(key, owner);
+      return owner.launch(req);
+    }
+    for (const m of this.members) {
+      const result = await m.containerizer.launch(req);
+      if (result === 'NOT_SUPPORTED') continue;
+      this.owners.set(key, m.containerizer);
+      return result;
+    }
+    return 'NOT_SUPPORTED';
+  }
+
+  private owner(id: ContainerId): Containerizer | undefined {
+    return this.owners.get(idString(id)) ?? this.owners.get(idString(rootOf(id)));
+  }
+
+  private must(id: ContainerId): Containerizer {
+    const c = this.owner(id);
+    if (!c) throw new Error(`container ${id.value} is unknown`);
+    return c;
+  }
+
+  start(id: ContainerId): Promise<void> {
+    return this.must(id).start(id);
+  }
+  async kill(id: ContainerId, signal: number): Promise<boolean> {
+    const c = this.owner(id);
+    return c ? c.kill(id, signal) : false;
+  }
+  async wait(id: ContainerId): Promise<Termination | undefined> {
+    const c = this.owner(id);
+    return c ? c.wait(id) : undefined;
+  }
+  async destroy(id: ContainerId): Promise<Termination | undefined> {
+    const c = this.owner(id);
+    return c ? c.destroy(id) : undefined;
+  }
+  update(id: ContainerId, resources: ResourceLimits): Promise<void> {
+    return this.must(id).update(id, resources);
+  }
+  usage(id: ContainerId): Promise<ResourceStatistics> {
+    return this.must(id).usage(id);
+  }
+  execSync(id: ContainerId, argv: string[], timeoutMs: number, process: ProcessSpec): Promise<ExecResult> {
+    return this.must(id).execSync(id, argv, timeoutMs, process);
+  }
+  control(id: ContainerId, line: string): Promise<void> {
+    return this.must(id).control(id, line);
+  }
+  async remove(id: ContainerId): Promise<void> {
+    const c = this.owner(id);
+    this.owners.delete(idString(id));
+    if (c) await c.remove(id);
+  }
+  containers(): ContainerId[] {
+    return this.members.flatMap((m) => m.containerizer.containers());
+  }
+  pid(id: ContainerId): number | undefined {
+    return this.owner(id)?.pid(id);
+  }
+  isRunning(id: ContainerId): boolean {
+    return this.owner(id)?.isRunning(id) ?? false;
+  }
+}

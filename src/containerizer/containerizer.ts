@@ -1,0 +1,58 @@
+// The Containerizer contract (src/slave/containerizer/containerizer.hpp), for CRI.
+import type { ContainerConfig, ContainerId, ResourceLimits, ResourceStatistics } from './mesos/isolator.js';
+import type { ProcessSpec } from '../store/metadata.js';
+import type { ImageRecord } from '../images/store.js';
+
+export type LaunchResult = 'SUCCESS' | 'ALREADY_LAUNCHED' | 'NOT_SUPPORTED';
+
+export interface LaunchRequest {
+  config: ContainerConfig;
+  /** which containerizer should claim the launch ("" and "mesos" → Mesos). */
+  runtimeHandler: string;
+  /** nested (CRI) containers: the image to provision and the process to run */
+  image?: ImageRecord;
+  /** Computes the process once the rootfs exists (the user is resolved inside the image). */
+  process?: (rootfs: string | undefined) => Promise<ProcessSpec>;
+  /** absolute CRI log path; '' or undefined discards output */
+  logPath?: string;
+}
+
+export interface Termination {
+  /** exit code as CRI reports it: the status, or 128+signal */
+  exitCode: number;
+  /** ns since epoch, decimal string */
+  finishedAt: string;
+  oomKilled: boolean;
+  message: string;
+}
+
+export interface ExecResult {
+  stdout: Buffer;
+  stderr: Buffer;
+  exitCode: number;
+  timedOut: boolean;
+}
+
+export interface Containerizer {
+  /** Reattach to what survived a daemon restart; configs are roots first. */
+  recover(configs: ContainerConfig[], started: Set<string>): Promise<void>;
+  launch(req: LaunchRequest): Promise<LaunchResult>;
+  /** The last launch step for a created container: release it from its exec FIFO (CRI StartContainer). */
+  start(id: ContainerId): Promise<void>;
+  kill(id: ContainerId, signal: number): Promise<boolean>;
+  /** Resolves once the container has terminated; undefined for unknown ids. */
+  wait(id: ContainerId): Promise<Termination | undefined>;
+  destroy(id: ContainerId): Promise<Termination | undefined>;
+  update(id: ContainerId, resources: ResourceLimits): Promise<void>;
+  usage(id: ContainerId): Promise<ResourceStatistics>;
+  /** Run a command in the container's namespaces and cgroups (a DEBUG nested container). */
+  execSync(id: ContainerId, argv: string[], timeoutMs: number, process: ProcessSpec): Promise<ExecResult>;
+  /** Send a control line to the container's launch helper (e.g. reopen its log). */
+  control(id: ContainerId, line: string): Promise<void>;
+  /** Delete what a terminated container left: runtime dir, rootfs. */
+  remove(id: ContainerId): Promise<void>;
+  containers(): ContainerId[];
+  /** pid of the container's init (launch helper), if it runs. */
+  pid(id: ContainerId): number | undefined;
+  isRunning(id: ContainerId): boolean;
+}

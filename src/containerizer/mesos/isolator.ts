@@ -1,0 +1,136 @@
+// The Mesos isolator contract (include/mesos/slave/isolator.hpp), in TypeScript.
+// prepare runs in order, isolate in parallel, cleanup in reverse order.
+import type { NamespaceJoin, NamespaceType } from '../../native/index.js';
+import type { PlanOp } from './launcher/plan.js';
+
+/** Mesos ContainerID: a chain up to the root (the pod). */
+export interface ContainerId {
+  value: string;
+  parent?: ContainerId;
+}
+
+export function rootOf(id: ContainerId): ContainerId {
+  let cur = id;
+  while (cur.parent) cur = cur.parent;
+  return cur;
+}
+
+export function idString(id: ContainerId): string {
+  return id.parent ? `${idString(id.parent)}.${id.value}` : id.value;
+}
+
+/** Resource limits as CRI sends them, in the units the kernel takes (bytes, µs, shares). */
+export interface ResourceLimits {
+  cpuShares?: number;
+  cpuQuota?: number;
+  cpuPeriod?: number;
+  memoryLimitBytes?: number;
+  memorySwapLimitBytes?: number;
+  pidsLimit?: number;
+  cpusetCpus?: string;
+  cpusetMems?: string;
+  oomScoreAdj?: number;
+}
+
+/** What the containerizer launches (Mesos ContainerConfig, CRI-shaped where CRI decides). */
+export interface ContainerConfig {
+  id: ContainerId;
+  /** 'pod' = top-level container whose init is the helper in pause mode. */
+  kind: 'pod' | 'container';
+  /** CRI runtime handler the pod was started with ('' = default). */
+  runtimeHandler?: string;
+  /** Cgroup path prefix for the pod (CRI cgroup_parent); containers inherit their pod's. */
+  cgroupParent?: string;
+  resources: ResourceLimits;
+  /** Runtime dir of this container (<run>/containers/<pod>[/containers/<ctr>]). */
+  runtimeDir: string;
+  /** Namespace modes from CRI NamespaceOption. */
+  namespaces: {
+    network: 'POD' | 'NODE';
+    pid: 'POD' | 'CONTAINER' | 'NODE' | 'TARGET';
+    ipc: 'POD' | 'NODE';
+    /** pid of the target container's init for pid TARGET. */
+    targetPid?: number;
+  };
+  /** pid of the pod's init (for nested containers: namespaces to join). */
+  parentPid?: number;
+  hostname?: string;
+  /** Rootfs (already provisioned and mounted on the host), nested containers only. */
+  rootfs?: string;
+  mounts?: CriMount[];
+  /** The pod's /dev/shm (a tmpfs on the host, owned by the namespaces/ipc isolator). */
+  shmPath?: string;
+  privileged?: boolean;
+  readonlyRootfs?: boolean;
+  maskedPaths?: string[];
+  readonlyPaths?: string[];
+  sysctls?: Record<string, string>;
+  /** Directory with the pod's hostname, hosts and resolv.conf (bind-mounted into containers). */
+  sandboxFilesDir?: string;
+  /** Pod DNS settings (CRI DNSConfig); the host's resolv.conf when absent. */
+  dns?: { servers: string[]; searches: string[]; options: string[] };
+  /** oom_score_adj written by the helper before exec. */
+  oomScoreAdj?: number;
+}
+
+export interface CriMount {
+  containerPath: string;
+  hostPath: string;
+  readonly: boolean;
+  propagation: 'PROPAGATION_PRIVATE' | 'PROPAGATION_HOST_TO_CONTAINER' | 'PROPAGATION_BIDIRECTIONAL';
+}
+
+/** What isolators contribute to the launch (Mesos ContainerLaunchInfo). */
+export interface LaunchInfo {
+  cloneNamespaces: NamespaceType[];
+  enterNamespaces: NamespaceJoin[];
+  /** Ops for the launch helper's setup phase, in isolator order. */
+  setup: PlanOp[];
+  /** cgroup v2 directory for CLONE_INTO_CGROUP, if the launcher should use one. */
+  cgroupV2Dir?: string;
+}
+
+export function emptyLaunchInfo(): LaunchInfo {
+  return { cloneNamespaces: [], enterNamespaces: [], setup: [] };
+}
+
+/** Mesos ResourceStatistics, trimmed to what CRI stats need. */
+export interface ResourceStatistics {
+  timestamp: number; // seconds since epoch
+  cpusUserTimeSecs?: number;
+  cpusSystemTimeSecs?: number;
+  cpuUsageNanos?: number;
+  cpusNrPeriods?: number;
+  cpusNrThrottled?: number;
+  cpusThrottledTimeSecs?: number;
+  memTotalBytes?: number;
+  memRssBytes?: number;
+  memCacheBytes?: number;
+  memInactiveFileBytes?: number;
+  memLimitBytes?: number;
+  memPageFaults?: number;
+  memMajorPageFaults?: number;
+  memSwapBytes?: number;
+  processes?: number;
+}
+
+export interface IsolatorStatus {
+  oomKilled?: boolean;
+}
+
+export interface Isolator {
+  readonly name: string;
+  /** Runs for nested (CRI) containers too. */
+  readonly supportsNesting: boolean;
+  /** Rebuild state for containers that are still known after a restart. */
+  recover(configs: ContainerConfig[]): Promise<void>;
+  /** Host-side setup before the fork; returns what the child must do. */
+  prepare(config: ContainerConfig): Promise<Partial<LaunchInfo> | undefined>;
+  /** The child is held: put it where it belongs (cgroups). */
+  isolate(id: ContainerId, pid: number): Promise<void>;
+  update(id: ContainerId, resources: ResourceLimits): Promise<void>;
+  usage(id: ContainerId): Promise<Partial<ResourceStatistics>>;
+  status(id: ContainerId): Promise<IsolatorStatus>;
+  /** After every process is gone. Unknown ids are fine. */
+  cleanup(id: ContainerId): Promise<void>;
+}

@@ -1,0 +1,34 @@
+import type { ContainerConfig, ContainerId, IsolatorStatus, ResourceLimits, ResourceStatistics } from '../isolator.js';
+
+/** Defaults for isolators that only shape the launch (namespaces, filesystem). */
+export abstract class LaunchOnlyIsolator {
+  abstract readonly name: string;
+  readonly supportsNesting: boolean = true;
+  async recover(configs: ContainerConfig[]): Promise<void> {
+    void configs;
+  }
+  async isolate(id: ContainerId, pid: number): Promise<void> {
+    void id;
+    void pid;
+  }
+  async update(id: ContainerId, resources: ResourceLimits): Promise<void> {
+    void id;
+    void resources;
+  }
+  async usage(id: ContainerId): Promise<Partial<ResourceStatistics>> {
+    void id;
+    return {};
+  }
+  async status(id: ContainerId): Promise<IsolatorStatus> {
+    void id;
+    return {};
+  }
+  async cleanup(id: ContainerId): Promise<void> {
+    void id;
+  }
+}
+
+export function parentNs(config: ContainerConfig, type: 'net' | 'uts' | 'ipc' | 'pid', pid = config.parentPid): { type: typeof type; path: string } {
+  if (pid === undefined) throw new Error(`container ${config.id.value}: the pod's init pid is unknown`);
+  return { type, path: `/proc/${pid}/ns/${type}` };
+}

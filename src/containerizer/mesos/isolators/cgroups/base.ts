@@ -1,0 +1,191 @@
+// Shared machinery of the cgroups/{cpu,memory,pids,cpuset} isolators: back-end choice (v1 hierarchy,
+// cgroup2 controller, or nothing), the id → cgroup path map, create / join / remove. Each container
+// gets its own cgroup (share_cgroups=false): pod → <parent|root>/<pod>, container → <pod>/<ctr>.
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../../../../log.js';
+import {
+  Cgroups,
+  addProcess,
+  cgroupPathFor,
+  createCgroup,
+  removeCgroup,
+  v2ProcessPath,
+  writeCgroupFile,
+} from '../../../../cgroups/index.js';
+import {
+  idString,
+  type ContainerConfig,
+  type ContainerId,
+  type Isolator,
+  type IsolatorStatus,
+  type LaunchInfo,
+  type ResourceLimits,
+  type ResourceStatistics,
+} from '../../isolator.js';
+
+export interface CgroupsIsolatorOptions {
+  cgroups: Cgroups;
+  /** Cgroup root name under every hierarchy, e.g. 'cri-mesos' (used when a pod has no cgroup_parent). */
+  root: string;
+  log: Logger;
+}
+
+export type Backend = 'v1' | 'v2' | 'none';
+
+interface Spec {
+  /** v1 controller that decides the back end (e.g. 'cpu'). */
+  controller: string;
+  /** Extra v1 hierarchies used when mounted (e.g. 'cpuacct' for cpu usage). */
+  extraV1?: string[];
+}
+
+export abstract class CgroupsIsolatorBase implements Isolator {
+  abstract readonly name: string;
+  readonly supportsNesting = true;
+  readonly backend: Backend;
+  protected readonly cgroups: Cgroups;
+  protected readonly root: string;
+  protected readonly log: Logger;
+  private readonly controller: string;
+  /** v1: distinct mount points to create the cgroup in ([mountPoint, has cpuset]). */
+  private readonly v1Mounts: Array<{ mountPoint: string; cpuset: boolean }> = [];
+  private readonly paths = new Map<string, string>();
+
+  protected constructor(opts: CgroupsIsolatorOptions, spec: Spec) {
+    this.cgroups = opts.cgroups;
+    this.root = opts.root;
+    this.log = opts.log;
+    this.controller = spec.controller;
+    if (opts.cgroups.v1(spec.controller) !== undefined) {
+      this.backend = 'v1';
+      for (const c of [spec.controller, ...(spec.extraV1 ?? [])]) {
+        const mp = opts.cgroups.v1(c);
+        if (mp === undefined || this.v1Mounts.some((m) => m.mountPoint === mp)) continue;
+        const h = opts.cgroups.v1Hierarchies().find((x) => x.mountPoint === mp);
+        this.v1Mounts.push({ mountPoint: mp, cpuset: h?.controllers.includes('cpuset') ?? false });
+      }
+    } else if (opts.cgroups.hasV2Controller(spec.controller)) {
+      this.backend = 'v2';
+    } else {
+      this.backend = 'none';
+      opts.log.warn('cgroup controller not available; isolator is a no-op', { controller: spec.controller });
+    }
+  }
+
+  /** Relative cgroup path of a prepared/recovered container; throws for unknown ids. */
+  protected rel(id: ContainerId): string {
+    const rel = this.paths.get(idString(id));
+    if (rel === undefined) throw new Error(`${this.name}: unknown container ${idString(id)}`);
+    return rel;
+  }
+
+  /** Relative path if known (for tests and callers that want to look). */
+  cgroupPath(id: ContainerId): string | undefined {
+    return this.paths.get(idString(id));
+  }
+
+  /** Absolute dir of `rel` in the v1 hierarchy of `controller` (undefined if not mounted). */
+  protected v1Dir(controller: string, rel: string): string | undefined {
+    return this.cgroups.v1Path(controller, rel);
+  }
+
+  /** Absolute dir of `rel` in the cgroup2 tree (where limits are written). */
+  protected v2Dir(rel: string): string {
+    return join(this.cgroups.v2Root()!, rel);
+  }
+
+  async recover(configs: ContainerConfig[]): Promise<void> {
+    for (const c of configs) this.paths.set(idString(c.id), cgroupPathFor(c, this.root));
+  }
+
+  async prepare(config: ContainerConfig): Promise<Partial<LaunchInfo> | undefined> {
+    if (this.backend === 'none') return undefined;
+    const rel = cgroupPathFor(config, this.root);
+    const key = idString(config.id);
+    if (this.paths.has(key)) throw new Error(`${this.name}: container ${key} already prepared`);
+    // Remember first so cleanup() removes whatever a failed prepare left behind.
+    this.paths.set(key, rel);
+    let launch: Partial<LaunchInfo> | undefined;
+    if (this.backend === 'v1') {
+      for (const m of this.v1Mounts) await createCgroup(m.mountPoint, rel, { cpuset: m.cpuset });
+    } else {
+      await this.createV2(rel);
+      // Processes live in <path>/leaf (no-internal-processes rule); the launcher can clone into it.
+      launch = { cgroupV2Dir: join(this.cgroups.v2Root()!, v2ProcessPath(rel)) };
+    }
+    this.log.debug('cgroup prepared', { isolator: this.name, container: key, path: rel, backend: this.backend });
+    await this.update(config.id, config.resources);
+    return launch;
+  }
+
+  /** mkdir every level, enabling our controller for the children of each ancestor, plus <rel>/leaf. */
+  private async createV2(rel: string): Promise<void> {
+    let cur = this.cgroups.v2Root()!;
+    for (const part of rel.split('/').filter(Boolean)) {
+      await writeCgroupFile(cur, 'cgroup.subtree_control', `+${this.controller}`);
+      cur = join(cur, part);
+      await mkdir(cur, { recursive: true });
+    }
+    await mkdir(join(cur, 'leaf'), { recursive: true });
+  }
+
+  async isolate(id: ContainerId, pid: number): Promise<void> {
+    if (this.backend === 'none') return;
+    const rel = this.rel(id);
+    if (this.backend === 'v1') {
+      for (const m of this.v1Mounts) await addProcess(join(m.mountPoint, rel), pid);
+    } else {
+      await addProcess(join(this.cgroups.v2Root()!, v2ProcessPath(rel)), pid);
+    }
+  }
+
+  async update(id: ContainerId, resources: ResourceLimits): Promise<void> {
+    if (this.backend === 'none') return;
+    const rel = this.rel(id);
+    if (this.backend === 'v1') await this.updateV1(rel, resources);
+    else await this.updateV2(this.v2Dir(rel), resources);
+  }
+
+  async usage(id: ContainerId): Promise<Partial<ResourceStatistics>> {
+    if (this.backend === 'none') return {};
+    const rel = this.rel(id);
+    return this.backend === 'v1' ? this.usageV1(rel) : this.usageV2(this.v2Dir(rel));
+  }
+
+  async status(id: ContainerId): Promise<IsolatorStatus> {
+    if (this.backend === 'none') return {};
+    const rel = this.paths.get(idString(id));
+    if (rel === undefined) return {};
+    return this.backend === 'v1' ? this.statusV1(rel) : this.statusV2(this.v2Dir(rel));
+  }
+
+  async cleanup(id: ContainerId): Promise<void> {
+    const key = idString(id);
+    const rel = this.paths.get(key);
+    if (rel === undefined || this.backend === 'none') return;
+    if (this.backend === 'v1') {
+      for (const m of this.v1Mounts) await removeCgroup(join(m.mountPoint, rel));
+    } else {
+      // Shared by all v2 isolators: whoever comes first removes it, the others see ENOENT.
+      await removeCgroup(this.v2Dir(rel));
+    }
+    this.paths.delete(key);
+    this.log.debug('cgroup removed', { isolator: this.name, container: key, path: rel });
+  }
+
+  protected abstract updateV1(rel: string, r: ResourceLimits): Promise<void>;
+  protected abstract updateV2(dir: string, r: ResourceLimits): Promise<void>;
+  protected async usageV1(_rel: string): Promise<Partial<ResourceStatistics>> {
+    return {};
+  }
+  protected async usageV2(_dir: string): Promise<Partial<ResourceStatistics>> {
+    return {};
+  }
+  protected async statusV1(_rel: string): Promise<IsolatorStatus> {
+    return {};
+  }
+  protected async statusV2(_dir: string): Promise<IsolatorStatus> {
+    return {};
+  }
+}

@@ -1,0 +1,121 @@
+// cgroups/memory: hard limit (and memory+swap) written exactly in bytes — no Mesos MB rounding, no
+// 32 MB floor, lowering allowed (the kernel's EBUSY, when it cannot reclaim, is passed through).
+// The kernel itself rounds v1 limits down to a page multiple. Usage per cadvisor; OOM from the
+// cgroup's own oom_kill counter.
+import {
+  UNLIMITED_THRESHOLD,
+  parseFlatKeyed,
+  parseIntValue,
+  parseLimit,
+  readCgroupFile,
+  readCgroupFileOpt,
+  toNum,
+  writeCgroupFile,
+} from '../../../../cgroups/index.js';
+import type { IsolatorStatus, ResourceLimits, ResourceStatistics } from '../../isolator.js';
+import { CgroupsIsolatorBase, type CgroupsIsolatorOptions } from './base.js';
+import { dropUndefined } from './cpu.js';
+
+/** CRI value → file value: -1 = unlimited; 0/undefined = not set (leave the kernel's value). */
+function limitValue(v: number | undefined, unlimited: string): string | undefined {
+  if (v === undefined || v === 0) return undefined;
+  return v < 0 ? unlimited : String(Math.trunc(v));
+}
+
+export class MemoryIsolator extends CgroupsIsolatorBase {
+  readonly name = 'cgroups/memory';
+
+  constructor(opts: CgroupsIsolatorOptions) {
+    super(opts, { controller: 'memory' });
+  }
+
+  protected override async updateV1(rel: string, r: ResourceLimits): Promise<void> {
+    const dir = this.v1Dir('memory', rel)!;
+    const mem = limitValue(r.memoryLimitBytes, '-1');
+    const sw = limitValue(r.memorySwapLimitBytes, '-1');
+    // The kernel keeps memory.limit ≤ memsw.limit at every step: raise memsw before memory,
+    // lower memory before memsw.
+    let swFirst = false;
+    if (sw !== undefined) {
+      const cur = await readCgroupFileOpt(dir, 'memory.memsw.limit_in_bytes');
+      if (cur === undefined) {
+        this.log.warn('swap limit requested but memory.memsw is unavailable (no swap accounting)', { path: rel });
+      } else {
+        const next = sw === '-1' ? UNLIMITED_THRESHOLD * 2n : BigInt(sw);
+        swFirst = next >= (parseIntValue(cur) ?? 0n);
+        if (swFirst) await writeCgroupFile(dir, 'memory.memsw.limit_in_bytes', sw);
+      }
+    }
+    if (mem !== undefined) await writeCgroupFile(dir, 'memory.limit_in_bytes', mem);
+    if (sw !== undefined && !swFirst && (await readCgroupFileOpt(dir, 'memory.memsw.limit_in_bytes')) !== undefined) {
+      await writeCgroupFile(dir, 'memory.memsw.limit_in_bytes', sw);
+    }
+  }
+
+  protected override async updateV2(dir: string, r: ResourceLimits): Promise<void> {
+    const mem = limitValue(r.memoryLimitBytes, 'max');
+    if (mem !== undefined) await writeCgroupFile(dir, 'memory.max', mem);
+    const sw = r.memorySwapLimitBytes;
+    if (sw === undefined || sw === 0) return;
+    if ((await readCgroupFileOpt(dir, 'memory.swap.max')) === undefined) {
+      this.log.warn('swap limit requested but memory.swap.max is unavailable', { dir });
+      return;
+    }
+    if (sw < 0) return writeCgroupFile(dir, 'memory.swap.max', 'max');
+    // CRI's value is memory+swap (v1 memsw semantics); cgroup2 limits swap alone (runc's conversion).
+    const memLimit = r.memoryLimitBytes && r.memoryLimitBytes > 0 ? r.memoryLimitBytes : parseLimit(await readCgroupFile(dir, 'memory.max'));
+    if (memLimit === undefined) return writeCgroupFile(dir, 'memory.swap.max', 'max');
+    if (sw < memLimit) throw new Error(`memory+swap limit ${sw} is below the memory limit ${memLimit}`);
+    await writeCgroupFile(dir, 'memory.swap.max', String(Math.trunc(sw - memLimit)));
+  }
+
+  protected override async usageV1(rel: string): Promise<Partial<ResourceStatistics>> {
+    const dir = this.v1Dir('memory', rel)!;
+    const out: Partial<ResourceStatistics> = {};
+    const usage = parseIntValue(await readCgroupFile(dir, 'memory.usage_in_bytes'));
+    out.memTotalBytes = toNum(usage);
+    const stat = parseFlatKeyed(await readCgroupFile(dir, 'memory.stat'));
+    out.memRssBytes = toNum(stat.get('total_rss'));
+    out.memCacheBytes = toNum(stat.get('total_cache'));
+    out.memInactiveFileBytes = toNum(stat.get('total_inactive_file'));
+    out.memPageFaults = toNum(stat.get('total_pgfault'));
+    out.memMajorPageFaults = toNum(stat.get('total_pgmajfault'));
+    out.memLimitBytes = parseLimit(await readCgroupFile(dir, 'memory.limit_in_bytes'));
+    const memsw = await readCgroupFileOpt(dir, 'memory.memsw.usage_in_bytes');
+    const memswV = memsw === undefined ? undefined : parseIntValue(memsw);
+    if (memswV !== undefined && usage !== undefined) out.memSwapBytes = Number(memswV > usage ? memswV - usage : 0n);
+    return dropUndefined(out);
+  }
+
+  protected override async usageV2(dir: string): Promise<Partial<ResourceStatistics>> {
+    const out: Partial<ResourceStatistics> = {};
+    out.memTotalBytes = toNum(parseIntValue(await readCgroupFile(dir, 'memory.current')));
+    const stat = parseFlatKeyed(await readCgroupFile(dir, 'memory.stat'));
+    out.memRssBytes = toNum(stat.get('anon'));
+    out.memCacheBytes = toNum(stat.get('file'));
+    out.memInactiveFileBytes = toNum(stat.get('inactive_file'));
+    out.memPageFaults = toNum(stat.get('pgfault'));
+    out.memMajorPageFaults = toNum(stat.get('pgmajfault'));
+    out.memLimitBytes = parseLimit(await readCgroupFile(dir, 'memory.max'));
+    const swap = await readCgroupFileOpt(dir, 'memory.swap.current');
+    if (swap !== undefined) out.memSwapBytes = toNum(parseIntValue(swap));
+    return dropUndefined(out);
+  }
+
+  protected override async statusV1(rel: string): Promise<IsolatorStatus> {
+    // v1 counts oom_kill on the victim's own memcg only (not propagated), i.e. exactly this container.
+    const text = await readCgroupFileOpt(this.v1Dir('memory', rel)!, 'memory.oom_control');
+    return oomFrom(text);
+  }
+
+  protected override async statusV2(dir: string): Promise<IsolatorStatus> {
+    // Hierarchical: includes the <path>/leaf the processes live in.
+    return oomFrom(await readCgroupFileOpt(dir, 'memory.events'));
+  }
+}
+
+function oomFrom(text: string | undefined): IsolatorStatus {
+  if (text === undefined) return {};
+  const n = parseFlatKeyed(text).get('oom_kill');
+  return n !== undefined && n > 0n ? { oomKilled: true } : {};
+}

@@ -1,0 +1,160 @@
+// filesystem/linux: every container gets a new mount namespace. For a CRI
+// container it computes the mount plan the launch helper carries out before
+// pivot_root: the rootfs (an overlay the provisioner mounted on the host),
+// /proc, /dev, /sys, /dev/shm from the pod, the pod's hostname/hosts/resolv.conf
+// and the CRI mounts with their propagation; then masked and read-only paths.
+import { lstatSync, mkdirSync, readlinkSync, statSync } from 'node:fs';
+import { join, posix } from 'node:path';
+import { MS } from '../../../../native/index.js';
+import type { ContainerConfig, CriMount, LaunchInfo } from '../../isolator.js';
+import type { PlanOp } from '../../launcher/plan.js';
+import { LaunchOnlyIsolator } from '../base.js';
+
+export const DEFAULT_MASKED_PATHS = [
+  '/proc/acpi',
+  '/proc/asound',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/latency_stats',
+  '/proc/timer_list',
+  '/proc/timer_stats',
+  '/proc/sched_debug',
+  '/proc/scsi',
+  '/sys/firmware',
+  '/sys/devices/virtual/powercap',
+];
+
+export const DEFAULT_READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+
+const DEVICES: [string, number, number][] = [
+  ['null', 1, 3],
+  ['zero', 1, 5],
+  ['full', 1, 7],
+  ['random', 1, 8],
+  ['urandom', 1, 9],
+  ['tty', 5, 0],
+];
+
+const SANDBOX_FILES: [string, string][] = [
+  ['hostname', '/etc/hostname'],
+  ['hosts', '/etc/hosts'],
+  ['resolv.conf', '/etc/resolv.conf'],
+];
+
+export class LinuxFilesystemIsolator extends LaunchOnlyIsolator {
+  readonly name = 'filesystem/linux';
+
+  async prepare(config: ContainerConfig): Promise<Partial<LaunchInfo>> {
+    // The cgroup namespace is created after the child joined its cgroups, so its root is the container's own cgroup.
+    const cloneNamespaces: LaunchInfo['cloneNamespaces'] = ['mnt', 'cgroup'];
+    if (config.kind === 'pod' || !config.rootfs) return { cloneNamespaces };
+    return { cloneNamespaces, setup: containerMountPlan(config) };
+  }
+}
+
+export function containerMountPlan(config: ContainerConfig): PlanOp[] {
+  const root = config.rootfs!;
+  const inRoot = (p: string) => secureJoin(root, p);
+  const ops: PlanOp[] = [
+    // rslave: host mounts still propagate in, nothing we mount leaks out.
+    ['propagation', '/', MS.REC | MS.SLAVE],
+    ['mount', root, root, null, MS.BIND | MS.REC, null],
+  ];
+  const proc = inRoot('/proc');
+  ops.push(['mkdir', proc, 0o555], ['mount', 'proc', proc, 'proc', MS.NOSUID | MS.NOEXEC | MS.NODEV, null]);
+
+  const dev = inRoot('/dev');
+  ops.push(['mkdir', dev, 0o755], ['mount', 'tmpfs', dev, 'tmpfs', MS.NOSUID | MS.STRICTATIME, 'mode=755,size=65536k']);
+  for (const [name, major, minor] of DEVICES) ops.push(['mknod', join(dev, name), 'c', 0o666, major, minor]);
+  ops.push(
+    ['mkdir', join(dev, 'pts'), 0o755],
+    ['mount', 'devpts', join(dev, 'pts'), 'devpts', MS.NOSUID | MS.NOEXEC, 'newinstance,ptmxmode=0666,mode=0620'],
+    ['symlink', 'pts/ptmx', join(dev, 'ptmx')],
+    ['symlink', '/proc/self/fd', join(dev, 'fd')],
+    ['symlink', '/proc/self/fd/0', join(dev, 'stdin')],
+    ['symlink', '/proc/self/fd/1', join(dev, 'stdout')],
+    ['symlink', '/proc/self/fd/2', join(dev, 'stderr')],
+    ['mkdir', join(dev, 'shm'), 0o1777],
+  );
+  if (config.shmPath) ops.push(['mount', config.shmPath, join(dev, 'shm'), null, MS.BIND | MS.REC, null]);
+  else ops.push(['mount', 'shm', join(dev, 'shm'), 'tmpfs', MS.NOSUID | MS.NODEV | MS.NOEXEC, 'mode=1777,size=65536k']);
+  ops.push(['mkdir', join(dev, 'mqueue'), 0o755], ['mount', 'mqueue', join(dev, 'mqueue'), 'mqueue', MS.NOSUID | MS.NOEXEC | MS.NODEV, null]);
+
+  const sys = inRoot('/sys');
+  ops.push(['mkdir', sys, 0o555], ['mount', 'sysfs', sys, 'sysfs', MS.NOSUID | MS.NOEXEC | MS.NODEV | (config.privileged ? 0 : MS.RDONLY), null]);
+
+  const mounts = config.mounts ?? [];
+  const mounted = new Set(mounts.map((m) => posix.normalize(m.containerPath)));
+  if (config.sandboxFilesDir) {
+    for (const [file, target] of SANDBOX_FILES) {
+      if (mounted.has(target)) continue;
+      const t = inRoot(target);
+      ops.push(['touch', t], ['mount', join(config.sandboxFilesDir, file), t, null, MS.BIND, null]);
+    }
+  }
+  for (const m of mounts) ops.push(...bindMount(m, inRoot(m.containerPath)));
+
+  if (config.readonlyRootfs) ops.push(['mount', null, root, null, MS.BIND | MS.REMOUNT | MS.RDONLY, null]);
+  ops.push(['pivot_root', root]);
+  if (!config.privileged) {
+    const masked = config.maskedPaths && config.maskedPaths.length ? config.maskedPaths : DEFAULT_MASKED_PATHS;
+    const readonly = config.readonlyPaths && config.readonlyPaths.length ? config.readonlyPaths : DEFAULT_READONLY_PATHS;
+    for (const p of masked) ops.push(['mask', p]);
+    for (const p of readonly) ops.push(['readonly', p]);
+  }
+  return ops;
+}
+
+const PROPAGATION: Record<CriMount['propagation'], number> = {
+  PROPAGATION_PRIVATE: MS.REC | MS.PRIVATE,
+  PROPAGATION_HOST_TO_CONTAINER: MS.REC | MS.SLAVE,
+  PROPAGATION_BIDIRECTIONAL: MS.REC | MS.SHARED,
+};
+
+function bindMount(m: CriMount, target: string): PlanOp[] {
+  // Like containerd: a missing host path becomes a directory.
+  let isDir = true;
+  try {
+    isDir = statSync(m.hostPath).isDirectory();
+  } catch {
+    mkdirSync(m.hostPath, { recursive: true, mode: 0o755 });
+  }
+  const ops: PlanOp[] = [isDir ? ['mkdir', target, 0o755] : ['touch', target], ['mount', m.hostPath, target, null, MS.BIND | MS.REC, null]];
+  if (m.readonly) ops.push(['mount', null, target, null, MS.BIND | MS.REMOUNT | MS.RDONLY, null]);
+  ops.push(['propagation', target, PROPAGATION[m.propagation] ?? PROPAGATION.PROPAGATION_PRIVATE]);
+  return ops;
+}
+
+/**
+ * Join `path` under `root`, resolving symlinks as if `root` were `/`, so an
+ * image's symlinks can never point a mount target outside its rootfs.
+ */
+export function secureJoin(root: string, path: string): string {
+  const parts = posix.normalize('/' + path).split('/').filter(Boolean);
+  const resolved: string[] = [];
+  let links = 0;
+  while (parts.length > 0) {
+    const part = parts.shift()!;
+    if (part === '.') continue;
+    if (part === '..') {
+      resolved.pop();
+      continue;
+    }
+    const candidate = join(root, ...resolved, part);
+    let target: string | undefined;
+    try {
+      if (lstatSync(candidate).isSymbolicLink()) target = readlinkSync(candidate);
+    } catch {
+      // missing: the rest is created by the helper
+    }
+    if (target === undefined) {
+      resolved.push(part);
+      continue;
+    }
+    if (++links > 40) throw new Error(`too many symlinks resolving ${path} in the rootfs`);
+    const next = target.split('/').filter(Boolean);
+    if (target.startsWith('/')) resolved.length = 0;
+    parts.unshift(...next);
+  }
+  return join(root, ...resolved);
+}

@@ -1,0 +1,18 @@
+// The Mesos Launcher contract (src/slave/containerizer/mesos/launcher.hpp).
+import type { SpawnOptions, SpawnedChild } from '../../../native/index.js';
+import type { ContainerConfig, ContainerId } from '../isolator.js';
+
+export interface Launcher {
+  readonly name: string;
+  /** Rebuild what the launcher tracks; returns ids of orphans it found and killed. */
+  recover(configs: ContainerConfig[]): Promise<string[]>;
+  /**
+   * Clone the child held on a pipe, let `isolate` place it (cgroups), then
+   * release it. If isolate throws, the held child is killed.
+   */
+  fork(config: ContainerConfig, spec: SpawnOptions, isolate: (heldPid: number) => Promise<void>): Promise<SpawnedChild>;
+  /** Put a process into the container's launcher cgroup (DEBUG containers share it). */
+  place(config: ContainerConfig, pid: number): Promise<void>;
+  /** Kill every process of the container (and of its nested containers). */
+  destroy(config: ContainerConfig): Promise<void>;
+}

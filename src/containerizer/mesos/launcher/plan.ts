@@ -1,0 +1,95 @@
+// The launch plan: what cri-mesos-launch (addon/launch/) executes. Policy is
+// computed here in TypeScript; the helper only carries the plan out, in order.
+//
+// Wire format (the file `plan` in the container's runtime dir):
+//   one operation per line; fields separated by TAB; the first field is the op.
+//   In every field `\\` stands for a backslash, `\t` for TAB, `\n` for newline.
+//   A field that is exactly `-` means "none" (NULL source/fstype/data of mount).
+//
+// Invocation: cri-mesos-launch <pause|container> <plan path>
+//   fd 0,1: /dev/null; fd 2: the helper's own diagnostics (runtime dir/launch.log)
+//   fd 3: sync pipe. After every setup op ran the helper writes "ok\n" and closes
+//         it; on failure it writes "error <message>\n" and exits 1.
+//
+// Setup ops run in file order before "ok":
+//   rundir <path>           open the runtime dir (status and FIFOs are relative to it)
+//   log <path>              open the CRI log file (O_APPEND|O_CREAT, 0640) and keep
+//                           its directory fd for `reopen`
+//   propagation <path> <flags>          mount(NULL, path, NULL, flags, NULL)
+//   mount <src> <target> <fstype> <flags> <data>
+//   mkdir <path> <octal mode>           mkdir -p
+//   touch <path>                        create an empty file (and parents) if missing
+//   mknod <path> <c|b> <octal mode> <major> <minor>
+//   symlink <target> <linkpath>         EEXIST is fine
+//   pivot_root <newroot>                chdir, pivot_root(".", "."), detach the old root, chdir /
+//   mask <path>                         /dev/null over a file, empty ro tmpfs over a dir; ENOENT skipped
+//   readonly <path>                     bind onto itself and remount read-only; ENOENT skipped
+//   hostname <name>
+//   sysctl <key> <value>                write /proc/sys/<key with . as />
+//   loopback-up                         bring `lo` up in the current network namespace
+//   oom-score-adj <n>                   EPERM/EACCES is a warning (no CAP_SYS_RESOURCE here)
+//
+// Settings applied in the forked command (container mode):
+//   cwd <dir>  user <uid> <gid>  groups <gid>...  env <KEY=VALUE>  argv <arg0> <arg>...
+//   no-new-privs  capabilities <hex mask kept in every set>
+//
+// Container mode, after "ok": open <rundir>/exec.fifo for reading and wait for
+// one byte (StartContainer); open <rundir>/ctl.fifo read-write; fork the
+// command with stdout/stderr on pipes; write CRI log lines; forward catchable
+// signals to the command; reap; on `reopen\n` from ctl.fifo reopen the log;
+// when the command exits, drain the pipes, write `<rundir>/status` as
+// "<wait status> <unix nanos>\n" (tmp + fsync + rename) and exit with the
+// command's exit code (128+signal when killed).
+// Pause mode, after "ok": reap children until SIGTERM/SIGINT.
+
+export type PlanOp =
+  | ['rundir', string]
+  | ['log', string]
+  | ['propagation', string, number]
+  | ['mount', string | null, string, string | null, number, string | null]
+  | ['mkdir', string, number]
+  | ['touch', string]
+  | ['mknod', string, 'c' | 'b', number, number, number]
+  | ['symlink', string, string]
+  | ['pivot_root', string]
+  | ['mask', string]
+  | ['readonly', string]
+  | ['hostname', string]
+  | ['sysctl', string, string]
+  | ['loopback-up']
+  | ['oom-score-adj', number]
+  | ['cwd', string]
+  | ['user', number, number]
+  | ['groups', ...number[]]
+  | ['env', string]
+  | ['argv', ...string[]]
+  | ['no-new-privs']
+  | ['capabilities', bigint];
+
+function escapeField(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n');
+}
+
+function encodeField(op: string, value: unknown, index: number): string {
+  if (value === null) return '-';
+  if (typeof value === 'bigint') return value.toString(16);
+  if (typeof value === 'number') {
+    // Modes are octal on the wire; everything else is decimal.
+    const octal = (op === 'mkdir' && index === 2) || (op === 'mknod' && index === 3);
+    return octal ? '0' + value.toString(8) : String(value);
+  }
+  return escapeField(String(value));
+}
+
+export function encodePlan(ops: PlanOp[]): string {
+  return ops.map((op) => op.map((v, i) => (i === 0 ? v : encodeField(op[0], v, i))).join('\t')).join('\n') + '\n';
+}
+
+export function decodePlan(text: string): string[][] {
+  return text
+    .split('\n')
+    .filter((line) => line.length > 0)
+    .map((line) =>
+      line.split('\t').map((f) => f.replace(/\\(.)/g, (_m, c: string) => (c === 't' ? '\t' : c === 'n' ? '\n' : c))),
+    );
+}

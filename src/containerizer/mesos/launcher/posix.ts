@@ -1,0 +1,49 @@
+// PosixLauncher (Mesos' SubprocessLauncher): process groups only, for hosts
+// without a freezer cgroup. It cannot find orphans and cannot create namespaces.
+import { native, type SpawnOptions, type SpawnedChild } from '../../../native/index.js';
+import type { ContainerConfig } from '../isolator.js';
+import { idString } from '../isolator.js';
+import type { Launcher } from './launcher.js';
+
+export class PosixLauncher implements Launcher {
+  readonly name = 'posix';
+  private readonly pids = new Map<string, number>();
+
+  async recover(configs: ContainerConfig[]): Promise<string[]> {
+    void configs;
+    return [];
+  }
+
+  async fork(config: ContainerConfig, spec: SpawnOptions, isolate: (heldPid: number) => Promise<void>): Promise<SpawnedChild> {
+    if (spec.cloneNamespaces.length > 0 || spec.joinNamespaces.length > 0) {
+      throw new Error('the posix launcher cannot create or join namespaces; use --launcher=linux');
+    }
+    const held = native().spawnHeld({ ...spec, setsid: true });
+    try {
+      await isolate(held.pid);
+    } catch (err) {
+      native().abort(held);
+      throw err;
+    }
+    const child = await native().release(held);
+    this.pids.set(idString(config.id), child.pid);
+    return child;
+  }
+
+  async place(config: ContainerConfig, pid: number): Promise<void> {
+    void config;
+    void pid;
+  }
+
+  async destroy(config: ContainerConfig): Promise<void> {
+    const pid = this.pids.get(idString(config.id));
+    this.pids.delete(idString(config.id));
+    if (pid === undefined) return;
+    try {
+      // setsid made the child a session and group leader: its pgid is its pid.
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}

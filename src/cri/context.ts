@@ -1,0 +1,49 @@
+// Everything a CRI handler may use. Built once by the daemon.
+import { join } from 'node:path';
+import type { DaemonConfig } from '../config.js';
+import type { Logger } from '../log.js';
+import type { ComposingContainerizer } from '../containerizer/composing.js';
+import type { ImageStore } from '../images/store.js';
+import type { ContainerRecord, MetadataStore, NameRegistry, SandboxRecord } from '../store/metadata.js';
+import type { ImageServiceContext } from './image/context.js';
+import type { ContainerId } from '../containerizer/mesos/isolator.js';
+import type { CpuSampleCache } from './stats.js';
+
+export interface RuntimeContext extends ImageServiceContext {
+  config: DaemonConfig;
+  log: Logger;
+  sandboxes: MetadataStore<SandboxRecord>;
+  containers: MetadataStore<ContainerRecord>;
+  names: NameRegistry;
+  containerizer: ComposingContainerizer;
+  images: ImageStore;
+  /** Records a container's termination in its CRI record once it happens. */
+  watchContainer(record: ContainerRecord): void;
+  /** Marks a pod NOTREADY when its init dies. */
+  watchSandbox(id: string): void;
+  /** Previous CPU samples, for usage_nano_cores. */
+  cpuSamples: CpuSampleCache;
+}
+
+export function podId(id: string): ContainerId {
+  return { value: id };
+}
+
+export function containerId(record: Pick<ContainerRecord, 'id' | 'sandboxId'>): ContainerId {
+  return { value: record.id, parent: { value: record.sandboxId } };
+}
+
+export function podRuntimeDir(config: DaemonConfig, pod: string): string {
+  return join(config.runtimeDir, 'containers', pod);
+}
+
+export function containerRuntimeDir(config: DaemonConfig, pod: string, ctr: string): string {
+  return join(podRuntimeDir(config, pod), 'containers', ctr);
+}
+
+// Wall clock with ns resolution: epoch at start plus the monotonic clock since.
+const epochBase = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
+
+export function nowNanos(): string {
+  return (epochBase + process.hrtime.bigint()).toString();
+}

@@ -1,0 +1,168 @@
+import { isAbsolute, join, normalize } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import type { CreateContainerRequest__Output } from '../../../api/generated/runtime/v1/CreateContainerRequest.js';
+import type { CreateContainerResponse } from '../../../api/generated/runtime/v1/CreateContainerResponse.js';
+import type { ContainerConfig__Output } from '../../../api/generated/runtime/v1/ContainerConfig.js';
+import type { ContainerConfig, CriMount } from '../../containerizer/mesos/isolator.js';
+import { DEFAULT_PATH } from '../../containerizer/mesos/containerizer.js';
+import type { ImageRecord } from '../../images/store.js';
+import { readImageUser } from '../../provisioner/user.js';
+import { containerName, type ContainerRecord, type ProcessSpec, type SandboxRecord } from '../../store/metadata.js';
+import { containerId, containerRuntimeDir, nowNanos, podId, type RuntimeContext } from '../context.js';
+import { alreadyExists, failedPrecondition, invalidArgument, notFound } from '../errors.js';
+import { checkName, mustSandbox, namespaceModes, newId, toLimits } from './common.js';
+
+export async function createContainer(ctx: RuntimeContext, req: CreateContainerRequest__Output): Promise<CreateContainerResponse> {
+  const config = req.config;
+  if (!config) throw invalidArgument('config is required');
+  if (!config.metadata) throw invalidArgument('config.metadata is required');
+  checkName('config.metadata.name', config.metadata.name);
+  const sandbox = mustSandbox(ctx, req.pod_sandbox_id);
+  if (sandbox.state !== 'SANDBOX_READY') throw failedPrecondition(`pod sandbox ${sandbox.id} is not ready (pod_sandbox_id)`);
+  const imageRef = config.image?.image;
+  if (!imageRef) throw invalidArgument('config.image.image is required');
+  const image = await ctx.images.resolve(imageRef);
+  if (!image) throw notFound(`image "${imageRef}" not found (config.image.image); import it with \`cri-mesos images import\``);
+  const logPath = resolveLogPath(sandbox, config);
+  const mounts = criMounts(config);
+
+  const id = newId();
+  const name = containerName(config, sandbox.config);
+  const owner = ctx.names.reserve(name, id);
+  if (owner) throw alreadyExists(`container name "${name}" (config.metadata) is reserved for ${owner}`);
+
+  const sc = config.linux?.security_context;
+  const pidMode = namespaceModes(sc?.namespace_options).pid;
+  let targetPid: number | undefined;
+  if (pidMode === 'TARGET') {
+    const target = ctx.containers.resolve(sc?.namespace_options?.target_id ?? '');
+    if (!target || target.sandboxId !== sandbox.id) {
+      ctx.names.release(name);
+      throw notFound(`target container "${sc?.namespace_options?.target_id ?? ''}" not found in this pod (linux.security_context.namespace_options.target_id)`);
+    }
+    targetPid = ctx.containerizer.pid(containerId(target));
+    if (targetPid === undefined) {
+      ctx.names.release(name);
+      throw failedPrecondition(`target container ${target.id} is not running (namespace_options.target_id)`);
+    }
+  }
+  const pod = sandbox.mesos;
+  const resources = toLimits(config.linux?.resources);
+  const mesos: ContainerConfig = {
+    id: { value: id, parent: podId(sandbox.id) },
+    kind: 'container',
+    runtimeHandler: sandbox.runtimeHandler,
+    cgroupParent: pod.cgroupParent,
+    resources,
+    runtimeDir: containerRuntimeDir(ctx.config, sandbox.id, id),
+    namespaces: { network: pod.namespaces.network, pid: pidMode, ipc: pod.namespaces.ipc, targetPid },
+    parentPid: ctx.containerizer.pid(podId(sandbox.id)),
+    mounts,
+    shmPath: pod.shmPath,
+    sandboxFilesDir: pod.sandboxFilesDir,
+    privileged: sc?.privileged ?? false,
+    readonlyRootfs: sc?.readonly_rootfs ?? false,
+    maskedPaths: sc?.masked_paths,
+    readonlyPaths: sc?.readonly_paths,
+    oomScoreAdj: resources.oomScoreAdj,
+  };
+  let processSpec: ProcessSpec | undefined;
+  const record: ContainerRecord = {
+    id,
+    sandboxId: sandbox.id,
+    config,
+    imageId: image.id,
+    imageRef,
+    createdAt: nowNanos(),
+    startedAt: '0',
+    finishedAt: '0',
+    state: 'CONTAINER_CREATED',
+    exitCode: 0,
+    reason: '',
+    message: '',
+    logPath,
+    process: { argv: [], env: [], cwd: '/', uid: 0, gid: 0, groups: [] },
+    stopSignal: image.config.StopSignal ?? '',
+    mesos,
+  };
+  try {
+    if (logPath) mkdirSync(join(logPath, '..'), { recursive: true, mode: 0o755 });
+    const result = await ctx.containerizer.launch({
+      config: mesos,
+      runtimeHandler: sandbox.runtimeHandler,
+      image,
+      logPath,
+      process: async (rootfs) => (processSpec = await buildProcess(config, image, rootfs, sandbox)),
+    });
+    if (result !== 'SUCCESS') throw failedPrecondition(`container launch was not accepted: ${result}`);
+    ctx.containers.put({ ...record, process: processSpec! });
+    ctx.watchContainer(ctx.containers.get(id)!);
+    return { container_id: id };
+  } catch (err) {
+    await ctx.containerizer.destroy(containerId(record)).catch(() => undefined);
+    await ctx.containerizer.remove(containerId(record)).catch(() => undefined);
+    ctx.names.release(name);
+    throw err;
+  }
+}
+
+function resolveLogPath(sandbox: SandboxRecord, config: ContainerConfig__Output): string {
+  const dir = sandbox.config.log_directory;
+  const rel = config.log_path;
+  if (!rel) return '';
+  if (isAbsolute(rel) || normalize(rel).split('/').includes('..')) {
+    throw invalidArgument(`log_path "${rel}" must be relative to the pod's log_directory and must not contain ".."`);
+  }
+  if (!dir) return '';
+  if (!isAbsolute(dir)) throw invalidArgument(`pod log_directory "${dir}" must be absolute`);
+  return join(dir, rel);
+}
+
+function criMounts(config: ContainerConfig__Output): CriMount[] {
+  return config.mounts.map((m, i) => {
+    if (!m.container_path || !isAbsolute(m.container_path)) throw invalidArgument(`mounts[${i}].container_path "${m.container_path}" must be absolute`);
+    if (!m.host_path || !isAbsolute(m.host_path)) throw invalidArgument(`mounts[${i}].host_path "${m.host_path}" must be absolute`);
+    return { containerPath: m.container_path, hostPath: m.host_path, readonly: m.readonly, propagation: m.propagation as CriMount['propagation'] };
+  });
+}
+
+/** Docker/CRI rules, not Mesos': command replaces Entrypoint, args replace Cmd. */
+export function mergeArgv(config: Pick<ContainerConfig__Output, 'command' | 'args'>, image: ImageRecord): string[] {
+  const entrypoint = config.command.length ? config.command : (image.config.Entrypoint ?? []);
+  const cmd = config.args.length ? config.args : config.command.length ? [] : (image.config.Cmd ?? []);
+  return [...entrypoint, ...cmd];
+}
+
+export function mergeEnv(imageEnv: string[], criEnv: { key: string; value: Buffer | string }[], hostname: string): string[] {
+  const env = new Map<string, string>();
+  for (const e of imageEnv) {
+    const i = e.indexOf('=');
+    if (i > 0) env.set(e.slice(0, i), e.slice(i + 1));
+  }
+  if (!env.has('PATH')) env.set('PATH', DEFAULT_PATH);
+  if (hostname) env.set('HOSTNAME', hostname);
+  // KeyValue.value is bytes on the wire; environment values are text.
+  for (const { key, value } of criEnv) if (key) env.set(key, Buffer.isBuffer(value) ? value.toString('utf8') : value);
+  return [...env].map(([k, v]) => `${k}=${v}`);
+}
+
+async function buildProcess(config: ContainerConfig__Output, image: ImageRecord, rootfs: string | undefined, sandbox: SandboxRecord): Promise<ProcessSpec> {
+  const argv = mergeArgv(config, image);
+  if (argv.length === 0) throw invalidArgument('no command specified: config.command, config.args and the image Entrypoint/Cmd are all empty');
+  const sc = config.linux?.security_context;
+  let userSpec = image.config.User ?? '';
+  if (sc?.run_as_username) userSpec = sc.run_as_username;
+  else if (sc?.run_as_user) userSpec = String(sc.run_as_user.value);
+  if (sc?.run_as_group && userSpec) userSpec = `${userSpec.split(':')[0]}:${String(sc.run_as_group.value)}`;
+  const user = rootfs ? await readImageUser(rootfs, userSpec || '0') : { uid: 0, gid: 0, additionalGids: [] };
+  const groups = [...new Set([...user.additionalGids, ...(sc?.supplemental_groups ?? []).map(Number)])];
+  const hostname = sandbox.mesos.namespaces.network === 'NODE' ? '' : sandbox.config.hostname;
+  return {
+    argv,
+    env: mergeEnv(image.config.Env ?? [], config.envs, hostname),
+    cwd: config.working_dir || image.config.WorkingDir || '/',
+    uid: user.uid,
+    gid: user.gid,
+    groups,
+  };
+}

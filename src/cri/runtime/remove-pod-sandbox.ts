@@ -1,0 +1,20 @@
+import type { RemovePodSandboxRequest__Output } from '../../../api/generated/runtime/v1/RemovePodSandboxRequest.js';
+import type { RemovePodSandboxResponse } from '../../../api/generated/runtime/v1/RemovePodSandboxResponse.js';
+import { podId, type RuntimeContext } from '../context.js';
+import { invalidArgument } from '../errors.js';
+import { stopSandbox } from './stop-pod-sandbox.js';
+import { removeContainerRecord } from './remove-container.js';
+
+/** Idempotent. Stops the pod if it still runs, then deletes everything it left. */
+export async function removePodSandbox(ctx: RuntimeContext, req: RemovePodSandboxRequest__Output): Promise<RemovePodSandboxResponse> {
+  if (!req.pod_sandbox_id) throw invalidArgument('pod_sandbox_id is required');
+  const sandbox = ctx.sandboxes.resolve(req.pod_sandbox_id);
+  if (!sandbox) return {};
+  await stopSandbox(ctx, sandbox.id);
+  for (const c of ctx.containers.list().filter((x) => x.sandboxId === sandbox.id)) await removeContainerRecord(ctx, c);
+  await ctx.containerizer.remove(podId(sandbox.id));
+  ctx.sandboxes.delete(sandbox.id);
+  ctx.names.releaseId(sandbox.id);
+  ctx.log.info('pod sandbox removed', { pod: sandbox.id });
+  return {};
+}

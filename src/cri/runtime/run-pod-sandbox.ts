@@ -1,0 +1,64 @@
+import { join } from 'node:path';
+import type { RunPodSandboxRequest__Output } from '../../../api/generated/runtime/v1/RunPodSandboxRequest.js';
+import type { RunPodSandboxResponse } from '../../../api/generated/runtime/v1/RunPodSandboxResponse.js';
+import type { ContainerConfig } from '../../containerizer/mesos/isolator.js';
+import { sandboxName, type SandboxRecord } from '../../store/metadata.js';
+import { alreadyExists, failedPrecondition, invalidArgument } from '../errors.js';
+import { nowNanos, podId, podRuntimeDir, type RuntimeContext } from '../context.js';
+import { checkName, namespaceModes, newId, toLimits } from './common.js';
+
+export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxRequest__Output): Promise<RunPodSandboxResponse> {
+  const config = req.config;
+  if (!config) throw invalidArgument('config is required');
+  const meta = config.metadata;
+  if (!meta) throw invalidArgument('config.metadata is required');
+  checkName('config.metadata.name', meta.name);
+  checkName('config.metadata.namespace', meta.namespace);
+  if (!meta.uid) throw invalidArgument('config.metadata.uid is required');
+  const handler = req.runtime_handler ?? '';
+  const handlerName = handler === '' ? 'mesos' : handler;
+  if (!ctx.config.containerizers.includes(handlerName)) {
+    throw invalidArgument(`runtime_handler "${handler}" is not configured (configured: ${ctx.config.containerizers.join(', ')})`);
+  }
+
+  const id = newId();
+  const name = sandboxName(config);
+  const owner = ctx.names.reserve(name, id);
+  if (owner) throw alreadyExists(`pod sandbox name "${name}" (config.metadata) is reserved for ${owner}`);
+
+  const rundir = podRuntimeDir(ctx.config, id);
+  const modes = namespaceModes(config.linux?.security_context?.namespace_options);
+  const dns = config.dns_config;
+  const mesos: ContainerConfig = {
+    id: podId(id),
+    kind: 'pod',
+    runtimeHandler: handler,
+    cgroupParent: config.linux?.cgroup_parent || undefined,
+    resources: toLimits(config.linux?.resources),
+    runtimeDir: rundir,
+    namespaces: { network: modes.network, pid: modes.pid === 'NODE' ? 'NODE' : 'POD', ipc: modes.ipc },
+    hostname: config.hostname || undefined,
+    shmPath: modes.ipc === 'POD' ? join(rundir, 'shm') : undefined,
+    sandboxFilesDir: rundir,
+    dns: dns ? { servers: dns.servers, searches: dns.searches, options: dns.options } : undefined,
+    sysctls: config.linux?.sysctls,
+  };
+  const record: SandboxRecord = { id, config, runtimeHandler: handler, createdAt: nowNanos(), state: 'SANDBOX_NOTREADY', mesos };
+  try {
+    // Checkpoint first: a crash mid-launch leaves a record that recovery can clean up.
+    ctx.sandboxes.put(record);
+    const result = await ctx.containerizer.launch({ config: mesos, runtimeHandler: handler });
+    if (result === 'NOT_SUPPORTED') throw failedPrecondition(`no containerizer claims runtime_handler "${handler}"`);
+    ctx.sandboxes.update(id, { state: 'SANDBOX_READY' });
+    ctx.watchSandbox(id);
+    ctx.log.info('pod sandbox ready', { pod: id, name });
+    return { pod_sandbox_id: id };
+  } catch (err) {
+    // Mesos: whoever launched must destroy a failed launch.
+    await ctx.containerizer.destroy(podId(id)).catch(() => undefined);
+    await ctx.containerizer.remove(podId(id)).catch(() => undefined);
+    ctx.sandboxes.delete(id);
+    ctx.names.release(name);
+    throw err;
+  }
+}

@@ -1,0 +1,148 @@
+// The CRI gRPC server: one handler per RPC behind an instrumented wrapper that
+// holds requests until recovery is done, logs mutating calls and every failed
+// request, and maps errors onto gRPC status codes.
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { join } from 'node:path';
+import { projectRoot } from '../util/paths.js';
+import { CriError } from './errors.js';
+import type { RuntimeContext } from './context.js';
+import type { ImageServiceContext } from './image/context.js';
+import { version } from './runtime/version.js';
+import { status } from './runtime/status.js';
+import { runtimeConfig } from './runtime/runtime-config.js';
+import { runPodSandbox } from './runtime/run-pod-sandbox.js';
+import { stopPodSandbox } from './runtime/stop-pod-sandbox.js';
+import { removePodSandbox } from './runtime/remove-pod-sandbox.js';
+import { podSandboxStatus } from './runtime/pod-sandbox-status.js';
+import { listPodSandbox } from './runtime/list-pod-sandbox.js';
+import { createContainer } from './runtime/create-container.js';
+import { startContainer } from './runtime/start-container.js';
+import { stopContainer } from './runtime/stop-container.js';
+import { removeContainer } from './runtime/remove-container.js';
+import { listContainers } from './runtime/list-containers.js';
+import { containerStatus } from './runtime/container-status.js';
+import { updateContainerResources } from './runtime/update-container-resources.js';
+import { reopenContainerLog } from './runtime/reopen-container-log.js';
+import { execSync } from './runtime/exec-sync.js';
+import { containerStats } from './runtime/container-stats.js';
+import { listContainerStats } from './runtime/list-container-stats.js';
+import { podSandboxStats } from './runtime/pod-sandbox-stats.js';
+import { listPodSandboxStats } from './runtime/list-pod-sandbox-stats.js';
+import { listImages } from './image/list-images.js';
+import { imageStatus } from './image/image-status.js';
+import { pullImage } from './image/pull-image.js';
+import { removeImage } from './image/remove-image.js';
+import { imageFsInfo } from './image/image-fs-info.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyHandler = (ctx: any, req: any) => Promise<unknown>;
+
+const RUNTIME: Record<string, AnyHandler> = {
+  Version: version,
+  Status: status,
+  RuntimeConfig: runtimeConfig,
+  RunPodSandbox: runPodSandbox,
+  StopPodSandbox: stopPodSandbox,
+  RemovePodSandbox: removePodSandbox,
+  PodSandboxStatus: podSandboxStatus,
+  ListPodSandbox: listPodSandbox,
+  CreateContainer: createContainer,
+  StartContainer: startContainer,
+  StopContainer: stopContainer,
+  RemoveContainer: removeContainer,
+  ListContainers: listContainers,
+  ContainerStatus: containerStatus,
+  UpdateContainerResources: updateContainerResources,
+  ReopenContainerLog: reopenContainerLog,
+  ExecSync: execSync,
+  ContainerStats: containerStats,
+  ListContainerStats: listContainerStats,
+  PodSandboxStats: podSandboxStats,
+  ListPodSandboxStats: listPodSandboxStats,
+};
+
+const IMAGE: Record<string, AnyHandler> = {
+  ListImages: listImages,
+  ImageStatus: imageStatus,
+  PullImage: pullImage,
+  RemoveImage: removeImage,
+  ImageFsInfo: imageFsInfo,
+};
+
+/** Read-only calls that kubelet makes constantly: debug level, not info. */
+const QUIET = /^(List|Version|Status|RuntimeConfig|ImageFsInfo|ImageStatus|ContainerStatus|PodSandboxStatus|ContainerStats|PodSandboxStats)/;
+
+export const PROTO_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true };
+
+export function loadCriPackage(): grpc.GrpcObject {
+  const def = protoLoader.loadSync(join(projectRoot(), 'api', 'runtime-v1.proto'), PROTO_OPTIONS);
+  return grpc.loadPackageDefinition(def);
+}
+
+export function criServiceDefinitions(): { runtime: grpc.ServiceDefinition; image: grpc.ServiceDefinition } {
+  const pkg = loadCriPackage() as unknown as { runtime: { v1: Record<string, { service: grpc.ServiceDefinition }> } };
+  return { runtime: pkg.runtime.v1.RuntimeService!.service, image: pkg.runtime.v1.ImageService!.service };
+}
+
+export function toServiceError(err: unknown): Partial<grpc.ServiceError> {
+  if (err instanceof CriError) return { code: err.code, details: err.message, message: err.message };
+  const message = err instanceof Error ? err.message : String(err);
+  return { code: grpc.status.UNKNOWN, details: message, message };
+}
+
+function buildImplementation(
+  service: grpc.ServiceDefinition,
+  handlers: Record<string, AnyHandler>,
+  ctx: RuntimeContext | ImageServiceContext,
+  ready: Promise<void>,
+  serviceName: string,
+): grpc.UntypedServiceImplementation {
+  const impl: grpc.UntypedServiceImplementation = {};
+  let seq = 0;
+  for (const [name, method] of Object.entries(service)) {
+    const handler = handlers[name];
+    if (method.responseStream) {
+      impl[name] = (call: grpc.ServerWritableStream<unknown, unknown>) => {
+        call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: `${serviceName}/${name} is not implemented by cri-mesos yet` });
+      };
+      continue;
+    }
+    impl[name] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      const id = ++seq;
+      const started = process.hrtime.bigint();
+      const quiet = QUIET.test(name);
+      if (!handler) {
+        ctx.log.warn('request failed', { rpc: name, code: 'UNIMPLEMENTED' });
+        callback({ code: grpc.status.UNIMPLEMENTED, details: `${serviceName}/${name} is not implemented by cri-mesos yet` });
+        return;
+      }
+      ready
+        .then(() => {
+          ctx.log.log(quiet ? 'debug' : 'info', 'request', { rpc: name, id });
+          return handler(ctx, call.request);
+        })
+        .then(
+          (res) => {
+            const ms = Number(process.hrtime.bigint() - started) / 1e6;
+            ctx.log.log(quiet ? 'debug' : 'info', 'response', { rpc: name, id, ms: Math.round(ms * 100) / 100 });
+            callback(null, res);
+          },
+          (err: unknown) => {
+            const e = toServiceError(err);
+            ctx.log.warn('request failed', { rpc: name, id, code: grpc.status[e.code ?? 2], error: e.details });
+            callback(e);
+          },
+        );
+    };
+  }
+  return impl;
+}
+
+export function createCriServer(ctx: RuntimeContext, ready: Promise<void>): grpc.Server {
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024, 'grpc.max_send_message_length': 16 * 1024 * 1024 });
+  const defs = criServiceDefinitions();
+  server.addService(defs.runtime, buildImplementation(defs.runtime, RUNTIME, ctx, ready, 'runtime.v1.RuntimeService'));
+  server.addService(defs.image, buildImplementation(defs.image, IMAGE, ctx, ready, 'runtime.v1.ImageService'));
+  return server;
+}

@@ -1,0 +1,138 @@
+// Typed front of the native addon (addon/src/addon.cc). Everything that needs
+// clone3/setns/pidfd/mount lives there; the rules it keeps: no setns/unshare/
+// chroot on a Node thread, only async-signal-safe calls after clone, every fd
+// it opens is O_CLOEXEC.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { projectRoot } from '../util/paths.js';
+
+export type NamespaceType = 'mnt' | 'pid' | 'net' | 'uts' | 'ipc' | 'cgroup' | 'user';
+
+export interface NamespaceJoin {
+  type: NamespaceType;
+  /** A namespace file such as /proc/<pid>/ns/net, opened before the clone. */
+  path: string;
+}
+
+export interface SpawnOptions {
+  /** Executable. Absolute path, or a bare name searched in `searchPath` (after joins, so inside a joined mount ns). */
+  file: string;
+  argv: string[];
+  /** KEY=VALUE strings; the child gets exactly these. */
+  env: string[];
+  /** Namespaces the final child is created in (clone3 CLONE_NEW* flags). */
+  cloneNamespaces: NamespaceType[];
+  /**
+   * Namespaces joined before the final child is cloned. Joined by the held
+   * intermediate process in the order user, cgroup, ipc, uts, net, pid, mnt;
+   * the final child is cloned with CLONE_PARENT so it is our child and lands
+   * in a joined PID namespace.
+   */
+  joinNamespaces: NamespaceJoin[];
+  /** fds that become the child's 0, 1, 2; -1 means /dev/null. */
+  stdio: [number, number, number];
+  /** fds that become the child's 3, 4, ... in this order (CLOEXEC cleared only in the child). */
+  extraFds?: number[];
+  /** Optional cgroup v2 directory fd for CLONE_INTO_CGROUP of the intermediate. */
+  cgroupFd?: number;
+  /** Working directory of the final child (after joins). */
+  cwd?: string;
+  /** Credentials set in the final child just before exec (setgroups, setgid, setuid). */
+  uid?: number;
+  gid?: number;
+  groups?: number[];
+  /** PATH value used to search `file` when it has no slash. */
+  searchPath?: string;
+  /** setsid() in the final child (default true). */
+  setsid?: boolean;
+}
+
+/** An intermediate child created by spawnHeld, blocked on a pipe until release(). */
+export interface HeldChild {
+  /** pid of the held intermediate; it is what gets placed into cgroups. */
+  readonly pid: number;
+  readonly handle: unknown;
+}
+
+export interface SpawnedChild {
+  /** pid of the final child, in the daemon's PID namespace. */
+  pid: number;
+  /** pidfd of the final child (O_CLOEXEC). */
+  pidfd: number;
+}
+
+export interface ExitInfo {
+  /** Raw wait status decomposition; null when the process was not our child (after a daemon restart). */
+  exitCode: number | null;
+  signal: number | null;
+}
+
+export interface StatfsInfo {
+  bsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+}
+
+export interface NativeAddon {
+  /** Clone the held intermediate. Synchronous: only clone3 and pipe setup. */
+  spawnHeld(opts: SpawnOptions): HeldChild;
+  /** Let the intermediate go on: it joins, clones the final child, which execs. Resolves after the exec succeeded. */
+  release(held: HeldChild): Promise<SpawnedChild>;
+  /** Kill and reap a held intermediate that will not be released. */
+  abort(held: HeldChild): void;
+  /** Resolves when the process behind `pidfd` exits; reaps it when it is our child. Does not close the pidfd. */
+  waitPidfd(pidfd: number): Promise<ExitInfo>;
+  pidfdOpen(pid: number): number;
+  pidfdSendSignal(pidfd: number, signal: number): void;
+  close(fd: number): void;
+  /** pipe2(O_CLOEXEC): [readFd, writeFd]. */
+  pipe(): [number, number];
+  mkfifo(path: string, mode: number): void;
+  mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void;
+  umount2(target: string, flags: number): void;
+  mknod(path: string, mode: number, major: number, minor: number): void;
+  lsetxattr(path: string, name: string, value: Buffer, flags: number): void;
+  lgetxattr(path: string, name: string): Buffer | null;
+  statfs(path: string): StatfsInfo;
+}
+
+let cached: NativeAddon | undefined;
+
+export function native(): NativeAddon {
+  if (cached) return cached;
+  const file = join(projectRoot(), 'addon', 'build', 'Release', 'cri_mesos_native.node');
+  if (!existsSync(file)) {
+    throw new Error(`native addon not built: ${file} is missing (run npm run build:native)`);
+  }
+  const require = createRequire(import.meta.url);
+  cached = require(file) as NativeAddon;
+  return cached;
+}
+
+/** Path of the launch helper executable built from the same binding.gyp. */
+export function launchHelperPath(): string {
+  return join(projectRoot(), 'addon', 'build', 'Release', 'cri-mesos-launch');
+}
+
+// Mount flags (linux/mount.h), used by plans and the provisioner.
+export const MS = {
+  RDONLY: 1,
+  NOSUID: 2,
+  NODEV: 4,
+  NOEXEC: 8,
+  REMOUNT: 32,
+  BIND: 4096,
+  MOVE: 8192,
+  REC: 16384,
+  PRIVATE: 1 << 18,
+  SLAVE: 1 << 19,
+  SHARED: 1 << 20,
+  STRICTATIME: 1 << 24,
+  RELATIME: 1 << 21,
+} as const;
+
+export const MNT_DETACH = 2;

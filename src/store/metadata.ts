@@ -1,0 +1,141 @@
+// CRI metadata the Mesos side has no place for: configs, labels, timestamps,
+// exit statuses. Kept in memory for fast List/Status and checkpointed to the
+// work dir so it survives daemon restarts (and exit codes survive reboots).
+import { join } from 'node:path';
+import type { PodSandboxConfig__Output } from '../../api/generated/runtime/v1/PodSandboxConfig.js';
+import type { ContainerConfig__Output } from '../../api/generated/runtime/v1/ContainerConfig.js';
+import type { ContainerConfig as MesosContainerConfig } from '../containerizer/mesos/isolator.js';
+import { readCheckpointDir, removeCheckpoint, writeCheckpoint } from './checkpoint.js';
+
+export type SandboxState = 'SANDBOX_READY' | 'SANDBOX_NOTREADY';
+export type ContainerState = 'CONTAINER_CREATED' | 'CONTAINER_RUNNING' | 'CONTAINER_EXITED' | 'CONTAINER_UNKNOWN';
+
+export interface SandboxRecord {
+  id: string;
+  config: PodSandboxConfig__Output;
+  runtimeHandler: string;
+  /** ns since epoch, as a decimal string (int64 on the wire) */
+  createdAt: string;
+  state: SandboxState;
+  mesos: MesosContainerConfig;
+}
+
+/** What the launch helper runs, fixed at CreateContainer. */
+export interface ProcessSpec {
+  argv: string[];
+  env: string[];
+  cwd: string;
+  uid: number;
+  gid: number;
+  groups: number[];
+}
+
+export interface ContainerRecord {
+  id: string;
+  sandboxId: string;
+  config: ContainerConfig__Output;
+  /** image id (config digest) and the reference the user gave */
+  imageId: string;
+  imageRef: string;
+  createdAt: string;
+  startedAt: string;
+  finishedAt: string;
+  state: ContainerState;
+  exitCode: number;
+  reason: string;
+  message: string;
+  /** absolute host path of the CRI log file, '' when none */
+  logPath: string;
+  process: ProcessSpec;
+  stopSignal: string;
+  mesos: MesosContainerConfig;
+}
+
+export class MetadataStore<T extends { id: string }> {
+  private readonly records = new Map<string, T>();
+
+  constructor(private readonly dir: string) {}
+
+  load(onBad: (file: string, err: unknown) => void): T[] {
+    for (const r of readCheckpointDir<T & { version: number }>(this.dir, onBad)) {
+      const { version: _v, ...rest } = r;
+      this.records.set(r.id, rest as unknown as T);
+    }
+    return [...this.records.values()];
+  }
+
+  get(id: string): T | undefined {
+    return this.records.get(id);
+  }
+
+  list(): T[] {
+    return [...this.records.values()];
+  }
+
+  /** Write-through: memory and disk agree once this returns. */
+  put(record: T): void {
+    writeCheckpoint(join(this.dir, `${record.id}.json`), record);
+    this.records.set(record.id, record);
+  }
+
+  update(id: string, change: Partial<T>): T | undefined {
+    const cur = this.records.get(id);
+    if (!cur) return undefined;
+    const next = { ...cur, ...change };
+    this.put(next);
+    return next;
+  }
+
+  delete(id: string): void {
+    removeCheckpoint(join(this.dir, `${id}.json`));
+    this.records.delete(id);
+  }
+
+  /** Resolve a full id or a unique prefix (crictl passes short ids). */
+  resolve(idOrPrefix: string): T | undefined {
+    const exact = this.records.get(idOrPrefix);
+    if (exact || idOrPrefix.length === 0) return exact;
+    let found: T | undefined;
+    for (const [id, r] of this.records) {
+      if (id.startsWith(idOrPrefix)) {
+        if (found) return undefined;
+        found = r;
+      }
+    }
+    return found;
+  }
+}
+
+/**
+ * Reserves names before any work starts, so a Create retried while the first
+ * is still in flight (or done) cannot make a second object (containerd's registrar).
+ */
+export class NameRegistry {
+  private readonly byName = new Map<string, string>();
+
+  reserve(name: string, id: string): string | undefined {
+    const owner = this.byName.get(name);
+    if (owner !== undefined && owner !== id) return owner;
+    this.byName.set(name, id);
+    return undefined;
+  }
+
+  release(name: string): void {
+    this.byName.delete(name);
+  }
+
+  releaseId(id: string): void {
+    for (const [name, owner] of this.byName) if (owner === id) this.byName.delete(name);
+  }
+}
+
+export function sandboxName(config: PodSandboxConfig__Output): string {
+  const m = config.metadata!;
+  return [m.name, m.namespace, m.uid, String(m.attempt)].join('_');
+}
+
+export function containerName(config: ContainerConfig__Output, sandbox: PodSandboxConfig__Output): string {
+  const m = config.metadata!;
+  const s = sandbox.metadata!;
+  return [m.name, s.name, s.namespace, s.uid, String(m.attempt)].join('_');
+}

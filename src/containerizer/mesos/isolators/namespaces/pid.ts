@@ -1,6 +1,9 @@
 // namespaces/pid: a pod gets a new PID namespace (its init is PID 1) unless
 // NODE; a container joins the pod's (POD), the target's (TARGET), or gets a
-// new one nested under the pod's (CONTAINER, as Mesos nests it).
+// new one (CONTAINER). Mesos nests that one under the pod's with an extra
+// process hop; the kernel refuses CLONE_NEWPID right after setns(pid) (the
+// active and for-children namespaces differ), so like runc we make it a child
+// of the host's namespace instead.
 import type { ContainerConfig, LaunchInfo } from '../../isolator.js';
 import { LaunchOnlyIsolator, parentNs } from '../base.js';
 
@@ -16,7 +19,7 @@ export class PidNamespaceIsolator extends LaunchOnlyIsolator {
       case 'POD':
         return { enterNamespaces: [parentNs(config, 'pid')] };
       case 'CONTAINER':
-        return { enterNamespaces: [parentNs(config, 'pid')], cloneNamespaces: ['pid'] };
+        return { cloneNamespaces: ['pid'] };
       case 'TARGET':
         if (config.namespaces.targetPid === undefined) throw new Error('pid TARGET needs a running target container');
         return { enterNamespaces: [parentNs(config, 'pid', config.namespaces.targetPid)] };

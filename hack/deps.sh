@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what cri-mesos needs on a fresh Debian 12 machine (as root), then
+# the npm packages from the lockfile, then builds the addon and the TypeScript.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v busybox >/dev/null 2>&1 || [ -x /bin/busybox ] || need+=(busybox-static)
+command -v g++ >/dev/null 2>&1 || need+=(g++)
+command -v make >/dev/null 2>&1 || need+=(make)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "deps: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 "${need[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "deps: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+echo "deps: building"
+npm run --silent build

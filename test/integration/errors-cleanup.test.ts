@@ -1,0 +1,145 @@
+// Bad input gets a clear gRPC error naming the field and loses nothing;
+// RemovePodSandbox leaves no process, cgroup, mount, FIFO or directory.
+import test from 'ava';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { status } from '@grpc/grpc-js';
+import { TestDaemon, isRoot, podConfig, containerConfig } from '../helpers/daemon.js';
+
+async function rejects(t: import('ava').ExecutionContext, p: Promise<unknown>, code: number, field: RegExp) {
+  const err = (await t.throwsAsync(p)) as { code: number; details: string } | undefined;
+  t.is(err?.code, code, err?.details);
+  t.regex(err?.details ?? '', field);
+}
+
+if (!isRoot()) {
+  test('error/cleanup tests need root', (t) => {
+    t.log('SKIPPED: not root');
+    t.pass();
+  });
+} else {
+  let d: TestDaemon;
+  test.before(async () => {
+    d = await TestDaemon.start();
+  });
+  test.afterEach.always((t) => {
+    if (!t.passed) t.log(d?.logs().split('\n').slice(-30).join('\n'));
+  });
+  test.after.always(async () => {
+    await d?.teardown();
+  });
+
+  test.serial('bad requests are refused with the field named, and nothing stored is lost', async (t) => {
+    const logDir = join(d.logDir, 'bad');
+    const cfg = podConfig('bad', {}, logDir);
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg });
+    const { container_id: ok } = await d.client.call('CreateContainer', {
+      pod_sandbox_id: pod,
+      config: containerConfig('ok', ['sleep', '3600']),
+      sandbox_config: cfg,
+    });
+
+    await rejects(t, d.client.call('RunPodSandbox', { config: { hostname: 'x' } }), status.INVALID_ARGUMENT, /config\.metadata/);
+    await rejects(t, d.client.call('RunPodSandbox', {}), status.INVALID_ARGUMENT, /config/);
+    await rejects(t, d.client.call('RunPodSandbox', { config: cfg }), status.ALREADY_EXISTS, /reserved/);
+    await rejects(t, d.client.call('RunPodSandbox', { config: podConfig('h'), runtime_handler: 'nope' }), status.INVALID_ARGUMENT, /runtime_handler/);
+    await rejects(t, d.client.call('PodSandboxStatus', { pod_sandbox_id: 'f00d' }), status.NOT_FOUND, /pod_sandbox_id/);
+    await rejects(t, d.client.call('ContainerStatus', { container_id: 'f00d' }), status.NOT_FOUND, /container_id/);
+    await rejects(t, d.client.call('StartContainer', { container_id: 'f00d' }), status.NOT_FOUND, /container_id/);
+    await rejects(t, d.client.call('CreateContainer', { pod_sandbox_id: pod, config: { image: { image: 'x' } }, sandbox_config: cfg }), status.INVALID_ARGUMENT, /config\.metadata/);
+    await rejects(
+      t,
+      d.client.call('CreateContainer', { pod_sandbox_id: pod, config: containerConfig('../evil', ['true']), sandbox_config: cfg }),
+      status.INVALID_ARGUMENT,
+      /config\.metadata\.name/,
+    );
+    await rejects(
+      t,
+      d.client.call('CreateContainer', { pod_sandbox_id: pod, config: containerConfig('evil-log', ['true'], { log_path: '../../escape.log' }), sandbox_config: cfg }),
+      status.INVALID_ARGUMENT,
+      /log_path/,
+    );
+    await rejects(
+      t,
+      d.client.call('CreateContainer', { pod_sandbox_id: pod, config: containerConfig('ok', ['true']), sandbox_config: cfg }),
+      status.ALREADY_EXISTS,
+      /config\.metadata/,
+    );
+    await rejects(
+      t,
+      d.client.call('CreateContainer', { pod_sandbox_id: pod, config: containerConfig('noimg', ['true'], { image: { image: 'no/such:image' } }), sandbox_config: cfg }),
+      status.NOT_FOUND,
+      /config\.image\.image/,
+    );
+    await rejects(
+      t,
+      d.client.call('CreateContainer', { pod_sandbox_id: 'f00d', config: containerConfig('orphan', ['true']), sandbox_config: cfg }),
+      status.NOT_FOUND,
+      /pod_sandbox_id/,
+    );
+    t.false(existsSync(join(d.logDir, 'escape.log')));
+
+    // Stop/Remove of unknown ids are no-ops.
+    await d.client.call('StopContainer', { container_id: 'f00d', timeout: 0 });
+    await d.client.call('RemoveContainer', { container_id: 'f00d' });
+    await d.client.call('StopPodSandbox', { pod_sandbox_id: 'f00d' });
+    await d.client.call('RemovePodSandbox', { pod_sandbox_id: 'f00d' });
+
+    // What was stored before is intact and still works.
+    const list = await d.client.call('ListContainers', {});
+    t.deepEqual(list.containers.map((c: { id: string }) => c.id), [ok]);
+    await d.client.call('StartContainer', { container_id: ok });
+    t.is((await d.client.call('ContainerStatus', { container_id: ok })).status.state, 'CONTAINER_RUNNING');
+
+    // A container for a removed pod.
+    await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+    await rejects(
+      t,
+      d.client.call('CreateContainer', { pod_sandbox_id: pod, config: containerConfig('late', ['true']), sandbox_config: cfg }),
+      status.NOT_FOUND,
+      /pod_sandbox_id/,
+    );
+    // And Version still answers: the daemon kept serving.
+    t.is((await d.client.call('Version')).runtime_name, 'cri-mesos');
+  });
+
+  test.serial('RemovePodSandbox leaves no process, cgroup, mount, FIFO or directory of the pod', async (t) => {
+    const cfg = podConfig('clean', {}, join(d.logDir, 'clean'));
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg });
+    const ids: string[] = [];
+    for (const name of ['a', 'b']) {
+      const { container_id } = await d.client.call('CreateContainer', {
+        pod_sandbox_id: pod,
+        config: containerConfig(name, ['sh', '-c', 'sleep 3600 & wait']),
+        sandbox_config: cfg,
+      });
+      await d.client.call('StartContainer', { container_id });
+      ids.push(container_id);
+    }
+    // A created-but-never-started one, held on its exec FIFO.
+    const { container_id: held } = await d.client.call('CreateContainer', { pod_sandbox_id: pod, config: containerConfig('held', ['true']), sandbox_config: cfg });
+    ids.push(held);
+    const pids: number[] = [];
+    for (const id of ids) pids.push(JSON.parse((await d.client.call('ContainerStatus', { container_id: id, verbose: true })).info.info).pid);
+    pids.push(JSON.parse((await d.client.call('PodSandboxStatus', { pod_sandbox_id: pod, verbose: true })).info.info).pid);
+    t.true(pids.every((p) => p > 0 && existsSync(`/proc/${p}`)));
+    const cgroupDirs = ['cpu', 'memory', 'pids', 'freezer', 'cpuset'].map((c) => `/sys/fs/cgroup/${c}/${d.cgroupRoot}/${pod}`);
+    t.true(cgroupDirs.every((dir) => existsSync(dir)));
+    const mountsBefore = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(pod) || ids.some((i) => l.includes(i)));
+    t.true(mountsBefore.length > 0, 'rootfs and shm mounts exist while the pod runs');
+
+    await d.client.call('StopPodSandbox', { pod_sandbox_id: pod });
+    await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+
+    t.true(pids.every((p) => !existsSync(`/proc/${p}`)), 'no process left');
+    for (const dir of cgroupDirs) t.false(existsSync(dir), `${dir} removed`);
+    const mountsAfter = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(pod) || ids.some((i) => l.includes(i)));
+    t.deepEqual(mountsAfter, []);
+    t.false(existsSync(join(d.runtimeDir, 'containers', pod)), 'runtime dir (with its FIFOs) removed');
+    for (const id of ids) t.false(existsSync(join(d.workDir, 'provisioner', id)), 'rootfs dir removed');
+    t.deepEqual(readdirSync(join(d.workDir, 'meta', 'containers')), []);
+    t.deepEqual(readdirSync(join(d.workDir, 'meta', 'sandboxes')), []);
+    // Idempotent.
+    await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+  });
+}

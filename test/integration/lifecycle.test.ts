@@ -1,0 +1,56 @@
+// Pod + container lifecycle over the socket, as kubelet drives it.
+import test from 'ava';
+import { readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { TestDaemon, isRoot, podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
+
+const CRI_LINE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z) (stdout|stderr) ([PF]) (.*)$/;
+
+if (!isRoot()) {
+  test('lifecycle tests need root', (t) => {
+    t.log('SKIPPED: not root');
+    t.pass();
+  });
+} else {
+  let d: TestDaemon;
+  test.before(async () => {
+    d = await TestDaemon.start();
+  });
+  test.afterEach.always((t) => {
+    if (!t.passed) t.log(d?.logs().split('\n').slice(-40).join('\n'));
+  });
+  test.after.always(async () => {
+    await d?.teardown();
+  });
+
+  test.serial('a container that prints and exits 3 is EXITED with code 3, timestamps and a CRI-format log', async (t) => {
+    const logDir = join(d.logDir, 'exit3');
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: podConfig('exit3', {}, logDir) });
+    const cfg = containerConfig('printer', ['sh', '-c', 'echo to-stdout; echo to-stderr >&2; exit 3']);
+    const { container_id: ctr } = await d.client.call('CreateContainer', { pod_sandbox_id: pod, config: cfg, sandbox_config: podConfig('exit3') });
+    const created = await d.client.call('ContainerStatus', { container_id: ctr });
+    t.is(created.status.state, 'CONTAINER_CREATED');
+    t.is(created.status.started_at, '0');
+    await d.client.call('StartContainer', { container_id: ctr });
+    const st = await waitFor('exit', async () => {
+      const s = await d.client.call('ContainerStatus', { container_id: ctr });
+      return s.status.state === 'CONTAINER_EXITED' ? s.status : undefined;
+    });
+    t.is(st.exit_code, 3);
+    t.is(st.reason, 'Error');
+    t.true(BigInt(st.created_at) > 0n);
+    t.true(BigInt(st.started_at) >= BigInt(st.created_at));
+    t.true(BigInt(st.finished_at) >= BigInt(st.started_at));
+    t.is(st.log_path, join(logDir, 'printer/0.log'));
+    const lines = readFileSync(st.log_path, 'utf8').trim().split('\n');
+    const parsed = lines.map((l) => CRI_LINE.exec(l));
+    t.true(parsed.every(Boolean), lines.join('\n'));
+    const byStream = Object.fromEntries(parsed.map((m) => [m![2], m![4]]));
+    t.is(byStream.stdout, 'to-stdout');
+    t.is(byStream.stderr, 'to-stderr');
+    t.true(parsed.every((m) => m![3] === 'F'));
+    await d.client.call('StopPodSandbox', { pod_sandbox_id: pod });
+    await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+    t.false(existsSync(join(d.runtimeDir, 'containers', pod)));
+  });
+}

@@ -1,0 +1,197 @@
+// Namespace sharing as the DESIGN §2 table promises, checked against the kernel:
+// /proc/<pid>/ns/* of the container inits on the host, and what commands run
+// with ExecSync see from inside.
+import test from 'ava';
+import { readlinkSync } from 'node:fs';
+import { hostname as hostHostname } from 'node:os';
+import { TestDaemon, isRoot, podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
+
+if (!isRoot()) {
+  test('namespace tests need root', (t) => {
+    t.log('SKIPPED: not root');
+    t.pass();
+  });
+} else {
+  let d: TestDaemon;
+  test.before(async () => {
+    d = await TestDaemon.start();
+  });
+  test.afterEach.always((t) => {
+    if (!t.passed) t.log(d?.logs().split('\n').slice(-40).join('\n'));
+  });
+  test.after.always(async () => {
+    await d?.teardown();
+  });
+
+  /** Create + start a container, wait until it is RUNNING; returns its id and its init's host pid. */
+  async function run(pod: string, sandbox: object, name: string, command: string[], extra: Record<string, unknown> = {}) {
+    const { container_id: id } = await d.client.call('CreateContainer', {
+      pod_sandbox_id: pod,
+      config: containerConfig(name, command, extra),
+      sandbox_config: sandbox,
+    });
+    await d.client.call('StartContainer', { container_id: id });
+    const pid = await waitFor(`${name} running`, async () => {
+      const s = await d.client.call('ContainerStatus', { container_id: id, verbose: true });
+      if (s.status.state !== 'CONTAINER_RUNNING') return undefined;
+      const info = JSON.parse(s.info.info) as { pid: number };
+      return info.pid > 0 ? info.pid : undefined;
+    });
+    return { id: id as string, pid };
+  }
+
+  async function exec(id: string, cmd: string[]): Promise<{ stdout: string; stderr: string; exit_code: number }> {
+    const r = await d.client.call('ExecSync', { container_id: id, cmd, timeout: 10 });
+    return { stdout: Buffer.from(r.stdout).toString(), stderr: Buffer.from(r.stderr).toString(), exit_code: r.exit_code };
+  }
+
+  const ns = (pid: number | 'self', type: string) => readlinkSync(`/proc/${pid}/ns/${type}`);
+
+  function pidMode(pid: string, target_id?: string) {
+    return { linux: { security_context: { namespace_options: { pid, ...(target_id ? { target_id } : {}) } } } };
+  }
+
+  async function removePod(pod: string) {
+    await d.client.call('StopPodSandbox', { pod_sandbox_id: pod });
+    await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+  }
+
+  test.serial('containers of one pod share hostname and network namespace, not the mount namespace', async (t) => {
+    const sandbox = podConfig('ns-share');
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: sandbox });
+    try {
+      const a = await run(pod, sandbox, 'a', ['sleep', '3600']);
+      const b = await run(pod, sandbox, 'b', ['sh', '-c', 'while true; do sleep 1; done']);
+
+      // UTS: both report the pod's hostname, which is not the host's.
+      const ha = await exec(a.id, ['hostname']);
+      const hb = await exec(b.id, ['hostname']);
+      t.is(ha.exit_code, 0, ha.stderr);
+      t.is(ha.stdout.trim(), 'ns-share');
+      t.is(hb.stdout.trim(), 'ns-share');
+      t.is(ns(a.pid, 'uts'), ns(b.pid, 'uts'));
+      t.not(ns(a.pid, 'uts'), ns('self', 'uts'));
+
+      // Network: the same namespace, seen from the host and from inside; not the host's.
+      t.is(ns(a.pid, 'net'), ns(b.pid, 'net'));
+      t.not(ns(a.pid, 'net'), ns('self', 'net'));
+      const na = await exec(a.id, ['readlink', '/proc/self/ns/net']);
+      const nb = await exec(b.id, ['readlink', '/proc/self/ns/net']);
+      t.is(na.stdout.trim(), ns(a.pid, 'net'));
+      t.is(nb.stdout.trim(), ns(a.pid, 'net'));
+
+      // IPC (pod option POD): shared too.
+      t.is(ns(a.pid, 'ipc'), ns(b.pid, 'ipc'));
+      t.not(ns(a.pid, 'ipc'), ns('self', 'ipc'));
+
+      // Mount: each container has its own, and neither is the host's.
+      t.not(ns(a.pid, 'mnt'), ns(b.pid, 'mnt'));
+      t.not(ns(a.pid, 'mnt'), ns('self', 'mnt'));
+      t.not(ns(b.pid, 'mnt'), ns('self', 'mnt'));
+      // An exec joins its container's mount namespace.
+      const ma = await exec(a.id, ['readlink', '/proc/self/ns/mnt']);
+      t.is(ma.stdout.trim(), ns(a.pid, 'mnt'));
+      // A file written in a's filesystem is not in b's.
+      t.is((await exec(a.id, ['sh', '-c', 'echo x > /tmp/only-in-a'])).exit_code, 0);
+      t.is((await exec(a.id, ['cat', '/tmp/only-in-a'])).stdout.trim(), 'x');
+      t.not((await exec(b.id, ['cat', '/tmp/only-in-a'])).exit_code, 0);
+    } finally {
+      await removePod(pod);
+    }
+  });
+
+  test.serial('PID POD containers see each other; PID CONTAINER sees only itself; TARGET joins the target', async (t) => {
+    const sandbox = podConfig('ns-pid');
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: sandbox });
+    try {
+      const podPid = await waitFor('pod pid', async () => {
+        const s = await d.client.call('PodSandboxStatus', { pod_sandbox_id: pod, verbose: true });
+        const pid = (JSON.parse(s.info.info) as { pid: number }).pid;
+        return pid > 0 ? pid : undefined;
+      });
+      const p1 = await run(pod, sandbox, 'pod1', ['sleep', '3601'], pidMode('POD'));
+      const p2 = await run(pod, sandbox, 'pod2', ['sleep', '3602'], pidMode('POD'));
+      const own = await run(pod, sandbox, 'own', ['sleep', '3603'], pidMode('CONTAINER'));
+
+      // Host view: POD containers are in the pod's PID namespace, CONTAINER in a new one.
+      t.is(ns(p1.pid, 'pid'), ns(podPid, 'pid'));
+      t.is(ns(p2.pid, 'pid'), ns(podPid, 'pid'));
+      t.not(ns(podPid, 'pid'), ns('self', 'pid'));
+      t.not(ns(own.pid, 'pid'), ns(podPid, 'pid'));
+      t.not(ns(own.pid, 'pid'), ns('self', 'pid'));
+
+      // Inside: ps in pod1 lists pod2's process, and not the CONTAINER one's.
+      const ps1 = await exec(p1.id, ['ps', '-o', 'pid,args']);
+      t.is(ps1.exit_code, 0, ps1.stderr);
+      t.regex(ps1.stdout, /sleep 3601/);
+      t.regex(ps1.stdout, /sleep 3602/);
+      t.notRegex(ps1.stdout, /sleep 3603/);
+
+      // ps in the CONTAINER one sees its own process only: no other container's, no host's.
+      const psOwn = await exec(own.id, ['ps', '-o', 'pid,args']);
+      t.is(psOwn.exit_code, 0, psOwn.stderr);
+      t.regex(psOwn.stdout, /sleep 3603/);
+      t.notRegex(psOwn.stdout, /sleep 360[12]/);
+      t.false(psOwn.stdout.includes('cri-mesos-launch pause'), psOwn.stdout);
+      // Its init is PID 1 of its namespace.
+      const initOwn = await exec(own.id, ['cat', '/proc/1/cmdline']);
+      t.true(initOwn.stdout.length > 0);
+      t.true((await exec(own.id, ['ls', '/proc'])).stdout.split(/\s+/).filter((x) => /^\d+$/.test(x)).length < 10);
+
+      // TARGET: joins the target container's PID namespace (own), not the pod's.
+      const tgt = await run(pod, sandbox, 'debug', ['sleep', '3604'], pidMode('TARGET', own.id));
+      t.is(ns(tgt.pid, 'pid'), ns(own.pid, 'pid'));
+      t.not(ns(tgt.pid, 'pid'), ns(podPid, 'pid'));
+      const psT = await exec(tgt.id, ['ps', '-o', 'pid,args']);
+      t.regex(psT.stdout, /sleep 3603/);
+      t.regex(psT.stdout, /sleep 3604/);
+      t.notRegex(psT.stdout, /sleep 360[12]/);
+      // … and the target sees the debug container's process.
+      t.regex((await exec(own.id, ['ps', '-o', 'pid,args'])).stdout, /sleep 3604/);
+      // TARGET still shares the pod's network and UTS namespaces, with its own mounts.
+      t.is(ns(tgt.pid, 'net'), ns(own.pid, 'net'));
+      t.is(ns(tgt.pid, 'uts'), ns(own.pid, 'uts'));
+      t.not(ns(tgt.pid, 'mnt'), ns(own.pid, 'mnt'));
+    } finally {
+      await removePod(pod);
+    }
+  });
+
+  test.serial('a TARGET naming an unknown container is refused with NOT_FOUND', async (t) => {
+    const sandbox = podConfig('ns-badtarget');
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: sandbox });
+    try {
+      const err = await t.throwsAsync(
+        d.client.call('CreateContainer', {
+          pod_sandbox_id: pod,
+          config: containerConfig('dbg', ['sleep', '10'], pidMode('TARGET', 'f'.repeat(64))),
+          sandbox_config: sandbox,
+        }),
+      );
+      t.is((err as { code?: number }).code, 5);
+    } finally {
+      await removePod(pod);
+    }
+  });
+
+  test.serial('a pod with network NODE: containers are in the host network and UTS namespaces', async (t) => {
+    const sandbox = podConfig('ns-hostnet', {
+      linux: { security_context: { namespace_options: { network: 'NODE', pid: 'CONTAINER', ipc: 'POD' } } },
+    });
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: sandbox });
+    try {
+      const c = await run(pod, sandbox, 'hostnet', ['sleep', '3600']);
+      t.is(ns(c.pid, 'net'), ns('self', 'net'));
+      const inside = await exec(c.id, ['readlink', '/proc/self/ns/net']);
+      t.is(inside.exit_code, 0, inside.stderr);
+      t.is(inside.stdout.trim(), ns('self', 'net'));
+      // Host network implies the host's UTS namespace: the node's hostname.
+      t.is(ns(c.pid, 'uts'), ns('self', 'uts'));
+      t.is((await exec(c.id, ['hostname'])).stdout.trim(), hostHostname());
+      // Mounts are still private.
+      t.not(ns(c.pid, 'mnt'), ns('self', 'mnt'));
+    } finally {
+      await removePod(pod);
+    }
+  });
+}

@@ -94,10 +94,11 @@ export class TestDaemon {
 
   async launch(flags: string[] = this.flags): Promise<void> {
     this.flags = flags;
+    // CRI_MESOS_DAEMON=dist runs the built daemon (what npm start runs) instead of the sources through tsx.
+    const entry =
+      process.env.CRI_MESOS_DAEMON === 'dist' ? [join(projectRoot(), 'dist', 'src', 'cli.js')] : ['--import', 'tsx', join(projectRoot(), 'src', 'cli.ts')];
     const args = [
-      '--import',
-      'tsx',
-      join(projectRoot(), 'src', 'cli.ts'),
+      ...entry,
       'daemon',
       '--socket',
       this.socket,

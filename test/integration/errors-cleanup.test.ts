@@ -7,7 +7,7 @@ import { status } from '@grpc/grpc-js';
 import { TestDaemon, isRoot, podConfig, containerConfig } from '../helpers/daemon.js';
 
 async function rejects(t: import('ava').ExecutionContext, p: Promise<unknown>, code: number, field: RegExp) {
-  const err = (await t.throwsAsync(p)) as { code: number; details: string } | undefined;
+  const err = (await t.throwsAsync(p)) as unknown as { code: number; details: string } | undefined;
   t.is(err?.code, code, err?.details);
   t.regex(err?.details ?? '', field);
 }

@@ -28,6 +28,9 @@ export interface ProcessSpec {
   uid: number;
   gid: number;
   groups: number[];
+  /** Capability mask (hex) kept in every set; absent = keep all (privileged). */
+  capabilities?: string;
+  noNewPrivs?: boolean;
 }
 
 export interface ContainerRecord {

@@ -53,4 +53,42 @@ if (!isRoot()) {
     await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
     t.false(existsSync(join(d.runtimeDir, 'containers', pod)));
   });
+
+  test.serial('the command runs with the default capability set (add/drop honoured) and no_new_privs when asked', async (t) => {
+    const logDir = join(d.logDir, 'caps');
+    const cfg = podConfig('caps', {}, logDir);
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg });
+    const run = async (name: string, sc: object) => {
+      const { container_id } = await d.client.call('CreateContainer', {
+        pod_sandbox_id: pod,
+        config: containerConfig(name, ['sh', '-c', 'grep -E "^(CapEff|CapBnd|NoNewPrivs)" /proc/self/status'], { linux: { security_context: sc } }),
+        sandbox_config: cfg,
+      });
+      await d.client.call('StartContainer', { container_id });
+      const st = await waitFor('exit', async () => {
+        const s = await d.client.call('ContainerStatus', { container_id });
+        return s.status.state === 'CONTAINER_EXITED' ? s.status : undefined;
+      });
+      t.is(st.exit_code, 0);
+      return Object.fromEntries(
+        readFileSync(st.log_path, 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => /stdout F (\w+):\s+(\S+)/.exec(l)!)
+          .map((m) => [m[1], m[2]]),
+      );
+    };
+    const def = await run('default', {});
+    // CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP
+    t.is(def.CapEff, '00000000a80425fb');
+    t.is(def.CapBnd, '00000000a80425fb');
+    t.is(def.NoNewPrivs, '0');
+    const adjusted = await run('adjusted', { capabilities: { add_capabilities: ['NET_ADMIN'], drop_capabilities: ['CAP_MKNOD'] }, no_new_privs: true });
+    // + NET_ADMIN (bit 12), - MKNOD (bit 27)
+    t.is(adjusted.CapEff, ((0xa80425fbn | (1n << 12n)) & ~(1n << 27n)).toString(16).padStart(16, '0'));
+    t.is(adjusted.NoNewPrivs, '1');
+    const priv = await run('privileged', { privileged: true });
+    t.not(priv.CapEff, def.CapEff);
+    await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+  });
 }

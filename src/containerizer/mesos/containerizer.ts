@@ -115,6 +115,8 @@ export class MesosContainerizer implements Containerizer {
       plan.push(['cwd', p.cwd], ['user', p.uid, p.gid]);
       if (p.groups.length > 0) plan.push(['groups', ...p.groups]);
       for (const e of p.env) plan.push(['env', e]);
+      if (p.capabilities !== undefined) plan.push(['capabilities', BigInt('0x' + p.capabilities)]);
+      if (p.noNewPrivs) plan.push(['no-new-privs']);
       plan.push(['argv', ...p.argv]);
       for (const fifo of ['exec.fifo', 'ctl.fifo']) {
         rmSync(join(rundir, fifo), { force: true });

@@ -11,6 +11,7 @@ import { containerName, type ContainerRecord, type ProcessSpec, type SandboxReco
 import { containerId, containerRuntimeDir, nowNanos, podId, type RuntimeContext } from '../context.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from '../errors.js';
 import { checkName, mustSandbox, namespaceModes, newId, toLimits } from './common.js';
+import { capabilityMask } from './capabilities.js';
 
 export async function createContainer(ctx: RuntimeContext, req: CreateContainerRequest__Output): Promise<CreateContainerResponse> {
   const config = req.config;
@@ -157,7 +158,10 @@ async function buildProcess(config: ContainerConfig__Output, image: ImageRecord,
   const user = rootfs ? await readImageUser(rootfs, userSpec || '0') : { uid: 0, gid: 0, additionalGids: [] };
   const groups = [...new Set([...user.additionalGids, ...(sc?.supplemental_groups ?? []).map(Number)])];
   const hostname = sandbox.mesos.namespaces.network === 'NODE' ? '' : sandbox.config.hostname;
+  const caps = capabilityMask(sc?.privileged ?? false, sc?.capabilities?.add_capabilities ?? [], sc?.capabilities?.drop_capabilities ?? []);
   return {
+    ...(caps !== undefined ? { capabilities: caps.toString(16) } : {}),
+    noNewPrivs: sc?.no_new_privs ?? false,
     argv,
     env: mergeEnv(image.config.Env ?? [], config.envs, hostname),
     cwd: config.working_dir || image.config.WorkingDir || '/',

@@ -1,0 +1,35 @@
+// Linux capability sets for CRI containers: the default set containerd and
+// Docker give, adjusted by the CRI security context's add/drop lists.
+import { invalidArgument } from '../errors.js';
+
+const CAPS = [
+  'CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'SETPCAP',
+  'LINUX_IMMUTABLE', 'NET_BIND_SERVICE', 'NET_BROADCAST', 'NET_ADMIN', 'NET_RAW', 'IPC_LOCK', 'IPC_OWNER',
+  'SYS_MODULE', 'SYS_RAWIO', 'SYS_CHROOT', 'SYS_PTRACE', 'SYS_PACCT', 'SYS_ADMIN', 'SYS_BOOT', 'SYS_NICE',
+  'SYS_RESOURCE', 'SYS_TIME', 'SYS_TTY_CONFIG', 'MKNOD', 'LEASE', 'AUDIT_WRITE', 'AUDIT_CONTROL', 'SETFCAP',
+  'MAC_OVERRIDE', 'MAC_ADMIN', 'SYSLOG', 'WAKE_ALARM', 'BLOCK_SUSPEND', 'AUDIT_READ', 'PERFMON', 'BPF',
+  'CHECKPOINT_RESTORE',
+];
+
+export const DEFAULT_CAPABILITIES = [
+  'CHOWN', 'DAC_OVERRIDE', 'FSETID', 'FOWNER', 'MKNOD', 'NET_RAW', 'SETGID', 'SETUID', 'SETFCAP', 'SETPCAP',
+  'NET_BIND_SERVICE', 'SYS_CHROOT', 'KILL', 'AUDIT_WRITE',
+];
+
+function bit(name: string, field: string): bigint {
+  const n = name.toUpperCase().replace(/^CAP_/, '');
+  const i = CAPS.indexOf(n);
+  if (i < 0) throw invalidArgument(`${field}: unknown capability "${name}"`);
+  return 1n << BigInt(i);
+}
+
+const ALL = CAPS.reduce((m, _c, i) => m | (1n << BigInt(i)), 0n);
+
+/** The mask kept in every set; undefined for privileged containers (they keep everything). */
+export function capabilityMask(privileged: boolean, add: string[], drop: string[]): bigint | undefined {
+  if (privileged) return undefined;
+  let mask = DEFAULT_CAPABILITIES.reduce((m, c) => m | bit(c, 'default'), 0n);
+  for (const c of add) mask |= c.toUpperCase() === 'ALL' ? ALL : bit(c, 'linux.security_context.capabilities.add_capabilities');
+  for (const c of drop) mask &= c.toUpperCase() === 'ALL' ? 0n : ~bit(c, 'linux.security_context.capabilities.drop_capabilities');
+  return mask;
+}

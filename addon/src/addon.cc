@@ -12,6 +12,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -107,6 +108,11 @@ struct Spawn {
   uid_t uid = 0;
   gid_t gid = 0;
   std::vector<gid_t> groups;
+  // Capabilities kept in every set (DEBUG containers get their container's).
+  bool hasCaps = false;
+  uint64_t caps = 0;
+  int capLast = 40;
+  bool noNewPrivs = false;
   bool doSetsid = true;
   int devnull = -1;
   int syncR = -1, syncW = -1, repR = -1, repW = -1, errR = -1, errW = -1;
@@ -184,7 +190,28 @@ size_t StrLen(const char* s) {
     if (syscall(SYS_setgroups, 0, nullptr) < 0) ChildFail(errfd, "setgroups", errno);
   }
   if (s->hasGid && syscall(SYS_setresgid, s->gid, s->gid, s->gid) < 0) ChildFail(errfd, "setgid", errno);
+  // The bounding set needs CAP_SETPCAP, so it is cut before setuid drops it.
+  if (s->hasCaps) {
+    for (int c = 0; c <= s->capLast; c++) {
+      if (c < 64 && ((s->caps >> c) & 1)) continue;
+      if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL) ChildFail(errfd, "capbset-drop", errno);
+    }
+  }
   if (s->hasUid && syscall(SYS_setresuid, s->uid, s->uid, s->uid) < 0) ChildFail(errfd, "setuid", errno);
+  // A non-root uid already lost every capability in setuid; root keeps exactly the mask.
+  if (s->hasCaps && (!s->hasUid || s->uid == 0)) {
+    struct __user_cap_header_struct hdr;
+    struct __user_cap_data_struct data[2];
+    memset(&hdr, 0, sizeof hdr);
+    memset(data, 0, sizeof data);
+    hdr.version = _LINUX_CAPABILITY_VERSION_3;
+    for (int i = 0; i < 2; i++) {
+      uint32_t part = (uint32_t)(s->caps >> (32 * i));
+      data[i].effective = data[i].permitted = data[i].inheritable = part;
+    }
+    if (syscall(SYS_capset, &hdr, data) < 0) ChildFail(errfd, "capset", errno);
+  }
+  if (s->noNewPrivs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) ChildFail(errfd, "no-new-privs", errno);
 
   sigset_t none;
   sigemptyset(&none);
@@ -447,6 +474,28 @@ Napi::Value SpawnHeld(const Napi::CallbackInfo& info) {
     s->cwd = cwd.As<Napi::String>().Utf8Value();
     s->hasCwd = !s->cwd.empty();
   }
+  Napi::Value capsV = o.Get("capabilities");
+  if (capsV.IsString()) {
+    std::string hex = capsV.As<Napi::String>().Utf8Value();
+    char* end = nullptr;
+    errno = 0;
+    unsigned long long v = strtoull(hex.c_str(), &end, 16);
+    if (hex.empty() || errno != 0 || *end != '\0') {
+      Napi::TypeError::New(env, "capabilities must be a hex mask string").ThrowAsJavaScriptException();
+      return bail();
+    }
+    s->hasCaps = true;
+    s->caps = v;
+    // Read here: the child may only make syscalls.
+    int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      char buf[16] = {0};
+      if (read(fd, buf, sizeof buf - 1) > 0) s->capLast = atoi(buf);
+      close(fd);
+    }
+  }
+  Napi::Value nnp = o.Get("noNewPrivs");
+  if (nnp.IsBoolean()) s->noNewPrivs = nnp.As<Napi::Boolean>().Value();
   Napi::Value setsidV = o.Get("setsid");
   if (setsidV.IsBoolean()) s->doSetsid = setsidV.As<Napi::Boolean>().Value();
 

@@ -42,6 +42,10 @@ export interface SpawnOptions {
   uid?: number;
   gid?: number;
   groups?: number[];
+  /** Hex mask of the capabilities kept in every set (the bounding set is cut to it); absent = unchanged. */
+  capabilities?: string;
+  /** PR_SET_NO_NEW_PRIVS before exec. */
+  noNewPrivs?: boolean;
   /** PATH value used to search `file` when it has no slash. */
   searchPath?: string;
   /** setsid() in the final child (default true). */

@@ -87,6 +87,17 @@ if (!isRoot()) {
     // + NET_ADMIN (bit 12), - MKNOD (bit 27)
     t.is(adjusted.CapEff, ((0xa80425fbn | (1n << 12n)) & ~(1n << 27n)).toString(16).padStart(16, '0'));
     t.is(adjusted.NoNewPrivs, '1');
+    // ExecSync (a DEBUG container) gets the container's capabilities too, not the daemon's.
+    const { container_id: sleeper } = await d.client.call('CreateContainer', {
+      pod_sandbox_id: pod,
+      config: containerConfig('sleeper', ['sleep', '3600'], { linux: { security_context: { no_new_privs: true } } }),
+      sandbox_config: cfg,
+    });
+    await d.client.call('StartContainer', { container_id: sleeper });
+    const ex = await d.client.call('ExecSync', { container_id: sleeper, cmd: ['grep', '-E', '^(CapEff|CapBnd|NoNewPrivs)', '/proc/self/status'], timeout: 5 });
+    t.regex(ex.stdout.toString(), /CapEff:\s+00000000a80425fb/);
+    t.regex(ex.stdout.toString(), /CapBnd:\s+00000000a80425fb/);
+    t.regex(ex.stdout.toString(), /NoNewPrivs:\s+1/);
     const priv = await run('privileged', { privileged: true });
     t.not(priv.CapEff, def.CapEff);
     await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });

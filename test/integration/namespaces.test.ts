@@ -2,7 +2,7 @@
 // /proc/<pid>/ns/* of the container inits on the host, and what commands run
 // with ExecSync see from inside.
 import test from 'ava';
-import { readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname as hostHostname } from 'node:os';
 import { TestDaemon, isRoot, podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
 
@@ -188,10 +188,30 @@ if (!isRoot()) {
       // Host network implies the host's UTS namespace: the node's hostname.
       t.is(ns(c.pid, 'uts'), ns('self', 'uts'));
       t.is((await exec(c.id, ['hostname'])).stdout.trim(), hostHostname());
-      // Mounts are still private.
+      // Mounts are still private; IPC (POD) is the pod's own, not the host's.
       t.not(ns(c.pid, 'mnt'), ns('self', 'mnt'));
+      t.not(ns(c.pid, 'ipc'), ns('self', 'ipc'));
     } finally {
       await removePod(pod);
     }
   });
+
+  test.serial('a pod with network, PID and IPC NODE: a PID NODE container is in the host PID and IPC namespaces', async (t) => {
+    const sandbox = podConfig('ns-allnode', {
+      linux: { security_context: { namespace_options: { network: 'NODE', pid: 'NODE', ipc: 'NODE' } } },
+    });
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: sandbox });
+    try {
+      const c = await run(pod, sandbox, 'hostpid', ['sleep', '3605'], pidMode('NODE'));
+      for (const type of ['net', 'uts', 'ipc', 'pid']) t.is(ns(c.pid, type), ns('self', type), type);
+      t.not(ns(c.pid, 'mnt'), ns('self', 'mnt'));
+      // Inside, the host's processes are visible: this test process among them.
+      const r = await exec(c.id, ['cat', `/proc/${process.pid}/cmdline`]);
+      t.is(r.exit_code, 0, r.stderr);
+      t.is(r.stdout, readFileSync(`/proc/${process.pid}/cmdline`, 'utf8'));
+    } finally {
+      await removePod(pod);
+    }
+  });
+
 }

@@ -161,6 +161,25 @@ if (!isRoot()) {
     }
   });
 
+  test.serial('an ExecSync timeout kills the command\'s children too', async (t) => {
+    const c = await run('exec-timeout-tree', ['sleep', '3600']);
+    try {
+      const t0 = performance.now();
+      // The shell forks sleep (the trailing echo keeps ash from exec'ing it); the child holds the pipes.
+      const err = await t.throwsAsync(exec(c.id, ['sh', '-c', 'sleep 31; echo done'], 1));
+      const ms = performance.now() - t0;
+      t.is((err as { code?: number }).code, 4, String(err));
+      t.true(ms < 2500, `took ${ms} ms`);
+      const ps = await waitFor('exec children killed', async () => {
+        const r = await exec(c.id, ['ps', '-o', 'args']);
+        return /sleep 31/.test(r.stdout) ? undefined : r.stdout;
+      }, 5000).catch(async () => (await exec(c.id, ['ps', '-o', 'args'])).stdout);
+      t.notRegex(ps, /sleep 31/);
+    } finally {
+      await stop(c.id, 0);
+    }
+  });
+
   test.serial('ExecSync runs as the container user in its working directory with its environment', async (t) => {
     const c = await run('exec-user', ['sleep', '3600'], {
       working_dir: '/tmp',

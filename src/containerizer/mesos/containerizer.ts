@@ -323,6 +323,8 @@ export class MesosContainerizer implements Containerizer {
       uid: proc.uid,
       gid: proc.gid,
       groups: proc.groups,
+      ...(proc.capabilities !== undefined ? { capabilities: proc.capabilities } : {}),
+      noNewPrivs: proc.noNewPrivs ?? false,
       searchPath: pathEnv,
     };
     let child;
@@ -346,6 +348,13 @@ export class MesosContainerizer implements Containerizer {
       timeoutMs > 0
         ? setTimeout(() => {
             timedOut = true;
+            // The command is a session leader (spawn's setsid): kill its whole process group, so
+            // children it forked do not outlive the timeout; the pidfd covers the leader regardless.
+            try {
+              process.kill(-child.pid, 'SIGKILL');
+            } catch {
+              // group gone meanwhile
+            }
             try {
               native().pidfdSendSignal(child.pidfd, 9);
             } catch {

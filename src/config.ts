@@ -21,6 +21,33 @@ export interface DaemonConfig {
   shmSize: number;
   /** seconds the helper may take to set a container up before Create fails */
   launchTimeoutSeconds: number;
+  /** image registries: mirrors, insecure hosts, pull limits (TOML table [registry]) */
+  registries: RegistriesConfig;
+}
+
+/** TOML `[registry]`. */
+export interface RegistriesConfig {
+  /**
+   * Registry host → mirror endpoints (`https://mirror.example` or
+   * `http://127.0.0.1:5000`, optionally with a path prefix), tried in order
+   * before the registry itself, like containerd's hosts.toml. `docker.io`
+   * names Docker Hub. An explicit `http://` endpoint is plain HTTP by choice.
+   */
+  mirrors: Record<string, string[]>;
+  /**
+   * Hosts (`host` or `host:port`) reachable over plain HTTP or TLS without
+   * verification: HTTPS is tried first, then HTTP. Loopback hosts
+   * (localhost, 127.0.0.0/8, ::1) are always insecure.
+   */
+  insecure: string[];
+  /** A pull fails when no byte arrives for this many seconds (the watchdog restarts on every chunk). */
+  pullProgressTimeoutSeconds: number;
+  /** Layer downloads per pull running at once. */
+  maxConcurrentDownloads: number;
+}
+
+export function defaultRegistriesConfig(): RegistriesConfig {
+  return { mirrors: {}, insecure: [], pullProgressTimeoutSeconds: 60, maxConcurrentDownloads: 3 };
 }
 
 export const DEFAULT_CONFIG_PATH = '/etc/cri-mesos/config.toml';
@@ -37,6 +64,7 @@ export function defaultConfig(): DaemonConfig {
     logFormat: 'text',
     shmSize: 64 * 1024 * 1024,
     launchTimeoutSeconds: 60,
+    registries: defaultRegistriesConfig(),
   };
 }
 
@@ -60,6 +88,10 @@ export function parseConfigToml(text: string, base: DaemonConfig = defaultConfig
   const doc = parseToml(text) as Record<string, unknown>;
   const out: DaemonConfig = { ...base };
   for (const [key, value] of Object.entries(doc)) {
+    if (key === 'registry') {
+      out.registries = parseRegistriesToml(value, out.registries);
+      continue;
+    }
     const field = TOML_KEYS[key];
     if (!field) throw new Error(`config: unknown key "${key}"`);
     assign(out, field, value, `config key "${key}"`);
@@ -105,9 +137,58 @@ export function validateConfig(cfg: DaemonConfig): DaemonConfig {
   }
   if (cfg.launcher !== 'linux' && cfg.launcher !== 'posix') throw new Error(`launcher: must be linux or posix, not "${cfg.launcher}"`);
   if (cfg.logFormat !== 'text' && cfg.logFormat !== 'json') throw new Error(`log_format: must be text or json`);
-  if (!/^[\w.-]+(\/[\w.-]+)*$/.test(cfg.cgroupRoot)) throw new Error(`cgroup_root: "${cfg.cgroupRoot}" is not a relative cgroup path`);
+  if (!/^[\w.-]+(\/[\w.-]+)*$/.test(cfg.cgroupRoot) || cfg.cgroupRoot.split('/').some((c) => c === '.' || c === '..')) throw new Error(`cgroup_root: "${cfg.cgroupRoot}" is not a relative cgroup path`);
   for (const k of ['socket', 'workDir', 'runtimeDir'] as const) {
     if (!cfg[k].startsWith('/')) throw new Error(`${k}: must be an absolute path`);
   }
+  validateRegistries(cfg.registries);
   return cfg;
+}
+
+const REGISTRY_KEYS = ['mirrors', 'insecure', 'pull_progress_timeout_seconds', 'max_concurrent_downloads'];
+
+/** The `[registry]` table: `mirrors = { "docker.io" = ["http://127.0.0.1:5000"] }`, `insecure = ["myreg:5000"]`, ... */
+function parseRegistriesToml(value: unknown, base: RegistriesConfig): RegistriesConfig {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('config key "registry": expected a table');
+  const t = value as Record<string, unknown>;
+  const out: RegistriesConfig = { ...base, mirrors: { ...base.mirrors }, insecure: [...base.insecure] };
+  for (const k of Object.keys(t)) if (!REGISTRY_KEYS.includes(k)) throw new Error(`config: unknown key "registry.${k}"`);
+  const strings = (v: unknown, what: string): string[] => {
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new Error(`config key "${what}": expected a list of strings`);
+    return v as string[];
+  };
+  const num = (v: unknown, what: string): number => {
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`config key "${what}": expected a number`);
+    return v;
+  };
+  if (t.mirrors !== undefined) {
+    if (typeof t.mirrors !== 'object' || t.mirrors === null || Array.isArray(t.mirrors)) throw new Error('config key "registry.mirrors": expected a table of host = [endpoints]');
+    for (const [host, eps] of Object.entries(t.mirrors as Record<string, unknown>)) out.mirrors[host] = strings(eps, `registry.mirrors."${host}"`);
+  }
+  if (t.insecure !== undefined) out.insecure = strings(t.insecure, 'registry.insecure');
+  if (t.pull_progress_timeout_seconds !== undefined) out.pullProgressTimeoutSeconds = num(t.pull_progress_timeout_seconds, 'registry.pull_progress_timeout_seconds');
+  if (t.max_concurrent_downloads !== undefined) out.maxConcurrentDownloads = num(t.max_concurrent_downloads, 'registry.max_concurrent_downloads');
+  return out;
+}
+
+function validateRegistries(r: RegistriesConfig): void {
+  const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:]+\])(?::[0-9]+)?$/;
+  for (const [host, eps] of Object.entries(r.mirrors)) {
+    if (!HOST.test(host)) throw new Error(`registry.mirrors: "${host}" is not a registry host`);
+    for (const ep of eps) {
+      let u: URL;
+      try {
+        u = new URL(ep);
+      } catch {
+        throw new Error(`registry.mirrors."${host}": "${ep}" is not a URL`);
+      }
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`registry.mirrors."${host}": "${ep}" must be http:// or https://`);
+      if (u.search || u.hash || u.username || u.password) throw new Error(`registry.mirrors."${host}": "${ep}" may not carry a query, fragment or credentials`);
+    }
+  }
+  for (const h of r.insecure) if (!HOST.test(h)) throw new Error(`registry.insecure: "${h}" is not a host or host:port`);
+  if (!(r.pullProgressTimeoutSeconds > 0)) throw new Error('registry.pull_progress_timeout_seconds: must be greater than 0');
+  if (!Number.isInteger(r.maxConcurrentDownloads) || r.maxConcurrentDownloads < 1 || r.maxConcurrentDownloads > 32) {
+    throw new Error('registry.max_concurrent_downloads: must be an integer from 1 to 32');
+  }
 }

@@ -2,10 +2,21 @@
 // container that exits while the daemon is down reports its real exit code
 // and its whole log after the restart.
 import test from 'ava';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync, existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { projectRoot } from '../../src/util/paths.js';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestDaemon, isRoot, podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
+
+function gone(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
 
 if (!isRoot()) {
   test('restart tests need root', (t) => {
@@ -88,6 +99,45 @@ if (!isRoot()) {
     const stopped = (await d.client.call('ContainerStatus', { container_id: runner })).status;
     t.is(stopped.state, 'CONTAINER_EXITED');
     t.is(stopped.exit_code, 137);
+    await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+  });
+
+  test.serial('SIGTERM stops serving but leaves containers running; the socket is 0660 and a live one refuses a second daemon', async (t) => {
+    t.is(statSync(d.socket).mode & 0o777, 0o660);
+    const second = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'daemon', '--socket', d.socket, '--work-dir', `${d.dir}/other-work`, '--runtime-dir', `${d.dir}/other-run`, '--cgroup-root', `${d.cgroupRoot}-2`, '--config', '/dev/null'], { cwd: projectRoot(), encoding: 'utf8', timeout: 30_000 });
+    t.not(second.status, 0);
+    t.regex(second.stderr, /another process is serving/);
+    t.is((await d.client.call('Version')).runtime_name, 'cri-mesos');
+
+    const cfg = podConfig('term');
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg });
+    const { container_id: ctr } = await d.client.call('CreateContainer', { pod_sandbox_id: pod, config: containerConfig('c', ['sleep', '3600']), sandbox_config: cfg });
+    await d.client.call('StartContainer', { container_id: ctr });
+    const pid = JSON.parse((await d.client.call('ContainerStatus', { container_id: ctr, verbose: true })).info.info).pid as number;
+    await d.stop();
+    t.false(existsSync(d.socket), 'socket removed on SIGTERM');
+    t.true(existsSync(`/proc/${pid}`), 'container init survives the daemon');
+    await d.launch();
+    t.is((await d.client.call('ContainerStatus', { container_id: ctr })).status.state, 'CONTAINER_RUNNING');
+    await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+    // No longer our child after the restart: PID 1 reaps it, so a zombie for a moment is fine.
+    await waitFor('container init gone', () => gone(pid), 5000);
+    t.pass();
+  });
+
+  test.serial('a RunPodSandbox/CreateContainer retried while the first is in flight makes no second object', async (t) => {
+    const cfg = podConfig('dup');
+    const pods = await Promise.allSettled([1, 2, 3].map(() => d.client.call('RunPodSandbox', { config: cfg })));
+    const ok = pods.filter((p) => p.status === 'fulfilled');
+    t.is(ok.length, 1);
+    for (const p of pods) if (p.status === 'rejected') t.regex(String((p.reason as Error).message), /reserved/);
+    const pod = (ok[0] as PromiseFulfilledResult<{ pod_sandbox_id: string }>).value.pod_sandbox_id;
+    const ctrs = await Promise.allSettled(
+      [1, 2, 3].map(() => d.client.call('CreateContainer', { pod_sandbox_id: pod, config: containerConfig('same', ['sleep', '1']), sandbox_config: cfg })),
+    );
+    t.is(ctrs.filter((c) => c.status === 'fulfilled').length, 1);
+    t.is((await d.client.call('ListPodSandbox', { filter: { label_selector: { app: 'dup' } } })).items.length, 1);
+    t.is((await d.client.call('ListContainers', { filter: { pod_sandbox_id: pod } })).containers.length, 1);
     await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
   });
 }

@@ -1,0 +1,169 @@
+// Pure pieces of the core: config, launch plan, CRI→process translation,
+// rootfs path joining, capabilities, exit statuses, metadata store.
+import test from 'ava';
+import { mkdtempSync, mkdirSync, symlinkSync, writeFileSync, rmSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { defaultConfig, loadConfig, parseConfigToml } from '../../src/config.js';
+import { decodePlan, encodePlan } from '../../src/containerizer/mesos/launcher/plan.js';
+import { mergeArgv, mergeEnv } from '../../src/cri/runtime/create-container.js';
+import { secureJoin } from '../../src/containerizer/mesos/isolators/filesystem/linux.js';
+import { capabilityMask } from '../../src/cri/runtime/capabilities.js';
+import { readTermination } from '../../src/containerizer/mesos/containerizer.js';
+import { toLimits, signalNumber } from '../../src/cri/runtime/common.js';
+import { MetadataStore, NameRegistry } from '../../src/store/metadata.js';
+import type { ImageRecord } from '../../src/images/store.js';
+
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'cri-mesos-unit-'));
+  return d;
+};
+
+test('config: TOML keys mirror flags, flags win, bad values name the key', (t) => {
+  const c = parseConfigToml('socket = "/tmp/x.sock"\ncontainerizers = ["mesos"]\nshm_size = 1024\n');
+  t.is(c.socket, '/tmp/x.sock');
+  t.is(c.shmSize, 1024);
+  t.is(c.workDir, defaultConfig().workDir);
+  t.throws(() => parseConfigToml('nope = 1'), { message: /unknown key "nope"/ });
+  t.throws(() => parseConfigToml('containerizers = ["rkt"]'), { message: /unknown containerizer "rkt"/ });
+  t.throws(() => parseConfigToml('containerizers = ["mesos", "mesos"]'), { message: /listed twice/ });
+  t.throws(() => parseConfigToml('work_dir = "relative"'), { message: /absolute/ });
+  t.throws(() => parseConfigToml('cgroup_root = "../escape"'), { message: /cgroup_root/ });
+  const d = tmp();
+  try {
+    writeFileSync(join(d, 'c.toml'), 'log_level = "debug"\ncgroup_root = "from-file"\n');
+    const merged = loadConfig(join(d, 'c.toml'), { cgroupRoot: 'from-flag', containerizers: 'mesos,docker' });
+    t.is(merged.logLevel, 'debug');
+    t.is(merged.cgroupRoot, 'from-flag');
+    t.deepEqual(merged.containerizers, ['mesos', 'docker']);
+    t.throws(() => loadConfig(join(d, 'missing.toml'), {}), { message: /does not exist/ });
+    t.throws(() => loadConfig('/dev/null', { shmSize: 'lots' }), { message: /--shm-size/ });
+  } finally {
+    rmSync(d, { recursive: true });
+  }
+});
+
+test('plan: fields with tabs, newlines and backslashes round-trip; modes are octal; null is -', (t) => {
+  const text = encodePlan([
+    ['mount', null, '/a\tb', 'tmpfs', 7, null],
+    ['mkdir', '/x', 0o1777],
+    ['env', 'A=line1\nline2\\end'],
+    ['capabilities', 0xa80425fbn],
+  ]);
+  t.is(text.split('\n')[1], 'mkdir\t/x\t01777');
+  t.is(text.split('\n')[3], 'capabilities\ta80425fb');
+  t.deepEqual(decodePlan(text), [
+    ['mount', '-', '/a\tb', 'tmpfs', '7', '-'],
+    ['mkdir', '/x', '01777'],
+    ['env', 'A=line1\nline2\\end'],
+    ['capabilities', 'a80425fb'],
+  ]);
+});
+
+const image = (config: ImageRecord['config']) => ({ config }) as ImageRecord;
+
+test('argv: CRI command replaces Entrypoint, args replace Cmd (Docker rules, not Mesos)', (t) => {
+  const img = image({ Entrypoint: ['/entry'], Cmd: ['default', 'cmd'] });
+  t.deepEqual(mergeArgv({ command: [], args: [] }, img), ['/entry', 'default', 'cmd']);
+  t.deepEqual(mergeArgv({ command: [], args: ['x'] }, img), ['/entry', 'x']);
+  t.deepEqual(mergeArgv({ command: ['/bin/sh'], args: [] }, img), ['/bin/sh']);
+  t.deepEqual(mergeArgv({ command: ['/bin/sh'], args: ['-c', 'true'] }, img), ['/bin/sh', '-c', 'true']);
+  t.deepEqual(mergeArgv({ command: [], args: ['only'] }, image({ Cmd: ['a', 'b'] })), ['only']);
+});
+
+test('env: image env under CRI env, PATH defaulted, HOSTNAME set, bytes values decoded', (t) => {
+  const env = mergeEnv(['A=1', 'B=2'], [{ key: 'B', value: Buffer.from('x') }, { key: 'C', value: '3' }], 'pod-host');
+  t.deepEqual(env, ['A=1', 'B=x', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOSTNAME=pod-host', 'C=3']);
+  t.true(mergeEnv(['PATH=/only'], [], '').includes('PATH=/only'));
+});
+
+test('secureJoin keeps image symlinks inside the rootfs', (t) => {
+  const root = tmp();
+  try {
+    mkdirSync(join(root, 'real'));
+    symlinkSync('/', join(root, 'abs'));
+    symlinkSync('../../..', join(root, 'rel'));
+    symlinkSync('/real', join(root, 'etc'));
+    t.is(secureJoin(root, '/abs/etc/passwd'), join(root, 'real/passwd'));
+    t.is(secureJoin(root, '/rel/tmp'), join(root, 'tmp'));
+    t.is(secureJoin(root, '/../../x'), join(root, 'x'));
+    t.is(secureJoin(root, '/etc/hosts'), join(root, 'real/hosts'));
+    symlinkSync('loop2', join(root, 'loop1'));
+    symlinkSync('loop1', join(root, 'loop2'));
+    t.throws(() => secureJoin(root, '/loop1/x'), { message: /too many symlinks/ });
+  } finally {
+    rmSync(root, { recursive: true });
+  }
+});
+
+test('capabilities: default set, add/drop with or without CAP_, ALL, unknown names refused, privileged keeps all', (t) => {
+  t.is(capabilityMask(false, [], []), 0xa80425fbn);
+  t.is(capabilityMask(false, ['CAP_NET_ADMIN'], ['mknod']), (0xa80425fbn | (1n << 12n)) & ~(1n << 27n));
+  t.is(capabilityMask(false, [], ['ALL']), 0n);
+  t.is(capabilityMask(false, ['ALL'], []), (1n << 41n) - 1n);
+  t.is(capabilityMask(true, [], ['ALL']), undefined);
+  t.throws(() => capabilityMask(false, ['FLY'], []), { message: /add_capabilities: unknown capability "FLY"/ });
+});
+
+test('exit status: the helper\'s wait status decodes to CRI exit codes; a missing file is SIGKILL', (t) => {
+  const d = tmp();
+  try {
+    writeFileSync(join(d, 'status'), `${3 << 8} 1700000000000000000\n`);
+    t.deepEqual(readTermination(d, false), { exitCode: 3, finishedAt: '1700000000000000000', oomKilled: false, message: '' });
+    writeFileSync(join(d, 'status'), '15 1700000000000000001\n');
+    t.is(readTermination(d, false).exitCode, 143);
+    rmSync(join(d, 'status'));
+    const killed = readTermination(d, true);
+    t.is(killed.exitCode, 137);
+    t.true(killed.oomKilled);
+  } finally {
+    rmSync(d, { recursive: true });
+  }
+});
+
+test('resources: CRI values are kept exactly, zeroes mean unset, pids come from unified', (t) => {
+  t.deepEqual(
+    toLimits({
+      cpu_period: '100000',
+      cpu_quota: '50000',
+      cpu_shares: '512',
+      memory_limit_in_bytes: '50000000',
+      oom_score_adj: '0',
+      cpuset_cpus: '0',
+      cpuset_mems: '',
+      hugepage_limits: [],
+      unified: { 'pids.max': '64' },
+      memory_swap_limit_in_bytes: '0',
+    }),
+    { cpuPeriod: 100000, cpuQuota: 50000, cpuShares: 512, memoryLimitBytes: 50000000, cpusetCpus: '0', pidsLimit: 64 },
+  );
+  t.is(signalNumber('SIGKILL'), 9);
+  t.is(signalNumber('USR1'), 10);
+  t.is(signalNumber(''), 15);
+});
+
+test('metadata: records survive a reload, bad files are skipped, prefixes resolve only when unique', (t) => {
+  const d = tmp();
+  try {
+    const s = new MetadataStore<{ id: string; n: number }>(d);
+    s.put({ id: 'abc123', n: 1 });
+    s.put({ id: 'abd456', n: 2 });
+    writeFileSync(join(d, 'broken.json'), '{nope');
+    const bad: string[] = [];
+    const fresh = new MetadataStore<{ id: string; n: number }>(d);
+    t.is(fresh.load((f) => bad.push(f)).length, 2);
+    t.deepEqual(bad, [join(d, 'broken.json')]);
+    t.is(fresh.resolve('abc')?.n, 1);
+    t.is(fresh.resolve('ab'), undefined);
+    fresh.delete('abc123');
+    t.false(readdirSync(d).includes('abc123.json'));
+    const names = new NameRegistry();
+    t.is(names.reserve('pod_ns_uid_0', 'a'), undefined);
+    t.is(names.reserve('pod_ns_uid_0', 'b'), 'a');
+    t.is(names.reserve('pod_ns_uid_0', 'a'), undefined);
+    names.releaseId('a');
+    t.is(names.reserve('pod_ns_uid_0', 'b'), undefined);
+  } finally {
+    rmSync(d, { recursive: true });
+  }
+});

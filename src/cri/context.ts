@@ -41,9 +41,4 @@ export function containerRuntimeDir(config: DaemonConfig, pod: string, ctr: stri
   return join(podRuntimeDir(config, pod), 'containers', ctr);
 }
 
-// Wall clock with ns resolution: epoch at start plus the monotonic clock since.
-const epochBase = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
-
-export function nowNanos(): string {
-  return (epochBase + process.hrtime.bigint()).toString();
-}
+export { nowNanos } from '../util/time.js';

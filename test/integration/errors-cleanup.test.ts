@@ -4,7 +4,7 @@ import test from 'ava';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
-import { TestDaemon, isRoot, podConfig, containerConfig } from '../helpers/daemon.js';
+import { useDaemon, podConfig, containerConfig } from '../helpers/daemon.js';
 
 async function rejects(t: import('ava').ExecutionContext, p: Promise<unknown>, code: number, field: RegExp) {
   const err = (await t.throwsAsync(p)) as unknown as { code: number; details: string } | undefined;
@@ -12,22 +12,8 @@ async function rejects(t: import('ava').ExecutionContext, p: Promise<unknown>, c
   t.regex(err?.details ?? '', field);
 }
 
-if (!isRoot()) {
-  test('error/cleanup tests need root', (t) => {
-    t.log('SKIPPED: not root');
-    t.pass();
-  });
-} else {
-  let d: TestDaemon;
-  test.before(async () => {
-    d = await TestDaemon.start();
-  });
-  test.afterEach.always((t) => {
-    if (!t.passed) t.log(d?.logs().split('\n').slice(-30).join('\n'));
-  });
-  test.after.always(async () => {
-    await d?.teardown();
-  });
+const d = useDaemon('error/cleanup tests');
+if (d) {
 
   test.serial('bad requests are refused with the field named, and nothing stored is lost', async (t) => {
     const logDir = join(d.logDir, 'bad');

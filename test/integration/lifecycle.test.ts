@@ -2,26 +2,12 @@
 import test from 'ava';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { TestDaemon, isRoot, podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
+import { useDaemon, podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
 
 const CRI_LINE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z) (stdout|stderr) ([PF]) (.*)$/;
 
-if (!isRoot()) {
-  test('lifecycle tests need root', (t) => {
-    t.log('SKIPPED: not root');
-    t.pass();
-  });
-} else {
-  let d: TestDaemon;
-  test.before(async () => {
-    d = await TestDaemon.start();
-  });
-  test.afterEach.always((t) => {
-    if (!t.passed) t.log(d?.logs().split('\n').slice(-40).join('\n'));
-  });
-  test.after.always(async () => {
-    await d?.teardown();
-  });
+const d = useDaemon('lifecycle tests');
+if (d) {
 
   test.serial('a container that prints and exits 3 is EXITED with code 3, timestamps and a CRI-format log', async (t) => {
     const logDir = join(d.logDir, 'exit3');

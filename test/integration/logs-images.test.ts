@@ -5,27 +5,13 @@ import { promisify } from 'node:util';
 import { readFileSync, renameSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
-import { TestDaemon, isRoot, podConfig, containerConfig, waitFor, testImages, BUSYBOX } from '../helpers/daemon.js';
+import { useDaemon, podConfig, containerConfig, waitFor, testImages, BUSYBOX } from '../helpers/daemon.js';
 import { projectRoot } from '../../src/util/paths.js';
 
 const run = promisify(execFile);
 
-if (!isRoot()) {
-  test('log/image tests need root', (t) => {
-    t.log('SKIPPED: not root');
-    t.pass();
-  });
-} else {
-  let d: TestDaemon;
-  test.before(async () => {
-    d = await TestDaemon.start();
-  });
-  test.afterEach.always((t) => {
-    if (!t.passed) t.log(d?.logs().split('\n').slice(-30).join('\n'));
-  });
-  test.after.always(async () => {
-    await d?.teardown();
-  });
+const d = useDaemon('log/image tests');
+if (d) {
 
   test.serial('ReopenContainerLog after a rename: old lines stay in the rotated file, new ones go to a new file, none lost', async (t) => {
     const cfg = podConfig('rotate', {}, join(d.logDir, 'rotate'));

@@ -4,27 +4,13 @@
 import test from 'ava';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname as hostHostname } from 'node:os';
-import { TestDaemon, isRoot, podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
+import { useDaemon, podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
 
-if (!isRoot()) {
-  test('namespace tests need root', (t) => {
-    t.log('SKIPPED: not root');
-    t.pass();
-  });
-} else {
-  let d: TestDaemon;
-  test.before(async () => {
-    d = await TestDaemon.start();
-  });
-  test.afterEach.always((t) => {
-    if (!t.passed) t.log(d?.logs().split('\n').slice(-40).join('\n'));
-  });
-  test.after.always(async () => {
-    await d?.teardown();
-  });
+const d = useDaemon('namespace tests');
+if (d) {
 
   /** Create + start a container, wait until it is RUNNING; returns its id and its init's host pid. */
-  async function run(pod: string, sandbox: object, name: string, command: string[], extra: Record<string, unknown> = {}) {
+  const run = async (pod: string, sandbox: object, name: string, command: string[], extra: Record<string, unknown> = {}) => {
     const { container_id: id } = await d.client.call('CreateContainer', {
       pod_sandbox_id: pod,
       config: containerConfig(name, command, extra),
@@ -40,18 +26,18 @@ if (!isRoot()) {
     return { id: id as string, pid };
   }
 
-  async function exec(id: string, cmd: string[]): Promise<{ stdout: string; stderr: string; exit_code: number }> {
+  const exec = async (id: string, cmd: string[]): Promise<{ stdout: string; stderr: string; exit_code: number }> => {
     const r = await d.client.call('ExecSync', { container_id: id, cmd, timeout: 10 });
     return { stdout: Buffer.from(r.stdout).toString(), stderr: Buffer.from(r.stderr).toString(), exit_code: r.exit_code };
   }
 
   const ns = (pid: number | 'self', type: string) => readlinkSync(`/proc/${pid}/ns/${type}`);
 
-  function pidMode(pid: string, target_id?: string) {
+  const pidMode = (pid: string, target_id?: string) => {
     return { linux: { security_context: { namespace_options: { pid, ...(target_id ? { target_id } : {}) } } } };
   }
 
-  async function removePod(pod: string) {
+  const removePod = async (pod: string) => {
     await d.client.call('StopPodSandbox', { pod_sandbox_id: pod });
     await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
   }

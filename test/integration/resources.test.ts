@@ -4,41 +4,27 @@
 import test from 'ava';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TestDaemon, isRoot, podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
+import { useDaemon, podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
 
 const CG = '/sys/fs/cgroup';
 const MiB = 1024 * 1024;
 
 const isV1 = existsSync(join(CG, 'cpu', 'cpu.shares')) || existsSync(join(CG, 'cpu,cpuacct', 'cpu.shares'));
 
-if (!isRoot()) {
-  test('resource tests need root', (t) => {
-    t.log('SKIPPED: not root');
-    t.pass();
-  });
-} else {
-  let d: TestDaemon;
-  test.before(async () => {
-    d = await TestDaemon.start();
-  });
-  test.afterEach.always((t) => {
-    if (!t.passed) t.log(d?.logs().split('\n').slice(-40).join('\n'));
-  });
-  test.after.always(async () => {
-    await d?.teardown();
-  });
+const d = useDaemon('resource tests');
+if (d) {
 
   /** A file of the container's cgroup: v1 <hierarchy>/<root>/<pod>/<ctr>/<file>, v2 <root>/<pod>/<ctr>/<v2file>. */
-  function cgFile(pod: string, ctr: string, controller: string, v1file: string, v2file = v1file): string {
+  const cgFile = (pod: string, ctr: string, controller: string, v1file: string, v2file = v1file): string => {
     if (isV1) return readFileSync(join(CG, controller, d.cgroupRoot, pod, ctr, v1file), 'utf8').trim();
     return readFileSync(join(CG, d.cgroupRoot, pod, ctr, v2file), 'utf8').trim();
   }
 
-  function resources(linux: Record<string, unknown>) {
+  const resources = (linux: Record<string, unknown>) => {
     return { linux: { resources: linux } };
   }
 
-  async function create(pod: string, sandbox: object, name: string, command: string[], extra: Record<string, unknown> = {}): Promise<string> {
+  const create = async (pod: string, sandbox: object, name: string, command: string[], extra: Record<string, unknown> = {}): Promise<string> => {
     const { container_id: id } = await d.client.call('CreateContainer', {
       pod_sandbox_id: pod,
       config: containerConfig(name, command, extra),
@@ -47,11 +33,11 @@ if (!isRoot()) {
     return id as string;
   }
 
-  async function status(id: string) {
+  const status = async (id: string) => {
     return d.client.call('ContainerStatus', { container_id: id, verbose: true });
   }
 
-  async function removePod(pod: string) {
+  const removePod = async (pod: string) => {
     await d.client.call('StopPodSandbox', { pod_sandbox_id: pod });
     await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
   }

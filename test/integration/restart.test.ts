@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { projectRoot } from '../../src/util/paths.js';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TestDaemon, isRoot, podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
+import { useDaemon, podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
 
 function gone(pid: number): boolean {
   try {
@@ -18,22 +18,8 @@ function gone(pid: number): boolean {
   }
 }
 
-if (!isRoot()) {
-  test('restart tests need root', (t) => {
-    t.log('SKIPPED: not root');
-    t.pass();
-  });
-} else {
-  let d: TestDaemon;
-  test.before(async () => {
-    d = await TestDaemon.start();
-  });
-  test.afterEach.always((t) => {
-    if (!t.passed) t.log(d?.logs().split('\n').slice(-40).join('\n'));
-  });
-  test.after.always(async () => {
-    await d?.teardown();
-  });
+const d = useDaemon('restart tests');
+if (d) {
 
   test.serial('after kill -9 and a restart, running containers are RUNNING and exited ones show their exit code and full log', async (t) => {
     const logDir = join(d.logDir, 'restart');

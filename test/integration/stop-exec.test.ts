@@ -2,33 +2,21 @@
 // measured over the socket against real processes.
 import test from 'ava';
 import { existsSync, readFileSync } from 'node:fs';
-import { TestDaemon, isRoot, podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
+import { useDaemon, podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
 
 const IGNORES_TERM = ['sh', '-c', 'trap "" TERM; while true; do sleep 1; done'];
 
-if (!isRoot()) {
-  test.serial('stop/exec tests need root', (t) => {
-    t.log('SKIPPED: not root');
-    t.pass();
-  });
-} else {
-  let d: TestDaemon;
+const d = useDaemon('stop/exec tests');
+if (d) {
   let pod: string;
   let sandbox: ReturnType<typeof podConfig>;
-  test.before(async () => {
-    d = await TestDaemon.start();
+  test.serial.before(async () => {
     sandbox = podConfig('stop-exec');
     pod = (await d.client.call('RunPodSandbox', { config: sandbox })).pod_sandbox_id;
   });
-  test.afterEach.always((t) => {
-    if (!t.passed) t.log(d?.logs().split('\n').slice(-40).join('\n'));
-  });
-  test.after.always(async () => {
-    await d?.teardown();
-  });
 
   /** Create + start; resolves with the id and host pid of the init once RUNNING. */
-  async function run(name: string, command: string[], extra: Record<string, unknown> = {}) {
+  const run = async (name: string, command: string[], extra: Record<string, unknown> = {}) => {
     const { container_id: id } = await d.client.call('CreateContainer', {
       pod_sandbox_id: pod,
       config: containerConfig(name, command, extra),
@@ -44,17 +32,17 @@ if (!isRoot()) {
     return { id: id as string, pid };
   }
 
-  async function stop(id: string, timeout: number): Promise<number> {
+  const stop = async (id: string, timeout: number): Promise<number> => {
     const t0 = performance.now();
     await d.client.call('StopContainer', { container_id: id, timeout });
     return performance.now() - t0;
   }
 
-  async function status(id: string) {
+  const status = async (id: string) => {
     return (await d.client.call('ContainerStatus', { container_id: id })).status;
   }
 
-  async function exec(id: string, cmd: string[], timeout = 10) {
+  const exec = async (id: string, cmd: string[], timeout = 10) => {
     const r = await d.client.call('ExecSync', { container_id: id, cmd, timeout });
     return { stdout: Buffer.from(r.stdout).toString(), stderr: Buffer.from(r.stderr).toString(), exit_code: r.exit_code as number };
   }

@@ -11,6 +11,7 @@ import type { Containerizer, ExecResult, LaunchRequest, LaunchResult, Terminatio
 import type { ProcessSpec } from '../../store/metadata.js';
 import type { Provisioner } from '../../provisioner/provisioner.js';
 import { writeAtomic, writeCheckpoint } from '../../store/checkpoint.js';
+import { nowNanos } from '../../util/time.js';
 import {
   type ContainerConfig,
   type ContainerId,
@@ -519,8 +520,9 @@ export function readTermination(runtimeDir: string, oomKilled: boolean): Termina
     // missing: killed before it could write
   }
   const [statusText, nanos] = text.split(/\s+/);
-  const now = (BigInt(Date.now()) * 1_000_000n).toString();
-  if (!statusText) return { exitCode: 137, finishedAt: now, oomKilled, message: 'killed (no exit status recorded)' };
+  const now = nowNanos();
+  // The init was SIGKILLed with the rest of the container (destroy), so it could not record a status.
+  if (!statusText) return { exitCode: 137, finishedAt: now, oomKilled, message: '' };
   const status = Number(statusText);
   const signal = status & 0x7f;
   const exitCode = signal === 0 ? (status >> 8) & 0xff : 128 + signal;

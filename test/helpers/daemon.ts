@@ -1,7 +1,6 @@
 // Starts a real cri-mesos daemon (a child process) on a temp socket with temp
 // work/runtime dirs and its own cgroup root, and talks gRPC to it as kubelet
 // does. teardown() removes everything it made, also after a failed test.
-import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -211,32 +210,6 @@ export async function sweep(cgroupRoot: string, dir: string): Promise<void> {
     }
   }
   rmSync(dir, { recursive: true, force: true });
-}
-
-/**
- * The hooks every socket-level test file needs: one daemon for the file, its
- * log shown when a test fails, teardown afterwards. Not root: one loud skip
- * and undefined, so the file's tests are not registered.
- */
-export function useDaemon(what: string, opts: DaemonOptions = {}): TestDaemon | undefined {
-  if (!isRoot()) {
-    test(`${what} need root`, (t) => {
-      t.log('SKIPPED: not root');
-      t.pass();
-    });
-    return undefined;
-  }
-  const d = new TestDaemon();
-  test.serial.before(async () => {
-    await d.init(opts);
-  });
-  test.afterEach.always((t) => {
-    if (!t.passed) t.log(d.logs().split('\n').slice(-40).join('\n'));
-  });
-  test.after.always(async () => {
-    await d.teardown();
-  });
-  return d;
 }
 
 export function isRoot(): boolean {

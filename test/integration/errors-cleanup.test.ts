@@ -4,7 +4,8 @@ import test from 'ava';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
-import { useDaemon, podConfig, containerConfig } from '../helpers/daemon.js';
+import { podConfig, containerConfig } from '../helpers/daemon.js';
+import { useDaemon } from '../helpers/suite.js';
 
 async function rejects(t: import('ava').ExecutionContext, p: Promise<unknown>, code: number, field: RegExp) {
   const err = (await t.throwsAsync(p)) as unknown as { code: number; details: string } | undefined;
@@ -126,6 +127,41 @@ if (d) {
     t.deepEqual(readdirSync(join(d.workDir, 'meta', 'containers')), []);
     t.deepEqual(readdirSync(join(d.workDir, 'meta', 'sandboxes')), []);
     // Idempotent.
+    await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+  });
+
+  test.serial('a CreateContainer that fails while preparing or while the helper sets up leaves nothing behind', async (t) => {
+    const cfg = podConfig('failing', {}, join(d.logDir, 'failing'));
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg });
+    const snapshot = () => ({
+      mounts: readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(join(d.workDir, 'provisioner'))).length,
+      cgroups: readdirSync(`/sys/fs/cgroup/memory/${d.cgroupRoot}/${pod}`, { withFileTypes: true }).filter((e) => e.isDirectory()).length,
+      rundirs: existsSync(join(d.runtimeDir, 'containers', pod, 'containers')) ? readdirSync(join(d.runtimeDir, 'containers', pod, 'containers')).length : 0,
+      provisioned: existsSync(join(d.workDir, 'provisioner')) ? readdirSync(join(d.workDir, 'provisioner')).length : 0,
+    });
+    const before = snapshot();
+    // PREPARING: the host side of a bind mount cannot be created.
+    await t.throwsAsync(
+      d.client.call('CreateContainer', {
+        pod_sandbox_id: pod,
+        config: containerConfig('prep', ['true'], { mounts: [{ container_path: '/data', host_path: '/proc/self/cannot/create' }] }),
+        sandbox_config: cfg,
+      }),
+    );
+    t.deepEqual(snapshot(), before);
+    // ISOLATING: the launch helper's mount plan fails inside the container's mount namespace.
+    const err = (await t.throwsAsync(
+      d.client.call('CreateContainer', {
+        pod_sandbox_id: pod,
+        config: containerConfig('iso', ['true'], { mounts: [{ container_path: '/proc/not-here', host_path: d.logDir }] }),
+        sandbox_config: cfg,
+      }),
+    )) as unknown as { details: string };
+    t.regex(err.details, /launch helper failed/);
+    t.deepEqual(snapshot(), before);
+    // The pod is unharmed and the names can be used again.
+    const { container_id } = await d.client.call('CreateContainer', { pod_sandbox_id: pod, config: containerConfig('iso', ['true']), sandbox_config: cfg });
+    await d.client.call('StartContainer', { container_id });
     await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
   });
 }

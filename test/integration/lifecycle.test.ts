@@ -2,7 +2,8 @@
 import test from 'ava';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { useDaemon, podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
+import { podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
+import { useDaemon } from '../helpers/suite.js';
 
 const CRI_LINE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z) (stdout|stderr) ([PF]) (.*)$/;
 

@@ -4,7 +4,8 @@
 import test from 'ava';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname as hostHostname } from 'node:os';
-import { useDaemon, podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
+import { podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
+import { useDaemon } from '../helpers/suite.js';
 
 const d = useDaemon('namespace tests');
 if (d) {

@@ -4,7 +4,8 @@
 import test from 'ava';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { useDaemon, podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
+import { podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
+import { useDaemon } from '../helpers/suite.js';
 
 const CG = '/sys/fs/cgroup';
 const MiB = 1024 * 1024;

@@ -7,7 +7,8 @@ import { spawnSync } from 'node:child_process';
 import { projectRoot } from '../../src/util/paths.js';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { useDaemon, podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
+import { podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
+import { useDaemon } from '../helpers/suite.js';
 
 function gone(pid: number): boolean {
   try {

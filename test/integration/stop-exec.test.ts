@@ -2,7 +2,8 @@
 // measured over the socket against real processes.
 import test from 'ava';
 import { existsSync, readFileSync } from 'node:fs';
-import { useDaemon, podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
+import { podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
+import { useDaemon } from '../helpers/suite.js';
 
 const IGNORES_TERM = ['sh', '-c', 'trap "" TERM; while true; do sleep 1; done'];
 

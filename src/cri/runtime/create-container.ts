@@ -1,10 +1,10 @@
 import { isAbsolute, join, normalize } from 'node:path';
-import { mkdirSync } from 'node:fs';
 import type { CreateContainerRequest__Output } from '../../../api/generated/runtime/v1/CreateContainerRequest.js';
 import type { CreateContainerResponse } from '../../../api/generated/runtime/v1/CreateContainerResponse.js';
 import type { ContainerConfig__Output } from '../../../api/generated/runtime/v1/ContainerConfig.js';
 import type { ContainerConfig, CriMount } from '../../containerizer/mesos/isolator.js';
 import { DEFAULT_PATH } from '../../containerizer/mesos/containerizer.js';
+import { mkdirp } from '../../util/mkdirp.js';
 import type { ImageRecord } from '../../images/store.js';
 import { readImageUser } from '../../provisioner/user.js';
 import { containerName, type ContainerRecord, type ProcessSpec, type SandboxRecord } from '../../store/metadata.js';
@@ -87,7 +87,7 @@ export async function createContainer(ctx: RuntimeContext, req: CreateContainerR
     mesos,
   };
   try {
-    if (logPath) mkdirSync(join(logPath, '..'), { recursive: true, mode: 0o755 });
+    if (logPath) mkdirp(join(logPath, '..'));
     const result = await ctx.containerizer.launch({
       config: mesos,
       runtimeHandler: sandbox.runtimeHandler,
@@ -100,8 +100,11 @@ export async function createContainer(ctx: RuntimeContext, req: CreateContainerR
     ctx.watchContainer(ctx.containers.get(id)!);
     return { container_id: id };
   } catch (err) {
-    await ctx.containerizer.destroy(containerId(record)).catch(() => undefined);
-    await ctx.containerizer.remove(containerId(record)).catch(() => undefined);
+    // Mesos: whoever launched must destroy a failed launch.
+    await ctx.containerizer
+      .destroy(containerId(record))
+      .then(() => ctx.containerizer.remove(containerId(record)))
+      .catch((cleanupErr: unknown) => ctx.log.error('cleaning up a failed create', { container: id, error: String(cleanupErr) }));
     ctx.names.release(name);
     throw err;
   }

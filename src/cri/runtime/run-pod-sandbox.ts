@@ -55,8 +55,10 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
     return { pod_sandbox_id: id };
   } catch (err) {
     // Mesos: whoever launched must destroy a failed launch.
-    await ctx.containerizer.destroy(podId(id)).catch(() => undefined);
-    await ctx.containerizer.remove(podId(id)).catch(() => undefined);
+    await ctx.containerizer
+      .destroy(podId(id))
+      .then(() => ctx.containerizer.remove(podId(id)))
+      .catch((cleanupErr: unknown) => ctx.log.error('cleaning up a failed pod launch', { pod: id, error: String(cleanupErr) }));
     ctx.sandboxes.delete(id);
     ctx.names.release(name);
     throw err;

@@ -3,7 +3,8 @@
 // pivot_root: the rootfs (an overlay the provisioner mounted on the host),
 // /proc, /dev, /sys, /dev/shm from the pod, the pod's hostname/hosts/resolv.conf
 // and the CRI mounts with their propagation; then masked and read-only paths.
-import { lstatSync, mkdirSync, readlinkSync, statSync } from 'node:fs';
+import { lstatSync, readlinkSync, statSync } from 'node:fs';
+import { mkdirp } from '../../../../util/mkdirp.js';
 import { join, posix } from 'node:path';
 import { MS } from '../../../../native/index.js';
 import type { ContainerConfig, CriMount, LaunchInfo } from '../../isolator.js';
@@ -117,7 +118,7 @@ function bindMount(m: CriMount, target: string): PlanOp[] {
   try {
     isDir = statSync(m.hostPath).isDirectory();
   } catch {
-    mkdirSync(m.hostPath, { recursive: true, mode: 0o755 });
+    mkdirp(m.hostPath);
   }
   const ops: PlanOp[] = [isDir ? ['mkdir', target, 0o755] : ['touch', target], ['mount', m.hostPath, target, null, MS.BIND | MS.REC, null]];
   if (m.readonly) ops.push(['mount', null, target, null, MS.BIND | MS.REMOUNT | MS.RDONLY, null]);

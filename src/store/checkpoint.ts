@@ -6,18 +6,30 @@ import { randomBytes } from 'node:crypto';
 
 export const CHECKPOINT_VERSION = 1;
 
-export function writeAtomic(path: string, data: string | Buffer, mode = 0o600): void {
+export interface WriteOptions {
+  mode?: number;
+  /**
+   * fsync the file and its directory (default). Runtime-dir files live on a
+   * tmpfs that a power loss wipes anyway: rename alone keeps them whole
+   * across a daemon crash, so they skip the syncs.
+   */
+  durable?: boolean;
+}
+
+export function writeAtomic(path: string, data: string | Buffer, opts: WriteOptions = {}): void {
+  const durable = opts.durable ?? true;
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true });
   const tmp = join(dir, `.${randomBytes(6).toString('hex')}.tmp`);
-  const fd = openSync(tmp, 'w', mode);
+  const fd = openSync(tmp, 'w', opts.mode ?? 0o600);
   try {
     writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
-    fsyncSync(fd);
+    if (durable) fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
   renameSync(tmp, path);
+  if (!durable) return;
   const dfd = openSync(dir, 'r');
   try {
     fsyncSync(dfd);
@@ -30,8 +42,8 @@ export interface Versioned {
   version: number;
 }
 
-export function writeCheckpoint(path: string, record: object): void {
-  writeAtomic(path, JSON.stringify({ version: CHECKPOINT_VERSION, ...record }));
+export function writeCheckpoint(path: string, record: object, opts: WriteOptions = {}): void {
+  writeAtomic(path, JSON.stringify({ version: CHECKPOINT_VERSION, ...record }), opts);
 }
 
 export function readCheckpoint<T extends Versioned>(path: string): T {

@@ -92,7 +92,7 @@ export class MesosContainerizer implements Containerizer {
     this.checkAlive(c, 'provisioning');
 
     this.transition(c, 'PREPARING');
-    writeCheckpoint(join(c.config.runtimeDir, 'config.json'), c.config);
+    writeCheckpoint(join(c.config.runtimeDir, 'config.json'), c.config, VOLATILE);
     const info: LaunchInfo = emptyLaunchInfo();
     for (const isolator of this.isolatorsFor(c)) {
       const part = await isolator.prepare(c.config);
@@ -125,7 +125,7 @@ export class MesosContainerizer implements Containerizer {
       }
     }
     const planPath = join(rundir, 'plan');
-    writeAtomic(planPath, encodePlan(plan));
+    writeAtomic(planPath, encodePlan(plan), VOLATILE);
 
     const [syncRead, syncWrite] = native().pipe();
     const diagFd = openSync(join(rundir, 'launch.log'), fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT, 0o600);
@@ -148,8 +148,8 @@ export class MesosContainerizer implements Containerizer {
       });
       c.pid = child.pid;
       c.pidfd = child.pidfd;
-      writeAtomic(join(rundir, 'pid'), `${child.pid}\n`);
-      writeAtomic(join(rundir, 'pid.start'), `${processStartTime(child.pid) ?? ''}\n`);
+      writeAtomic(join(rundir, 'pid'), `${child.pid}\n`, VOLATILE);
+      writeAtomic(join(rundir, 'pid.start'), `${processStartTime(child.pid) ?? ''}\n`, VOLATILE);
       this.watchExit(c);
     } finally {
       closeSync(diagFd);
@@ -245,7 +245,7 @@ export class MesosContainerizer implements Containerizer {
       native().close(c.pidfd);
       c.pidfd = undefined;
     }
-    if (existsSync(c.config.runtimeDir)) writeCheckpoint(join(c.config.runtimeDir, 'termination'), termination);
+    if (existsSync(c.config.runtimeDir)) writeCheckpoint(join(c.config.runtimeDir, 'termination'), termination, VOLATILE);
     c.termination = termination;
     c.state = 'TERMINATED';
     this.opts.log.info('container state', { container: c.key, state: 'TERMINATED', exitCode: termination.exitCode, oomKilled });
@@ -473,6 +473,9 @@ export class MesosContainerizer implements Containerizer {
     this.opts.log.info('container state', { container: c.key, state });
   }
 }
+
+/** Runtime-dir files: tmpfs, so atomic rename without fsync. */
+const VOLATILE = { durable: false };
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 

@@ -28,13 +28,16 @@ export class LoopbackNetworkIsolator extends LaunchOnlyIsolator {
   }
 }
 
+/** World-readable (bind-mounted into containers), in the runtime dir: no fsync needed. */
+const RUNTIME_FILE = { mode: 0o644, durable: false };
+
 function writeSandboxFiles(dir: string, name: string, dns: ContainerConfig['dns']): void {
   mkdirSync(dir, { recursive: true, mode: 0o755 });
-  writeAtomic(join(dir, 'hostname'), `${name}\n`, 0o644);
+  writeAtomic(join(dir, 'hostname'), `${name}\n`, RUNTIME_FILE);
   writeAtomic(
     join(dir, 'hosts'),
     `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${name}\n`,
-    0o644,
+    RUNTIME_FILE,
   );
   let resolv: string;
   if (dns && (dns.servers.length || dns.searches.length || dns.options.length)) {
@@ -49,5 +52,5 @@ function writeSandboxFiles(dir: string, name: string, dns: ContainerConfig['dns'
       resolv = '';
     }
   }
-  writeAtomic(join(dir, 'resolv.conf'), resolv, 0o644);
+  writeAtomic(join(dir, 'resolv.conf'), resolv, RUNTIME_FILE);
 }

@@ -30,8 +30,8 @@ export const MT = {
   dockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
 } as const;
 
-const INDEX_TYPES: string[] = [MT.ociIndex, MT.dockerList];
-const MANIFEST_TYPES: string[] = [MT.ociManifest, MT.dockerManifest];
+export const INDEX_TYPES: string[] = [MT.ociIndex, MT.dockerList];
+export const MANIFEST_TYPES: string[] = [MT.ociManifest, MT.dockerManifest];
 
 export interface Platform {
   os: string;
@@ -48,7 +48,7 @@ export interface ImportOptions {
   platform?: Platform;
 }
 
-interface Descriptor {
+export interface Descriptor {
   mediaType?: string;
   digest: string;
   size: number;
@@ -90,8 +90,25 @@ async function importDir(store: ImageStore, dir: string, opts: ImportOptions, la
   throw new Error(`${label}: neither an OCI image layout (index.json) nor a docker archive (manifest.json)`);
 }
 
+/** Where manifests, indexes and configs come from (a layout dir, or a registry). */
+export interface JsonBlobSource {
+  readonly label: string;
+  /** Read a JSON blob, checking digest and descriptor size. */
+  readBlobJson<T>(desc: Descriptor): Promise<{ value: T; raw: Buffer }>;
+}
+
+/** A JsonBlobSource that can also put layer blobs into the store. */
+export interface ManifestSource extends JsonBlobSource {
+  /** Make the (verified) blob of `layer` present in the store. */
+  putLayerBlob(store: ImageStore, layer: LayerRecord): Promise<void>;
+  /** Unpack a stored layer blob (default: store.ensureLayer). */
+  unpackLayer?(store: ImageStore, layer: LayerRecord): Promise<void>;
+  /** Layers fetched and unpacked at once (default 1). */
+  layerConcurrency?: number;
+}
+
 /** Files of the layout/archive, resolved so that no symlink leads out of it. */
-class Source {
+class Source implements ManifestSource {
   constructor(
     readonly dir: string,
     readonly label: string,
@@ -136,24 +153,32 @@ class Source {
     }
     return r;
   }
+
+  async putLayerBlob(store: ImageStore, l: LayerRecord): Promise<void> {
+    const p = await this.path(this.blobRel(l.digest));
+    await store.putBlobFromFile(p, l.digest, l.size).catch((e: unknown) => {
+      if ((e as { code?: string }).code === 'ENOENT') throw new Error(`${this.label}: layer blob ${l.digest} is missing`);
+      throw e;
+    });
+  }
 }
 
 // ---- OCI image layout ------------------------------------------------------
 
-interface OciIndex {
+export interface OciIndex {
   schemaVersion?: number;
   mediaType?: string;
   manifests?: Descriptor[];
 }
 
-interface OciManifest {
+export interface OciManifest {
   schemaVersion?: number;
   mediaType?: string;
   config: Descriptor;
   layers: Descriptor[];
 }
 
-interface ImageConfigFile {
+export interface ImageConfigFile {
   architecture?: string;
   os?: string;
   variant?: string;
@@ -209,7 +234,7 @@ async function importOciLayout(store: ImageStore, src: Source, opts: ImportOptio
 }
 
 /** Follow (possibly nested) indexes down to one platform manifest. */
-async function pickManifest(src: Source, d: Descriptor, platform: Platform, chain: Descriptor[], depth: number): Promise<Descriptor> {
+export async function pickManifest(src: JsonBlobSource, d: Descriptor, platform: Platform, chain: Descriptor[], depth: number): Promise<Descriptor> {
   if (depth > 8) throw new Error(`${src.label}: indexes nested too deeply`);
   const mt = d.mediaType ?? '';
   if (MANIFEST_TYPES.includes(mt)) return d;
@@ -233,11 +258,11 @@ async function pickManifest(src: Source, d: Descriptor, platform: Platform, chai
   return pickManifest(src, pick, platform, chain, depth + 1);
 }
 
-function platformMatches(p: { os?: string; architecture?: string; variant?: string }, want: Platform): boolean {
+export function platformMatches(p: { os?: string; architecture?: string; variant?: string }, want: Platform): boolean {
   return p.os === want.os && p.architecture === want.architecture && (!want.variant || !p.variant || p.variant === want.variant);
 }
 
-function fmtPlatform(p: { os?: string; architecture?: string; variant?: string }): string {
+export function fmtPlatform(p: { os?: string; architecture?: string; variant?: string }): string {
   return `${p.os ?? '?'}/${p.architecture ?? '?'}${p.variant ? '/' + p.variant : ''}`;
 }
 
@@ -262,7 +287,7 @@ function refNames(d: Descriptor, opts: ImportOptions, label: string): string[] {
   return opts.repository ? [`${opts.repository}:${ref}`] : [];
 }
 
-interface ManifestImport {
+export interface ManifestImport {
   manifestDigest: string;
   manifestRaw: Buffer;
   manifestMediaType: string;
@@ -274,7 +299,7 @@ interface ManifestImport {
   platform?: Platform;
 }
 
-async function importManifest(store: ImageStore, src: Source, mi: ManifestImport): Promise<ImageRecord> {
+export async function importManifest(store: ImageStore, src: ManifestSource, mi: ManifestImport): Promise<ImageRecord> {
   const m = mi.manifest;
   const { value: cfg, raw: cfgRaw } = await src.readBlobJson<ImageConfigFile>(m.config);
   if (mi.platform && cfg.architecture && (cfg.os !== mi.platform.os || cfg.architecture !== mi.platform.architecture)) {
@@ -309,7 +334,7 @@ async function importManifest(store: ImageStore, src: Source, mi: ManifestImport
 
 async function writeAndCommit(
   store: ImageStore,
-  src: Source,
+  src: ManifestSource,
   mi: ManifestImport,
   cfgRaw: Buffer,
   cfg: ImageConfigFile,
@@ -323,18 +348,14 @@ async function writeAndCommit(
     await store.putBlob(raw, digest);
   };
   for (let attempt = 0; ; attempt++) {
-    for (const l of layers) {
+    await forEachLimit(layers, src.layerConcurrency ?? 1, async (l) => {
       if (!(await store.hasLayer(l.chainId))) addedLayers.push(l.chainId);
       if (!(await store.hasBlob(l.digest))) {
         addedBlobs.push(l.digest);
-        const p = await src.path(src.blobRel(l.digest));
-        await store.putBlobFromFile(p, l.digest, l.size).catch((e: unknown) => {
-          if ((e as { code?: string }).code === 'ENOENT') throw new Error(`${src.label}: layer blob ${l.digest} is missing`);
-          throw e;
-        });
+        await src.putLayerBlob(store, l);
       }
-      await store.ensureLayer(l);
-    }
+      await (src.unpackLayer ? src.unpackLayer(store, l) : store.ensureLayer(l));
+    });
     await putJson(cfgRaw, m.config.digest);
     await putJson(mi.manifestRaw, mi.manifestDigest);
     for (const d of mi.extraBlobs) await putJson((await src.readBlobJson<unknown>(d)).raw, d.digest);
@@ -365,7 +386,25 @@ async function writeAndCommit(
   }
 }
 
-function summarizeConfig(c: (ImageConfigSummary & Record<string, unknown>) | undefined): ImageConfigSummary {
+/** Run `fn` over `items`, at most `limit` at once; the first failure fails the whole (after the running ones settle). */
+export async function forEachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: { e: unknown } | undefined;
+  const worker = async () => {
+    while (!failed && next < items.length) {
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (e) {
+        failed ??= { e };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  if (failed) throw failed.e;
+}
+
+export function summarizeConfig(c: (ImageConfigSummary & Record<string, unknown>) | undefined): ImageConfigSummary {
   if (!c) return {};
   const out: ImageConfigSummary = {};
   const keys = ['User', 'Env', 'Entrypoint', 'Cmd', 'WorkingDir', 'ExposedPorts', 'Volumes', 'Labels', 'StopSignal'] as const;

@@ -1,4 +1,6 @@
+import type { DaemonConfig } from '../../config.js';
 import type { ImageStore } from '../../images/store.js';
+import type { Puller } from '../../images/pull.js';
 import type { Logger } from '../../log.js';
 
 /** What the ImageService handlers need; RuntimeContext extends it. */
@@ -7,4 +9,8 @@ export interface ImageServiceContext {
   log: Logger;
   /** Ids of the containers whose rootfs uses the image (any state, until removed). */
   imageUsers(imageId: string): string[];
+  /** The registry client; when absent, PullImage makes one from `config.registries` (defaults without a config). */
+  puller?: Puller;
+  /** The daemon configuration (RuntimeContext always has it). */
+  config?: DaemonConfig;
 }

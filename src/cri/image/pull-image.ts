@@ -1,21 +1,101 @@
+import { status } from '@grpc/grpc-js';
+import type { AuthConfig__Output } from '../../../api/generated/runtime/v1/AuthConfig.js';
 import type { PullImageRequest__Output } from '../../../api/generated/runtime/v1/PullImageRequest.js';
 import type { PullImageResponse } from '../../../api/generated/runtime/v1/PullImageResponse.js';
-import { parseReference } from '../../images/reference.js';
-import { invalidArgument, unimplemented } from '../errors.js';
+import { defaultRegistriesConfig } from '../../config.js';
+import { Puller } from '../../images/pull.js';
+import { parseReference, ReferenceError } from '../../images/reference.js';
+import { RegistryError, type Credentials } from '../../images/registry.js';
+import { DigestMismatchError, type ImageStore } from '../../images/store.js';
+import { UnsafeLayerError } from '../../images/unpack.js';
+import { CriError, invalidArgument } from '../errors.js';
 import type { ImageServiceContext } from './context.js';
 import { resolveImage, specRef } from './common.js';
 
-/** Local images only for now: a present image "pulls" to its id. */
+const pullers = new WeakMap<ImageStore, Puller>();
+
+/** The context's puller, or one per store made from the config (so the in-flight maps are shared). */
+export function pullerFor(ctx: ImageServiceContext): Puller {
+  if (ctx.puller) return ctx.puller;
+  let p = pullers.get(ctx.images);
+  if (!p) {
+    p = new Puller(ctx.images, ctx.config?.registries ?? defaultRegistriesConfig(), ctx.log);
+    pullers.set(ctx.images, p);
+  }
+  return p;
+}
+
+/**
+ * Pull from the registry and return the image id (config digest). A digest
+ * reference already in the store is not fetched again. When the registry is
+ * unreachable (network error, not an answer such as 401 or 404) and the
+ * store has the image (e.g. imported), that image is used, with a warning.
+ */
 export async function pullImage(ctx: ImageServiceContext, req: PullImageRequest__Output): Promise<PullImageResponse> {
   const ref = specRef(req.image);
-  const img = await resolveImage(ctx, ref);
-  if (img) return { image_ref: img.id };
+  let parsed;
   try {
-    parseReference(ref);
+    parsed = parseReference(ref);
   } catch (e) {
+    // Not a reference; maybe an image id (prefix) of a local image.
+    const img = await resolveImage(ctx, ref);
+    if (img) return { image_ref: img.id };
     throw invalidArgument((e as Error).message);
   }
-  throw unimplemented(
-    `image ${ref} is not present locally and pulling from registries is not implemented yet; import the image with \`cri-mesos images import PATH\``,
-  );
+  if (parsed.digest) {
+    const img = await resolveImage(ctx, ref);
+    if (img) return { image_ref: img.id };
+  }
+  try {
+    const rec = await pullerFor(ctx).pull(ref, { creds: credentials(req.auth) });
+    return { image_ref: rec.id };
+  } catch (e) {
+    if (e instanceof RegistryError && e.kind === 'unavailable') {
+      const img = await resolveImage(ctx, ref);
+      if (img) {
+        ctx.log.warn('registry unreachable, using the local image', { image: ref, id: img.id, error: e.message });
+        return { image_ref: img.id };
+      }
+    }
+    const err = pullError(ref, e);
+    if (err.code === status.UNAVAILABLE) err.message += '; to use an image without a registry, import it with `cri-mesos images import PATH`';
+    throw err;
+  }
+}
+
+export function credentials(a: AuthConfig__Output | null | undefined): Credentials | undefined {
+  if (!a) return undefined;
+  const c: Credentials = {
+    username: a.username || undefined,
+    password: a.password || undefined,
+    auth: a.auth || undefined,
+    serverAddress: a.server_address || undefined,
+    identityToken: a.identity_token || undefined,
+    registryToken: a.registry_token || undefined,
+  };
+  return Object.values(c).some((v) => v !== undefined) ? c : undefined;
+}
+
+const KIND_STATUS: Record<RegistryError['kind'], status> = {
+  unauthenticated: status.UNAUTHENTICATED,
+  denied: status.PERMISSION_DENIED,
+  'not-found': status.NOT_FOUND,
+  unavailable: status.UNAVAILABLE,
+  stalled: status.DEADLINE_EXCEEDED,
+  invalid: status.FAILED_PRECONDITION,
+  unsupported: status.UNIMPLEMENTED,
+};
+
+/** Map a pull failure onto the gRPC status kubelet shows. */
+export function pullError(ref: string, e: unknown): CriError {
+  if (e instanceof CriError) return e;
+  const msg = `pulling ${ref}: ${(e as Error).message}`;
+  if (e instanceof RegistryError) return new CriError(KIND_STATUS[e.kind], msg);
+  if (e instanceof ReferenceError) return new CriError(status.INVALID_ARGUMENT, msg);
+  if (e instanceof DigestMismatchError) return new CriError(status.DATA_LOSS, msg);
+  if (e instanceof UnsafeLayerError) return new CriError(status.FAILED_PRECONDITION, msg);
+  const m = (e as Error).message ?? '';
+  if (/has no image for|this host needs/.test(m)) return new CriError(status.NOT_FOUND, msg);
+  if (/zstd|not supported|foreign/.test(m)) return new CriError(status.UNIMPLEMENTED, msg);
+  return new CriError(status.UNKNOWN, msg);
 }

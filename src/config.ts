@@ -44,10 +44,15 @@ export interface RegistriesConfig {
   pullProgressTimeoutSeconds: number;
   /** Layer downloads per pull running at once. */
   maxConcurrentDownloads: number;
+  /**
+   * After a host's mirrors, also try the host itself (containerd's default).
+   * false keeps pulls of mirrored hosts on their mirrors only.
+   */
+  fallbackToUpstream: boolean;
 }
 
 export function defaultRegistriesConfig(): RegistriesConfig {
-  return { mirrors: {}, insecure: [], pullProgressTimeoutSeconds: 60, maxConcurrentDownloads: 3 };
+  return { mirrors: {}, insecure: [], pullProgressTimeoutSeconds: 60, maxConcurrentDownloads: 3, fallbackToUpstream: true };
 }
 
 export const DEFAULT_CONFIG_PATH = '/etc/cri-mesos/config.toml';
@@ -145,7 +150,7 @@ export function validateConfig(cfg: DaemonConfig): DaemonConfig {
   return cfg;
 }
 
-const REGISTRY_KEYS = ['mirrors', 'insecure', 'pull_progress_timeout_seconds', 'max_concurrent_downloads'];
+const REGISTRY_KEYS = ['mirrors', 'insecure', 'pull_progress_timeout_seconds', 'max_concurrent_downloads', 'fallback_to_upstream'];
 
 /** The `[registry]` table: `mirrors = { "docker.io" = ["http://127.0.0.1:5000"] }`, `insecure = ["myreg:5000"]`, ... */
 function parseRegistriesToml(value: unknown, base: RegistriesConfig): RegistriesConfig {
@@ -168,6 +173,10 @@ function parseRegistriesToml(value: unknown, base: RegistriesConfig): Registries
   if (t.insecure !== undefined) out.insecure = strings(t.insecure, 'registry.insecure');
   if (t.pull_progress_timeout_seconds !== undefined) out.pullProgressTimeoutSeconds = num(t.pull_progress_timeout_seconds, 'registry.pull_progress_timeout_seconds');
   if (t.max_concurrent_downloads !== undefined) out.maxConcurrentDownloads = num(t.max_concurrent_downloads, 'registry.max_concurrent_downloads');
+  if (t.fallback_to_upstream !== undefined) {
+    if (typeof t.fallback_to_upstream !== 'boolean') throw new Error('config key "registry.fallback_to_upstream": expected true or false');
+    out.fallbackToUpstream = t.fallback_to_upstream;
+  }
   return out;
 }
 

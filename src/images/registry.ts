@@ -88,6 +88,7 @@ export function endpointsFor(domain: string, cfg: RegistriesConfig): Endpoint[] 
       label: `${scheme}://${host}${u.pathname.replace(/\/+$/, '')}`,
     });
   }
+  if (out.length > 0 && !cfg.fallbackToUpstream) return out;
   const host = domain === DEFAULT_DOMAIN ? DOCKER_HUB_API : domain;
   const insecure = isInsecure(domain, cfg) || isInsecure(host, cfg);
   out.push({ host, prefix: '', schemes: insecure ? ['https', 'http'] : ['https'], insecureTls: insecure, mirror: false, label: domain });

@@ -95,7 +95,7 @@ if (enabled) {
 
     writeFileSync(
       configFile,
-      `[registry]\nmirrors = { "docker.io" = ["http://${reg.host}"] }\npull_progress_timeout_seconds = ${STALL_SECONDS}\n`,
+      `[registry]\nmirrors = { "docker.io" = ["http://${reg.host}"] }\nfallback_to_upstream = false\npull_progress_timeout_seconds = ${STALL_SECONDS}\n`,
     );
   });
 }

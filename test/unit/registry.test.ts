@@ -46,6 +46,12 @@ test('endpoints: mirrors in order, then the registry; docker.io is registry-1.do
       ['registry-1.docker.io', '', ['https'], false],
     ],
   );
+  t.deepEqual(
+    endpointsFor('docker.io', { ...cfg, fallbackToUpstream: false }).map((e) => e.host),
+    ['127.0.0.1:5000', 'mirror.example'],
+    'fallback_to_upstream = false keeps a mirrored host on its mirrors',
+  );
+  t.deepEqual(endpointsFor('myreg:5000', { ...cfg, fallbackToUpstream: false })[0]!.host, 'myreg:5000', 'a host without mirrors still goes to itself');
   t.deepEqual(endpointsFor('myreg:5000', cfg)[0]!.schemes, ['https', 'http']);
   t.true(endpointsFor('myreg:5000', cfg)[0]!.insecureTls);
   t.deepEqual(endpointsFor('other:443', cfg)[0]!.schemes, ['https', 'http']);
@@ -78,7 +84,7 @@ test('config: the [registry] table', (t) => {
   const c = parseConfigToml(
     '[registry]\nmirrors = { "docker.io" = ["http://127.0.0.1:5000"] }\ninsecure = ["myreg:5000"]\npull_progress_timeout_seconds = 5\nmax_concurrent_downloads = 4\n',
   );
-  t.deepEqual(c.registries, { mirrors: { 'docker.io': ['http://127.0.0.1:5000'] }, insecure: ['myreg:5000'], pullProgressTimeoutSeconds: 5, maxConcurrentDownloads: 4 });
+  t.deepEqual(c.registries, { mirrors: { 'docker.io': ['http://127.0.0.1:5000'] }, insecure: ['myreg:5000'], pullProgressTimeoutSeconds: 5, maxConcurrentDownloads: 4, fallbackToUpstream: true });
   t.deepEqual(parseConfigToml('').registries, defaultRegistriesConfig());
   const sub = parseConfigToml('[registry.mirrors]\n"quay.io" = ["https://m.example"]\n');
   t.deepEqual(sub.registries.mirrors, { 'quay.io': ['https://m.example'] });

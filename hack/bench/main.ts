@@ -1,0 +1,675 @@
+// CRI benchmark: cri-mesos (or any CRI endpoint) against a second CRI runtime,
+// side by side and interleaved, in one run. See hack/bench/README.md.
+//
+//   npm run bench -- [--endpoint SOCK] [--vs SOCK|reference] [-n 20] [-c 1] [--out DIR] …
+import { Command, Option } from 'commander';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, release, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BenchDaemon, CriClient } from './daemon.js';
+import { projectRoot } from '../../src/util/paths.js';
+import { BENCH_IMAGE, buildReferenceImages } from './images.js';
+import { cpuSeconds, descendants, listProcs, loadavg, memTotalMb, pssKb, rssKb, socketOwner, type Proc } from './proc.js';
+import { buildReport, renderSvg, renderTable, type BurstRun, type CpuUse, type OpSamples, type RawResults, type Resources, type RuntimeInfo } from './report.js';
+import { interleaveOrder, phasesFromLog, rounds, rpcTimesFromLog, summarize } from './stats.js';
+
+const WORKLOADS = ['pod', 'container', 'exec', 'list', 'burst'] as const;
+type Workload = (typeof WORKLOADS)[number];
+const RUNNING_CAP = 100;
+
+interface Opts {
+  endpoint?: string;
+  vs?: string;
+  iterations: number;
+  concurrency: number;
+  workloads: Workload[];
+  listSizes: number[];
+  burst: number;
+  burstRounds: number;
+  setupConcurrency: number;
+  stopTimeout: number;
+  out: string;
+  daemon: 'dist' | 'src';
+  logLevel: string;
+}
+
+interface Target {
+  id: string;
+  client: CriClient;
+  socket: string;
+  info: RuntimeInfo;
+  kind: 'cri-mesos' | 'containerd' | 'other';
+  pid?: number;
+  daemon?: BenchDaemon;
+  reference?: boolean;
+  /** pods this run created and has not removed yet */
+  pods: Set<string>;
+  logRoot: string;
+}
+
+// ---- plumbing -----------------------------------------------------------------
+
+const runId = randomBytes(4).toString('hex');
+const tmp = mkdtempSync(join(tmpdir(), 'cri-mesos-bench-'));
+const targets: Target[] = [];
+const ops = new Map<string, OpSamples>();
+const notes: string[] = [];
+let aborted = false;
+
+class Aborted extends Error {}
+
+const say = (s: string) => process.stderr.write(`[bench] ${s}\n`);
+
+function rec(workload: string, op: string): OpSamples {
+  const k = `${workload}\0${op}`;
+  let o = ops.get(k);
+  if (!o) ops.set(k, (o = { workload, op, samples: {}, errors: {} }));
+  return o;
+}
+
+/** Register the rows of a workload in table order before running it. */
+function declare(workload: string, opNames: string[]): void {
+  for (const op of opNames) rec(workload, op);
+}
+
+function errText(e: unknown): string {
+  const d = (e as { details?: string }).details;
+  return (d || (e instanceof Error ? e.message : String(e))).split('\n')[0]!.slice(0, 300);
+}
+
+function recordError(t: Target, workload: string, op: string, e: unknown): void {
+  const o = rec(workload, op);
+  const cur = o.errors[t.id];
+  if (cur) cur.count++;
+  else o.errors[t.id] = { count: 1, first: errText(e) };
+}
+
+/** One timed CRI call; failures are recorded (and returned as undefined), never thrown. */
+async function timed<T = any>(t: Target, workload: string, op: string, req: object, timeoutMs = 120_000): Promise<T | undefined> {
+  if (aborted) throw new Aborted();
+  const t0 = process.hrtime.bigint();
+  try {
+    const res = await t.client.call<T>(op, req, timeoutMs);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    (rec(workload, op).samples[t.id] ??= []).push(ms);
+    return res;
+  } catch (e) {
+    recordError(t, workload, op, e);
+    return undefined;
+  }
+}
+
+/** An untimed call (setup/teardown); failures are recorded under "setup". */
+async function call<T = any>(t: Target, op: string, req: object, timeoutMs = 120_000): Promise<T | undefined> {
+  if (aborted) throw new Aborted();
+  try {
+    return await t.client.call<T>(op, req, timeoutMs);
+  } catch (e) {
+    recordError(t, 'setup/teardown', op, e);
+    return undefined;
+  }
+}
+
+/** Run fn over items, `concurrency` at a time. Unless `always`, it stops (and throws Aborted) once the run is aborted. */
+async function pool<T>(items: T[], concurrency: number, fn: (item: T, i: number) => Promise<void>, always = false): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length && (always || !aborted)) {
+      const i = next++;
+      await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, worker));
+  if (aborted && !always) throw new Aborted();
+}
+
+/** n iterations in rounds of `concurrency` parallel ones; per round A then B, the next round B then A. */
+async function interleaved(n: number, concurrency: number, fn: (t: Target, i: number) => Promise<void>): Promise<void> {
+  const rs = rounds(n, concurrency);
+  const order = interleaveOrder(rs.length, targets.length);
+  let base = 0;
+  for (let r = 0; r < rs.length; r++) {
+    for (const ti of order[r]!) {
+      if (aborted) throw new Aborted();
+      await Promise.all(Array.from({ length: rs[r]! }, (_, k) => fn(targets[ti]!, base + k)));
+    }
+    base += rs[r]!;
+  }
+}
+
+// ---- CRI objects (identical for every runtime) -----------------------------------
+
+function podCfg(t: Target, name: string, labels: Record<string, string> = {}) {
+  const logDir = join(t.logRoot, name);
+  mkdirSync(logDir, { recursive: true }); // kubelet creates the pod log directory before RunPodSandbox
+  return {
+    metadata: { name, namespace: 'cri-mesos-bench', uid: `${runId}-${name}`, attempt: 0 },
+    // kubelet sends no hostname for host-network pods (runc refuses to set one without a private UTS namespace)
+    hostname: '',
+    log_directory: logDir,
+    labels: { 'cri-mesos-bench': runId, ...labels },
+    annotations: {},
+    linux: { security_context: { namespace_options: { network: 'NODE', pid: 'CONTAINER', ipc: 'POD' } } },
+  };
+}
+
+function ctrCfg(name: string) {
+  return {
+    metadata: { name, attempt: 0 },
+    image: { image: BENCH_IMAGE },
+    command: ['sleep', '3600'],
+    log_path: `${name}.log`,
+    labels: { 'cri-mesos-bench': runId },
+  };
+}
+
+async function runPod(t: Target, name: string, labels?: Record<string, string>, workload?: string) {
+  const config = podCfg(t, name, labels);
+  const res = workload ? await timed(t, workload, 'RunPodSandbox', { config }) : await call(t, 'RunPodSandbox', { config });
+  const id: string | undefined = res?.pod_sandbox_id;
+  if (id) t.pods.add(id);
+  return id ? { id, config } : undefined;
+}
+
+async function removePod(t: Target, id: string): Promise<void> {
+  await call(t, 'StopPodSandbox', { pod_sandbox_id: id });
+  if (await call(t, 'RemovePodSandbox', { pod_sandbox_id: id })) t.pods.delete(id);
+}
+
+async function removeAllPods(t: Target, ids: Iterable<string>, concurrency: number): Promise<void> {
+  await pool([...ids], concurrency, (id) => removePod(t, id));
+}
+
+// ---- workloads ------------------------------------------------------------------------
+
+async function podLifecycle(o: Opts): Promise<void> {
+  const w = 'pod lifecycle';
+  declare(w, ['RunPodSandbox', 'PodSandboxStatus', 'StopPodSandbox', 'RemovePodSandbox']);
+  await interleaved(o.iterations, o.concurrency, async (t, i) => {
+    const pod = await runPod(t, `pl-${i}`, {}, w);
+    if (!pod) return;
+    const st = await timed(t, w, 'PodSandboxStatus', { pod_sandbox_id: pod.id });
+    if (st && st.status?.state !== 'SANDBOX_READY') recordError(t, w, 'PodSandboxStatus', new Error(`state ${st.status?.state}, not SANDBOX_READY`));
+    await timed(t, w, 'StopPodSandbox', { pod_sandbox_id: pod.id });
+    if (await timed(t, w, 'RemovePodSandbox', { pod_sandbox_id: pod.id })) t.pods.delete(pod.id);
+    else await removePod(t, pod.id);
+  });
+}
+
+async function containerLifecycle(o: Opts): Promise<void> {
+  const w = 'container lifecycle';
+  declare(w, ['CreateContainer', 'StartContainer', 'ContainerStatus', 'StopContainer', 'RemoveContainer']);
+  const pods = new Map<string, { id: string; config: object }>();
+  for (const t of targets) {
+    const p = await runPod(t, 'cl');
+    if (!p) throw new Error(`${t.id}: cannot create the pod for the container lifecycle`);
+    pods.set(t.id, p);
+  }
+  await interleaved(o.iterations, o.concurrency, async (t, i) => {
+    const pod = pods.get(t.id)!;
+    const res = await timed(t, w, 'CreateContainer', { pod_sandbox_id: pod.id, config: ctrCfg(`c${i}`), sandbox_config: pod.config });
+    const id: string | undefined = res?.container_id;
+    if (!id) return;
+    await timed(t, w, 'StartContainer', { container_id: id });
+    const st = await timed(t, w, 'ContainerStatus', { container_id: id });
+    if (st && st.status?.state !== 'CONTAINER_RUNNING') recordError(t, w, 'ContainerStatus', new Error(`state ${st.status?.state}, not CONTAINER_RUNNING`));
+    await timed(t, w, 'StopContainer', { container_id: id, timeout: o.stopTimeout });
+    if (!(await timed(t, w, 'RemoveContainer', { container_id: id }))) {
+      await call(t, 'StopContainer', { container_id: id, timeout: 0 });
+      await call(t, 'RemoveContainer', { container_id: id });
+    }
+  });
+  for (const t of targets) await removePod(t, pods.get(t.id)!.id);
+}
+
+async function execSync(o: Opts): Promise<void> {
+  const w = 'exec';
+  declare(w, ['ExecSync']);
+  const ctrs = new Map<string, { pod: string; ctr: string }>();
+  for (const t of targets) {
+    const p = await runPod(t, 'ex');
+    if (!p) throw new Error(`${t.id}: cannot create the pod for ExecSync`);
+    const c = await call(t, 'CreateContainer', { pod_sandbox_id: p.id, config: ctrCfg('ex'), sandbox_config: p.config });
+    if (!c || !(await call(t, 'StartContainer', { container_id: c.container_id }))) throw new Error(`${t.id}: cannot start the container for ExecSync`);
+    ctrs.set(t.id, { pod: p.id, ctr: c.container_id });
+  }
+  await interleaved(o.iterations, o.concurrency, async (t) => {
+    const r = await timed(t, w, 'ExecSync', { container_id: ctrs.get(t.id)!.ctr, cmd: ['true'], timeout: 10 });
+    if (r && r.exit_code !== 0) recordError(t, w, 'ExecSync', new Error(`exit code ${r.exit_code}: ${String(r.stderr)}`));
+  });
+  for (const t of targets) await removePod(t, ctrs.get(t.id)!.pod);
+}
+
+async function burst(o: Opts, bursts: BurstRun[]): Promise<void> {
+  const w = `burst of ${o.burst}`;
+  declare(w, ['RunPodSandbox']);
+  const order = interleaveOrder(o.burstRounds, targets.length);
+  for (let r = 0; r < o.burstRounds; r++) {
+    for (const ti of order[r]!) {
+      if (aborted) throw new Aborted();
+      const t = targets[ti]!;
+      const labels = { 'cri-mesos-bench-burst': `${r}` };
+      const t0 = process.hrtime.bigint();
+      const ids = (await Promise.all(Array.from({ length: o.burst }, (_, k) => runPod(t, `b${r}-${k}`, labels, w)))).filter((p) => !!p);
+      // all answered: now wait until the runtime lists every one of them as READY
+      let ready = 0;
+      const deadline = Date.now() + 120_000;
+      for (;;) {
+        const l = await call(t, 'ListPodSandbox', { filter: { label_selector: { 'cri-mesos-bench': runId, ...labels }, state: { state: 'SANDBOX_READY' } } });
+        ready = l?.items?.length ?? 0;
+        if (ready >= ids.length || Date.now() > deadline || aborted) break;
+        await sleep(5);
+      }
+      const wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
+      bursts.push({ runtime: t.id, pods: o.burst, ready, wallMs });
+      say(`  burst round ${r} ${t.id}: ${ready}/${o.burst} READY in ${wallMs.toFixed(0)} ms`);
+      await removeAllPods(t, ids.map((p) => p.id), o.setupConcurrency);
+    }
+  }
+}
+
+interface ScaleState {
+  running: { pod: string; config: object }[];
+  pods: number;
+  containers: number;
+}
+
+/** Grow a target to `size` pods and `size` containers: the first 100 pods get a running container, the
+ *  rest are stopped right away (NOTREADY, still listed); containers beyond 100 are created, not started,
+ *  spread over the running pods. */
+async function grow(t: Target, st: ScaleState, size: number, o: Opts): Promise<void> {
+  const newPods = Array.from({ length: Math.max(0, size - st.pods) }, (_, k) => st.pods + k);
+  await pool(newPods, o.setupConcurrency, async (i) => {
+    const p = await runPod(t, `ls-${i}`, { 'cri-mesos-bench-list': '1' });
+    if (!p) return;
+    st.pods++;
+    if (i < RUNNING_CAP) {
+      const c = await call(t, 'CreateContainer', { pod_sandbox_id: p.id, config: ctrCfg('c'), sandbox_config: p.config });
+      if (c && (await call(t, 'StartContainer', { container_id: c.container_id }))) {
+        st.running.push({ pod: p.id, config: p.config });
+        st.containers++;
+      }
+    } else {
+      await call(t, 'StopPodSandbox', { pod_sandbox_id: p.id });
+    }
+  });
+  const extra = Array.from({ length: Math.max(0, size - st.containers) }, (_, k) => st.containers + k);
+  if (extra.length && !st.running.length) throw new Error(`${t.id}: no running pod to put containers in`);
+  await pool(extra, o.setupConcurrency, async (i) => {
+    const p = st.running[i % st.running.length]!;
+    const c = await call(t, 'CreateContainer', { pod_sandbox_id: p.pod, config: ctrCfg(`x${i}`), sandbox_config: p.config });
+    if (c) st.containers++;
+  });
+}
+
+/** "cri-mesos-launch pause" / "cri-mesos-launch container" for cri-mesos's helpers (comm is cut to 15 chars). */
+function helperKind(p: Proc): string | undefined {
+  const argv = p.cmdline.split(' ');
+  if (!p.comm.startsWith('cri-mesos-launc') && !/(^|\/)cri-mesos-launch$/.test(argv[0] ?? '')) return undefined;
+  return `cri-mesos-launch ${argv[1] ?? ''}`.trim();
+}
+
+async function measureResources(t: Target, st: ScaleState): Promise<Resources> {
+  const procs = listProcs();
+  const byPid = new Map(procs.map((p) => [p.pid, p]));
+  const helpers = new Map<number, string>();
+  // the sandbox ("pause") process of every pod, as the runtime reports it
+  for (const p of st.running) {
+    const s = await call(t, 'PodSandboxStatus', { pod_sandbox_id: p.pod, verbose: true });
+    try {
+      const pid = Number(JSON.parse(s?.info?.info ?? '{}').pid);
+      const pr = byPid.get(pid);
+      if (pr) helpers.set(pid, helperKind(pr) ?? `${pr.comm} (pause)`);
+    } catch {
+      // no verbose info
+    }
+  }
+  if (t.kind === 'cri-mesos' && t.pid) {
+    for (const p of descendants(procs, t.pid)) {
+      const k = helperKind(p);
+      if (k) helpers.set(p.pid, k);
+    }
+  }
+  for (const p of procs) {
+    const ours = p.cmdline.includes(`-address ${t.socket} `) || p.cmdline.endsWith(`-address ${t.socket}`);
+    if (ours && /^\S*containerd-shim/.test(p.cmdline)) {
+      helpers.set(p.pid, 'containerd-shim-runc-v2');
+    }
+  }
+  const kinds: Record<string, number> = {};
+  let rss = 0;
+  let pss = 0;
+  for (const [pid, kind] of helpers) {
+    kinds[kind] = (kinds[kind] ?? 0) + 1;
+    rss += rssKb(pid);
+    pss += pssKb(pid);
+  }
+  const running = await call(t, 'ListContainers', { filter: { state: { state: 'CONTAINER_RUNNING' } } });
+  return {
+    runtime: t.id,
+    runningContainers: running?.containers?.length ?? st.running.length,
+    pods: st.pods,
+    daemonRssKb: t.pid ? rssKb(t.pid) : 0,
+    helperCount: helpers.size,
+    helperRssKb: rss,
+    helperPssKb: pss,
+    helperKinds: kinds,
+  };
+}
+
+async function lists(o: Opts, resources: Resources[]): Promise<void> {
+  const states = new Map<string, ScaleState>(targets.map((t) => [t.id, { running: [], pods: 0, containers: 0 }]));
+  let measured = false;
+  for (const size of o.listSizes) {
+    const w = `list ${size}`;
+    declare(w, ['ListPodSandbox', 'ListContainers']);
+    for (const t of targets) {
+      const t0 = Date.now();
+      await grow(t, states.get(t.id)!, size, o);
+      const s = states.get(t.id)!;
+      say(`  ${t.id}: ${s.pods} pods, ${s.containers} containers (${s.running.length} running) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    }
+    if (!measured && size >= RUNNING_CAP) {
+      await sleep(1000);
+      for (const t of targets) resources.push(await measureResources(t, states.get(t.id)!));
+      measured = true;
+    }
+    for (const t of targets) {
+      const p = await call(t, 'ListPodSandbox', {});
+      const c = await call(t, 'ListContainers', {});
+      if ((p?.items?.length ?? 0) < size || (c?.containers?.length ?? 0) < size) {
+        notes.push(`${t.id} ${w}: the runtime listed ${p?.items?.length} pods and ${c?.containers?.length} containers (expected ≥ ${size})`);
+      }
+    }
+    await interleaved(o.iterations, o.concurrency, async (t) => {
+      await timed(t, w, 'ListPodSandbox', {});
+      await timed(t, w, 'ListContainers', {});
+    });
+  }
+  for (const t of targets) {
+    const t0 = Date.now();
+    const mine = await call(t, 'ListPodSandbox', { filter: { label_selector: { 'cri-mesos-bench': runId, 'cri-mesos-bench-list': '1' } } });
+    await removeAllPods(t, (mine?.items ?? []).map((p: { id: string }) => p.id), o.setupConcurrency);
+    say(`  ${t.id}: removed the list pods in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  }
+}
+
+// ---- targets ---------------------------------------------------------------------------
+
+function newestMtime(dir: string): number {
+  let m = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) m = Math.max(m, newestMtime(p));
+    else if (e.name.endsWith('.ts')) m = Math.max(m, statSync(p).mtimeMs);
+  }
+  return m;
+}
+
+async function ownDaemon(id: string, o: Opts): Promise<Target> {
+  if (o.daemon === 'dist') {
+    const cli = join(projectRoot(), 'dist', 'src', 'cli.js');
+    if (!existsSync(cli)) throw new Error(`${cli} is missing: run npm run build (or use --daemon src)`);
+    if (statSync(cli).mtimeMs < newestMtime(join(projectRoot(), 'src'))) {
+      notes.push('dist/ is older than src/: the benchmarked daemon may not be the current source (run npm run build:ts)');
+    }
+  }
+  say(`${id}: starting a cri-mesos daemon from ${o.daemon}/ with temp dirs`);
+  const daemon = await BenchDaemon.start(o.daemon, o.logLevel);
+  return makeTarget(id, daemon.socket, daemon.client, `own daemon (${o.daemon}/, --log-level ${o.logLevel})`, { daemon, pid: daemon.pid });
+}
+
+async function reference(id: string): Promise<Target> {
+  const imagesDir = join(tmp, 'reference-images');
+  await buildReferenceImages(imagesDir);
+  const script = join(projectRoot(), 'hack', 'bench', 'containerd-reference.sh');
+  say(`${id}: starting Debian's containerd via ${script}`);
+  const out = await new Promise<string>((res, rej) => {
+    const p = spawn('bash', [script, 'start', imagesDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let s = '';
+    p.stdout.on('data', (d: Buffer) => (s += d.toString()));
+    p.on('exit', (code) => (code === 0 ? res(s) : rej(new Error(`${script} start failed (${code})`))));
+  });
+  const socket = out.trim().split('\n').pop()!;
+  const client = new CriClient(socket);
+  return makeTarget(id, socket, client, 'containerd-reference.sh', { reference: true });
+}
+
+async function makeTarget(
+  id: string,
+  socket: string,
+  client: CriClient,
+  origin: string,
+  extra: { daemon?: BenchDaemon; pid?: number; reference?: boolean },
+): Promise<Target> {
+  const v = await client.call('Version', {}, 10_000);
+  const pid = extra.pid ?? socketOwner(socket);
+  const name: string = v.runtime_name;
+  const kind = name === 'cri-mesos' ? 'cri-mesos' : name === 'containerd' ? 'containerd' : 'other';
+  if (!pid) notes.push(`${id}: could not find the process listening on ${socket}: no daemon RSS/CPU`);
+  const logRoot = join(tmp, 'logs', id);
+  mkdirSync(logRoot, { recursive: true });
+  const t: Target = {
+    id,
+    client,
+    socket,
+    kind,
+    pid,
+    daemon: extra.daemon,
+    reference: extra.reference,
+    pods: new Set(),
+    logRoot,
+    info: { id, label: name, endpoint: `unix://${socket}`, runtimeName: name, runtimeVersion: v.runtime_version, pid, origin },
+  };
+  targets.push(t);
+  return t;
+}
+
+async function cleanupTarget(t: Target, o: Opts): Promise<void> {
+  try {
+    const mine = await t.client.call('ListPodSandbox', { filter: { label_selector: { 'cri-mesos-bench': runId } } }, 10_000);
+    for (const p of mine.items ?? []) t.pods.add(p.id);
+  } catch {
+    // daemon gone: the sweeps below handle it
+  }
+  if (t.pods.size) {
+    say(`${t.id}: removing ${t.pods.size} pods left by the run`);
+    await pool([...t.pods], o.setupConcurrency, async (id) => {
+      await t.client.call('StopPodSandbox', { pod_sandbox_id: id }, 30_000).catch(() => undefined);
+      if (await t.client.call('RemovePodSandbox', { pod_sandbox_id: id }, 30_000).then(() => true, () => false)) t.pods.delete(id);
+    }, true);
+  }
+  if (t.daemon) {
+    mkdirSync(resolve(o.out), { recursive: true });
+    writeFileSync(join(resolve(o.out), `daemon-${t.id}.log`), t.daemon.logs());
+    await t.daemon.teardown(o.setupConcurrency);
+  } else {
+    t.client.close();
+  }
+  if (t.reference) {
+    const script = join(projectRoot(), 'hack', 'bench', 'containerd-reference.sh');
+    await new Promise<void>((res) => spawn('bash', [script, 'stop'], { stdio: ['ignore', 'inherit', 'inherit'] }).on('exit', () => res()));
+  }
+}
+
+let cleaning: Promise<void> | undefined;
+function cleanup(o: Opts): Promise<void> {
+  cleaning ??= (async () => {
+    aborted = true;
+    for (const t of targets) {
+      try {
+        await cleanupTarget(t, o);
+      } catch (e) {
+        say(`${t.id}: cleanup failed: ${errText(e)}`);
+      }
+    }
+    rmSync(tmp, { recursive: true, force: true });
+  })();
+  return cleaning;
+}
+
+// ---- main ------------------------------------------------------------------------------
+
+const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
+const int = (s: string) => {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`not a non-negative integer: ${s}`);
+  return n;
+};
+
+const program = new Command('bench')
+  .description('CRI benchmark: cri-mesos against another CRI runtime, side by side, interleaved')
+  .option('--endpoint <socket>', 'CRI socket of the runtime under test (default: start our own cri-mesos daemon with temp dirs)')
+  .option('--vs <socket|reference>', 'a second CRI runtime to run the same workloads against; "reference" starts Debian\'s containerd (hack/bench/containerd-reference.sh)')
+  .option('-n, --iterations <n>', 'iterations per workload (and per list size)', int, 20)
+  .option('-c, --concurrency <n>', 'parallel iterations per round', int, 1)
+  .option('--workloads <list>', `comma-separated subset of ${WORKLOADS.join(',')}`, list, [...WORKLOADS])
+  .option('--list-sizes <list>', 'object counts for ListPodSandbox/ListContainers', (s) => list(s).map(int), [100, 1000])
+  .option('--burst <pods>', 'pods started at once in the burst workload', int, 100)
+  .option('--burst-rounds <n>', 'bursts per runtime', int, 2)
+  .option('--setup-concurrency <n>', 'parallel calls when creating/removing objects outside measurements', int, 8)
+  .option('--stop-timeout <s>', 'StopContainer timeout (the containers run sleep as PID 1, which ignores SIGTERM)', int, 0)
+  .option('--out <dir>', 'where to write bench.json, bench.svg and bench.txt', 'bench-out')
+  .addOption(new Option('--daemon <from>', 'run our own daemon from the built dist/ or from src/ through tsx').choices(['dist', 'src']).default('dist'))
+  .option('--log-level <level>', 'log level of our own daemon (info gives the state-transition breakdown)', 'info');
+
+async function main(): Promise<void> {
+  program.parse();
+  const o = program.opts<Opts>();
+  for (const w of o.workloads) if (!WORKLOADS.includes(w)) throw new Error(`unknown workload ${w} (known: ${WORKLOADS.join(', ')})`);
+  if (o.iterations < 1) throw new Error('--iterations must be ≥ 1');
+  o.concurrency = Math.max(1, o.concurrency);
+  o.listSizes = [...o.listSizes].sort((a, b) => a - b);
+
+  let firstSignal = 0;
+  const onSignal = (sig: string) => {
+    // npm and tsx relay the terminal's SIGINT to us as well: repeats within 2 s are the same Ctrl-C
+    if (firstSignal && Date.now() - firstSignal < 2000) return;
+    if (firstSignal) {
+      say(`second ${sig}: exiting without finishing the cleanup (temp dir ${tmp})`);
+      process.exit(130);
+    }
+    firstSignal = Date.now();
+    say(`${sig}: stopping the workloads and cleaning up … (press Ctrl-C again to exit at once)`);
+    void cleanup(o).finally(() => process.exit(130));
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+
+  const startedAt = new Date().toISOString();
+  const load0 = loadavg();
+  const bursts: BurstRun[] = [];
+  const resources: Resources[] = [];
+  const cpuStart = new Map<string, { self: number; children: number }>();
+  const cpu = new Map<string, CpuUse>();
+  try {
+    if (o.endpoint) {
+      const c = new CriClient(resolve(o.endpoint));
+      await makeTarget('A', resolve(o.endpoint), c, 'external', {});
+    } else {
+      await ownDaemon('A', o);
+    }
+    if (o.vs === 'reference') await reference('B');
+    else if (o.vs) await makeTarget('B', resolve(o.vs), new CriClient(resolve(o.vs)), 'external', {});
+
+    for (const t of targets) {
+      if (t.pid) cpuStart.set(t.id, cpuSeconds(t.pid) ?? { self: 0, children: 0 });
+      cpu.set(t.id, { runtime: t.id, totalSeconds: 0, childrenSeconds: 0, perWorkload: {} });
+    }
+    const phase = async (name: string, fn: () => Promise<void>) => {
+      const before = new Map(targets.map((t) => [t.id, t.pid ? cpuSeconds(t.pid) : undefined]));
+      const t0 = Date.now();
+      say(`workload: ${name}`);
+      await fn();
+      for (const t of targets) {
+        const b = before.get(t.id);
+        const a = t.pid ? cpuSeconds(t.pid) : undefined;
+        if (a && b) cpu.get(t.id)!.perWorkload[name] = a.self - b.self;
+      }
+      say(`  done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    };
+    if (o.workloads.includes('pod')) await phase('pod', () => podLifecycle(o));
+    if (o.workloads.includes('container')) await phase('container', () => containerLifecycle(o));
+    if (o.workloads.includes('exec')) await phase('exec', () => execSync(o));
+    if (o.workloads.includes('burst')) await phase('burst', () => burst(o, bursts));
+    if (o.workloads.includes('list')) await phase('list', () => lists(o, resources));
+    for (const t of targets) {
+      const s = cpuStart.get(t.id);
+      const e = t.pid ? cpuSeconds(t.pid) : undefined;
+      if (s && e) Object.assign(cpu.get(t.id)!, { totalSeconds: e.self - s.self, childrenSeconds: e.children - s.children });
+    }
+  } catch (e) {
+    if (aborted) {
+      // the signal handler cleans up and exits; no report from a cut-short run
+      await cleanup(o);
+      return;
+    }
+    say(`failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    notes.push(`the run failed: ${errText(e)}`);
+  }
+
+  // cri-mesos's own view: state transitions and server-side RPC times from its log
+  const phases: RawResults['phases'] = {};
+  for (const t of targets) {
+    if (!t.daemon) continue;
+    const log = t.daemon.logs();
+    phases[t.id] = phasesFromLog(log);
+    const rpc = rpcTimesFromLog(log);
+    const parts = Object.entries(rpc)
+      .filter(([k]) => !['Version', 'ListPodSandbox', 'ListContainers'].includes(k))
+      .map(([k, v]) => `${k} ${summarize(v)!.p50.toFixed(1)}`);
+    if (parts.length) notes.push(`${t.id} server-side p50 ms (daemon log "response" lines, all workloads): ${parts.join(', ')}`);
+  }
+  const finishedAt = new Date().toISOString();
+  const raw: RawResults = {
+    startedAt,
+    finishedAt,
+    host: { cpus: cpus().length, kernel: release(), loadavgStart: load0, loadavgEnd: loadavg(), memTotalMb: memTotalMb() },
+    params: {
+      iterations: o.iterations,
+      concurrency: o.concurrency,
+      workloads: o.workloads,
+      listSizes: o.listSizes,
+      burst: o.burst,
+      burstRounds: o.burstRounds,
+      stopTimeout: o.stopTimeout,
+      image: BENCH_IMAGE,
+      command: ['sleep', '3600'],
+      interleave: 'per round: A,B then B,A',
+    },
+    networkMode: 'host network (NamespaceOption network NODE, no CNI)',
+    runtimes: targets.map((t) => t.info),
+    ops: [...ops.values()].filter((x) => Object.keys(x.samples).length || Object.keys(x.errors).length),
+    bursts,
+    resources,
+    cpu: [...cpu.values()],
+    phases,
+    notes: [
+      `list ${o.listSizes.join('/')}: pods beyond ${RUNNING_CAP} are stopped right after RunPodSandbox (NOTREADY, still listed); containers beyond ${RUNNING_CAP} are created, not started, spread over the ${RUNNING_CAP} running pods`,
+      ...notes,
+    ],
+  };
+  const report = buildReport(raw);
+  const outDir = resolve(o.out);
+  mkdirSync(outDir, { recursive: true });
+  const text = renderTable(report);
+  writeFileSync(join(outDir, 'bench.json'), JSON.stringify(report, null, 2) + '\n');
+  writeFileSync(join(outDir, 'bench.svg'), renderSvg(report));
+  writeFileSync(join(outDir, 'bench.txt'), text);
+  process.stdout.write('\n' + text);
+  say(`wrote ${join(outDir, 'bench.json')}, bench.svg, bench.txt`);
+
+  await cleanup(o);
+  const failed = report.ops.some((x) => Object.keys(x.errors).length) || notes.some((n) => n.startsWith('the run failed'));
+  process.exit(failed ? 1 : 0);
+}
+
+main().catch(async (e: unknown) => {
+  say(`fatal: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+  const o = program.opts<Opts>();
+  await cleanup(o).catch(() => undefined);
+  process.exit(2);
+});

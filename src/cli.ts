@@ -32,6 +32,9 @@ function configFrom(opts: Record<string, string | undefined>): DaemonConfig {
 
 withConfigFlags(program.command('daemon', { isDefault: true }).description('serve the CRI on a unix socket')).action(async (opts) => {
   const config = configFrom(opts);
+  // Whoever reads our output may go away (a closed pipe, a dead terminal): that must never take
+  // the daemon, and with it the CRI socket, down. Log lines are simply lost then.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
   const { Daemon } = await import('./daemon.js');
   let daemon: Awaited<ReturnType<typeof Daemon.start>>;

@@ -1,6 +1,9 @@
 // Pod + container lifecycle over the socket, as kubelet drives it.
 import test from 'ava';
 import { readFileSync, existsSync } from 'node:fs';
+import { busyboxLayer, writeOciLayout } from '../../hack/build-test-images.js';
+import { importImage } from '../../src/images/import.js';
+import { ImageStore } from '../../src/images/store.js';
 import { join } from 'node:path';
 import { podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
 import { useDaemon } from '../helpers/suite.js';
@@ -87,6 +90,56 @@ if (d) {
     t.regex(ex.stdout.toString(), /NoNewPrivs:\s+1/);
     const priv = await run('privileged', { privileged: true });
     t.not(priv.CapEff, def.CapEff);
+    await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+  });
+
+  test.serial('the image config is applied the CRI way: Entrypoint+Cmd, Env, WorkingDir, User (resolved in the image), Volumes', async (t) => {
+    const layout = join(d.dir, 'configured-oci');
+    await writeOciLayout(layout, [
+      {
+        tags: ['cri-mesos.test/configured:1'],
+        layers: [await busyboxLayer()],
+        config: {
+          Entrypoint: ['/bin/sh', '-c'],
+          Cmd: ['echo "$GREETING"; id -u; id -g; pwd; test -d /data/vol && echo vol-ok'],
+          Env: ['PATH=/bin', 'GREETING=from-image'],
+          WorkingDir: '/tmp',
+          User: 'tester',
+          Volumes: { '/data/vol': {} },
+          ExposedPorts: { '8080/tcp': {} },
+        },
+      },
+    ]);
+    // Imported while the daemon runs: it sees the image without a restart.
+    await importImage(new ImageStore(join(d.workDir, 'images')), layout);
+    const logDir = join(d.logDir, 'configured');
+    const cfg = podConfig('configured', {}, logDir);
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg });
+    const runOnce = async (name: string, extra: Record<string, unknown>) => {
+      const { container_id } = await d.client.call('CreateContainer', {
+        pod_sandbox_id: pod,
+        config: { metadata: { name }, image: { image: 'cri-mesos.test/configured:1' }, log_path: `${name}.log`, ...extra },
+        sandbox_config: cfg,
+      });
+      await d.client.call('StartContainer', { container_id });
+      const st = await waitFor('exit', async () => {
+        const s = await d.client.call('ContainerStatus', { container_id });
+        return s.status.state === 'CONTAINER_EXITED' ? s.status : undefined;
+      });
+      t.is(st.exit_code, 0, readFileSync(st.log_path, 'utf8'));
+      return readFileSync(st.log_path, 'utf8').trim().split('\n').map((l) => l.split(' ').slice(3).join(' '));
+    };
+    t.deepEqual(await runOnce('defaults', {}), ['from-image', '1000', '1000', '/tmp', 'vol-ok']);
+    // CRI args replace Cmd (Entrypoint kept); CRI env overrides the image's; CRI working_dir and run_as_user win.
+    t.deepEqual(
+      await runOnce('overridden', {
+        args: ['echo "$GREETING"; id -u; pwd'],
+        envs: [{ key: 'GREETING', value: Buffer.from('from-cri') }],
+        working_dir: '/',
+        linux: { security_context: { run_as_user: { value: 0 } } },
+      }),
+      ['from-cri', '0', '/'],
+    );
     await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
   });
 }

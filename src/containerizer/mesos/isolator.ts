@@ -69,6 +69,8 @@ export interface ContainerConfig {
   sandboxFilesDir?: string;
   /** Pod DNS settings (CRI DNSConfig); the host's resolv.conf when absent. */
   dns?: { servers: string[]; searches: string[]; options: string[] };
+  /** The image's VOLUME paths: created in the rootfs (containerd's default image_volumes = "mkdir"). */
+  imageVolumes?: string[];
   /** oom_score_adj written by the helper before exec. */
   oomScoreAdj?: number;
 }

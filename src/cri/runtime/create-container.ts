@@ -66,6 +66,7 @@ export async function createContainer(ctx: RuntimeContext, req: CreateContainerR
     maskedPaths: sc?.masked_paths,
     readonlyPaths: sc?.readonly_paths,
     oomScoreAdj: resources.oomScoreAdj,
+    imageVolumes: Object.keys(image.config.Volumes ?? {}),
   };
   let processSpec: ProcessSpec | undefined;
   const record: ContainerRecord = {

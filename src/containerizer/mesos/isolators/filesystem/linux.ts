@@ -94,6 +94,8 @@ export function containerMountPlan(config: ContainerConfig): PlanOp[] {
     }
   }
   for (const m of mounts) ops.push(...bindMount(m, inRoot(m.containerPath)));
+  // Image volumes are plain directories of the container's writable layer unless a CRI mount covers them.
+  for (const v of config.imageVolumes ?? []) if (!mounted.has(posix.normalize(v))) ops.push(['mkdir', inRoot(v), 0o755]);
 
   if (config.readonlyRootfs) ops.push(['mount', null, root, null, MS.BIND | MS.REMOUNT | MS.RDONLY, null]);
   ops.push(['pivot_root', root]);

@@ -4,7 +4,7 @@ import type { LinuxContainerResources__Output } from '../../../api/generated/run
 import type { NamespaceOption__Output } from '../../../api/generated/runtime/v1/NamespaceOption.js';
 import type { PodSandbox } from '../../../api/generated/runtime/v1/PodSandbox.js';
 import type { Container } from '../../../api/generated/runtime/v1/Container.js';
-import type { ResourceLimits } from '../../containerizer/mesos/isolator.js';
+import type { ContainerId, ResourceLimits } from '../../containerizer/mesos/isolator.js';
 import type { Termination } from '../../containerizer/containerizer.js';
 import type { ContainerRecord, SandboxRecord } from '../../store/metadata.js';
 import { invalidArgument, notFound } from '../errors.js';
@@ -126,4 +126,14 @@ export function signalNumber(name: string | undefined): number {
   if (!name) return 15;
   const n = SIGNALS[name.startsWith('SIG') ? name : `SIG${name}`] ?? Number(name);
   return Number.isInteger(n) && n > 0 && n < 65 ? n : 15;
+}
+
+/** Mesos: whoever launched must destroy a failed launch. Cleanup errors are logged, the launch error stands. */
+export async function destroyFailedLaunch(ctx: RuntimeContext, id: ContainerId): Promise<void> {
+  try {
+    await ctx.containerizer.destroy(id);
+    await ctx.containerizer.remove(id);
+  } catch (err) {
+    ctx.log.error('cleaning up a failed launch', { container: id.value, error: String(err) });
+  }
 }

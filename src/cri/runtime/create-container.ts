@@ -10,7 +10,7 @@ import { readImageUser } from '../../provisioner/user.js';
 import { containerName, type ContainerRecord, type ProcessSpec, type SandboxRecord } from '../../store/metadata.js';
 import { containerId, containerRuntimeDir, nowNanos, podId, type RuntimeContext } from '../context.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from '../errors.js';
-import { checkName, mustSandbox, namespaceModes, newId, toLimits } from './common.js';
+import { checkName, destroyFailedLaunch, mustSandbox, namespaceModes, newId, toLimits } from './common.js';
 import { capabilityMask } from './capabilities.js';
 
 export async function createContainer(ctx: RuntimeContext, req: CreateContainerRequest__Output): Promise<CreateContainerResponse> {
@@ -101,11 +101,7 @@ export async function createContainer(ctx: RuntimeContext, req: CreateContainerR
     ctx.watchContainer(ctx.containers.get(id)!);
     return { container_id: id };
   } catch (err) {
-    // Mesos: whoever launched must destroy a failed launch.
-    await ctx.containerizer
-      .destroy(containerId(record))
-      .then(() => ctx.containerizer.remove(containerId(record)))
-      .catch((cleanupErr: unknown) => ctx.log.error('cleaning up a failed create', { container: id, error: String(cleanupErr) }));
+    await destroyFailedLaunch(ctx, containerId(record));
     ctx.names.release(name);
     throw err;
   }

@@ -5,7 +5,7 @@ import type { ContainerConfig } from '../../containerizer/mesos/isolator.js';
 import { sandboxName, type SandboxRecord } from '../../store/metadata.js';
 import { alreadyExists, failedPrecondition, invalidArgument } from '../errors.js';
 import { nowNanos, podId, podRuntimeDir, type RuntimeContext } from '../context.js';
-import { checkName, namespaceModes, newId, toLimits } from './common.js';
+import { checkName, destroyFailedLaunch, namespaceModes, newId, toLimits } from './common.js';
 
 export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxRequest__Output): Promise<RunPodSandboxResponse> {
   const config = req.config;
@@ -54,11 +54,7 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
     ctx.log.info('pod sandbox ready', { pod: id, name });
     return { pod_sandbox_id: id };
   } catch (err) {
-    // Mesos: whoever launched must destroy a failed launch.
-    await ctx.containerizer
-      .destroy(podId(id))
-      .then(() => ctx.containerizer.remove(podId(id)))
-      .catch((cleanupErr: unknown) => ctx.log.error('cleaning up a failed pod launch', { pod: id, error: String(cleanupErr) }));
+    await destroyFailedLaunch(ctx, podId(id));
     ctx.sandboxes.delete(id);
     ctx.names.release(name);
     throw err;

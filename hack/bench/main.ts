@@ -9,8 +9,8 @@ import { cpus, release, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BenchDaemon, CriClient } from './daemon.js';
 import { projectRoot } from '../../src/util/paths.js';
+import { CriClient, TestDaemon } from '../../test/helpers/daemon.js';
 import { BENCH_IMAGE, buildReferenceImages } from './images.js';
 import { cpuSeconds, descendants, listProcs, loadavg, memTotalMb, pssKb, rssKb, socketOwner, type Proc } from './proc.js';
 import { buildReport, renderSvg, renderTable, type BurstRun, type CpuUse, type OpSamples, type RawResults, type Resources, type RuntimeInfo } from './report.js';
@@ -43,7 +43,7 @@ interface Target {
   info: RuntimeInfo;
   kind: 'cri-mesos' | 'containerd' | 'other';
   pid?: number;
-  daemon?: BenchDaemon;
+  daemon?: TestDaemon;
   reference?: boolean;
   /** pods this run created and has not removed yet */
   pods: Set<string>;
@@ -53,7 +53,8 @@ interface Target {
 // ---- plumbing -----------------------------------------------------------------
 
 const runId = randomBytes(4).toString('hex');
-const tmp = mkdtempSync(join(tmpdir(), 'cri-mesos-bench-'));
+/** the run's temp dir, made once the options are parsed (so --help leaves nothing behind) */
+let tmp = '';
 const targets: Target[] = [];
 const ops = new Map<string, OpSamples>();
 const notes: string[] = [];
@@ -418,7 +419,15 @@ async function ownDaemon(id: string, o: Opts): Promise<Target> {
     }
   }
   say(`${id}: starting a cri-mesos daemon from ${o.daemon}/ with temp dirs`);
-  const daemon = await BenchDaemon.start(o.daemon, o.logLevel);
+  // Its own process group, so a Ctrl-C in the terminal reaches only us (and we
+  // remove what we made); a log file, so it does not die of EPIPE if we exit first.
+  const daemon = await TestDaemon.start({
+    from: o.daemon,
+    logLevel: o.logLevel,
+    logTo: 'file',
+    detached: true,
+    prefix: 'cri-mesos-bench-daemon',
+  });
   return makeTarget(id, daemon.socket, daemon.client, `own daemon (${o.daemon}/, --log-level ${o.logLevel})`, { daemon, pid: daemon.pid });
 }
 
@@ -443,7 +452,7 @@ async function makeTarget(
   socket: string,
   client: CriClient,
   origin: string,
-  extra: { daemon?: BenchDaemon; pid?: number; reference?: boolean },
+  extra: { daemon?: TestDaemon; pid?: number; reference?: boolean },
 ): Promise<Target> {
   const v = await client.call('Version', {}, 10_000);
   const pid = extra.pid ?? socketOwner(socket);
@@ -506,7 +515,7 @@ function cleanup(o: Opts): Promise<void> {
         say(`${t.id}: cleanup failed: ${errText(e)}`);
       }
     }
-    rmSync(tmp, { recursive: true, force: true });
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
   })();
   return cleaning;
 }
@@ -543,6 +552,7 @@ async function main(): Promise<void> {
   if (o.iterations < 1) throw new Error('--iterations must be ≥ 1');
   o.concurrency = Math.max(1, o.concurrency);
   o.listSizes = [...o.listSizes].sort((a, b) => a - b);
+  tmp = mkdtempSync(join(tmpdir(), 'cri-mesos-bench-'));
 
   let firstSignal = 0;
   const onSignal = (sig: string) => {

@@ -1,10 +1,12 @@
 // Starts a real cri-mesos daemon (a child process) on a temp socket with temp
 // work/runtime dirs and its own cgroup root, and talks gRPC to it as kubelet
 // does. teardown() removes everything it made, also after a failed test.
+// No ava in here (the hooks are in suite.ts), so scripts outside ava such as
+// the benchmark (hack/bench/main.ts) use it too.
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -20,6 +22,7 @@ import { MNT_DETACH, native } from '../../src/native/index.js';
 export const BUSYBOX = TEST_TAGS.oci;
 
 type Unary = (req: unknown, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void;
+const IMAGE_RPCS = new Set(['ListImages', 'ImageStatus', 'PullImage', 'RemoveImage', 'ImageFsInfo']);
 
 export class CriClient {
   private readonly runtime: grpc.Client & Record<string, Unary>;
@@ -36,10 +39,9 @@ export class CriClient {
 
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   call<T = any>(method: string, req: object = {}, timeoutMs = 60_000): Promise<T> {
-    const image = ['ListImages', 'ImageStatus', 'PullImage', 'RemoveImage', 'ImageFsInfo'].includes(method);
-    const client = image ? this.image : this.runtime;
+    const client = IMAGE_RPCS.has(method) ? this.image : this.runtime;
     const fn = client[method];
-    if (typeof fn !== 'function') throw new Error(`no RPC ${method}`);
+    if (typeof fn !== 'function') return Promise.reject(new Error(`no RPC ${method}`));
     return new Promise((resolve, reject) =>
       fn.call(client, req, { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(err) : resolve(res as T))),
     );
@@ -63,44 +65,83 @@ export interface DaemonOptions {
   flags?: string[];
   /** import the busybox test image (default true) */
   importImages?: boolean;
+  /**
+   * "dist" runs dist/src/cli.js (what npm start runs), "src" runs the sources
+   * through tsx. Default: "dist" if env CRI_MESOS_DAEMON=dist, else "src".
+   */
+  from?: 'dist' | 'src';
+  /** --log-level of the daemon (default: env CRI_MESOS_TEST_LOG_LEVEL, else info) */
+  logLevel?: string;
+  /**
+   * "pipe" (default) collects the daemon's output in memory; "file" appends it
+   * to daemon.log in the temp dir, so the daemon never depends on our pipes
+   * (no EPIPE when we exit first).
+   */
+  logTo?: 'pipe' | 'file';
+  /** start the daemon in its own process group, so a Ctrl-C in the terminal reaches only us (default false) */
+  detached?: boolean;
+  /** prefix of the temp dir and the cgroup root (default "cri-mesos-test"); read by the constructor only */
+  prefix?: string;
 }
 
 export class TestDaemon {
   readonly id = randomBytes(4).toString('hex');
-  readonly dir = mkdtempSync(join(tmpdir(), 'cri-mesos-test-'));
-  readonly socket = join(this.dir, 'cri.sock');
-  readonly workDir = join(this.dir, 'work');
-  readonly runtimeDir = join(this.dir, 'run');
-  readonly logDir = join(this.dir, 'logs');
-  readonly cgroupRoot = `cri-mesos-test-${this.id}`;
+  readonly dir: string;
+  readonly socket: string;
+  readonly workDir: string;
+  readonly runtimeDir: string;
+  readonly logDir: string;
+  readonly cgroupRoot: string;
+  /** where the daemon's output goes with logTo "file" */
+  readonly logFile: string;
   client!: CriClient;
   private proc?: ChildProcess;
   private output = '';
+  private opts: DaemonOptions;
 
+  constructor(opts: DaemonOptions = {}) {
+    this.opts = opts;
+    const prefix = opts.prefix ?? 'cri-mesos-test';
+    this.dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
+    this.socket = join(this.dir, 'cri.sock');
+    this.workDir = join(this.dir, 'work');
+    this.runtimeDir = join(this.dir, 'run');
+    this.logDir = join(this.dir, 'logs');
+    this.logFile = join(this.dir, 'daemon.log');
+    this.cgroupRoot = `${prefix}-${this.id}`;
+  }
+
+  /** Import the images and launch; on failure, remove what was made and throw. */
   static async start(opts: DaemonOptions = {}): Promise<TestDaemon> {
-    const d = new TestDaemon();
-    await d.init(opts);
+    const d = new TestDaemon(opts);
+    try {
+      await d.init();
+    } catch (e) {
+      await d.teardown();
+      throw e;
+    }
     return d;
   }
 
+  /** opts are merged over the constructor's (prefix has no effect here). */
   async init(opts: DaemonOptions = {}): Promise<void> {
+    this.opts = { ...this.opts, ...opts };
     mkdirSync(this.logDir, { recursive: true });
-    if (opts.importImages !== false) {
+    if (this.opts.importImages !== false) {
       const imgs = await testImages();
       const store = new ImageStore(join(this.workDir, 'images'));
       await importImage(store, imgs.ociDir);
       await importImage(store, imgs.layeredDir);
     }
-    await this.launch(opts.flags ?? []);
+    await this.launch(this.opts.flags ?? []);
   }
 
   private flags: string[] = [];
 
   async launch(flags: string[] = this.flags): Promise<void> {
     this.flags = flags;
-    // CRI_MESOS_DAEMON=dist runs the built daemon (what npm start runs) instead of the sources through tsx.
-    const entry =
-      process.env.CRI_MESOS_DAEMON === 'dist' ? [join(projectRoot(), 'dist', 'src', 'cli.js')] : ['--import', 'tsx', join(projectRoot(), 'src', 'cli.ts')];
+    const from = this.opts.from ?? (process.env.CRI_MESOS_DAEMON === 'dist' ? 'dist' : 'src');
+    const entry = from === 'dist' ? [join(projectRoot(), 'dist', 'src', 'cli.js')] : ['--import', 'tsx', join(projectRoot(), 'src', 'cli.ts')];
     const args = [
       ...entry,
       'daemon',
@@ -115,18 +156,29 @@ export class TestDaemon {
       '--config',
       '/dev/null',
       '--log-level',
-      process.env.CRI_MESOS_TEST_LOG_LEVEL ?? 'info',
+      this.opts.logLevel ?? process.env.CRI_MESOS_TEST_LOG_LEVEL ?? 'info',
       ...flags,
     ];
-    const proc = spawn(process.execPath, args, { cwd: projectRoot(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let proc: ChildProcess;
+    const detached = this.opts.detached ?? false;
+    if (this.opts.logTo === 'file') {
+      const out = openSync(this.logFile, 'a');
+      try {
+        proc = spawn(process.execPath, args, { cwd: projectRoot(), stdio: ['ignore', out, out], detached });
+      } finally {
+        closeSync(out);
+      }
+    } else {
+      proc = spawn(process.execPath, args, { cwd: projectRoot(), stdio: ['ignore', 'pipe', 'pipe'], detached });
+      proc.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));
+      proc.stderr!.on('data', (d: Buffer) => (this.output += d.toString()));
+    }
     this.proc = proc;
-    proc.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));
-    proc.stderr!.on('data', (d: Buffer) => (this.output += d.toString()));
     const deadline = Date.now() + 30_000;
     // The socket file may be a stale one from a killed daemon: wait for an answer.
     for (;;) {
-      if (proc.exitCode !== null) throw new Error(`daemon exited early (${proc.exitCode}):\n${this.output}`);
-      if (Date.now() > deadline) throw new Error(`daemon did not answer on its socket:\n${this.output}`);
+      if (proc.exitCode !== null) throw new Error(`daemon exited early (${proc.exitCode}):\n${this.logs()}`);
+      if (Date.now() > deadline) throw new Error(`daemon did not answer on its socket:\n${this.logs()}`);
       if (existsSync(this.socket)) {
         const client = new CriClient(this.socket);
         try {
@@ -145,8 +197,14 @@ export class TestDaemon {
     return this.proc?.pid;
   }
 
+  /** Everything the daemon printed (all launches). */
   logs(): string {
-    return this.output;
+    if (this.opts.logTo !== 'file') return this.output;
+    try {
+      return readFileSync(this.logFile, 'utf8');
+    } catch {
+      return '';
+    }
   }
 
   /** kill -9 the daemon (only our own child). */
@@ -166,15 +224,28 @@ export class TestDaemon {
     const exited = new Promise((r) => p.once('exit', r));
     p.kill('SIGTERM');
     await Promise.race([exited, sleep(10_000)]);
-    if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    if (p.exitCode === null && p.signalCode === null) {
+      p.kill('SIGKILL');
+      await Promise.race([exited, sleep(2_000)]);
+    }
   }
 
-  /** Remove every pod through the API, stop the daemon, then sweep what might be left. */
-  async teardown(): Promise<void> {
+  /**
+   * Remove every pod through the API (concurrency at a time; default one by
+   * one), stop the daemon, then sweep what might be left.
+   */
+  async teardown(concurrency = 1): Promise<void> {
     try {
-      if (this.proc && this.proc.exitCode === null) {
-        const pods = await this.client.call('ListPodSandbox', {}, 10_000);
-        for (const p of pods.items) await this.client.call('RemovePodSandbox', { pod_sandbox_id: p.id }, 30_000).catch(() => undefined);
+      if (this.proc && this.proc.exitCode === null && this.client) {
+        const pods: { id: string }[] = (await this.client.call('ListPodSandbox', {}, 10_000)).items ?? [];
+        let next = 0;
+        const worker = async () => {
+          while (next < pods.length) {
+            const id = pods[next++]!.id;
+            await this.client.call('RemovePodSandbox', { pod_sandbox_id: id }, 60_000).catch(() => undefined);
+          }
+        };
+        await Promise.all(Array.from({ length: Math.min(Math.max(1, concurrency), pods.length) }, worker));
       }
     } catch {
       // fall through to the sweep

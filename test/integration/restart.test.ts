@@ -50,8 +50,11 @@ if (d) {
     const runnerPid = JSON.parse((await d.client.call('ContainerStatus', { container_id: runner, verbose: true })).info.info).pid as number;
     t.true(runnerPid > 0);
 
+    const quitterPid = JSON.parse((await d.client.call('ContainerStatus', { container_id: quitter, verbose: true })).info.info).pid as number;
     await d.kill9();
-    await sleep(2500);
+    // The quitter must exit while no daemon runs (a loaded machine may take longer than its 1.5 s).
+    await waitFor('the quitter to exit while the daemon is down', () => gone(quitterPid), 20_000);
+    await sleep(500);
     await d.launch();
 
     const pods = await d.client.call('ListPodSandbox', {});

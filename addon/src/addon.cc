@@ -9,10 +9,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <linux/capability.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -53,8 +55,6 @@ struct CloneArgs {
   uint64_t cgroup;
 };
 
-long Clone3(CloneArgs* args) { return syscall(SYS_clone3, args, sizeof(CloneArgs)); }
-
 std::string ErrnoName(int err) {
   const char* name = strerrorname_np(err);
   return name ? name : ("E" + std::to_string(err));
@@ -62,7 +62,7 @@ std::string ErrnoName(int err) {
 
 // Throws a Node-style error: "ENOENT: No such file or directory, mount '/x'"
 // with .code/.errno/.syscall/.path so TS can test it.
-void ThrowErrno(Napi::Env env, int err, const char* syscallName, const std::string& path = "") {
+Napi::Error ErrnoError(Napi::Env env, int err, const char* syscallName, const std::string& path = "") {
   std::string msg = ErrnoName(err) + ": " + strerror(err) + ", " + syscallName;
   if (!path.empty()) msg += " '" + path + "'";
   Napi::Error e = Napi::Error::New(env, msg);
@@ -70,7 +70,11 @@ void ThrowErrno(Napi::Env env, int err, const char* syscallName, const std::stri
   e.Set("errno", Napi::Number::New(env, -err));
   e.Set("syscall", Napi::String::New(env, syscallName));
   if (!path.empty()) e.Set("path", Napi::String::New(env, path));
-  e.ThrowAsJavaScriptException();
+  return e;
+}
+
+void ThrowErrno(Napi::Env env, int err, const char* syscallName, const std::string& path = "") {
+  ErrnoError(env, err, syscallName, path).ThrowAsJavaScriptException();
 }
 
 void CloseFd(int& fd) {
@@ -80,6 +84,21 @@ void CloseFd(int& fd) {
 
 // ---------------------------------------------------------------------------
 // spawnHeld / release / abort
+//
+// posix_spawn-style: no page tables are copied. Every spawn gets its own
+// thread T (never the libuv threadpool: the daemon does async fs work, e.g.
+// cgroup writes, while children are held, and parked pool threads would
+// deadlock it). T blocks all signals and clones the intermediate I with
+// CLONE_VM|CLONE_VFORK on a preallocated stack; T stays suspended in clone3
+// until I is gone, while the Node main thread runs on. I reports its pid on
+// the event pipe and waits on the sync pipe. After release it joins the
+// namespaces and clones the final child F with CLONE_VM|CLONE_VFORK|
+// CLONE_PARENT on a second stack, and is suspended until F execs or dies.
+// T, I and F share T's TLS (errno), which is safe because only one of them
+// runs at a time. I and F report into the shared Spawn (F's pid through
+// CLONE_PARENT_SETTID, failures as stage + errno). When I is gone T reaps it,
+// pidfd_opens F and posts "done" on the event pipe, which the main thread
+// watches with a uv_poll.
 
 struct NsJoin {
   int rank;
@@ -89,10 +108,13 @@ struct NsJoin {
   std::string path;
 };
 
-enum class HeldState { Held, Releasing, Done };
+enum class HeldState { Starting, Held, Releasing, Done };
+
+constexpr size_t kChildStack = 128 * 1024;
+constexpr size_t kThreadStack = 256 * 1024;
 
 struct Spawn {
-  // Marshalled before clone3; the children read their copy-on-write copies.
+  // Marshalled before the clone; I and F read them in the shared memory.
   std::string file;
   std::vector<std::string> argvStore, envStore, candStore;
   std::vector<char*> argv, envp;
@@ -115,26 +137,114 @@ struct Spawn {
   bool noNewPrivs = false;
   bool doSetsid = true;
   int devnull = -1;
-  int syncR = -1, syncW = -1, repR = -1, repW = -1, errR = -1, errW = -1;
-  int base = 0;  // first fd number above every fd we know of
+  int syncR = -1, syncW = -1;  // release: one byte from the daemon to I
+  int evR = -1, evW = -1;      // events to the main thread: I's pid (>0), clone error (<0), T done (0)
+  int base = 0;                // first fd number above every fd we know of
   pid_t parentPid = 0;
+  char* stackI = nullptr;  // tops of the children's stacks (set by T)
+  char* stackF = nullptr;
 
-  pid_t pid = -1;  // the intermediate
-  HeldState state = HeldState::Held;
+  // Written by I and F (shared memory), read by T and then the main thread.
+  pid_t finalPid = 0;  // CLONE_PARENT_SETTID: set by the kernel before F runs
+  char failStage[32] = {0};
+  int failErr = 0;
 
+  // Written by T before it posts "done".
+  int cloneErr = 0;  // creating I failed
+  const char* cloneWhat = "clone3";
+  int istatus = 0;
+  // T reaps I under reapMu, so the main thread never kills a reaped (reusable) pid.
+  pthread_mutex_t reapMu = PTHREAD_MUTEX_INITIALIZER;
+  bool iReaped = false;
+  bool ok = false;  // F exec'd and pidfd is open
+  int pidfd = -1;
+  int pidfdErr = 0;
+
+  // Main thread only.
+  napi_env env = nullptr;
+  pthread_t thread{};
+  bool threadRunning = false;
+  bool threadDone = false;
+  uv_poll_t* poll = nullptr;
+  napi_deferred spawnDeferred = nullptr;
+  napi_deferred releaseDeferred = nullptr;
+  Napi::Reference<Napi::Value> handleRef;  // keeps the handle alive while releasing
+  pid_t pid = -1;                          // the intermediate
+  int writeErr = 0;
+  HeldState state = HeldState::Starting;
+
+  // The daemon's copies of what only I and F use (I has its own copies).
+  // The fields keep their values: I and F read them in the shared memory.
+  bool childFdsOpen = true;
+  void CloseChildFds() {
+    if (!childFdsOpen) return;
+    childFdsOpen = false;
+    for (auto& j : joins)
+      if (j.fd >= 0) close(j.fd);
+    if (devnull >= 0) close(devnull);
+    if (syncR >= 0) close(syncR);
+  }
   void CloseAll() {
-    for (auto& j : joins) CloseFd(j.fd);
-    CloseFd(devnull);
-    CloseFd(syncR);
+    CloseChildFds();
     CloseFd(syncW);
-    CloseFd(repR);
-    CloseFd(repW);
-    CloseFd(errR);
-    CloseFd(errW);
+    CloseFd(evR);
+    CloseFd(evW);
   }
 };
 
-// --- code run in the cloned children: async-signal-safe only ---------------
+// clone3 with a new stack: the child calls fn(arg) on it and never returns
+// into this frame (the syscall() wrapper cannot be used for that: the child
+// would return through a frame it does not own).
+#if defined(__x86_64__)
+__attribute__((noinline)) long Clone3Run(CloneArgs* args, void (*fn)(void*), void* arg) {
+  long ret;
+  register void (*r12)(void*) asm("r12") = fn;
+  register void* r13 asm("r13") = arg;
+  asm volatile(
+      "syscall\n\t"
+      "test %%rax, %%rax\n\t"
+      "jnz 1f\n\t"
+      "xor %%ebp, %%ebp\n\t"
+      "mov %%r13, %%rdi\n\t"
+      "call *%%r12\n\t"
+      "mov $231, %%eax\n\t"  // exit_group(127): fn never returns
+      "mov $127, %%edi\n\t"
+      "syscall\n\t"
+      "hlt\n\t"
+      "1:\n\t"
+      : "=a"(ret)
+      : "a"((long)SYS_clone3), "D"(args), "S"(sizeof(CloneArgs)), "r"(r12), "r"(r13)
+      : "rcx", "r11", "memory");
+  return ret;
+}
+#elif defined(__aarch64__)
+__attribute__((noinline)) long Clone3Run(CloneArgs* args, void (*fn)(void*), void* arg) {
+  register long x0 asm("x0") = (long)args;
+  register long x1 asm("x1") = (long)sizeof(CloneArgs);
+  register long x8 asm("x8") = SYS_clone3;
+  register void (*x19)(void*) asm("x19") = fn;
+  register void* x20 asm("x20") = arg;
+  asm volatile(
+      "svc #0\n\t"
+      "cbnz x0, 1f\n\t"
+      "mov x29, xzr\n\t"
+      "mov x30, xzr\n\t"
+      "mov x0, x20\n\t"
+      "blr x19\n\t"
+      "mov x0, #127\n\t"
+      "mov x8, #94\n\t"  // exit_group
+      "svc #0\n\t"
+      "1:\n\t"
+      : "+r"(x0)
+      : "r"(x1), "r"(x8), "r"(x19), "r"(x20)
+      : "memory", "x30");
+  return x0;
+}
+#else
+#error "Clone3Run: unsupported architecture"
+#endif
+
+// --- code run in I and F: async-signal-safe only, no allocation -------------
 
 size_t StrLen(const char* s) {
   size_t n = 0;
@@ -142,62 +252,53 @@ size_t StrLen(const char* s) {
   return n;
 }
 
-[[noreturn]] void ChildFail(int fd, const char* stage, int err) {
-  char buf[96];
+[[noreturn]] void ChildFail(Spawn* s, const char* stage, int err) {
   size_t n = 0;
-  for (const char* p = stage; *p && n < 60; p++) buf[n++] = *p;
-  buf[n++] = ':';
-  char digits[16];
-  int d = 0;
-  unsigned v = (unsigned)err;
-  do {
-    digits[d++] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v && d < 15);
-  while (d) buf[n++] = digits[--d];
-  ssize_t w;
-  do {
-    w = write(fd, buf, n);
-  } while (w < 0 && errno == EINTR);
+  for (const char* p = stage; *p && n < sizeof s->failStage - 1; p++) s->failStage[n++] = *p;
+  s->failStage[n] = 0;
+  s->failErr = err;
   _exit(127);
 }
 
-[[noreturn]] void FinalChild(Spawn* s) {
-  int errfd = s->errW;
-  if (s->doSetsid && setsid() < 0) ChildFail(errfd, "setsid", errno);
+void WriteAll(int fd, const void* buf, size_t len) {
+  ssize_t w;
+  do {
+    w = write(fd, buf, len);
+  } while (w < 0 && errno == EINTR);
+}
+
+[[noreturn]] void FinalChild(void* arg) {
+  Spawn* s = static_cast<Spawn*>(arg);
+  if (s->doSetsid && setsid() < 0) ChildFail(s, "setsid", errno);
 
   // Move every wanted fd far above all known fds first, so that moving them
   // down to 0,1,2,3... never clobbers a source that is still needed.
   const int n = 3 + (int)s->extraFds.size();
   for (int k = 0; k < n; k++) {
     int src = k < 3 ? (s->stdio[k] < 0 ? s->devnull : s->stdio[k]) : s->extraFds[k - 3];
-    if (dup3(src, s->base + k, O_CLOEXEC) < 0) ChildFail(errfd, "dup-fd", errno);
+    if (dup3(src, s->base + k, O_CLOEXEC) < 0) ChildFail(s, "dup-fd", errno);
   }
-  const int highErr = s->base + n;
-  if (dup3(errfd, highErr, O_CLOEXEC) < 0) ChildFail(errfd, "dup-fd", errno);
-  errfd = highErr;
   for (int k = 0; k < n; k++) {
-    if (dup2(s->base + k, k) < 0) ChildFail(errfd, "dup-fd", errno);
+    if (dup2(s->base + k, k) < 0) ChildFail(s, "dup-fd", errno);
   }
-  if (highErr - 1 >= n) syscall(SYS_close_range, (unsigned)n, (unsigned)(highErr - 1), 0u);
-  syscall(SYS_close_range, (unsigned)(highErr + 1), ~0u, 0u);
+  syscall(SYS_close_range, (unsigned)n, ~0u, 0u);
 
-  if (s->hasCwd && chdir(s->cwd.c_str()) < 0) ChildFail(errfd, "chdir", errno);
-  // Raw syscalls: glibc's set*id would try to broadcast to the parent's threads.
+  if (s->hasCwd && chdir(s->cwd.c_str()) < 0) ChildFail(s, "chdir", errno);
+  // Raw syscalls: glibc's set*id would try to broadcast to the daemon's threads.
   if (s->hasGroups) {
-    if (syscall(SYS_setgroups, s->groups.size(), s->groups.data()) < 0) ChildFail(errfd, "setgroups", errno);
+    if (syscall(SYS_setgroups, s->groups.size(), s->groups.data()) < 0) ChildFail(s, "setgroups", errno);
   } else if (s->hasUid || s->hasGid) {
-    if (syscall(SYS_setgroups, 0, nullptr) < 0) ChildFail(errfd, "setgroups", errno);
+    if (syscall(SYS_setgroups, 0, nullptr) < 0) ChildFail(s, "setgroups", errno);
   }
-  if (s->hasGid && syscall(SYS_setresgid, s->gid, s->gid, s->gid) < 0) ChildFail(errfd, "setgid", errno);
+  if (s->hasGid && syscall(SYS_setresgid, s->gid, s->gid, s->gid) < 0) ChildFail(s, "setgid", errno);
   // The bounding set needs CAP_SETPCAP, so it is cut before setuid drops it.
   if (s->hasCaps) {
     for (int c = 0; c <= s->capLast; c++) {
       if (c < 64 && ((s->caps >> c) & 1)) continue;
-      if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL) ChildFail(errfd, "capbset-drop", errno);
+      if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL) ChildFail(s, "capbset-drop", errno);
     }
   }
-  if (s->hasUid && syscall(SYS_setresuid, s->uid, s->uid, s->uid) < 0) ChildFail(errfd, "setuid", errno);
+  if (s->hasUid && syscall(SYS_setresuid, s->uid, s->uid, s->uid) < 0) ChildFail(s, "setuid", errno);
   // A non-root uid already lost every capability in setuid; root keeps exactly the mask.
   if (s->hasCaps && (!s->hasUid || s->uid == 0)) {
     struct __user_cap_header_struct hdr;
@@ -209,9 +310,9 @@ size_t StrLen(const char* s) {
       uint32_t part = (uint32_t)(s->caps >> (32 * i));
       data[i].effective = data[i].permitted = data[i].inheritable = part;
     }
-    if (syscall(SYS_capset, &hdr, data) < 0) ChildFail(errfd, "capset", errno);
+    if (syscall(SYS_capset, &hdr, data) < 0) ChildFail(s, "capset", errno);
   }
-  if (s->noNewPrivs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) ChildFail(errfd, "no-new-privs", errno);
+  if (s->noNewPrivs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) ChildFail(s, "no-new-privs", errno);
 
   sigset_t none;
   sigemptyset(&none);
@@ -227,24 +328,29 @@ size_t StrLen(const char* s) {
     if (e != ENOENT && e != ENOTDIR && e != EACCES) break;
   }
   if (sawEacces && (lastErr == ENOENT || lastErr == ENOTDIR)) lastErr = EACCES;
-  ChildFail(errfd, "exec", lastErr);
+  ChildFail(s, "exec", lastErr);
 }
 
-[[noreturn]] void Intermediate(Spawn* s) {
-  // Node's handlers must never run here; reset them while all signals are blocked.
+[[noreturn]] void Intermediate(void* arg) {
+  Spawn* s = static_cast<Spawn*>(arg);
+  // Node's handlers must never run here; reset them while all signals are
+  // blocked (the handler table is I's own copy: no CLONE_SIGHAND).
   struct sigaction dfl;
   memset(&dfl, 0, sizeof dfl);
   dfl.sa_handler = SIG_DFL;
   for (int sig = 1; sig < NSIG; sig++) {
     if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, nullptr);
   }
-  // Die with the daemon while held; the final child does not inherit this.
+  // Die with the daemon while held (the parent is T, which outlives I); F
+  // does not inherit this.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != s->parentPid) _exit(127);
 
   close(s->syncW);
-  close(s->repR);
-  close(s->errR);
+  close(s->evR);
+  int32_t me = (int32_t)getpid();
+  WriteAll(s->evW, &me, sizeof me);
+  close(s->evW);
 
   char b;
   ssize_t r;
@@ -261,7 +367,7 @@ size_t StrLen(const char* s) {
       size_t n = StrLen(stage);
       for (size_t i = 0; i < j.type.size() && n < sizeof stage - 1; i++) stage[n++] = j.type[i];
       stage[n] = 0;
-      ChildFail(s->errW, stage, errno);
+      ChildFail(s, stage, errno);
     }
     close(j.fd);
   }
@@ -269,21 +375,101 @@ size_t StrLen(const char* s) {
   CloneArgs args;
   memset(&args, 0, sizeof args);
   // CLONE_PARENT: the final child is the daemon's child, and lands in a
-  // joined PID namespace (setns(pid) only affects children).
-  args.flags = s->cloneFlags | CLONE_PARENT;
-  args.exit_signal = 0;
-  long pid = Clone3(&args);
-  if (pid < 0) ChildFail(s->errW, "clone", errno);
-  if (pid == 0) FinalChild(s);
-  pid_t p = (pid_t)pid;
-  ssize_t w;
-  do {
-    w = write(s->repW, &p, sizeof p);
-  } while (w < 0 && errno == EINTR);
+  // joined PID namespace (setns(pid) only affects children). CLONE_VFORK:
+  // I sleeps until F has exec'd or died, so F may use the shared memory.
+  args.flags = s->cloneFlags | CLONE_PARENT | CLONE_VM | CLONE_VFORK | CLONE_PARENT_SETTID;
+  args.parent_tid = (uint64_t)(uintptr_t)&s->finalPid;
+  args.exit_signal = 0;  // CLONE_PARENT: F gets I's exit signal (SIGCHLD)
+  args.stack = (uint64_t)(uintptr_t)(s->stackF - kChildStack);
+  args.stack_size = kChildStack;
+  long pid = Clone3Run(&args, FinalChild, s);
+  if (pid < 0) ChildFail(s, "clone", (int)-pid);
   _exit(0);
 }
 
-// --- daemon side -------------------------------------------------------------
+// --- T: the per-spawn thread --------------------------------------------------
+
+void Reap(pid_t pid, int* status) {
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (status) *status = st;
+}
+
+void Post(Spawn* s, int32_t v) { WriteAll(s->evW, &v, sizeof v); }
+
+void* SpawnThread(void* arg) {
+  Spawn* s = static_cast<Spawn*>(arg);
+  // Blocked across both clones: no handler may run in I or F before they
+  // reset the dispositions.
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, nullptr);
+
+  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  const size_t one = page + kChildStack;  // guard page below each stack
+  char* mem = (char*)mmap(nullptr, 2 * one, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE,
+                          -1, 0);
+  if (mem == MAP_FAILED) {
+    s->cloneErr = errno;
+    s->cloneWhat = "mmap";
+    Post(s, -s->cloneErr);
+    Post(s, 0);
+    return nullptr;
+  }
+  mprotect(mem, page, PROT_NONE);
+  mprotect(mem + one, page, PROT_NONE);
+  s->stackI = mem + one;
+  s->stackF = mem + 2 * one;
+
+  CloneArgs args;
+  memset(&args, 0, sizeof args);
+  args.flags = CLONE_VM | CLONE_VFORK;
+  args.exit_signal = SIGCHLD;
+  args.stack = (uint64_t)(uintptr_t)(s->stackI - kChildStack);
+  args.stack_size = kChildStack;
+  if (s->cgroupFd >= 0) {
+    args.flags |= kCloneIntoCgroup;
+    args.cgroup = (uint64_t)s->cgroupFd;
+  }
+  long pid = Clone3Run(&args, Intermediate, s);
+  if (pid < 0) {
+    s->cloneErr = (int)-pid;
+    Post(s, -s->cloneErr);
+  } else {
+    // I is gone (CLONE_VFORK): it has exited or was killed.
+    siginfo_t si;
+    while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+    }
+    pthread_mutex_lock(&s->reapMu);
+    Reap((pid_t)pid, &s->istatus);
+    s->iReaped = true;
+    pthread_mutex_unlock(&s->reapMu);
+    pid_t f = s->finalPid;
+    bool iOk = WIFEXITED(s->istatus) && WEXITSTATUS(s->istatus) == 0;
+    if (f > 0) {
+      if (iOk && !s->failStage[0]) {
+        long fd = syscall(SYS_pidfd_open, f, 0);
+        if (fd >= 0) {
+          s->pidfd = (int)fd;
+          s->ok = true;
+        } else {
+          s->pidfdErr = errno;
+        }
+      }
+      // F failed, or I died while F may still run on its stack: F goes too.
+      if (!s->ok) {
+        kill(f, SIGKILL);
+        Reap(f, nullptr);
+      }
+    }
+  }
+  munmap(mem, 2 * one);
+  Post(s, 0);
+  return nullptr;
+}
+
+// --- main thread ---------------------------------------------------------------
 
 int NsRank(const std::string& t, int* nstype) {
   static const struct {
@@ -300,15 +486,152 @@ int NsRank(const std::string& t, int* nstype) {
   return -1;
 }
 
+struct AddonData {
+  napi_async_context ctx = nullptr;
+};
+
+void ClosePoll(Spawn* s) {
+  if (!s->poll) return;
+  uv_poll_stop(s->poll);
+  uv_close(reinterpret_cast<uv_handle_t*>(s->poll), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+  s->poll = nullptr;
+}
+
+void JoinThread(Spawn* s) {
+  if (!s->threadRunning) return;
+  pthread_join(s->thread, nullptr);
+  s->threadRunning = false;
+  s->threadDone = true;
+}
+
+// Kill a held (or releasing) intermediate and wait for T: T reaps I, and F if any.
+void KillAndJoin(Spawn* s) {
+  if (s->threadRunning && s->pid > 0) {
+    pthread_mutex_lock(&s->reapMu);
+    if (!s->iReaped) kill(s->pid, SIGKILL);
+    pthread_mutex_unlock(&s->reapMu);
+  }
+  JoinThread(s);
+}
+
 void FinalizeSpawn(Napi::Env, Spawn* s) {
   // Garbage collected without release()/abort(): do not leave a held process.
-  if (s->state == HeldState::Held && s->pid > 0) {
-    kill(s->pid, SIGKILL);
-    while (waitpid(s->pid, nullptr, 0) < 0 && errno == EINTR) {
-    }
-  }
+  if (s->state == HeldState::Held || s->state == HeldState::Releasing) KillAndJoin(s);
+  if (s->ok && s->state != HeldState::Done) CloseFd(s->pidfd);
+  ClosePoll(s);
   s->CloseAll();
   delete s;
+}
+
+std::string DescribeStatus(int st) {
+  if (WIFEXITED(st)) return "exit code " + std::to_string(WEXITSTATUS(st));
+  if (WIFSIGNALED(st)) return std::string("signal ") + strsignal(WTERMSIG(st));
+  return "status " + std::to_string(st);
+}
+
+void OnHeldReady(Napi::Env env, Spawn* s, pid_t pid) {
+  if (s->state != HeldState::Starting) return;
+  s->pid = pid;
+  s->state = HeldState::Held;
+  // I has its own copies now.
+  s->CloseChildFds();
+  // A held child alone must not keep the event loop alive.
+  uv_unref(reinterpret_cast<uv_handle_t*>(s->poll));
+  Napi::Object held = Napi::Object::New(env);
+  held.Set("pid", Napi::Number::New(env, pid));
+  held.Set("handle", Napi::External<Spawn>::New(env, s, FinalizeSpawn));
+  napi_deferred d = s->spawnDeferred;
+  s->spawnDeferred = nullptr;
+  napi_resolve_deferred(env, d, held);
+}
+
+// Settles release() from T's results. The handle (and so s) stays alive.
+void SettleRelease(Napi::Env env, Spawn* s) {
+  napi_deferred d = s->releaseDeferred;
+  s->releaseDeferred = nullptr;
+  s->state = HeldState::Done;
+  ClosePoll(s);
+  s->CloseAll();
+  if (s->ok) {
+    Napi::Object res = Napi::Object::New(env);
+    res.Set("pid", Napi::Number::New(env, s->finalPid));
+    res.Set("pidfd", Napi::Number::New(env, s->pidfd));
+    s->handleRef.Reset();
+    napi_resolve_deferred(env, d, res);
+    return;
+  }
+  std::string code, stage, msg;
+  if (s->failStage[0]) {
+    stage = s->failStage;
+    int err = s->failErr;
+    code = err ? ErrnoName(err) : "";
+    std::string what = stage == "exec" ? "exec '" + s->file + "'" : stage;
+    if (stage == "chdir") what += " '" + s->cwd + "'";
+    msg = "spawn failed: " + what + ": " + (err ? strerror(err) : "unknown error");
+  } else if (s->pidfdErr) {
+    code = ErrnoName(s->pidfdErr);
+    stage = "pidfd_open";
+    msg = std::string("spawn failed: pidfd_open: ") + strerror(s->pidfdErr);
+  } else {
+    stage = "intermediate";
+    msg = std::string("spawn failed: the held intermediate process ended (") + DescribeStatus(s->istatus) + ")" +
+          (s->writeErr ? std::string(" before release: ") + strerror(s->writeErr) : "");
+  }
+  Napi::Error e = Napi::Error::New(env, msg);
+  if (!code.empty()) e.Set("code", Napi::String::New(env, code));
+  e.Set("stage", Napi::String::New(env, stage));
+  s->handleRef.Reset();
+  napi_reject_deferred(env, d, e.Value());
+}
+
+void OnThreadDone(Napi::Env env, Spawn* s) {
+  JoinThread(s);
+  switch (s->state) {
+    case HeldState::Starting: {
+      // No handle was ever given out: s is ours to free.
+      Napi::Error e = s->cloneErr ? ErrnoError(env, s->cloneErr, s->cloneWhat)
+                                  : Napi::Error::New(env, "spawn failed: the intermediate process ended before reporting (" +
+                                                              DescribeStatus(s->istatus) + ")");
+      napi_deferred d = s->spawnDeferred;
+      ClosePoll(s);
+      s->CloseAll();
+      delete s;
+      napi_reject_deferred(env, d, e.Value());
+      return;
+    }
+    case HeldState::Held:
+      // I ended on its own while held; release() reports it.
+      ClosePoll(s);
+      return;
+    case HeldState::Releasing:
+      SettleRelease(env, s);
+      return;
+    case HeldState::Done:
+      ClosePoll(s);
+      return;
+  }
+}
+
+void OnEvent(uv_poll_t* h, int status, int events) {
+  Spawn* s = static_cast<Spawn*>(h->data);
+  Napi::Env env(s->env);
+  Napi::HandleScope scope(env);
+  // Promise reactions run when this scope closes, not at some later tick.
+  AddonData* data = env.GetInstanceData<AddonData>();
+  Napi::CallbackScope cbScope(env, data->ctx);
+  while (true) {
+    int32_t v;
+    ssize_t r = read(s->evR, &v, sizeof v);
+    if (r < 0 && errno == EINTR) continue;
+    if (r != (ssize_t)sizeof v) break;  // EAGAIN: nothing more for now
+    if (v > 0) {
+      OnHeldReady(env, s, (pid_t)v);
+    } else if (v == 0) {
+      OnThreadDone(env, s);  // may free s
+      return;
+    }
+    // v < 0: creating I failed; s->cloneErr has it, "done" follows.
+  }
 }
 
 bool GetStringArray(Napi::Env env, Napi::Value v, const char* what, std::vector<std::string>& out) {
@@ -348,43 +671,32 @@ bool OptInt(Napi::Env env, Napi::Object o, const char* key, bool* has, int64_t* 
   return true;
 }
 
-Napi::Value SpawnHeld(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsObject()) {
-    Napi::TypeError::New(env, "spawnHeld(opts): opts must be an object").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  Napi::Object o = info[0].As<Napi::Object>();
-  auto s = new Spawn();
-  auto bail = [&]() -> Napi::Value {
-    s->CloseAll();
-    delete s;
-    return env.Undefined();
-  };
-
+// Marshals opts into s and opens every fd the children need. On failure a
+// JS exception is pending.
+bool PrepareSpawn(Napi::Env env, Napi::Object o, Spawn* s) {
   if (!o.Get("file").IsString()) {
     Napi::TypeError::New(env, "file must be a string").ThrowAsJavaScriptException();
-    return bail();
+    return false;
   }
   s->file = o.Get("file").As<Napi::String>().Utf8Value();
   if (s->file.empty()) {
     Napi::TypeError::New(env, "file must not be empty").ThrowAsJavaScriptException();
-    return bail();
+    return false;
   }
-  if (!GetStringArray(env, o.Get("argv"), "argv", s->argvStore)) return bail();
-  if (!GetStringArray(env, o.Get("env"), "env", s->envStore)) return bail();
+  if (!GetStringArray(env, o.Get("argv"), "argv", s->argvStore)) return false;
+  if (!GetStringArray(env, o.Get("env"), "env", s->envStore)) return false;
   for (auto& a : s->argvStore) s->argv.push_back(const_cast<char*>(a.c_str()));
   s->argv.push_back(nullptr);
   for (auto& e : s->envStore) s->envp.push_back(const_cast<char*>(e.c_str()));
   s->envp.push_back(nullptr);
 
   std::vector<std::string> cloneNs;
-  if (!GetStringArray(env, o.Get("cloneNamespaces"), "cloneNamespaces", cloneNs)) return bail();
+  if (!GetStringArray(env, o.Get("cloneNamespaces"), "cloneNamespaces", cloneNs)) return false;
   for (auto& t : cloneNs) {
     int flag;
     if (NsRank(t, &flag) < 0) {
       Napi::TypeError::New(env, "unknown namespace type: " + t).ThrowAsJavaScriptException();
-      return bail();
+      return false;
     }
     s->cloneFlags |= (uint64_t)flag;
   }
@@ -392,19 +704,19 @@ Napi::Value SpawnHeld(const Napi::CallbackInfo& info) {
   Napi::Value joins = o.Get("joinNamespaces");
   if (!joins.IsArray()) {
     Napi::TypeError::New(env, "joinNamespaces must be an array").ThrowAsJavaScriptException();
-    return bail();
+    return false;
   }
   Napi::Array ja = joins.As<Napi::Array>();
   for (uint32_t i = 0; i < ja.Length(); i++) {
     Napi::Value jv = ja.Get(i);
     if (!jv.IsObject()) {
       Napi::TypeError::New(env, "joinNamespaces entries must be {type, path}").ThrowAsJavaScriptException();
-      return bail();
+      return false;
     }
     Napi::Object jo = jv.As<Napi::Object>();
     if (!jo.Get("type").IsString() || !jo.Get("path").IsString()) {
       Napi::TypeError::New(env, "joinNamespaces entries must be {type, path}").ThrowAsJavaScriptException();
-      return bail();
+      return false;
     }
     NsJoin j;
     j.type = jo.Get("type").As<Napi::String>().Utf8Value();
@@ -413,7 +725,7 @@ Napi::Value SpawnHeld(const Napi::CallbackInfo& info) {
     j.fd = -1;
     if (j.rank < 0) {
       Napi::TypeError::New(env, "unknown namespace type: " + j.type).ThrowAsJavaScriptException();
-      return bail();
+      return false;
     }
     s->joins.push_back(j);
   }
@@ -422,13 +734,13 @@ Napi::Value SpawnHeld(const Napi::CallbackInfo& info) {
   Napi::Value stdio = o.Get("stdio");
   if (!stdio.IsArray() || stdio.As<Napi::Array>().Length() != 3) {
     Napi::TypeError::New(env, "stdio must be [in, out, err]").ThrowAsJavaScriptException();
-    return bail();
+    return false;
   }
   for (uint32_t i = 0; i < 3; i++) {
     Napi::Value v = stdio.As<Napi::Array>().Get(i);
     if (!v.IsNumber()) {
       Napi::TypeError::New(env, "stdio entries must be numbers").ThrowAsJavaScriptException();
-      return bail();
+      return false;
     }
     s->stdio[i] = v.As<Napi::Number>().Int32Value();
   }
@@ -436,14 +748,14 @@ Napi::Value SpawnHeld(const Napi::CallbackInfo& info) {
   if (!extra.IsUndefined() && !extra.IsNull()) {
     if (!extra.IsArray()) {
       Napi::TypeError::New(env, "extraFds must be an array of fds").ThrowAsJavaScriptException();
-      return bail();
+      return false;
     }
     Napi::Array ea = extra.As<Napi::Array>();
     for (uint32_t i = 0; i < ea.Length(); i++) {
       Napi::Value v = ea.Get(i);
       if (!v.IsNumber() || v.As<Napi::Number>().Int32Value() < 0) {
         Napi::TypeError::New(env, "extraFds entries must be fds").ThrowAsJavaScriptException();
-        return bail();
+        return false;
       }
       s->extraFds.push_back(v.As<Napi::Number>().Int32Value());
     }
@@ -451,19 +763,19 @@ Napi::Value SpawnHeld(const Napi::CallbackInfo& info) {
 
   bool has;
   int64_t num;
-  if (!OptInt(env, o, "cgroupFd", &has, &num)) return bail();
+  if (!OptInt(env, o, "cgroupFd", &has, &num)) return false;
   if (has) s->cgroupFd = (int)num;
-  if (!OptInt(env, o, "uid", &has, &num)) return bail();
+  if (!OptInt(env, o, "uid", &has, &num)) return false;
   s->hasUid = has;
   s->uid = (uid_t)num;
-  if (!OptInt(env, o, "gid", &has, &num)) return bail();
+  if (!OptInt(env, o, "gid", &has, &num)) return false;
   s->hasGid = has;
   s->gid = (gid_t)num;
   Napi::Value groups = o.Get("groups");
   if (!groups.IsUndefined() && !groups.IsNull()) {
     if (!groups.IsArray()) {
       Napi::TypeError::New(env, "groups must be an array of gids").ThrowAsJavaScriptException();
-      return bail();
+      return false;
     }
     s->hasGroups = true;
     Napi::Array ga = groups.As<Napi::Array>();
@@ -482,7 +794,7 @@ Napi::Value SpawnHeld(const Napi::CallbackInfo& info) {
     unsigned long long v = strtoull(hex.c_str(), &end, 16);
     if (hex.empty() || errno != 0 || *end != '\0') {
       Napi::TypeError::New(env, "capabilities must be a hex mask string").ThrowAsJavaScriptException();
-      return bail();
+      return false;
     }
     s->hasCaps = true;
     s->caps = v;
@@ -523,73 +835,94 @@ Napi::Value SpawnHeld(const Napi::CallbackInfo& info) {
     j.fd = open(j.path.c_str(), O_RDONLY | O_CLOEXEC);
     if (j.fd < 0) {
       ThrowErrno(env, errno, "open", j.path);
-      return bail();
+      return false;
     }
   }
   s->devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (s->devnull < 0) {
     ThrowErrno(env, errno, "open", "/dev/null");
-    return bail();
+    return false;
   }
   int p[2];
   if (pipe2(p, O_CLOEXEC) < 0) {
     ThrowErrno(env, errno, "pipe2");
-    return bail();
+    return false;
   }
   s->syncR = p[0];
   s->syncW = p[1];
   if (pipe2(p, O_CLOEXEC) < 0) {
     ThrowErrno(env, errno, "pipe2");
-    return bail();
+    return false;
   }
-  s->repR = p[0];
-  s->repW = p[1];
-  if (pipe2(p, O_CLOEXEC) < 0) {
-    ThrowErrno(env, errno, "pipe2");
-    return bail();
-  }
-  s->errR = p[0];
-  s->errW = p[1];
+  s->evR = p[0];
+  s->evW = p[1];
+  // Only the main thread's end is non-blocking (a separate open file description).
+  fcntl(s->evR, F_SETFL, O_NONBLOCK);
 
-  int maxFd = std::max({s->devnull, s->syncR, s->syncW, s->repR, s->repW, s->errR, s->errW, s->cgroupFd, s->stdio[0],
-                        s->stdio[1], s->stdio[2]});
+  int maxFd = std::max({s->devnull, s->syncR, s->syncW, s->evR, s->evW, s->cgroupFd, s->stdio[0], s->stdio[1],
+                        s->stdio[2]});
   for (int fd : s->extraFds) maxFd = std::max(maxFd, fd);
   for (auto& j : s->joins) maxFd = std::max(maxFd, j.fd);
   s->base = std::max(maxFd + 1, 10 + (int)s->extraFds.size());
   s->parentPid = getpid();
+  return true;
+}
 
-  CloneArgs args;
-  memset(&args, 0, sizeof args);
-  args.exit_signal = SIGCHLD;
-  if (s->cgroupFd >= 0) {
-    args.flags |= kCloneIntoCgroup;
-    args.cgroup = (uint64_t)s->cgroupFd;
+Napi::Value SpawnHeld(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  napi_deferred d;
+  napi_value promise;
+  if (napi_create_promise(env, &d, &promise) != napi_ok) return env.Undefined();
+  auto reject = [&](Napi::Value err) -> Napi::Value {
+    napi_reject_deferred(env, d, err);
+    return Napi::Value(env, promise);
+  };
+  if (info.Length() < 1 || !info[0].IsObject()) {
+    return reject(Napi::TypeError::New(env, "spawnHeld(opts): opts must be an object").Value());
   }
-  // Block every signal across the clone so no Node handler runs in the child
-  // before it has reset the dispositions.
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  long pid = Clone3(&args);
-  if (pid == 0) Intermediate(s);
-  int cloneErr = errno;
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  if (pid < 0) {
-    ThrowErrno(env, cloneErr, "clone3");
-    return bail();
+  auto s = new Spawn();
+  if (!PrepareSpawn(env, info[0].As<Napi::Object>(), s)) {
+    Napi::Error e = env.GetAndClearPendingException();
+    s->CloseAll();
+    delete s;
+    return reject(e.Value());
   }
-  s->pid = (pid_t)pid;
-  // The child has its own copies of these.
-  for (auto& j : s->joins) CloseFd(j.fd);
-  CloseFd(s->devnull);
-  CloseFd(s->syncR);
-  CloseFd(s->repW);
-  CloseFd(s->errW);
+  s->env = env;
+  s->spawnDeferred = d;
 
-  Napi::Object held = Napi::Object::New(env);
-  held.Set("pid", Napi::Number::New(env, s->pid));
-  held.Set("handle", Napi::External<Spawn>::New(env, s, FinalizeSpawn));
-  return held;
+  uv_loop_t* loop = nullptr;
+  int rc = napi_get_uv_event_loop(env, &loop) == napi_ok && loop ? 0 : UV_EINVAL;
+  if (rc == 0) {
+    s->poll = new uv_poll_t;
+    rc = uv_poll_init(loop, s->poll, s->evR);
+    if (rc < 0) {
+      delete s->poll;
+      s->poll = nullptr;
+    } else {
+      s->poll->data = s;
+      rc = uv_poll_start(s->poll, UV_READABLE, OnEvent);
+    }
+  }
+  if (rc < 0) {
+    ClosePoll(s);
+    s->CloseAll();
+    delete s;
+    return reject(Napi::Error::New(env, std::string("spawnHeld: uv_poll: ") + uv_strerror(rc)).Value());
+  }
+
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, kThreadStack);
+  int err = pthread_create(&s->thread, &attr, SpawnThread, s);
+  pthread_attr_destroy(&attr);
+  if (err != 0) {
+    ClosePoll(s);
+    s->CloseAll();
+    delete s;
+    return reject(ErrnoError(env, err, "pthread_create").Value());
+  }
+  s->threadRunning = true;
+  return Napi::Value(env, promise);
 }
 
 Spawn* GetSpawn(const Napi::CallbackInfo& info, Napi::Value* handleOut) {
@@ -607,140 +940,35 @@ Spawn* GetSpawn(const Napi::CallbackInfo& info, Napi::Value* handleOut) {
   return h.As<Napi::External<Spawn>>().Data();
 }
 
-ssize_t ReadFull(int fd, void* buf, size_t len) {
-  size_t got = 0;
-  while (got < len) {
-    ssize_t r = read(fd, (char*)buf + got, len - got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return -1;
-    if (r == 0) break;
-    got += (size_t)r;
-  }
-  return (ssize_t)got;
-}
-
-void Reap(pid_t pid, int* status) {
-  int st = 0;
-  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-  }
-  if (status) *status = st;
-}
-
-std::string DescribeStatus(int st) {
-  if (WIFEXITED(st)) return "exit code " + std::to_string(WEXITSTATUS(st));
-  if (WIFSIGNALED(st)) return std::string("signal ") + strsignal(WTERMSIG(st));
-  return "status " + std::to_string(st);
-}
-
-class ReleaseWorker : public Napi::AsyncWorker {
- public:
-  ReleaseWorker(Napi::Env env, Spawn* s, Napi::Value handle)
-      : Napi::AsyncWorker(env, "cri-mesos:release"), s_(s), deferred_(Napi::Promise::Deferred::New(env)) {
-    handleRef_ = Napi::Persistent(handle);
-  }
-  Napi::Promise Promise() { return deferred_.Promise(); }
-
-  void Execute() override {
-    char b = 'x';
-    ssize_t w;
-    do {
-      w = write(s_->syncW, &b, 1);
-    } while (w < 0 && errno == EINTR);
-    int writeErr = w == 1 ? 0 : errno;
-    CloseFd(s_->syncW);
-
-    pid_t fpid = -1;
-    ssize_t r = ReadFull(s_->repR, &fpid, sizeof fpid);
-    if (r != (ssize_t)sizeof fpid) fpid = -1;
-    char errBuf[128];
-    ssize_t en = ReadFull(s_->errR, errBuf, sizeof errBuf - 1);
-    if (en < 0) en = 0;
-    errBuf[en] = 0;
-    int ist = 0;
-    Reap(s_->pid, &ist);
-    CloseFd(s_->repR);
-    CloseFd(s_->errR);
-
-    if (en > 0) {
-      std::string text(errBuf);
-      std::string stage = text;
-      int err = 0;
-      size_t colon = text.rfind(':');
-      if (colon != std::string::npos) {
-        stage = text.substr(0, colon);
-        err = atoi(text.c_str() + colon + 1);
-      }
-      if (fpid > 0) Reap(fpid, nullptr);
-      code_ = err ? ErrnoName(err) : "";
-      stage_ = stage;
-      std::string what = stage == "exec" ? "exec '" + s_->file + "'" : stage;
-      if (stage == "chdir") what += " '" + s_->cwd + "'";
-      SetError("spawn failed: " + what + ": " + (err ? strerror(err) : "unknown error"));
-      return;
-    }
-    if (fpid <= 0) {
-      stage_ = "intermediate";
-      SetError(std::string("spawn failed: the held intermediate process ended (") + DescribeStatus(ist) + ")" +
-               (writeErr ? std::string(" before release: ") + strerror(writeErr) : ""));
-      return;
-    }
-    long fd = syscall(SYS_pidfd_open, fpid, 0);
-    if (fd < 0) {
-      int e = errno;
-      kill(fpid, SIGKILL);
-      Reap(fpid, nullptr);
-      code_ = ErrnoName(e);
-      stage_ = "pidfd_open";
-      SetError(std::string("spawn failed: pidfd_open: ") + strerror(e));
-      return;
-    }
-    pid_ = fpid;
-    pidfd_ = (int)fd;
-  }
-
-  void OnOK() override {
-    Napi::Env env = Env();
-    s_->state = HeldState::Done;
-    Napi::Object res = Napi::Object::New(env);
-    res.Set("pid", Napi::Number::New(env, pid_));
-    res.Set("pidfd", Napi::Number::New(env, pidfd_));
-    deferred_.Resolve(res);
-  }
-
-  void OnError(const Napi::Error& e) override {
-    Napi::Env env = Env();
-    s_->state = HeldState::Done;
-    Napi::Object obj = e.Value();
-    if (!code_.empty()) obj.Set("code", Napi::String::New(env, code_));
-    obj.Set("stage", Napi::String::New(env, stage_));
-    deferred_.Reject(obj);
-  }
-
- private:
-  Spawn* s_;
-  Napi::Promise::Deferred deferred_;
-  Napi::Reference<Napi::Value> handleRef_;
-  std::string code_, stage_;
-  pid_t pid_ = -1;
-  int pidfd_ = -1;
-};
-
 Napi::Value Release(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Value handle;
   Spawn* s = GetSpawn(info, &handle);
   if (!s) return env.Undefined();
-  auto deferredErr = [&](const std::string& msg) {
-    auto d = Napi::Promise::Deferred::New(env);
-    d.Reject(Napi::Error::New(env, msg).Value());
-    return d.Promise();
-  };
-  if (s->state != HeldState::Held) return deferredErr("release: this child was already released or aborted");
+  napi_deferred d;
+  napi_value promise;
+  if (napi_create_promise(env, &d, &promise) != napi_ok) return env.Undefined();
+  if (s->state != HeldState::Held) {
+    napi_reject_deferred(env, d, Napi::Error::New(env, "release: this child was already released or aborted").Value());
+    return Napi::Value(env, promise);
+  }
+  s->releaseDeferred = d;
   s->state = HeldState::Releasing;
-  auto* w = new ReleaseWorker(env, s, handle);
-  Napi::Promise p = w->Promise();
-  w->Queue();
-  return p;
+  if (s->threadDone) {
+    // I already ended on its own (T reaped it): report that now.
+    SettleRelease(env, s);
+    return Napi::Value(env, promise);
+  }
+  char b = 'x';
+  ssize_t w;
+  do {
+    w = write(s->syncW, &b, 1);
+  } while (w < 0 && errno == EINTR);
+  if (w != 1) s->writeErr = errno;
+  CloseFd(s->syncW);
+  s->handleRef = Napi::Persistent(handle);
+  uv_ref(reinterpret_cast<uv_handle_t*>(s->poll));
+  return Napi::Value(env, promise);
 }
 
 Napi::Value Abort(const Napi::CallbackInfo& info) {
@@ -752,10 +980,11 @@ Napi::Value Abort(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   if (s->state == HeldState::Held) {
-    kill(s->pid, SIGKILL);
-    Reap(s->pid, nullptr);
+    // T wakes when I dies, reaps it and finishes; joining it means I is reaped.
+    KillAndJoin(s);
     s->state = HeldState::Done;
   }
+  ClosePoll(s);
   s->CloseAll();
   return env.Undefined();
 }
@@ -1041,6 +1270,9 @@ Napi::Value Statfs(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  napi_async_init(env, Napi::Object::New(env), Napi::String::New(env, "cri-mesos:spawn"), &data->ctx);
+  env.SetInstanceData<AddonData>(data);
   exports.Set("spawnHeld", Napi::Function::New(env, SpawnHeld, "spawnHeld"));
   exports.Set("release", Napi::Function::New(env, Release, "release"));
   exports.Set("abort", Napi::Function::New(env, Abort, "abort"));

@@ -52,7 +52,11 @@ export interface SpawnOptions {
   setsid?: boolean;
 }
 
-/** An intermediate child created by spawnHeld, blocked on a pipe until release(). */
+/**
+ * An intermediate child created by spawnHeld, blocked on a pipe until release(). It shares the
+ * daemon's address space (CLONE_VM|CLONE_VFORK on a dedicated thread, posix_spawn-style), so no
+ * page tables are copied.
+ */
 export interface HeldChild {
   /** pid of the held intermediate; it is what gets placed into cgroups. */
   readonly pid: number;
@@ -82,8 +86,12 @@ export interface StatfsInfo {
 }
 
 export interface NativeAddon {
-  /** Clone the held intermediate. Synchronous: only clone3 and pipe setup. */
-  spawnHeld(opts: SpawnOptions): HeldChild;
+  /**
+   * Clone the held intermediate on a thread of its own (not the libuv threadpool). Resolves
+   * once the intermediate exists and has reported its pid; rejects on bad options, an fd that
+   * cannot be opened (e.g. a namespace path: code ENOENT) or a failed clone3.
+   */
+  spawnHeld(opts: SpawnOptions): Promise<HeldChild>;
   /** Let the intermediate go on: it joins, clones the final child, which execs. Resolves after the exec succeeded. */
   release(held: HeldChild): Promise<SpawnedChild>;
   /** Kill and reap a held intermediate that will not be released. */

@@ -23,7 +23,7 @@ import {
   constants as fsc,
   closeSync,
 } from 'node:fs';
-import { open as openAsync } from 'node:fs/promises';
+import { open as openAsync, readFile as readFileAsync } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -76,7 +76,7 @@ function baseOpts(over: Partial<SpawnOptions>): SpawnOptions {
 
 /** spawn + release; the child is SIGKILLed and reaped at teardown if still there. */
 async function run(t: ExecutionContext, opts: SpawnOptions): Promise<SpawnedChild> {
-  const held = addon.spawnHeld(opts);
+  const held = await addon.spawnHeld(opts);
   const child = await addon.release(held);
   t.teardown(async () => {
     try {
@@ -133,7 +133,7 @@ rtest('new namespaces, joining them, and real exit statuses', async (t) => {
 });
 
 rtest('the held intermediate waits until release, and abort leaves nothing behind', async (t) => {
-  const held = addon.spawnHeld(baseOpts({ argv: ['sh', '-c', 'exit 0'] }));
+  const held = await addon.spawnHeld(baseOpts({ argv: ['sh', '-c', 'exit 0'] }));
   t.true(held.pid > 0);
   await sleep(150);
   // Still a copy of node: it has not exec'd anything.
@@ -160,7 +160,7 @@ rtest('the child is placed in cgroups while held (v1 cgroup.procs and v2 CLONE_I
     cgFd = openSync(v2, fsc.O_RDONLY | fsc.O_DIRECTORY);
     t.teardown(() => closeSync(cgFd!));
   }
-  const held = addon.spawnHeld(baseOpts({ file: '/bin/sleep', argv: ['sleep', '1000'], cgroupFd: cgFd }));
+  const held = await addon.spawnHeld(baseOpts({ file: '/bin/sleep', argv: ['sleep', '1000'], cgroupFd: cgFd }));
   if (haveV2) t.true(readFileSync(`${v2}/cgroup.procs`, 'utf8').split('\n').includes(String(held.pid)));
   writeFileSync(`${v1}/cgroup.procs`, String(held.pid));
   const child = await addon.release(held);
@@ -174,25 +174,25 @@ rtest('the child is placed in cgroups while held (v1 cgroup.procs and v2 CLONE_I
 });
 
 rtest('exec and chdir failures reject release() with the stage and the reason', async (t) => {
-  const h1 = addon.spawnHeld(baseOpts({ file: 'cri-mesos-no-such-binary', argv: ['x'], searchPath: '/usr/bin:/bin' }));
+  const h1 = await addon.spawnHeld(baseOpts({ file: 'cri-mesos-no-such-binary', argv: ['x'], searchPath: '/usr/bin:/bin' }));
   const e1 = await t.throwsAsync(addon.release(h1));
   t.regex(e1!.message, /exec 'cri-mesos-no-such-binary': No such file or directory/);
   t.is((e1 as NodeJS.ErrnoException).code, 'ENOENT');
   t.false(alive(h1.pid));
 
-  const h2 = addon.spawnHeld(baseOpts({ cwd: '/nonexistent-cri-mesos-dir' }));
+  const h2 = await addon.spawnHeld(baseOpts({ cwd: '/nonexistent-cri-mesos-dir' }));
   const e2 = await t.throwsAsync(addon.release(h2));
   t.regex(e2!.message, /chdir '\/nonexistent-cri-mesos-dir'/);
 
-  const h3 = addon.spawnHeld(baseOpts({ joinNamespaces: [{ type: 'net', path: '/proc/self/ns/net' }] }));
+  const h3 = await addon.spawnHeld(baseOpts({ joinNamespaces: [{ type: 'net', path: '/proc/self/ns/net' }] }));
   // joining our own netns is fine: the failure case is a file that is not a namespace
   await addon.release(h3).then((c) => addon.waitPidfd(c.pidfd).then(() => addon.close(c.pidfd)));
   const dir = tempDir(t, 'ns');
   writeFileSync(join(dir, 'notns'), '');
-  const h4 = addon.spawnHeld(baseOpts({ joinNamespaces: [{ type: 'uts', path: join(dir, 'notns') }] }));
+  const h4 = await addon.spawnHeld(baseOpts({ joinNamespaces: [{ type: 'uts', path: join(dir, 'notns') }] }));
   await t.throwsAsync(addon.release(h4), { message: /setns-uts: Invalid argument/ });
 
-  t.throws(() => addon.spawnHeld(baseOpts({ joinNamespaces: [{ type: 'net', path: '/nonexistent/ns' }] })), {
+  await t.throwsAsync(addon.spawnHeld(baseOpts({ joinNamespaces: [{ type: 'net', path: '/nonexistent/ns' }] })), {
     message: /ENOENT.*'\/nonexistent\/ns'/,
   });
 });
@@ -336,7 +336,7 @@ async function startHelper(
 
   const [syncR, syncW] = addon.pipe();
   const diag = openSync(join(rundir, 'launch.log'), 'a');
-  const held = addon.spawnHeld({
+  const held = await addon.spawnHeld({
     file: launchHelperPath(),
     argv: ['cri-mesos-launch', mode, planPath],
     env: [],
@@ -566,31 +566,77 @@ rserial('launch helper: SIGTERM before StartContainer makes the helper exit', as
   t.is(readFileSync(h.log, 'utf8'), '');
 });
 
+function daemonFds(): Set<string> {
+  return new Set(
+    readdirSync('/proc/self/fd').flatMap((fd) => {
+      try {
+        return [`${fd} -> ${readlinkSync(`/proc/self/fd/${fd}`)}`];
+      } catch {
+        return []; // the fd of the readdir itself
+      }
+    }),
+  );
+}
+
 rserial('no fd leaks in the daemon across spawn, release, abort, failures and waits', async (t) => {
-  const fds = () =>
-    new Set(
-      readdirSync('/proc/self/fd').flatMap((fd) => {
-        try {
-          return [`${fd} -> ${readlinkSync(`/proc/self/fd/${fd}`)}`];
-        } catch {
-          return []; // the fd of the readdir itself
-        }
-      }),
-    );
+  const fds = daemonFds;
   // warm up lazily-created libuv/V8 fds
-  const warm = await addon.release(addon.spawnHeld(baseOpts({})));
+  const warm = await addon.release(await addon.spawnHeld(baseOpts({})));
   await addon.waitPidfd(warm.pidfd);
   addon.close(warm.pidfd);
   const before = fds();
   for (let i = 0; i < 5; i++) {
-    const c = await addon.release(addon.spawnHeld(baseOpts({ cloneNamespaces: ['uts', 'mnt'], joinNamespaces: [{ type: 'net', path: '/proc/self/ns/net' }] })));
+    const c = await addon.release(await addon.spawnHeld(baseOpts({ cloneNamespaces: ['uts', 'mnt'], joinNamespaces: [{ type: 'net', path: '/proc/self/ns/net' }] })));
     await addon.waitPidfd(c.pidfd);
     addon.close(c.pidfd);
-    addon.abort(addon.spawnHeld(baseOpts({ joinNamespaces: [{ type: 'ipc', path: '/proc/self/ns/ipc' }] })));
-    await t.throwsAsync(addon.release(addon.spawnHeld(baseOpts({ file: '/nonexistent' }))));
+    addon.abort(await addon.spawnHeld(baseOpts({ joinNamespaces: [{ type: 'ipc', path: '/proc/self/ns/ipc' }] })));
+    await t.throwsAsync(addon.release(await addon.spawnHeld(baseOpts({ file: '/nonexistent' }))));
   }
   // Earlier tests may still be closing things; nothing may have been added.
   t.deepEqual([...fds()].filter((f) => !before.has(f)), []);
+});
+
+rserial('many held spawns outstanding at once, released in any order: no threadpool deadlock, no fd leaks', async (t) => {
+  const warm = await addon.release(await addon.spawnHeld(baseOpts({})));
+  await addon.waitPidfd(warm.pidfd);
+  addon.close(warm.pidfd);
+  const before = daemonFds();
+  const N = 12;
+  // More than the libuv threadpool's 4 threads: each spawn has a thread of its own.
+  const held = await Promise.all(
+    Array.from({ length: N }, (_, i) =>
+      addon.spawnHeld(baseOpts({ argv: ['sh', '-c', `exit ${i}`], ...(i % 3 === 0 ? { cloneNamespaces: ['uts', 'mnt'] as NamespaceType[] } : {}) })),
+    ),
+  );
+  t.is(new Set(held.map((h) => h.pid)).size, N);
+  for (const h of held) t.regex(readFileSync(`/proc/${h.pid}/status`, 'utf8'), /^State:\s+S/m, 'held on the sync pipe');
+  // While all of them are held the threadpool still works (the daemon writes cgroup files with async fs then).
+  const reads = await Promise.all(Array.from({ length: 16 }, () => readFileAsync('/proc/self/stat', 'utf8')));
+  t.is(reads.length, 16);
+  // Release one at a time in a scrambled order (the others stay held meanwhile), aborting two.
+  const order = [7, 2, 11, 0, 5, 9, 1, 10, 3, 8, 6, 4];
+  const aborted = new Set([5, 10]);
+  for (const i of order) {
+    if (aborted.has(i)) {
+      addon.abort(held[i]);
+      continue;
+    }
+    const c = await addon.release(held[i]);
+    t.deepEqual(await addon.waitPidfd(c.pidfd), { exitCode: i, signal: null }, `child ${i}`);
+    addon.close(c.pidfd);
+  }
+  for (const h of held) t.false(alive(h.pid), `intermediate ${h.pid} reaped`);
+  // The same, all released concurrently.
+  const again = await Promise.all(Array.from({ length: N }, (_, i) => addon.spawnHeld(baseOpts({ argv: ['sh', '-c', `exit ${i}`] }))));
+  const kids = await Promise.all([...again].reverse().map((h) => addon.release(h)));
+  const exits = await Promise.all(kids.map((c) => addon.waitPidfd(c.pidfd)));
+  kids.forEach((c) => addon.close(c.pidfd));
+  t.deepEqual(
+    exits.map((e) => e.exitCode),
+    Array.from({ length: N }, (_, i) => N - 1 - i),
+  );
+  await sleep(50); // waitPidfd closes its private pidfd dup in a uv_close callback
+  t.deepEqual([...daemonFds()].filter((f) => !before.has(f)), []);
 });
 
 rserial('launch helper: exec.fifo closed without a byte means do not run; setup errors come back on fd 3', async (t) => {

@@ -330,7 +330,7 @@ export class MesosContainerizer implements Containerizer {
     };
     let child;
     try {
-      const held = native().spawnHeld(spec);
+      const held = await native().spawnHeld(spec);
       try {
         // A DEBUG container shares its parent's cgroups (Mesos §5.5), freezer included.
         await this.opts.launcher.place(c.config, held.pid);

@@ -28,7 +28,7 @@ export class LinuxLauncher implements Launcher {
 
   async fork(config: ContainerConfig, spec: SpawnOptions, isolate: (heldPid: number) => Promise<void>): Promise<SpawnedChild> {
     const dir = await this.cgroups.createFreezer(this.rel(config));
-    const held = native().spawnHeld(spec);
+    const held = await native().spawnHeld(spec);
     try {
       // Freezer first: destroy kills by freezer membership, so the child must never run outside it.
       await addProcess(dir, held.pid);

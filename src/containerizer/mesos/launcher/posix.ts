@@ -18,7 +18,7 @@ export class PosixLauncher implements Launcher {
     if (spec.cloneNamespaces.length > 0 || spec.joinNamespaces.length > 0) {
       throw new Error('the posix launcher cannot create or join namespaces; use --launcher=linux');
     }
-    const held = native().spawnHeld({ ...spec, setsid: true });
+    const held = await native().spawnHeld({ ...spec, setsid: true });
     try {
       await isolate(held.pid);
     } catch (err) {

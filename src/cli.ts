@@ -22,7 +22,8 @@ function withConfigFlags(cmd: Command): Command {
     .option('--log-level <level>', `error|warn|info|debug (default ${d.logLevel})`)
     .addOption(new Option('--log-format <format>', `log format (default ${d.logFormat})`).choices(['text', 'json']))
     .option('--shm-size <bytes>', `size of a pod's /dev/shm (default ${d.shmSize})`)
-    .option('--launch-timeout-seconds <n>', `how long container setup may take (default ${d.launchTimeoutSeconds})`);
+    .option('--launch-timeout-seconds <n>', `how long container setup may take (default ${d.launchTimeoutSeconds})`)
+    .option('--cgroup-favor-dynmods <bool>', `host-wide: cgroup moves skip the RCU grace-period wait (default ${d.cgroupFavorDynmods})`);
 }
 
 function configFrom(opts: Record<string, string | undefined>): DaemonConfig {

@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import type { DaemonConfig } from './config.js';
 import type { Logger } from './log.js';
 import { Cgroups } from './cgroups/index.js';
+import { enableFavorDynmods } from './cgroups/favordynmods.js';
 import { ComposingContainerizer } from './containerizer/composing.js';
 import { MesosContainerizer } from './containerizer/mesos/containerizer.js';
 import type { Isolator } from './containerizer/mesos/isolator.js';
@@ -38,6 +39,14 @@ export class Daemon {
 
   static async start(config: DaemonConfig, log: Logger): Promise<Daemon> {
     for (const dir of [config.workDir, config.runtimeDir, join(config.runtimeDir, 'containers')]) mkdirSync(dir, { recursive: true, mode: 0o711 });
+    if (config.cgroupFavorDynmods) {
+      try {
+        const mounted = enableFavorDynmods(config.runtimeDir);
+        log.info('cgroup favordynmods is on', mounted ? { mountedAt: mounted } : { already: true });
+      } catch (err) {
+        log.warn('cannot turn on cgroup favordynmods; cgroup moves will wait for RCU grace periods', { error: String(err) });
+      }
+    }
     const cgroups = Cgroups.detect();
     let launcher: Launcher;
     if (config.launcher === 'linux') {

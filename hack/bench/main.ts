@@ -34,6 +34,7 @@ interface Opts {
   out: string;
   daemon: 'dist' | 'src';
   logLevel: string;
+  daemonFlag: string[];
 }
 
 interface Target {
@@ -427,8 +428,10 @@ async function ownDaemon(id: string, o: Opts): Promise<Target> {
     logTo: 'file',
     detached: true,
     prefix: 'cri-mesos-bench-daemon',
+    flags: o.daemonFlag,
   });
-  return makeTarget(id, daemon.socket, daemon.client, `own daemon (${o.daemon}/, --log-level ${o.logLevel})`, { daemon, pid: daemon.pid });
+  const flags = o.daemonFlag.length ? ` ${o.daemonFlag.join(' ')}` : '';
+  return makeTarget(id, daemon.socket, daemon.client, `own daemon (${o.daemon}/, --log-level ${o.logLevel}${flags})`, { daemon, pid: daemon.pid });
 }
 
 async function reference(id: string): Promise<Target> {
@@ -543,7 +546,8 @@ const program = new Command('bench')
   .option('--stop-timeout <s>', 'StopContainer timeout (the containers run sleep as PID 1, which ignores SIGTERM)', int, 0)
   .option('--out <dir>', 'where to write bench.json, bench.svg and bench.txt', 'bench-out')
   .addOption(new Option('--daemon <from>', 'run our own daemon from the built dist/ or from src/ through tsx').choices(['dist', 'src']).default('dist'))
-  .option('--log-level <level>', 'log level of our own daemon (info gives the state-transition breakdown)', 'info');
+  .option('--log-level <level>', 'log level of our own daemon (info gives the state-transition breakdown)', 'info')
+  .option('--daemon-flag <flag>', 'extra flag for our own daemon, repeatable (e.g. --daemon-flag=--cgroup-favor-dynmods=true)', (v: string, acc: string[]) => [...acc, v], [] as string[]);
 
 async function main(): Promise<void> {
   program.parse();

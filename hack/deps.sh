@@ -11,10 +11,12 @@ command -v make >/dev/null 2>&1 || need+=(make)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 if [ "${1:-}" = --test ]; then
-  # Only the tests need these: a loopback registry, htpasswd (bcrypt) and openssl for its token auth.
+  # Only the tests need these: a loopback registry, htpasswd (bcrypt) and openssl for its token auth,
+  # and the zstd CLI to make zstd-compressed layers.
   [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
   command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
   command -v openssl >/dev/null 2>&1 || need+=(openssl)
+  command -v zstd >/dev/null 2>&1 || need+=(zstd)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing ${need[*]}"

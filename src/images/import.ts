@@ -312,9 +312,6 @@ export async function importManifest(store: ImageStore, src: ManifestSource, mi:
   const chains = chainIds(diffIds);
   const layers: LayerRecord[] = m.layers.map((l, i) => {
     const mediaType = l.mediaType ?? MT.ociLayerGzip;
-    if (/zstd/.test(mediaType)) {
-      throw new Error(`${src.label}: layer ${l.digest} is zstd-compressed (${mediaType}); Node 20 has no zstd decoder — re-export the image with gzip layers`);
-    }
     if (/foreign|nondistributable/.test(mediaType)) {
       throw new Error(`${src.label}: layer ${l.digest} is a foreign (non-distributable) layer, which is not supported`);
     }
@@ -441,8 +438,9 @@ async function importDockerArchive(store: ImageStore, src: Source, opts: ImportO
         throw new Error(`${src.label}: layer ${rel} is missing`);
       });
       checkNamedDigest(src.label, rel, h.digest);
-      const gz = (await detectCompression(p)) === 'gzip';
-      layerDescs.push({ digest: h.digest, size: h.size, mediaType: gz ? MT.ociLayerGzip : MT.ociLayer });
+      const c = await detectCompression(p);
+      const mediaType = c === 'gzip' ? MT.ociLayerGzip : c === 'zstd' ? MT.ociLayerZstd : MT.ociLayer;
+      layerDescs.push({ digest: h.digest, size: h.size, mediaType });
     }
     // docker save has no manifest: synthesize an OCI one so the store looks the same for every source.
     const manifest: OciManifest & { schemaVersion: number; mediaType: string } = {

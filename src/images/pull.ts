@@ -8,8 +8,8 @@
 // de-duplication of concurrent pulls, blob downloads and layer unpacks, the
 // no-progress watchdog, and progress lines in the daemon log.
 //
-// zstd layers are refused (Node 20 has no zstd decoder) before any layer is
-// downloaded; Docker schema 1 manifests are refused too.
+// gzip and zstd layers are both unpacked (unpack.ts sniffs which); Docker
+// schema 1 manifests are refused before any layer is downloaded.
 import { createHash } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -58,6 +58,8 @@ export interface BuildOptions {
   docker?: boolean;
   /** gzip the layers (default true) */
   gzip?: boolean;
+  /** compress the layers with Debian's zstd CLI instead (`application/vnd.oci.image.layer.v1.tar+zstd`; OCI only) */
+  zstd?: boolean;
   config?: Record<string, unknown>;
   /** override a layer's media type (e.g. zstd) */
   layerMediaType?: string;
@@ -67,8 +69,9 @@ const EPOCH = '2024-01-01T00:00:00.000Z';
 
 /** Config, layers and manifest of an image from uncompressed layer tars (bottom first). */
 export function buildImage(layers: Buffer[], o: BuildOptions = {}): BuiltImage {
-  const gz = o.gzip ?? true;
-  const layerBlobs = layers.map((l) => (gz ? gzipSync(l, { level: 1 }) : l));
+  if (o.zstd && o.docker) throw new Error('Docker v2 schema 2 has no zstd layer media type');
+  const gz = !o.zstd && (o.gzip ?? true);
+  const layerBlobs = layers.map((l) => (o.zstd ? zstdCompress(l) : gz ? gzipSync(l, { level: 1 }) : l));
   const config = Buffer.from(
     JSON.stringify({
       created: EPOCH,
@@ -78,8 +81,15 @@ export function buildImage(layers: Buffer[], o: BuildOptions = {}): BuiltImage {
       rootfs: { type: 'layers', diff_ids: layers.map((l) => sha256(l)) },
     }),
   );
-  const layerType = o.layerMediaType ??
-    (o.docker ? 'application/vnd.docker.image.rootfs.diff.tar.gzip' : gz ? 'application/vnd.oci.image.layer.v1.tar+gzip' : 'application/vnd.oci.image.layer.v1.tar');
+  const layerType =
+    o.layerMediaType ??
+    (o.docker
+      ? 'application/vnd.docker.image.rootfs.diff.tar.gzip'
+      : o.zstd
+        ? 'application/vnd.oci.image.layer.v1.tar+zstd'
+        : gz
+          ? 'application/vnd.oci.image.layer.v1.tar+gzip'
+          : 'application/vnd.oci.image.layer.v1.tar');
   const mediaType = o.docker ? 'application/vnd.docker.distribution.manifest.v2+json' : 'application/vnd.oci.image.manifest.v1+json';
   const manifest = Buffer.from(
     JSON.stringify({
@@ -101,6 +111,18 @@ export function buildImage(layers: Buffer[], o: BuildOptions = {}): BuiltImage {
     configDigest: sha256(config),
     layerDigests: layerBlobs.map((b) => sha256(b)),
   };
+}
+
+/** `zstd -q -c` of a layer tar (Debian's zstd; hack/deps.sh --test installs it). */
+export function zstdCompress(data: Buffer): Buffer {
+  try {
+    return execFileSync('zstd', ['-q', '-c'], { input: data, maxBuffer: 1 << 28 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new Error("the zstd CLI is missing: install Debian's zstd (apt-get install -y zstd, or bash hack/deps.sh --test)");
+    }
+    throw e;
+  }
 }
 
 /** An OCI index (or docker manifest list) over platform images. */

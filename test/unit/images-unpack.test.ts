@@ -1,13 +1,19 @@
 // Layer unpacking: path safety, whiteouts, metadata. Device nodes and
 // trusted.* xattrs need root; those tests skip loudly otherwise.
 import test, { type ExecutionContext } from 'ava';
-import { existsSync, lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { makeTar, type TarEntrySpec } from '../../hack/build-test-images.js';
-import { cleanEntryPath, unpackTar, UnsafeLayerError } from '../../src/images/unpack.js';
+import { pipeline } from 'node:stream/promises';
+import { gzipSync } from 'node:zlib';
+import { busyboxLayer, makeTar, sha256, type TarEntrySpec } from '../../hack/build-test-images.js';
+import { importImage } from '../../src/images/import.js';
+import { ImageStore } from '../../src/images/store.js';
+import { cleanEntryPath, createZstdDecompress, detectCompression, unpackLayerFile, unpackTar, UnsafeLayerError } from '../../src/images/unpack.js';
 import { native } from '../../src/native/index.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -215,4 +221,172 @@ test('a truncated tar fails', async (t) => {
   const { layer } = await dirs(t);
   const tarBuf = await makeTar([{ name: 'big', content: Buffer.alloc(4096, 1) }]);
   await t.throwsAsync(unpackTar(Readable.from([tarBuf.subarray(0, 1024)]), layer));
+});
+
+// ---- compressed layers (zstd made by Debian's zstd CLI, gzip by zlib) ----
+
+/** `zstd -q -c ARGS` of `data`. */
+function zstd(data: Buffer, ...args: string[]): Buffer {
+  try {
+    return execFileSync('zstd', ['-q', '-c', ...args], { input: data, maxBuffer: 1 << 28 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new Error("the zstd CLI is missing: install Debian's zstd (apt-get install -y zstd, or bash hack/deps.sh --test)");
+    }
+    throw e;
+  }
+}
+
+/** Everything unpacking sets on a tree: type, mode, owner, size, content, link target, mtime. */
+function tree(root: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (rel: string) => {
+    for (const name of readdirSync(join(root, rel)).sort()) {
+      const r = rel ? `${rel}/${name}` : name;
+      const p = join(root, r);
+      const st = lstatSync(p);
+      let what = `${st.mode.toString(8)} ${st.uid}:${st.gid} ${st.mtimeMs}`;
+      if (st.isSymbolicLink()) what += ` -> ${readlinkSync(p)}`;
+      else if (st.isFile()) what += ` ${st.size} ${createHash('sha256').update(readFileSync(p)).digest('hex')}`;
+      out[r] = what;
+      if (st.isDirectory()) walk(r);
+    }
+  };
+  walk('');
+  return out;
+}
+
+async function unpackBlob(t: ExecutionContext, base: string, name: string, blob: Buffer) {
+  const file = join(base, name);
+  await writeFile(file, blob);
+  const dir = join(base, `${name}.d`);
+  await mkdir(dir);
+  const res = await unpackLayerFile(file, dir);
+  return { ...res, dir, compression: await detectCompression(file), files: tree(dir) };
+}
+
+test('a zstd layer unpacks to the same files and diffID as the same tar uncompressed (and gzip)', async (t) => {
+  const { base } = await dirs(t);
+  const tarBuf = await busyboxLayer();
+  const plain = await unpackBlob(t, base, 'layer.tar', tarBuf);
+  const gz = await unpackBlob(t, base, 'layer.tar.gz', gzipSync(tarBuf));
+  const zst = await unpackBlob(t, base, 'layer.tar.zst', zstd(tarBuf));
+  const zst19 = await unpackBlob(t, base, 'layer19.tar.zst', zstd(tarBuf, '-19'));
+  t.is(plain.compression, 'none');
+  t.is(gz.compression, 'gzip');
+  t.is(zst.compression, 'zstd');
+  t.true(Object.keys(plain.files).length > 20, 'the busybox layer has its applet links');
+  t.truthy(plain.files['bin/busybox']);
+  for (const r of [gz, zst, zst19]) {
+    t.is(r.diffId, sha256(tarBuf), 'diffID is the sha256 of the uncompressed tar');
+    t.deepEqual(r.files, plain.files);
+    t.is(r.entries, plain.entries);
+    t.is(r.bytes, plain.bytes);
+  }
+});
+
+test('concatenated and skippable zstd frames decode as one stream, however the input is chunked', async (t) => {
+  const { base } = await dirs(t);
+  const text = Buffer.from('cri-mesos zstd test line\n'.repeat(40000));
+  const tarBuf = await makeTar([
+    { name: 'd/', type: 'directory' },
+    { name: 'd/zeros', content: Buffer.alloc(3 << 20) },
+    { name: 'd/text', content: text },
+    { name: 'd/link', type: 'symlink', linkname: 'text' },
+  ]);
+  const cut = 777_777;
+  const skippable = Buffer.concat([Buffer.from([0x5e, 0x2a, 0x4d, 0x18, 5, 0, 0, 0]), Buffer.from('hello')]);
+  const blob = Buffer.concat([skippable, zstd(tarBuf.subarray(0, cut)), zstd(tarBuf.subarray(cut), '-19')]);
+  const plain = await unpackBlob(t, base, 'layer.tar', tarBuf);
+  const zst = await unpackBlob(t, base, 'layer.tar.zst', blob);
+  t.is(zst.compression, 'zstd');
+  t.is(zst.diffId, sha256(tarBuf));
+  t.deepEqual(zst.files, plain.files);
+  t.is(readFileSync(join(zst.dir, 'd/text'), 'utf8'), text.toString());
+
+  // Odd chunk sizes split frame headers and block headers everywhere.
+  const small = zstd(await makeTar([{ name: 'f', content: text.subarray(0, 50_000) }]));
+  for (const size of [1, 7, 4099]) {
+    const chunks: Buffer[] = [];
+    for (let o = 0; o < small.length; o += size) chunks.push(small.subarray(o, o + size));
+    const out: Buffer[] = [];
+    await pipeline(Readable.from(chunks), createZstdDecompress(), async (src: AsyncIterable<Buffer>) => {
+      for await (const c of src) out.push(c);
+    });
+    t.is(sha256(Buffer.concat(out)), sha256(await makeTar([{ name: 'f', content: text.subarray(0, 50_000) }])), `chunks of ${size}`);
+  }
+});
+
+/** An OCI layout of one image whose single layer blob is `blob` (diffID: sha256 of `tarBuf`), typed +zstd. */
+async function zstdLayout(dir: string, tarBuf: Buffer, blob: Buffer, tag: string): Promise<void> {
+  await mkdir(join(dir, 'blobs/sha256'), { recursive: true });
+  const put = async (b: Buffer) => {
+    await writeFile(join(dir, 'blobs/sha256', sha256(b).slice(7)), b);
+    return { digest: sha256(b), size: b.length };
+  };
+  const config = Buffer.from(
+    JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [sha256(tarBuf)] } }),
+  );
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...(await put(config)) },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd', ...(await put(blob)) }],
+    }),
+  );
+  const m = await put(manifest);
+  await writeFile(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  await writeFile(
+    join(dir, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...m, annotations: { 'org.opencontainers.image.ref.name': tag } }],
+    }),
+  );
+}
+
+test('a corrupted zstd layer fails cleanly: a clear error, and an import leaves nothing in the store', async (t) => {
+  const { base } = await dirs(t);
+  const tarBuf = await makeTar([
+    { name: 'a', content: Buffer.alloc(1 << 20, 'a') },
+    { name: 'b', content: createHash('sha512').update('seed').digest().toString('hex').repeat(20000) },
+  ]);
+  const good = zstd(tarBuf);
+  const truncated = good.subarray(0, Math.floor(good.length / 2));
+  const garbage = Buffer.concat([good.subarray(0, 4), Buffer.alloc(200, 0xff)]);
+  const flipped = Buffer.from(good);
+  for (let i = 64; i < flipped.length; i += 101) flipped[i]! ^= 0x5a;
+
+  const dir = join(base, 'u');
+  await mkdir(dir);
+  await writeFile(join(base, 'trunc.zst'), truncated);
+  await t.throwsAsync(unpackLayerFile(join(base, 'trunc.zst'), dir), { message: /Zstandard stream: unexpected end of data/ });
+  await writeFile(join(base, 'garbage.zst'), garbage);
+  await t.throwsAsync(unpackLayerFile(join(base, 'garbage.zst'), dir), { message: /Zstandard stream: invalid data/ });
+
+  const s = new ImageStore(join(base, 'store'));
+  await s.init();
+  const cases: [string, Buffer, RegExp][] = [
+    ['truncated', truncated, /Zstandard stream: unexpected end of data/],
+    ['garbage', garbage, /Zstandard stream: invalid data/],
+    // fzstd does not check the frame checksum: damage it cannot see is caught by the diffID.
+    ['flipped', flipped, /Zstandard stream|digest mismatch.*uncompressed/],
+  ];
+  for (const [name, blob, message] of cases) {
+    const l = join(base, `layout-${name}`);
+    await zstdLayout(l, tarBuf, blob, `cri-mesos.test/zstd-${name}:1`);
+    await t.throwsAsync(importImage(s, l), { message }, name);
+    t.deepEqual(readdirSync(s.imagesDir).filter((n) => !n.startsWith('.')), [], `${name}: no image records`);
+    t.deepEqual(readdirSync(s.layersDir), [], `${name}: no layers, no temp dirs`);
+    t.deepEqual(readdirSync(s.blobsDir), [], `${name}: no blobs, no temp files`);
+  }
+
+  // The intact blob, through the same path, imports.
+  await zstdLayout(join(base, 'layout-good'), tarBuf, good, 'cri-mesos.test/zstd-good:1');
+  const [rec] = await importImage(s, join(base, 'layout-good'));
+  t.is(rec!.layers[0]!.mediaType, 'application/vnd.oci.image.layer.v1.tar+zstd');
+  t.is(rec!.layers[0]!.diffId, sha256(tarBuf));
+  t.is(readFileSync(join(s.layerDir(rec!.layers[0]!.chainId), 'a'), 'utf8'), 'a'.repeat(1 << 20));
 });

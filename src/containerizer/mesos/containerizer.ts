@@ -490,28 +490,40 @@ async function settle(p: Promise<unknown> | undefined): Promise<void> {
   );
 }
 
-function readPid(runtimeDir: string): number | undefined {
+/** The recorded init pid when that same process still runs (not reused, not a zombie). */
+export function readPid(runtimeDir: string): number | undefined {
   try {
     const pid = Number(readFileSync(join(runtimeDir, 'pid'), 'utf8').trim());
     if (!Number.isInteger(pid) || pid <= 0) return undefined;
     const recorded = readFileSync(join(runtimeDir, 'pid.start'), 'utf8').trim();
     // PIDs are reused: only the same process (same start time) is ours.
     if (!recorded || processStartTime(pid) !== recorded) return undefined;
+    // Our old children are reaped by whoever adopted them, maybe not yet: a zombie has exited.
+    if (processIsDead(pid)) return undefined;
     return pid;
   } catch {
     return undefined;
   }
 }
 
-/** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot). */
-export function processStartTime(pid: number): string | undefined {
+function statFields(pid: number): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[19];
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return undefined;
   }
+}
+
+/** Zombie (Z) or dead (X) per field 3 of /proc/<pid>/stat. */
+function processIsDead(pid: number): boolean {
+  const state = statFields(pid)?.[0];
+  return state === undefined || state === 'Z' || state === 'X';
+}
+
+/** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot). */
+export function processStartTime(pid: number): string | undefined {
+  return statFields(pid)?.[19];
 }
 
 /** The helper writes "<wait status> <unix nanos>"; no file means the init was SIGKILLed. */

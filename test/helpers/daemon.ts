@@ -207,6 +207,23 @@ export class TestDaemon {
     }
   }
 
+  /** Create + start a container and wait until it runs; its id and the host pid of its init. */
+  async runContainer(pod: string, sandbox: object, name: string, command: string[], extra: Record<string, unknown> = {}): Promise<{ id: string; pid: number }> {
+    const { container_id: id } = await this.client.call('CreateContainer', {
+      pod_sandbox_id: pod,
+      config: containerConfig(name, command, extra),
+      sandbox_config: sandbox,
+    });
+    await this.client.call('StartContainer', { container_id: id });
+    const pid = await waitFor(`${name} running`, async () => {
+      const s = await this.client.call('ContainerStatus', { container_id: id, verbose: true });
+      if (s.status.state !== 'CONTAINER_RUNNING') return undefined;
+      const p = (JSON.parse(s.info.info) as { pid: number }).pid;
+      return p > 0 ? p : undefined;
+    });
+    return { id: id as string, pid };
+  }
+
   /** kill -9 the daemon (only our own child). */
   async kill9(): Promise<void> {
     const p = this.proc;

@@ -1,6 +1,10 @@
 // ava hooks shared by the socket-level test files (kept apart from daemon.ts,
 // which scripts outside ava such as the benchmark also import).
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildBusyboxImages, type BuiltTestImages } from '../../hack/build-test-images.js';
 import { TestDaemon, isRoot, type DaemonOptions } from './daemon.js';
 
 /**
@@ -29,3 +33,22 @@ export function useDaemon(what: string, opts: DaemonOptions = {}): TestDaemon | 
   return d;
 }
 
+
+/** Builds the busybox test images into a temp dir for this test file and removes them afterwards. */
+export function useTestImages(set: (images: BuiltTestImages) => void): void {
+  let dir: string | undefined;
+  test.before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'cm-images-'));
+    set(await buildBusyboxImages(join(dir, 'built')));
+  });
+  test.after.always(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+}
+
+/** A temp dir that is removed when the test ends, also on failure. */
+export async function tempDir(t: ExecutionContext, prefix: string): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), prefix));
+  t.teardown(() => rm(d, { recursive: true, force: true }));
+  return d;
+}

@@ -1,6 +1,7 @@
 // Import across processes: a separate process (as `cri-mesos images import`
 // would be) writes into the store a long-lived reader is using; two
 // processes importing images that share a layer at the same time.
+import { useTestImages } from '../helpers/suite.js';
 import test, { type ExecutionContext } from 'ava';
 import { execFile } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -15,14 +16,7 @@ import { projectRoot } from '../../src/util/paths.js';
 
 const run = promisify(execFile);
 let imgs: BuiltTestImages;
-let shared: string;
-test.before(async () => {
-  shared = await mkdtemp(join(tmpdir(), 'cm-images-'));
-  imgs = await buildBusyboxImages(join(shared, 'built'));
-});
-test.after.always(async () => {
-  if (shared) await rm(shared, { recursive: true, force: true });
-});
+useTestImages((b) => (imgs = b));
 
 async function work(t: ExecutionContext): Promise<string> {
   const d = await mkdtemp(join(tmpdir(), 'cm-import-'));

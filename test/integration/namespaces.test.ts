@@ -10,22 +10,8 @@ import { useDaemon } from '../helpers/suite.js';
 const d = useDaemon('namespace tests');
 if (d) {
 
-  /** Create + start a container, wait until it is RUNNING; returns its id and its init's host pid. */
-  const run = async (pod: string, sandbox: object, name: string, command: string[], extra: Record<string, unknown> = {}) => {
-    const { container_id: id } = await d.client.call('CreateContainer', {
-      pod_sandbox_id: pod,
-      config: containerConfig(name, command, extra),
-      sandbox_config: sandbox,
-    });
-    await d.client.call('StartContainer', { container_id: id });
-    const pid = await waitFor(`${name} running`, async () => {
-      const s = await d.client.call('ContainerStatus', { container_id: id, verbose: true });
-      if (s.status.state !== 'CONTAINER_RUNNING') return undefined;
-      const info = JSON.parse(s.info.info) as { pid: number };
-      return info.pid > 0 ? info.pid : undefined;
-    });
-    return { id: id as string, pid };
-  }
+  const run = (pod: string, sandbox: object, name: string, command: string[], extra: Record<string, unknown> = {}) =>
+    d.runContainer(pod, sandbox, name, command, extra);
 
   const exec = async (id: string, cmd: string[]): Promise<{ stdout: string; stderr: string; exit_code: number }> => {
     const r = await d.client.call('ExecSync', { container_id: id, cmd, timeout: 10 });

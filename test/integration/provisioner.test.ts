@@ -1,6 +1,7 @@
 // Overlay provisioner on the host (root): mount from imported layers, see
 // whiteouts and opaque dirs applied, writes land in upper, destroy leaves no
 // mount and no dir.
+import { useTestImages } from '../helpers/suite.js';
 import test, { type ExecutionContext } from 'ava';
 import { execFileSync } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -19,14 +20,7 @@ const rootTest = isRoot ? test.serial : test.skip;
 if (!isRoot) console.warn('provisioner.test: NOT ROOT — overlay mount tests are SKIPPED (they need CAP_SYS_ADMIN)');
 
 let imgs: BuiltTestImages;
-let shared: string;
-test.before(async () => {
-  shared = await mkdtemp(join(tmpdir(), 'cm-images-'));
-  imgs = await buildBusyboxImages(join(shared, 'built'));
-});
-test.after.always(async () => {
-  if (shared) await rm(shared, { recursive: true, force: true });
-});
+useTestImages((b) => (imgs = b));
 
 interface Env {
   store: ImageStore;

@@ -16,22 +16,7 @@ if (d) {
     pod = (await d.client.call('RunPodSandbox', { config: sandbox })).pod_sandbox_id;
   });
 
-  /** Create + start; resolves with the id and host pid of the init once RUNNING. */
-  const run = async (name: string, command: string[], extra: Record<string, unknown> = {}) => {
-    const { container_id: id } = await d.client.call('CreateContainer', {
-      pod_sandbox_id: pod,
-      config: containerConfig(name, command, extra),
-      sandbox_config: sandbox,
-    });
-    await d.client.call('StartContainer', { container_id: id });
-    const pid = await waitFor(`${name} running`, async () => {
-      const s = await d.client.call('ContainerStatus', { container_id: id, verbose: true });
-      if (s.status.state !== 'CONTAINER_RUNNING') return undefined;
-      const p = (JSON.parse(s.info.info) as { pid: number }).pid;
-      return p > 0 ? p : undefined;
-    });
-    return { id: id as string, pid };
-  }
+  const run = (name: string, command: string[], extra: Record<string, unknown> = {}) => d.runContainer(pod, sandbox, name, command, extra);
 
   const stop = async (id: string, timeout: number): Promise<number> => {
     const t0 = performance.now();

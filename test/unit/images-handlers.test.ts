@@ -1,4 +1,5 @@
 // CRI ImageService handlers over a real store.
+import { useTestImages } from '../helpers/suite.js';
 import test, { type ExecutionContext } from 'ava';
 import { status } from '@grpc/grpc-js';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -17,14 +18,7 @@ import { pullImage } from '../../src/cri/image/pull-image.js';
 import { CriError } from '../../src/cri/errors.js';
 
 let imgs: BuiltTestImages;
-let shared: string;
-test.before(async () => {
-  shared = await mkdtemp(join(tmpdir(), 'cm-images-'));
-  imgs = await buildBusyboxImages(join(shared, 'built'));
-});
-test.after.always(async () => {
-  if (shared) await rm(shared, { recursive: true, force: true });
-});
+useTestImages((b) => (imgs = b));
 
 async function ctx(t: ExecutionContext, users: Record<string, string[]> = {}): Promise<ImageServiceContext> {
   const d = await mkdtemp(join(tmpdir(), 'cm-store-'));

@@ -1,5 +1,6 @@
 // Image store + import: resolution, digest verification, shared layers,
 // removal and garbage collection, the three input formats, refusals.
+import { useTestImages } from '../helpers/suite.js';
 import test, { type ExecutionContext } from 'ava';
 import { existsSync, readdirSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -19,15 +20,7 @@ import { importImage } from '../../src/images/import.js';
 import { ImageStore, chainIds } from '../../src/images/store.js';
 
 let imgs: BuiltTestImages;
-let shared: string;
-
-test.before(async () => {
-  shared = await mkdtemp(join(tmpdir(), 'cm-images-'));
-  imgs = await buildBusyboxImages(join(shared, 'built'));
-});
-test.after.always(async () => {
-  if (shared) await rm(shared, { recursive: true, force: true });
-});
+useTestImages((b) => (imgs = b));
 
 async function newStore(t: ExecutionContext): Promise<ImageStore> {
   const d = await mkdtemp(join(tmpdir(), 'cm-store-'));

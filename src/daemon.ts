@@ -91,6 +91,7 @@ export class Daemon {
       containerizer,
       images,
       cpuSamples: new CpuSampleCache(),
+      podCidr: '',
       imageUsers: (imageId) => containers.list().filter((c) => c.imageId === imageId).map((c) => c.id),
       watchContainer: (record) => {
         void containerizer.wait(containerId(record)).then((t) => {

@@ -21,6 +21,8 @@ export interface RuntimeContext extends ImageServiceContext {
   watchContainer(record: ContainerRecord): void;
   /** Marks a pod NOTREADY when its init dies. */
   watchSandbox(id: string): void;
+  /** The node's pod CIDR(s) from UpdateRuntimeConfig ('' until kubelet sends it). */
+  podCidr: string;
   /** Previous CPU samples, for usage_nano_cores. */
   cpuSamples: CpuSampleCache;
 }

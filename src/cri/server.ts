@@ -11,6 +11,7 @@ import type { ImageServiceContext } from './image/context.js';
 import { version } from './runtime/version.js';
 import { status } from './runtime/status.js';
 import { runtimeConfig } from './runtime/runtime-config.js';
+import { updateRuntimeConfig } from './runtime/update-runtime-config.js';
 import { runPodSandbox } from './runtime/run-pod-sandbox.js';
 import { stopPodSandbox } from './runtime/stop-pod-sandbox.js';
 import { removePodSandbox } from './runtime/remove-pod-sandbox.js';
@@ -42,6 +43,7 @@ const RUNTIME: Record<string, AnyHandler> = {
   Version: version,
   Status: status,
   RuntimeConfig: runtimeConfig,
+  UpdateRuntimeConfig: updateRuntimeConfig,
   RunPodSandbox: runPodSandbox,
   StopPodSandbox: stopPodSandbox,
   RemovePodSandbox: removePodSandbox,

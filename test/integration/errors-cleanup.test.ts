@@ -86,6 +86,10 @@ if (d) {
       status.NOT_FOUND,
       /pod_sandbox_id/,
     );
+    // UpdateRuntimeConfig keeps kubelet's pod CIDR (shown by verbose Status) and refuses garbage.
+    await d.client.call('UpdateRuntimeConfig', { runtime_config: { network_config: { pod_cidr: '10.244.0.0/24' } } });
+    t.is((await d.client.call('Status', { verbose: true })).info.podCidr, '10.244.0.0/24');
+    await rejects(t, d.client.call('UpdateRuntimeConfig', { runtime_config: { network_config: { pod_cidr: 'ten' } } }), status.INVALID_ARGUMENT, /pod_cidr/);
     // And Version still answers: the daemon kept serving.
     t.is((await d.client.call('Version')).runtime_name, 'cri-mesos');
   });

@@ -4,7 +4,10 @@ import type { RuntimeContext } from '../context.js';
 
 export async function status(ctx: RuntimeContext, req: StatusRequest__Output): Promise<StatusResponse> {
   const info: Record<string, string> = {};
-  if (req.verbose) info.config = JSON.stringify(ctx.config);
+  if (req.verbose) {
+    info.config = JSON.stringify(ctx.config);
+    info.podCidr = ctx.podCidr;
+  }
   const handlers = ['', ...ctx.config.containerizers.filter((c) => c !== '')];
   return {
     status: {

@@ -19,6 +19,10 @@ export async function createContainer(ctx: RuntimeContext, req: CreateContainerR
   if (!config.metadata) throw invalidArgument('config.metadata is required');
   checkName('config.metadata.name', config.metadata.name);
   const sandbox = mustSandbox(ctx, req.pod_sandbox_id);
+  if (ctx.config.launcher === 'posix') {
+    // Like Mesos' filesystem/posix: no mount namespace, so no image rootfs.
+    throw failedPrecondition('the posix launcher cannot run container images (no mount namespace or rootfs); start the daemon with --launcher=linux');
+  }
   if (sandbox.state !== 'SANDBOX_READY') throw failedPrecondition(`pod sandbox ${sandbox.id} is not ready (pod_sandbox_id)`);
   const imageRef = config.image?.image;
   if (!imageRef) throw invalidArgument('config.image.image is required');

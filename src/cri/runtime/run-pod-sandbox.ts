@@ -26,8 +26,14 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
   const owner = ctx.names.reserve(name, id);
   if (owner) throw alreadyExists(`pod sandbox name "${name}" (config.metadata) is reserved for ${owner}`);
 
-  const rundir = podRuntimeDir(ctx.config, id);
   const modes = namespaceModes(config.linux?.security_context?.namespace_options);
+  if (ctx.config.launcher === 'posix' && (modes.network !== 'NODE' || modes.pid !== 'NODE' || modes.ipc !== 'NODE')) {
+    ctx.names.release(name);
+    throw failedPrecondition(
+      'the posix launcher cannot create namespaces: set linux.security_context.namespace_options network, pid and ipc to NODE, or start the daemon with --launcher=linux',
+    );
+  }
+  const rundir = podRuntimeDir(ctx.config, id);
   const dns = config.dns_config;
   const mesos: ContainerConfig = {
     id: podId(id),

@@ -102,12 +102,18 @@ export function recordTermination(ctx: RuntimeContext, id: string, t: Terminatio
   ctx.containers.update(id, {
     state: 'CONTAINER_EXITED',
     exitCode: t.exitCode,
-    finishedAt: t.finishedAt,
+    // The helper's clock and ours can differ by a few µs; a container never finishes before it started.
+    finishedAt: rec.startedAt === '0' ? t.finishedAt : latest(t.finishedAt, rec.startedAt),
     reason,
     message: t.message,
     // A container that never started keeps started_at 0, as containerd reports it.
   });
   ctx.log.info('container exited', { container: id, exitCode: t.exitCode, reason });
+}
+
+/** The later of two ns timestamps (decimal strings). */
+export function latest(a: string, b: string): string {
+  return BigInt(a) >= BigInt(b) ? a : b;
 }
 
 export const SIGNALS: Record<string, number> = {

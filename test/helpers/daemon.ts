@@ -224,6 +224,15 @@ export class TestDaemon {
     return { id: id as string, pid };
   }
 
+  /** Polls ContainerStatus until the container has exited; its status. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  waitExited(id: string, timeoutMs = 15_000): Promise<any> {
+    return waitFor(`container ${id} to exit`, async () => {
+      const s = await this.client.call('ContainerStatus', { container_id: id });
+      return s.status.state === 'CONTAINER_EXITED' ? s.status : undefined;
+    }, timeoutMs);
+  }
+
   /** kill -9 the daemon (only our own child). */
   async kill9(): Promise<void> {
     const p = this.proc;

@@ -22,10 +22,7 @@ if (d) {
     t.is(created.status.state, 'CONTAINER_CREATED');
     t.is(created.status.started_at, '0');
     await d.client.call('StartContainer', { container_id: ctr });
-    const st = await waitFor('exit', async () => {
-      const s = await d.client.call('ContainerStatus', { container_id: ctr });
-      return s.status.state === 'CONTAINER_EXITED' ? s.status : undefined;
-    });
+    const st = await d.waitExited(ctr);
     t.is(st.exit_code, 3);
     t.is(st.reason, 'Error');
     t.true(BigInt(st.created_at) > 0n);
@@ -55,10 +52,7 @@ if (d) {
         sandbox_config: cfg,
       });
       await d.client.call('StartContainer', { container_id });
-      const st = await waitFor('exit', async () => {
-        const s = await d.client.call('ContainerStatus', { container_id });
-        return s.status.state === 'CONTAINER_EXITED' ? s.status : undefined;
-      });
+      const st = await d.waitExited(container_id);
       t.is(st.exit_code, 0);
       return Object.fromEntries(
         readFileSync(st.log_path, 'utf8')
@@ -122,10 +116,7 @@ if (d) {
         sandbox_config: cfg,
       });
       await d.client.call('StartContainer', { container_id });
-      const st = await waitFor('exit', async () => {
-        const s = await d.client.call('ContainerStatus', { container_id });
-        return s.status.state === 'CONTAINER_EXITED' ? s.status : undefined;
-      });
+      const st = await d.waitExited(container_id);
       t.is(st.exit_code, 0, readFileSync(st.log_path, 'utf8'));
       return readFileSync(st.log_path, 'utf8').trim().split('\n').map((l) => l.split(' ').slice(3).join(' '));
     };

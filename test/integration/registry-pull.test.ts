@@ -275,10 +275,7 @@ if (d) {
       sandbox_config: cfg,
     });
     await fresh.client.call('StartContainer', { container_id: ctr });
-    const cs = await waitFor('exit', async () => {
-      const s = await fresh.client.call('ContainerStatus', { container_id: ctr });
-      return s.status.state === 'CONTAINER_EXITED' ? s.status : undefined;
-    });
+    const cs = await fresh.waitExited(ctr);
     t.is(cs.exit_code, 0);
     await fresh.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
   });
@@ -402,10 +399,7 @@ if (d) {
       sandbox_config: cfg,
     });
     await d.client.call('StartContainer', { container_id: ctr });
-    const st = await waitFor('exit', async () => {
-      const s = await d.client.call('ContainerStatus', { container_id: ctr });
-      return s.status.state === 'CONTAINER_EXITED' ? s.status : undefined;
-    });
+    const st = await d.waitExited(ctr);
     t.is(st.exit_code, 0);
     const inUse = (await t.throwsAsync(d.client.call('RemoveImage', { image: { image: ref } }))) as unknown as GrpcErr;
     t.is(inUse.code, status.FAILED_PRECONDITION);

@@ -51,14 +51,7 @@ if (d) {
       const ctr = await create(pod, sandbox, 'hog', ['sh', '-c', 'x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo ${#x}'], resources({ memory_limit_in_bytes: 32 * MiB }));
       t.is(cgFile(pod, ctr, 'memory', 'memory.limit_in_bytes', 'memory.max'), String(32 * MiB));
       await d.client.call('StartContainer', { container_id: ctr });
-      const st = await waitFor(
-        'OOM exit',
-        async () => {
-          const s = await status(ctr);
-          return s.status.state === 'CONTAINER_EXITED' ? s.status : undefined;
-        },
-        60_000,
-      );
+      const st = await d.waitExited(ctr, 60_000);
       t.is(st.reason, 'OOMKilled');
       t.is(st.exit_code, 137);
       // The pod survives its container's OOM (CRI semantics, not Mesos' destroy-the-executor).
@@ -67,10 +60,7 @@ if (d) {
       // A sibling container in the same pod still starts and runs.
       const ok = await create(pod, sandbox, 'after', ['sh', '-c', 'echo fine']);
       await d.client.call('StartContainer', { container_id: ok });
-      const okSt = await waitFor('sibling exit', async () => {
-        const s = await status(ok);
-        return s.status.state === 'CONTAINER_EXITED' ? s.status : undefined;
-      });
+      const okSt = await d.waitExited(ok);
       t.is(okSt.exit_code, 0);
       t.is(okSt.reason, 'Completed');
     } finally {
@@ -84,10 +74,7 @@ if (d) {
     try {
       const ctr = await create(pod, sandbox, 'small', ['sh', '-c', 'x=$(head -c 1000000 /dev/zero | tr "\\0" a); echo ${#x}'], resources({ memory_limit_in_bytes: 64 * MiB }));
       await d.client.call('StartContainer', { container_id: ctr });
-      const st = await waitFor('exit', async () => {
-        const s = await status(ctr);
-        return s.status.state === 'CONTAINER_EXITED' ? s.status : undefined;
-      });
+      const st = await d.waitExited(ctr);
       t.is(st.exit_code, 0);
       t.is(st.reason, 'Completed');
     } finally {

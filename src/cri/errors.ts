@@ -15,6 +15,5 @@ export const invalidArgument = (msg: string) => new CriError(status.INVALID_ARGU
 export const notFound = (msg: string) => new CriError(status.NOT_FOUND, msg);
 export const failedPrecondition = (msg: string) => new CriError(status.FAILED_PRECONDITION, msg);
 export const alreadyExists = (msg: string) => new CriError(status.ALREADY_EXISTS, msg);
-export const unimplemented = (msg: string) => new CriError(status.UNIMPLEMENTED, msg);
 export const internal = (msg: string) => new CriError(status.INTERNAL, msg);
 export const deadlineExceeded = (msg: string) => new CriError(status.DEADLINE_EXCEEDED, msg);

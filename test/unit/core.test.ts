@@ -10,7 +10,7 @@ import { mergeArgv, mergeEnv } from '../../src/cri/runtime/create-container.js';
 import { secureJoin } from '../../src/containerizer/mesos/isolators/filesystem/linux.js';
 import { capabilityMask } from '../../src/cri/runtime/capabilities.js';
 import { readTermination } from '../../src/containerizer/mesos/containerizer.js';
-import { toLimits, signalNumber } from '../../src/cri/runtime/common.js';
+import { toLimits, signalNumber, byCreatedAt, latest } from '../../src/cri/runtime/common.js';
 import { MetadataStore, NameRegistry } from '../../src/store/metadata.js';
 import type { ImageRecord } from '../../src/images/store.js';
 
@@ -166,4 +166,10 @@ test('metadata: records survive a reload, bad files are skipped, prefixes resolv
   } finally {
     rmSync(d, { recursive: true });
   }
+});
+
+test('list order: oldest created_at first, also across a change in digit count', (t) => {
+  const recs = ['1700000000000000002', '999999999999999999', '1700000000000000001'].map((createdAt) => ({ createdAt }));
+  t.deepEqual(recs.sort(byCreatedAt).map((r) => r.createdAt), ['999999999999999999', '1700000000000000001', '1700000000000000002']);
+  t.is(latest('1700000000000000001', '999999999999999999'), '1700000000000000001');
 });

@@ -395,10 +395,6 @@ export class MesosContainerizer implements Containerizer {
     return this.containers_.get(idString(id))?.state === 'RUNNING';
   }
 
-  state(id: ContainerId): State | undefined {
-    return this.containers_.get(idString(id))?.state;
-  }
-
   // ---- recovery --------------------------------------------------------------
 
   async recover(configs: ContainerConfig[], started: Set<string>): Promise<void> {

@@ -111,6 +111,11 @@ export function recordTermination(ctx: RuntimeContext, id: string, t: Terminatio
   ctx.log.info('container exited', { container: id, exitCode: t.exitCode, reason });
 }
 
+/** Oldest first by created_at. Both are decimal ns of equal width, so comparing strings is enough (no BigInt per comparison). */
+export function byCreatedAt(a: { createdAt: string }, b: { createdAt: string }): number {
+  return a.createdAt.length - b.createdAt.length || (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0);
+}
+
 /** The later of two ns timestamps (decimal strings). */
 export function latest(a: string, b: string): string {
   return BigInt(a) >= BigInt(b) ? a : b;

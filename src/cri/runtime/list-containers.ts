@@ -1,7 +1,7 @@
 import type { ListContainersRequest__Output } from '../../../api/generated/runtime/v1/ListContainersRequest.js';
 import type { ListContainersResponse } from '../../../api/generated/runtime/v1/ListContainersResponse.js';
 import type { RuntimeContext } from '../context.js';
-import { containerMessage, matchesLabels } from './common.js';
+import { byCreatedAt, containerMessage, matchesLabels } from './common.js';
 
 export async function listContainers(ctx: RuntimeContext, req: ListContainersRequest__Output): Promise<ListContainersResponse> {
   const f = req.filter;
@@ -11,6 +11,6 @@ export async function listContainers(ctx: RuntimeContext, req: ListContainersReq
     .filter((c) => !f?.pod_sandbox_id || c.sandboxId === f.pod_sandbox_id || c.sandboxId.startsWith(f.pod_sandbox_id))
     .filter((c) => !f?.state || c.state === f.state.state)
     .filter((c) => matchesLabels(c.config.labels, f?.label_selector))
-    .sort((a, b) => (BigInt(a.createdAt) < BigInt(b.createdAt) ? -1 : 1));
+    .sort(byCreatedAt);
   return { containers: items.map(containerMessage) };
 }

@@ -1,7 +1,7 @@
 import type { ListPodSandboxRequest__Output } from '../../../api/generated/runtime/v1/ListPodSandboxRequest.js';
 import type { ListPodSandboxResponse } from '../../../api/generated/runtime/v1/ListPodSandboxResponse.js';
 import type { RuntimeContext } from '../context.js';
-import { matchesLabels, sandboxMessage } from './common.js';
+import { byCreatedAt, matchesLabels, sandboxMessage } from './common.js';
 
 export async function listPodSandbox(ctx: RuntimeContext, req: ListPodSandboxRequest__Output): Promise<ListPodSandboxResponse> {
   const f = req.filter;
@@ -10,6 +10,6 @@ export async function listPodSandbox(ctx: RuntimeContext, req: ListPodSandboxReq
     .filter((s) => !f?.id || s.id === f.id || s.id.startsWith(f.id))
     .filter((s) => !f?.state || s.state === f.state.state)
     .filter((s) => matchesLabels(s.config.labels, f?.label_selector))
-    .sort((a, b) => (BigInt(a.createdAt) < BigInt(b.createdAt) ? -1 : 1));
+    .sort(byCreatedAt);
   return { items: items.map(sandboxMessage) };
 }

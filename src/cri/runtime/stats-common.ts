@@ -1,7 +1,7 @@
 // Shared by the four stats RPCs: isolator usage() → CRI stats messages.
 import type { ContainerStats } from '../../../api/generated/runtime/v1/ContainerStats.js';
 import type { PodSandboxStats } from '../../../api/generated/runtime/v1/PodSandboxStats.js';
-import { diskUsage } from '../../util/du.js';
+import { diskUsage } from '../../images/fsutil.js';
 import type { ContainerRecord, SandboxRecord } from '../../store/metadata.js';
 import { toCriUsage } from '../stats.js';
 import { containerId, podId, type RuntimeContext } from '../context.js';

@@ -280,13 +280,15 @@ export async function buildBusyboxImages(outDir: string, busybox = BUSYBOX): Pro
   return out;
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+/** Runs `fn(outDir)` when `moduleUrl` is the script node was started with; prints its result as JSON. */
+export function runAsScript(moduleUrl: string, usage: string, fn: (outDir: string) => Promise<unknown>): void {
+  if (!process.argv[1] || moduleUrl !== pathToFileURL(resolve(process.argv[1])).href) return;
   const outDir = process.argv[2];
   if (!outDir) {
-    console.error('usage: npx tsx hack/build-test-images.ts <outdir>');
+    console.error(`usage: ${usage} <outdir>`);
     process.exit(2);
   }
-  buildBusyboxImages(outDir).then(
+  fn(outDir).then(
     (r) => console.log(JSON.stringify(r, null, 2)),
     (e: unknown) => {
       console.error(e instanceof Error ? e.message : e);
@@ -294,3 +296,5 @@ if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1]
     },
   );
 }
+
+runAsScript(import.meta.url, 'npx tsx hack/build-test-images.ts', buildBusyboxImages);

@@ -7,8 +7,7 @@
 // Usage: npx tsx hack/bench/images.ts <outdir>
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { BUSYBOX_CONFIG, TEST_TAGS, busyboxLayer, writeDockerArchive } from '../build-test-images.js';
+import { BUSYBOX_CONFIG, TEST_TAGS, busyboxLayer, runAsScript, writeDockerArchive } from '../build-test-images.js';
 
 export const PAUSE_IMAGE = 'cri-mesos.test/pause:bench';
 export const BENCH_IMAGE = TEST_TAGS.oci;
@@ -26,17 +25,4 @@ export async function buildReferenceImages(outDir: string): Promise<{ busybox: s
   return { busybox, pause };
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  const out = process.argv[2];
-  if (!out) {
-    console.error('usage: npx tsx hack/bench/images.ts <outdir>');
-    process.exit(2);
-  }
-  buildReferenceImages(out).then(
-    (r) => console.log(JSON.stringify(r)),
-    (e: unknown) => {
-      console.error(e instanceof Error ? e.message : e);
-      process.exit(1);
-    },
-  );
-}
+runAsScript(import.meta.url, 'npx tsx hack/bench/images.ts', buildReferenceImages);

@@ -14,6 +14,7 @@
 #include <linux/capability.h>
 #include <net/if.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -231,50 +232,90 @@ const char* Nullable(const std::string& s) { return s == "-" ? nullptr : s.c_str
 
 constexpr unsigned long kPropagation = MS_SHARED | MS_PRIVATE | MS_SLAVE | MS_UNBINDABLE;
 
-// Remount a bind mount with new per-mount flags, keeping the flags the kernel
-// locks (nosuid/nodev/noexec/...) when it refuses to clear them.
-int RemountBind(const char* target, unsigned long flags) {
-  unsigned long base = MS_REMOUNT | MS_BIND;
-  if (mount(nullptr, target, nullptr, base | flags, nullptr) == 0) return 0;
-  if (errno != EPERM) return -1;
+// Remount an existing mount read-only. A bind remount must repeat the flags the
+// kernel may have locked on the source (nosuid/nodev/noexec): dropping one is
+// EPERM where it is locked (user namespaces), and silently clears it elsewhere.
+// Atime flags are left out, which makes the kernel keep them as they are.
+int RemountReadonly(const char* target) {
   struct statvfs sv;
   if (statvfs(target, &sv) < 0) return -1;
   unsigned long keep = 0;
   if (sv.f_flag & ST_NOSUID) keep |= MS_NOSUID;
   if (sv.f_flag & ST_NODEV) keep |= MS_NODEV;
   if (sv.f_flag & ST_NOEXEC) keep |= MS_NOEXEC;
-  if (sv.f_flag & ST_NOATIME) keep |= MS_NOATIME;
-  if (sv.f_flag & ST_NODIRATIME) keep |= MS_NODIRATIME;
-  if (sv.f_flag & ST_RELATIME) keep |= MS_RELATIME;
-  return mount(nullptr, target, nullptr, base | flags | keep, nullptr);
+  return mount(nullptr, target, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, nullptr);
 }
 
+// Detached mount trees cloned by `tree` (open_tree), attached later by `bind @N`.
+std::vector<int> gTrees;
+
+void OpTree(const std::string& slot, const std::string& src) {
+  unsigned long long n;
+  if (!ParseNum(slot, 10, &n) || n != gTrees.size()) SetupFail("tree: slots must be numbered 0, 1, ... in order");
+  long fd = syscall(SYS_open_tree, AT_FDCWD, src.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+  if (fd < 0) SetupFail(ErrStr("open_tree " + src, errno));
+  gTrees.push_back((int)fd);
+}
+
+unsigned long PropagationFlag(const std::string& p) {
+  if (p == "private") return MS_PRIVATE;
+  if (p == "rslave") return MS_SLAVE;
+  if (p == "rshared") return MS_SHARED;
+  if (p != "-") SetupFail("bind: bad propagation " + p);
+  return 0;
+}
+
+// bind <src|@slot> <target> <rw|ro|rro> <private|rslave|rshared|->, as runc does
+// a bind mount: recursive bind, then a read-only remount of the top mount (rro:
+// mount_setattr over the whole tree), then the propagation of the tree.
+void OpBind(const std::vector<std::string>& f) {
+  const std::string& src = f[1];
+  const std::string& target = f[2];
+  const std::string& mode = f[3];
+  if (mode != "rw" && mode != "ro" && mode != "rro") SetupFail("bind: bad mode " + mode);
+  unsigned long prop = PropagationFlag(f[4]);
+  if (!src.empty() && src[0] == '@') {
+    unsigned long long n;
+    if (!ParseNum(src.substr(1), 10, &n) || n >= gTrees.size()) SetupFail("bind: unknown tree " + src);
+    if (syscall(SYS_move_mount, gTrees[n], "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) < 0)
+      SetupFail(ErrStr("attach mount tree on " + target, errno));
+    close(gTrees[n]);
+    gTrees[n] = -1;
+  } else if (mount(src.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0) {
+    SetupFail(ErrStr("bind mount " + src + " on " + target, errno));
+  }
+  if (mode != "rw" && RemountReadonly(target.c_str()) < 0) SetupFail(ErrStr("remount read-only " + target, errno));
+  if (mode == "rro") {
+    struct mount_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.attr_set = MOUNT_ATTR_RDONLY;
+    if (syscall(SYS_mount_setattr, AT_FDCWD, target.c_str(), AT_RECURSIVE, &attr, sizeof attr) < 0) {
+      int e = errno;
+      if (e == ENOSYS) SetupFail("recursive read-only mount of " + target + ": the kernel has no mount_setattr (Linux 5.12+)");
+      SetupFail(ErrStr("recursive read-only mount of " + target, e));
+    }
+  }
+  if (prop && mount(nullptr, target.c_str(), nullptr, MS_REC | prop, nullptr) < 0)
+    SetupFail(ErrStr("mount propagation " + f[4] + " of " + target, errno));
+}
+
+// mount <src> <target> <fstype> <flags> <data>: a new (non-bind) mount.
 void OpMount(const std::vector<std::string>& f) {
   if (f.size() != 6) SetupFail("mount: expected 5 fields");
   unsigned long long flags;
   if (!ParseNum(f[4], 10, &flags)) SetupFail("mount: bad flags " + f[4]);
-  const std::string& target = f[2];
-  unsigned long prop = flags & kPropagation;
-  unsigned long rest = flags & ~kPropagation;
-  // A bind ignores per-mount flags; they need a remount. Propagation is a separate call too.
-  if (rest & MS_BIND) {
-    if (mount(Nullable(f[1]), target.c_str(), Nullable(f[3]), MS_BIND | (rest & MS_REC), Nullable(f[5])) < 0)
-      SetupFail(ErrStr("mount bind " + f[1] + " on " + target, errno));
-    unsigned long extra = rest & ~(MS_BIND | MS_REC | MS_REMOUNT);
-    if (extra && RemountBind(target.c_str(), extra) < 0) SetupFail(ErrStr("remount " + target, errno));
-  } else if (rest || !prop) {
-    if (mount(Nullable(f[1]), target.c_str(), Nullable(f[3]), rest, Nullable(f[5])) < 0)
-      SetupFail(ErrStr("mount " + f[1] + " on " + target + " (" + f[3] + ")", errno));
-  }
-  if (prop && mount(nullptr, target.c_str(), nullptr, prop | (rest & MS_REC), nullptr) < 0)
-    SetupFail(ErrStr("mount propagation " + target, errno));
+  if (flags & (MS_BIND | MS_REMOUNT | kPropagation)) SetupFail("mount: use bind, remount-ro or propagation for " + f[2]);
+  if (mount(Nullable(f[1]), f[2].c_str(), Nullable(f[3]), flags, Nullable(f[5])) < 0)
+    SetupFail(ErrStr("mount " + f[1] + " on " + f[2] + " (" + f[3] + ")", errno));
 }
 
 void OpPivotRoot(const std::string& newRoot) {
   if (chdir(newRoot.c_str()) < 0) SetupFail(ErrStr("chdir " + newRoot, errno));
   if (syscall(SYS_pivot_root, ".", ".") < 0) SetupFail(ErrStr("pivot_root " + newRoot, errno));
-  // The old root is stacked on "."; keep its unmount from propagating anywhere.
-  mount(nullptr, ".", nullptr, MS_SLAVE | MS_REC, nullptr);
+  // The old root is stacked on "." and unmounted. Its mounts are all rslave
+  // (the plan's first propagation op), so this does not reach the host. No
+  // second MS_SLAVE|MS_REC on ".": mount(2) resolves "." to the new root, not
+  // to the old root on top of it, and would turn bidirectional mounts slave.
   if (umount2(".", MNT_DETACH) < 0) SetupFail(ErrStr("umount old root", errno));
   if (chdir("/") < 0) SetupFail(ErrStr("chdir /", errno));
 }
@@ -298,7 +339,7 @@ void OpReadonly(const std::string& path) {
     if (errno == ENOENT) return;
     SetupFail(ErrStr("readonly bind " + path, errno));
   }
-  if (RemountBind(path.c_str(), MS_RDONLY) < 0) SetupFail(ErrStr("readonly remount " + path, errno));
+  if (RemountReadonly(path.c_str()) < 0) SetupFail(ErrStr("readonly remount " + path, errno));
 }
 
 void OpSysctl(const std::string& key, const std::string& value) {
@@ -370,6 +411,15 @@ void RunOp(const std::vector<std::string>& f) {
     if (mount(nullptr, f[1].c_str(), nullptr, flags, nullptr) < 0) SetupFail(ErrStr("propagation " + f[1], errno));
   } else if (op == "mount") {
     OpMount(f);
+  } else if (op == "tree") {
+    need(2);
+    OpTree(f[1], f[2]);
+  } else if (op == "bind") {
+    need(4);
+    OpBind(f);
+  } else if (op == "remount-ro") {
+    need(1);
+    if (RemountReadonly(f[1].c_str()) < 0) SetupFail(ErrStr("remount read-only " + f[1], errno));
   } else if (op == "mkdir") {
     need(2);
     unsigned long long mode;
@@ -399,6 +449,10 @@ void RunOp(const std::vector<std::string>& f) {
   } else if (op == "symlink") {
     need(2);
     if (symlink(f[1].c_str(), f[2].c_str()) < 0 && errno != EEXIST) SetupFail(ErrStr("symlink " + f[2], errno));
+  } else if (op == "new-pid-ns") {
+    need(0);
+    // Our children (the init first) start a PID namespace of their own; we stay outside it.
+    if (unshare(CLONE_NEWPID) < 0) SetupFail(ErrStr("unshare(CLONE_NEWPID)", errno));
   } else if (op == "pivot_root") {
     need(1);
     OpPivotRoot(f[1]);
@@ -699,14 +753,36 @@ void ReapAll(pid_t mainPid, bool* mainDone, int* mainStatus) {
   }
 }
 
+// The command's process (the container's init) is forked before setup, so that
+// with a PID namespace of its own it is PID 1 there and mounts that
+// namespace's /proc, while the helper stays outside as its parent and
+// subreaper, holds the pipes, writes the logs and the status. These ops are
+// the helper's own; the settings ops are only recorded; every other setup op
+// runs in the init.
+bool IsHelperOp(const std::string& op) { return op == "rundir" || op == "log" || op == "new-pid-ns"; }
+
+bool IsSettingOp(const std::string& op) {
+  return op == "cwd" || op == "user" || op == "groups" || op == "env" || op == "argv" || op == "no-new-privs" ||
+         op == "capabilities";
+}
+
+struct Child {
+  pid_t pid = -1;
+  bool done = false;
+  int status = 0;
+};
+
+void ReapChild(Child& c) { ReapAll(c.pid, &c.done, &c.status); }
+
 // Wait for StartContainer: one byte on exec.fifo. Opened non-blocking so
 // SIGTERM still works while waiting; poll only reports POLLHUP once a writer
 // has come and gone, so "opened and closed without a byte" means give up.
-void WaitForStart(int sigfd) {
-  if (gState.rundirFd < 0) SetupFail("container mode needs a rundir");
+// Returns false when the init died first (its status is in `init`).
+bool WaitForStart(int sigfd, Child& init) {
   int fd = openat(gState.rundirFd, "exec.fifo", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     Diag("open exec.fifo: %s", strerror(errno));
+    kill(init.pid, SIGKILL);
     _exit(1);
   }
   while (true) {
@@ -714,6 +790,7 @@ void WaitForStart(int sigfd) {
     if (poll(pfds, 2, -1) < 0) {
       if (errno == EINTR) continue;
       Diag("poll: %s", strerror(errno));
+      kill(init.pid, SIGKILL);
       _exit(1);
     }
     if (pfds[0].revents) {
@@ -721,9 +798,15 @@ void WaitForStart(int sigfd) {
       while (read(sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
         if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
           Diag("signal %d before start; exiting", (int)si.ssi_signo);
+          kill(init.pid, SIGKILL);
           _exit(128 + (int)si.ssi_signo);
         }
-        if (si.ssi_signo == SIGCHLD) ReapAll(-1, nullptr, nullptr);
+        if (si.ssi_signo == SIGCHLD) ReapChild(init);
+      }
+      if (init.done) {
+        Diag("the container's init ended before start");
+        close(fd);
+        return false;
       }
     }
     if (pfds[1].revents) {
@@ -732,59 +815,123 @@ void WaitForStart(int sigfd) {
       if (r == 1) break;
       if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
       Diag("exec.fifo closed without a start byte; not running the command");
+      kill(init.pid, SIGKILL);
       _exit(1);
     }
   }
   close(fd);
+  return true;
 }
 
-[[noreturn]] void ContainerLoop(int sigfd) {
-  Settings& set = gState.settings;
-  if (set.argv.empty()) {
-    Diag("container mode without argv");
-    _exit(1);
+// The init: carries out the setup ops (mounts, pivot_root, ...), reports on
+// readyW, waits for the start byte on startR, then becomes the command.
+[[noreturn]] void InitMain(const std::vector<const std::vector<std::string>*>& setup, int outW, int errW, int startR,
+                           int readyW) {
+  // Without the helper nobody would log or record the exit: go with it.
+  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  if (gSyncFd >= 0) close(gSyncFd);
+  gSyncFd = readyW;  // SetupFail now reports to the helper, which answers the daemon
+  for (const auto* op : setup) RunOp(*op);
+  WriteAll(readyW, "ok\n", 3);
+  close(readyW);
+  gSyncFd = -1;
+  char b;
+  ssize_t r;
+  do {
+    r = read(startR, &b, 1);
+  } while (r < 0 && errno == EINTR);
+  if (r != 1) _exit(1);  // the helper gave up before start
+  close(startR);
+  // After pivot_root this is the container's own /dev/null.
+  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (devnull < 0) devnull = 0;  // the helper was started with /dev/null on fd 0
+  RunCommand(outW, errW, devnull);
+}
+
+std::string ReadLine(int fd) {
+  std::string line;
+  char c;
+  while (true) {
+    ssize_t r = read(fd, &c, 1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0 || c == '\n') break;
+    line += c;
   }
-  WaitForStart(sigfd);
+  return line;
+}
+
+[[noreturn]] void ExitLike(int status) {
+  if (WIFEXITED(status)) _exit(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) _exit(128 + WTERMSIG(status));
+  _exit(1);
+}
+
+[[noreturn]] void ContainerMain(const std::vector<std::vector<std::string>>& ops, int sigfd) {
+  std::vector<const std::vector<std::string>*> setup;
+  for (const auto& op : ops) {
+    if (IsHelperOp(op[0]) || IsSettingOp(op[0])) {
+      RunOp(op);
+    } else {
+      setup.push_back(&op);
+    }
+  }
+  if (gState.settings.argv.empty()) SetupFail("container mode without argv");
+  if (gState.rundirFd < 0) SetupFail("container mode needs a rundir");
+
+  int outP[2], errP[2], startP[2], readyP[2];
+  if (pipe2(outP, O_CLOEXEC) < 0 || pipe2(errP, O_CLOEXEC) < 0 || pipe2(startP, O_CLOEXEC) < 0 ||
+      pipe2(readyP, O_CLOEXEC) < 0)
+    SetupFail(ErrStr("pipe", errno));
+  Child init;
+  init.pid = fork();
+  if (init.pid < 0) SetupFail(ErrStr("fork the container's init", errno));
+  if (init.pid == 0) InitMain(setup, outP[1], errP[1], startP[0], readyP[1]);
+  close(outP[1]);
+  close(errP[1]);
+  close(startP[0]);
+  close(readyP[1]);
+
+  std::string answer = ReadLine(readyP[0]);
+  close(readyP[0]);
+  if (answer != "ok") {
+    kill(init.pid, SIGKILL);
+    SetupFail(answer.compare(0, 6, "error ") == 0 ? answer.substr(6) : "the container's init ended during setup");
+  }
+  if (gSyncFd >= 0) {
+    WriteAll(gSyncFd, "ok\n", 3);
+    close(gSyncFd);
+    gSyncFd = -1;
+  }
+
+  if (!WaitForStart(sigfd, init)) {
+    WriteStatus(init.status);
+    ExitLike(init.status);
+  }
+  if (!WriteAll(startP[1], "x", 1)) Diag("start the init: %s", strerror(errno));
+  close(startP[1]);
 
   int ctl = openat(gState.rundirFd, "ctl.fifo", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (ctl < 0) Diag("open ctl.fifo: %s (log reopen disabled)", strerror(errno));
-  int outP[2], errP[2];
-  if (pipe2(outP, O_CLOEXEC) < 0 || pipe2(errP, O_CLOEXEC) < 0) {
-    Diag("pipe: %s", strerror(errno));
-    _exit(1);
-  }
-  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (devnull < 0) devnull = 0;  // we were started with /dev/null on fd 0
-
-  pid_t child = fork();
-  if (child < 0) {
-    Diag("fork: %s", strerror(errno));
-    _exit(1);
-  }
-  if (child == 0) RunCommand(outP[1], errP[1], devnull);
-  close(outP[1]);
-  close(errP[1]);
-  if (devnull > 2) close(devnull);
   fcntl(outP[0], F_SETFL, O_NONBLOCK);
   fcntl(errP[0], F_SETFL, O_NONBLOCK);
 
   Stream streams[2] = {{"stdout", outP[0], {}}, {"stderr", errP[0], {}}};
   std::string ctlBuf;
-  bool mainDone = false;
-  int mainStatus = 0;
   int64_t lastData = 0;
   char buf[65536];
+  bool wasDone = init.done;
+  if (wasDone) lastData = NowMs();
 
   while (true) {
     bool pipesOpen = streams[0].fd >= 0 || streams[1].fd >= 0;
-    if (mainDone && (!pipesOpen || NowMs() - lastData >= kDrainIdleMs)) break;
+    if (init.done && (!pipesOpen || NowMs() - lastData >= kDrainIdleMs)) break;
     struct pollfd pfds[4];
     pfds[0] = {sigfd, POLLIN, 0};
     pfds[1] = {streams[0].fd, POLLIN, 0};
     pfds[2] = {streams[1].fd, POLLIN, 0};
     pfds[3] = {ctl, POLLIN, 0};
     int timeout = -1;
-    if (mainDone) timeout = (int)std::max<int64_t>(0, kDrainIdleMs - (NowMs() - lastData));
+    if (init.done) timeout = (int)std::max<int64_t>(0, kDrainIdleMs - (NowMs() - lastData));
     int r = poll(pfds, 4, timeout);
     if (r < 0) {
       if (errno == EINTR) continue;
@@ -795,11 +942,13 @@ void WaitForStart(int sigfd) {
       struct signalfd_siginfo si;
       while (read(sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
         if (si.ssi_signo == SIGCHLD) {
-          bool was = mainDone;
-          ReapAll(child, &mainDone, &mainStatus);
-          if (mainDone && !was) lastData = NowMs();
-        } else if (!mainDone) {
-          kill(child, (int)si.ssi_signo);
+          ReapChild(init);
+          if (init.done && !wasDone) {
+            wasDone = true;
+            lastData = NowMs();
+          }
+        } else if (!init.done) {
+          kill(init.pid, (int)si.ssi_signo);
         }
       }
     }
@@ -844,10 +993,8 @@ void WaitForStart(int sigfd) {
     }
     s.Flush();
   }
-  WriteStatus(mainStatus);
-  if (WIFEXITED(mainStatus)) _exit(WEXITSTATUS(mainStatus));
-  if (WIFSIGNALED(mainStatus)) _exit(128 + WTERMSIG(mainStatus));
-  _exit(1);
+  WriteStatus(init.status);
+  ExitLike(init.status);
 }
 
 int ReadCapLast() {
@@ -875,13 +1022,14 @@ int main(int argc, char** argv) {
   gState.capLast = ReadCapLast();
   umask(0);
 
-  for (const auto& op : ParsePlan(ReadFile(argv[2]))) RunOp(op);
+  std::vector<std::vector<std::string>> ops = ParsePlan(ReadFile(argv[2]));
+  if (mode == "container") ContainerMain(ops, sigfd);
 
+  for (const auto& op : ops) RunOp(op);
   if (gSyncFd >= 0) {
     WriteAll(gSyncFd, "ok\n", 3);
     close(gSyncFd);
     gSyncFd = -1;
   }
-  if (mode == "pause") PauseLoop(sigfd);
-  ContainerLoop(sigfd);
+  PauseLoop(sigfd);
 }

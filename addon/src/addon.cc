@@ -1250,6 +1250,13 @@ Napi::Value Lgetxattr(const Napi::CallbackInfo& info) {
   }
 }
 
+// Whether the kernel has mount_setattr (Linux 5.12+), which recursive read-only
+// mounts need. Called with a bad fd: ENOSYS means absent, anything else present.
+Napi::Value HasMountSetattr(const Napi::CallbackInfo& info) {
+  long r = syscall(SYS_mount_setattr, -1, "", 0, nullptr, 0);
+  return Napi::Boolean::New(info.Env(), !(r < 0 && errno == ENOSYS));
+}
+
 Napi::Value Statfs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path;
@@ -1288,6 +1295,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("lsetxattr", Napi::Function::New(env, Lsetxattr, "lsetxattr"));
   exports.Set("lgetxattr", Napi::Function::New(env, Lgetxattr, "lgetxattr"));
   exports.Set("statfs", Napi::Function::New(env, Statfs, "statfs"));
+  exports.Set("hasMountSetattr", Napi::Function::New(env, HasMountSetattr, "hasMountSetattr"));
   return exports;
 }
 

@@ -1,4 +1,5 @@
 // Parse /proc/self/mountinfo into cgroup hierarchies (v1 controllers and the cgroup2 mount).
+import { parseMountInfoEntries } from '../util/mountinfo.js';
 
 /** Controller names the kernel can attach to a v1 hierarchy (anything else in the super options is a flag). */
 const V1_CONTROLLERS = new Set([
@@ -22,29 +23,15 @@ export interface ParsedMountInfo {
   v2?: CgroupMount;
 }
 
-/** mountinfo escapes space, tab, newline and backslash as \ooo. */
-function unescape(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-}
-
 export function parseMountInfo(text: string): ParsedMountInfo {
   const out: ParsedMountInfo = { v1: [] };
   const seen = new Set<string>();
-  for (const line of text.split('\n')) {
-    if (!line.trim()) continue;
-    const sep = line.indexOf(' - ');
-    if (sep < 0) continue;
-    const pre = line.slice(0, sep).split(' ');
-    const post = line.slice(sep + 3).split(' ');
-    if (pre.length < 5 || post.length < 1) continue;
-    const root = unescape(pre[3]!);
-    const mountPoint = unescape(pre[4]!);
-    const fstype = post[0];
+  for (const { root, mountPoint, fstype, superOptions } of parseMountInfoEntries(text)) {
     if (fstype === 'cgroup2') {
       // First mount wins; later ones are usually bind mounts into containers.
       if (!out.v2) out.v2 = { mountPoint, root };
     } else if (fstype === 'cgroup') {
-      const opts = (post[2] ?? '').split(',');
+      const opts = superOptions.split(',');
       const controllers = opts.filter((o) => V1_CONTROLLERS.has(o) || o.startsWith('name='));
       if (controllers.length === 0) continue;
       const key = [...controllers].sort().join(',');

@@ -17,3 +17,4 @@ export const failedPrecondition = (msg: string) => new CriError(status.FAILED_PR
 export const alreadyExists = (msg: string) => new CriError(status.ALREADY_EXISTS, msg);
 export const internal = (msg: string) => new CriError(status.INTERNAL, msg);
 export const deadlineExceeded = (msg: string) => new CriError(status.DEADLINE_EXCEEDED, msg);
+export const unimplemented = (msg: string) => new CriError(status.UNIMPLEMENTED, msg);

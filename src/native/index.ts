@@ -110,6 +110,8 @@ export interface NativeAddon {
   lsetxattr(path: string, name: string, value: Buffer, flags: number): void;
   lgetxattr(path: string, name: string): Buffer | null;
   statfs(path: string): StatfsInfo;
+  /** The kernel has mount_setattr (Linux 5.12+): recursive read-only mounts work. */
+  hasMountSetattr(): boolean;
 }
 
 let cached: NativeAddon | undefined;

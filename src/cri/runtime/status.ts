@@ -1,6 +1,7 @@
 import type { StatusRequest__Output } from '../../../api/generated/runtime/v1/StatusRequest.js';
 import type { StatusResponse } from '../../../api/generated/runtime/v1/StatusResponse.js';
 import type { RuntimeContext } from '../context.js';
+import { recursiveReadOnlySupported } from './mounts.js';
 
 export async function status(ctx: RuntimeContext, req: StatusRequest__Output): Promise<StatusResponse> {
   const info: Record<string, string> = {};
@@ -23,7 +24,7 @@ export async function status(ctx: RuntimeContext, req: StatusRequest__Output): P
     },
     runtime_handlers: [...new Set(handlers)].map((name) => ({
       name,
-      features: { recursive_read_only_mounts: false, user_namespaces: false },
+      features: { recursive_read_only_mounts: recursiveReadOnlySupported(), user_namespaces: false },
     })),
     features: { supplemental_groups_policy: false },
     info,

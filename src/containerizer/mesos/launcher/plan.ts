@@ -16,7 +16,15 @@
 //   log <path>              open the CRI log file (O_APPEND|O_CREAT, 0640) and keep
 //                           its directory fd for `reopen`
 //   propagation <path> <flags>          mount(NULL, path, NULL, flags, NULL)
-//   mount <src> <target> <fstype> <flags> <data>
+//   mount <src> <target> <fstype> <flags> <data>   a new mount (never a bind or remount)
+//   tree <n> <src>                      open_tree(OPEN_TREE_CLONE|AT_RECURSIVE): a detached copy of
+//                                       src, taken while it is still a peer of the host's mount
+//   bind <src|@n> <target> <rw|ro|rro> <private|rslave|rshared|->
+//                                       recursive bind (or attach tree n), then the read-only
+//                                       remount of the top mount keeping nosuid/nodev/noexec (rro:
+//                                       mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY)), then the
+//                                       propagation of the tree ("-": leave it)
+//   remount-ro <path>                   remount an existing mount read-only, keeping locked flags
 //   mkdir <path> <octal mode>           mkdir -p
 //   touch <path>                        create an empty file (and parents) if missing
 //   mknod <path> <c|b> <octal mode> <major> <minor>
@@ -28,25 +36,38 @@
 //   sysctl <key> <value>                write /proc/sys/<key with . as />
 //   loopback-up                         bring `lo` up in the current network namespace
 //   oom-score-adj <n>                   EPERM/EACCES is a warning (no CAP_SYS_RESOURCE here)
+//   new-pid-ns                          (container mode) the helper unshares CLONE_NEWPID, so
+//                                       the command is PID 1 of a namespace the helper is outside of
 //
 // Settings applied in the forked command (container mode):
 //   cwd <dir>  user <uid> <gid>  groups <gid>...  env <KEY=VALUE>  argv <arg0> <arg>...
 //   no-new-privs  capabilities <hex mask kept in every set>
 //
-// Container mode, after "ok": open <rundir>/exec.fifo for reading and wait for
-// one byte (StartContainer); open <rundir>/ctl.fifo read-write; fork the
-// command with stdout/stderr on pipes; write CRI log lines; forward catchable
-// signals to the command; reap; on `reopen\n` from ctl.fifo reopen the log;
+// Container mode: the helper runs rundir, log and new-pid-ns itself, then forks
+// the container's init, which runs every other setup op (so that /proc is
+// mounted from inside its PID namespace) and reports back; the helper then
+// answers "ok" (the init is the helper's only child). After that:
+// wait for one byte on <rundir>/exec.fifo (StartContainer), let the init exec
+// the command with stdout/stderr on pipes; open <rundir>/ctl.fifo read-write;
+// write CRI log lines; forward catchable signals to the command; reap; on
+// `reopen\n` from ctl.fifo reopen the log;
 // when the command exits, drain the pipes, write `<rundir>/status` as
 // "<wait status> <unix nanos>\n" (tmp + fsync + rename) and exit with the
 // command's exit code (128+signal when killed).
 // Pause mode, after "ok": reap children until SIGTERM/SIGINT.
+
+export type BindMode = 'rw' | 'ro' | 'rro';
+export type BindPropagation = 'private' | 'rslave' | 'rshared' | '-';
 
 export type PlanOp =
   | ['rundir', string]
   | ['log', string]
   | ['propagation', string, number]
   | ['mount', string | null, string, string | null, number, string | null]
+  | ['tree', number, string]
+  | ['bind', string, string, BindMode, BindPropagation]
+  | ['remount-ro', string]
+  | ['new-pid-ns']
   | ['mkdir', string, number]
   | ['touch', string]
   | ['mknod', string, 'c' | 'b', number, number, number]

@@ -8,7 +8,7 @@ import { mkdirp } from '../../../../util/mkdirp.js';
 import { join, posix } from 'node:path';
 import { MS } from '../../../../native/index.js';
 import type { ContainerConfig, CriMount, LaunchInfo } from '../../isolator.js';
-import type { PlanOp } from '../../launcher/plan.js';
+import type { BindMode, BindPropagation, PlanOp } from '../../launcher/plan.js';
 import { LaunchOnlyIsolator } from '../base.js';
 
 export const DEFAULT_MASKED_PATHS = [
@@ -56,11 +56,31 @@ export class LinuxFilesystemIsolator extends LaunchOnlyIsolator {
 export function containerMountPlan(config: ContainerConfig): PlanOp[] {
   const root = config.rootfs!;
   const inRoot = (p: string) => secureJoin(root, p);
-  const ops: PlanOp[] = [
+  const mounts = [...(config.mounts ?? [])];
+  const mounted = new Set(mounts.map((m) => posix.normalize(m.containerPath)));
+  if (config.sandboxFilesDir) {
+    // As containerd: the pod's files follow the rootfs (read-only with readonly_rootfs); a CRI mount wins.
+    for (const [file, target] of SANDBOX_FILES) {
+      if (mounted.has(target)) continue;
+      mounts.push({ containerPath: target, hostPath: join(config.sandboxFilesDir, file), readonly: !!config.readonlyRootfs, propagation: 'PROPAGATION_PRIVATE' });
+    }
+  }
+  // Parents before children, so a mount inside another mount's target lands on top of it.
+  mounts.sort((a, b) => depth(a.containerPath) - depth(b.containerPath));
+  // A bidirectional mount must stay a peer of the host's mount: clone it before the namespace turns rslave.
+  const trees = new Map<CriMount, number>();
+  const ops: PlanOp[] = [];
+  for (const m of mounts) {
+    if (m.propagation !== 'PROPAGATION_BIDIRECTIONAL') continue;
+    ensureSource(m);
+    trees.set(m, trees.size);
+    ops.push(['tree', trees.get(m)!, m.hostPath]);
+  }
+  ops.push(
     // rslave: host mounts still propagate in, nothing we mount leaks out.
     ['propagation', '/', MS.REC | MS.SLAVE],
-    ['mount', root, root, null, MS.BIND | MS.REC, null],
-  ];
+    ['bind', root, root, 'rw', '-'],
+  );
   const proc = inRoot('/proc');
   ops.push(['mkdir', proc, 0o555], ['mount', 'proc', proc, 'proc', MS.NOSUID | MS.NOEXEC | MS.NODEV, null]);
 
@@ -77,27 +97,20 @@ export function containerMountPlan(config: ContainerConfig): PlanOp[] {
     ['symlink', '/proc/self/fd/2', join(dev, 'stderr')],
     ['mkdir', join(dev, 'shm'), 0o1777],
   );
-  if (config.shmPath) ops.push(['mount', config.shmPath, join(dev, 'shm'), null, MS.BIND | MS.REC, null]);
+  // /dev/shm stays writable, also with readonly_rootfs.
+  if (config.shmPath) ops.push(['bind', config.shmPath, join(dev, 'shm'), 'rw', '-']);
   else ops.push(['mount', 'shm', join(dev, 'shm'), 'tmpfs', MS.NOSUID | MS.NODEV | MS.NOEXEC, 'mode=1777,size=65536k']);
   ops.push(['mkdir', join(dev, 'mqueue'), 0o755], ['mount', 'mqueue', join(dev, 'mqueue'), 'mqueue', MS.NOSUID | MS.NOEXEC | MS.NODEV, null]);
 
   const sys = inRoot('/sys');
   ops.push(['mkdir', sys, 0o555], ['mount', 'sysfs', sys, 'sysfs', MS.NOSUID | MS.NOEXEC | MS.NODEV | (config.privileged ? 0 : MS.RDONLY), null]);
 
-  const mounts = config.mounts ?? [];
-  const mounted = new Set(mounts.map((m) => posix.normalize(m.containerPath)));
-  if (config.sandboxFilesDir) {
-    for (const [file, target] of SANDBOX_FILES) {
-      if (mounted.has(target)) continue;
-      const t = inRoot(target);
-      ops.push(['touch', t], ['mount', join(config.sandboxFilesDir, file), t, null, MS.BIND, null]);
-    }
-  }
-  for (const m of mounts) ops.push(...bindMount(m, inRoot(m.containerPath)));
+  for (const m of mounts) ops.push(...bindMount(m, inRoot(m.containerPath), trees.get(m)));
   // Image volumes are plain directories of the container's writable layer unless a CRI mount covers them.
   for (const v of config.imageVolumes ?? []) if (!mounted.has(posix.normalize(v))) ops.push(['mkdir', inRoot(v), 0o755]);
 
-  if (config.readonlyRootfs) ops.push(['mount', null, root, null, MS.BIND | MS.REMOUNT | MS.RDONLY, null]);
+  // Only the rootfs' own mount: /dev, /dev/shm, /proc and each CRI mount keep their own flags.
+  if (config.readonlyRootfs) ops.push(['remount-ro', root]);
   ops.push(['pivot_root', root]);
   if (!config.privileged) {
     const masked = config.maskedPaths && config.maskedPaths.length ? config.maskedPaths : DEFAULT_MASKED_PATHS;
@@ -108,24 +121,34 @@ export function containerMountPlan(config: ContainerConfig): PlanOp[] {
   return ops;
 }
 
-const PROPAGATION: Record<CriMount['propagation'], number> = {
-  PROPAGATION_PRIVATE: MS.REC | MS.PRIVATE,
-  PROPAGATION_HOST_TO_CONTAINER: MS.REC | MS.SLAVE,
-  PROPAGATION_BIDIRECTIONAL: MS.REC | MS.SHARED,
+const PROPAGATION: Record<CriMount['propagation'], BindPropagation> = {
+  PROPAGATION_PRIVATE: 'private',
+  PROPAGATION_HOST_TO_CONTAINER: 'rslave',
+  PROPAGATION_BIDIRECTIONAL: 'rshared',
 };
 
-function bindMount(m: CriMount, target: string): PlanOp[] {
-  // Like containerd: a missing host path becomes a directory.
-  let isDir = true;
+function depth(path: string): number {
+  return posix.normalize(path).split('/').filter(Boolean).length;
+}
+
+/** Like containerd: a missing host path becomes a directory. Returns whether the source is a directory. */
+function ensureSource(m: CriMount): boolean {
   try {
-    isDir = statSync(m.hostPath).isDirectory();
+    return statSync(m.hostPath).isDirectory();
   } catch {
     mkdirp(m.hostPath);
+    return true;
   }
-  const ops: PlanOp[] = [isDir ? ['mkdir', target, 0o755] : ['touch', target], ['mount', m.hostPath, target, null, MS.BIND | MS.REC, null]];
-  if (m.readonly) ops.push(['mount', null, target, null, MS.BIND | MS.REMOUNT | MS.RDONLY, null]);
-  ops.push(['propagation', target, PROPAGATION[m.propagation] ?? PROPAGATION.PROPAGATION_PRIVATE]);
-  return ops;
+}
+
+function bindMount(m: CriMount, target: string, tree: number | undefined): PlanOp[] {
+  const isDir = ensureSource(m);
+  const mode: BindMode = m.recursiveReadOnly ? 'rro' : m.readonly ? 'ro' : 'rw';
+  return [
+    // A file source (the kubelet's /etc/hosts, /dev/termination-log) needs a file to mount on.
+    isDir ? ['mkdir', target, 0o755] : ['touch', target],
+    ['bind', tree === undefined ? m.hostPath : `@${tree}`, target, mode, PROPAGATION[m.propagation] ?? 'private'],
+  ];
 }
 
 /**

@@ -88,6 +88,10 @@ export class ComposingContainerizer implements Containerizer {
   pid(id: ContainerId): number | undefined {
     return this.owner(id)?.pid(id);
   }
+
+  processPid(id: ContainerId): number | undefined {
+    return this.owner(id)?.processPid(id);
+  }
   isRunning(id: ContainerId): boolean {
     return this.owner(id)?.isRunning(id) ?? false;
   }

@@ -54,5 +54,7 @@ export interface Containerizer {
   containers(): ContainerId[];
   /** pid of the container's init (launch helper), if it runs. */
   pid(id: ContainerId): number | undefined;
+  /** pid of the container's own process (its command; a pod's pause helper), as the host sees it. */
+  processPid(id: ContainerId): number | undefined;
   isRunning(id: ContainerId): boolean;
 }

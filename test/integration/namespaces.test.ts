@@ -106,9 +106,11 @@ if (d) {
       t.regex(psOwn.stdout, /sleep 3603/);
       t.notRegex(psOwn.stdout, /sleep 360[12]/);
       t.false(psOwn.stdout.includes('cri-mesos-launch pause'), psOwn.stdout);
-      // Its init is PID 1 of its namespace.
-      const initOwn = await exec(own.id, ['cat', '/proc/1/cmdline']);
-      t.true(initOwn.stdout.length > 0);
+      // Its command is PID 1 of its namespace, as with runc; the launch helper stays outside.
+      t.is((await exec(own.id, ['cat', '/proc/1/cmdline'])).stdout, 'sleep\x003603\x00');
+      t.notRegex(psOwn.stdout, /cri-mesos-launch/);
+      // With pid POD the pod's pause helper is PID 1, as with containerd's pause container.
+      t.regex((await exec(p1.id, ['cat', '/proc/1/cmdline'])).stdout, /^cri-mesos-launch\x00pause\x00/);
       t.true((await exec(own.id, ['ls', '/proc'])).stdout.split(/\s+/).filter((x) => /^\d+$/.test(x)).length < 10);
 
       // TARGET: joins the target container's PID namespace (own), not the pod's.

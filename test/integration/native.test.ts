@@ -319,7 +319,7 @@ async function startHelper(
   t: ExecutionContext,
   mode: 'pause' | 'container',
   body: (h: { rootfs: string; rundir: string; log: string }) => PlanOp[],
-  cloneNamespaces: NamespaceType[] = ['mnt', 'pid', 'uts', 'ipc'],
+  cloneNamespaces: NamespaceType[] = ['mnt', 'uts', 'ipc'],
 ): Promise<Helper> {
   const dir = tempDir(t, 'launch');
   const rootfs = makeRootfs(dir);
@@ -364,13 +364,14 @@ async function startHelper(
   return { dir, rootfs, rundir, logDir, log, child, syncMessage: readFdToEnd(syncR) };
 }
 
-function containerPlan(h: { rootfs: string; rundir: string; log: string }, argv: string[], extra: PlanOp[] = []): PlanOp[] {
+function containerPlan(h: { rootfs: string; rundir: string; log: string }, argv: string[], extra: PlanOp[] = [], pidns = true): PlanOp[] {
   const r = h.rootfs;
   return [
     ['rundir', h.rundir],
     ['log', h.log],
+    ...(pidns ? [['new-pid-ns'] as PlanOp] : []),
     ['propagation', '/', MS.REC | MS.SLAVE],
-    ['mount', r, r, null, MS.BIND | MS.REC, null],
+    ['bind', r, r, 'rw', '-'],
     ['mkdir', `${r}/proc`, 0o555],
     ['mkdir', `${r}/dev`, 0o755],
     ['mount', 'proc', `${r}/proc`, 'proc', MS.NOSUID | MS.NOEXEC | MS.NODEV, null],
@@ -421,14 +422,10 @@ function readStatus(rundir: string): { status: number; nanos: bigint } {
 
 rserial('launch helper: container mode runs the plan, logs in CRI format, writes the status', async (t) => {
   const before = BigInt(Date.now()) * 1_000_000n;
-  const h = await startHelper(t, 'container', (p) =>
-    containerPlan(p, [
-      'sh',
-      '-c',
-      'echo out; echo err >&2; printf "crlf\\r\\n"; hostname; test "$$" = 2 && echo pid2; ' +
-        'echo "masked=$(cat /secret-file)$(ls /secret-dir)"; (echo x > /proc/sys/kernel/hostname) 2>/dev/null && echo rw || echo ro; exit 3',
-    ]),
-  );
+  const script =
+    'echo out; echo err >&2; printf "crlf\\r\\n"; hostname; test "$$" = 1 && echo pid1; cat /proc/1/cmdline; echo; ' +
+    'echo "masked=$(cat /secret-file)$(ls /secret-dir)"; (echo x > /proc/sys/kernel/hostname) 2>/dev/null && echo rw || echo ro; exit 3';
+  const h = await startHelper(t, 'container', (p) => containerPlan(p, ['sh', '-c', script]));
   t.is(await h.syncMessage, 'ok\n');
   t.false(existsSync(join(h.rundir, 'status')));
   await sleep(100);
@@ -440,7 +437,8 @@ rserial('launch helper: container mode runs the plan, logs in CRI format, writes
   t.true(nanos >= before);
   const recs = logRecords(h.log);
   const byStream = (s: string) => recs.filter((r) => r.stream === s).map((r) => `${r.tag} ${r.content}`);
-  t.deepEqual(byStream('stdout'), ['F out', 'F crlf', 'F ctr-host', 'F pid2', 'F masked=', 'F ro']);
+  // The command is PID 1 of its own PID namespace, and /proc is that namespace's.
+  t.deepEqual(byStream('stdout'), ['F out', 'F crlf', 'F ctr-host', 'F pid1', 'F sh\0-c\0' + script + '\0', 'F masked=', 'F ro']);
   t.deepEqual(byStream('stderr'), ['F err']);
   t.is(statSync(h.log).mode & 0o777, 0o640);
 });
@@ -506,11 +504,15 @@ rserial('launch helper: a missing executable is reported in the log, exit 127', 
 });
 
 rserial('launch helper: signals are forwarded; a killed command exits 128+signal', async (t) => {
-  const h = await startHelper(t, 'container', (p) => containerPlan(p, ['sleep', '1000']));
+  // Not PID 1 of a namespace (no new-pid-ns): SIGTERM's default action applies to the command.
+  const h = await startHelper(t, 'container', (p) => containerPlan(p, ['sleep', '1000'], [], false));
   t.is(await h.syncMessage, 'ok\n');
   await startContainer(h.rundir);
-  // wait for the command (pid 2 in the container) to exist as our helper's child
-  await waitFor(() => readFileSync(`/proc/${h.child.pid}/task/${h.child.pid}/children`, 'utf8').trim() !== '', 'the command');
+  // Wait until the init has exec'd the command, so the signal reaches sleep, not the init before exec.
+  await waitFor(() => {
+    const kids = readFileSync(`/proc/${h.child.pid}/task/${h.child.pid}/children`, 'utf8').trim();
+    return kids !== '' && readFileSync(`/proc/${kids}/cmdline`, 'utf8').startsWith('sleep');
+  }, 'the command');
   addon.pidfdSendSignal(h.child.pidfd, SIGTERM);
   t.deepEqual(await addon.waitPidfd(h.child.pidfd), { exitCode: 128 + SIGTERM, signal: null });
   t.is(readStatus(h.rundir).status, SIGTERM, 'raw wait status of a SIGTERM death');
@@ -651,6 +653,7 @@ rserial('launch helper: exec.fifo closed without a byte means do not run; setup 
   const bad = await startHelper(t, 'container', (p) => [
     ['rundir', p.rundir],
     ['mount', 'tmpfs', '/nonexistent-cri-mesos-target', 'tmpfs', 0, null],
+    ['argv', 'true'],
   ]);
   t.regex(await bad.syncMessage, /^error mount tmpfs on \/nonexistent-cri-mesos-target \(tmpfs\): No such file or directory\n$/);
   t.deepEqual(await addon.waitPidfd(bad.child.pidfd), { exitCode: 1, signal: null });

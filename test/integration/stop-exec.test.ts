@@ -61,15 +61,22 @@ if (d) {
     t.false(alive(c.pid));
   });
 
-  test.serial('a process that exits on SIGTERM stops quickly with 143', async (t) => {
-    // sleep as the command itself: SIGTERM's default action ends it.
-    const c = await run('term-default', ['sleep', '3600']);
+  test.serial('a process that is not PID 1 exits on SIGTERM quickly with 143', async (t) => {
+    // pid POD: the pod's pause helper is PID 1, so SIGTERM's default action ends sleep.
+    const c = await run('term-default', ['sleep', '3600'], { linux: { security_context: { namespace_options: { pid: 'POD' } } } });
     const ms = await stop(c.id, 10);
     t.true(ms < 2000, `took ${ms} ms`);
     const st = await status(c.id);
     t.is(st.state, 'CONTAINER_EXITED');
     t.is(st.exit_code, 143);
     t.is(st.reason, 'Error');
+  });
+
+  test.serial('as PID 1 of its own PID namespace a command without a SIGTERM handler is killed after the grace period, as with runc', async (t) => {
+    const c = await run('term-pid1', ['sleep', '3600']);
+    const ms = await stop(c.id, 1);
+    t.true(ms >= 900, `returned after ${ms} ms: the kernel does not apply SIGTERM's default action to a namespace's init`);
+    t.is((await status(c.id)).exit_code, 137);
   });
 
   test.serial('a SIGTERM handler that exits with its own code keeps that code', async (t) => {

@@ -2,7 +2,7 @@
 // STARTING → PROVISIONING → PREPARING → ISOLATING → FETCHING → RUNNING → DESTROYING.
 // CRI's Create/Start split sits at FETCHING: the launch helper has set the
 // container up and waits on its exec FIFO until start() writes the byte.
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync, constants as fsc } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync, constants as fsc } from 'node:fs';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { launchHelperPath, native, type NamespaceJoin, type SpawnOptions } from '../../native/index.js';
@@ -22,6 +22,7 @@ import {
   emptyLaunchInfo,
   idString,
 } from './isolator.js';
+import { namespacePath } from './isolators/base.js';
 import type { Launcher } from './launcher/launcher.js';
 import { encodePlan, type PlanOp } from './launcher/plan.js';
 
@@ -71,6 +72,7 @@ export class MesosContainerizer implements Containerizer {
       if (!parent) throw new Error(`parent container ${id.parent.value} is unknown`);
       if (parent.state !== 'RUNNING') throw new Error(`parent container ${id.parent.value} is ${parent.state}, not RUNNING`);
     }
+    await this.check(req.config);
     const c: Container = { id, key, config: req.config, state: 'STARTING', waiters: [], children: new Set() };
     this.containers_.set(key, c);
     parent?.children.add(key);
@@ -292,6 +294,8 @@ export class MesosContainerizer implements Containerizer {
   async update(id: ContainerId, resources: ResourceLimits): Promise<void> {
     const c = this.mustGet(id);
     if (c.state === 'DESTROYING' || c.state === 'TERMINATED') throw new Error(`container ${id.value} is ${c.state}`);
+    // All or nothing: no isolator writes before every one has accepted the values.
+    for (const isolator of this.isolatorsFor(c)) await isolator.check?.(resources);
     for (const isolator of this.isolatorsFor(c)) await isolator.update(id, resources);
     c.config.resources = { ...c.config.resources, ...resources };
   }
@@ -318,7 +322,7 @@ export class MesosContainerizer implements Containerizer {
       argv,
       env: proc.env,
       cloneNamespaces: [],
-      joinNamespaces: NS_FOR_EXEC.map((type) => ({ type, path: `/proc/${pid}/ns/${type}` })),
+      joinNamespaces: NS_FOR_EXEC.map((type) => ({ type, path: namespacePath(pid, type) })),
       stdio: [-1, outW, errW],
       cwd: proc.cwd,
       uid: proc.uid,
@@ -391,6 +395,15 @@ export class MesosContainerizer implements Containerizer {
     return this.containers_.get(idString(id))?.pid;
   }
 
+  processPid(id: ContainerId): number | undefined {
+    const c = this.containers_.get(idString(id));
+    if (!c || c.pid === undefined || c.state === 'TERMINATED') return undefined;
+    if (c.config.kind === 'pod') return c.pid;
+    // The helper's only child is the container's init. The helper may sit in a PID namespace
+    // (pid POD) where it cannot name the host's pid, so ask the host's /proc.
+    return childPids(c.pid)[0];
+  }
+
   isRunning(id: ContainerId): boolean {
     return this.containers_.get(idString(id))?.state === 'RUNNING';
   }
@@ -446,6 +459,12 @@ export class MesosContainerizer implements Containerizer {
   }
 
   // ---- helpers ---------------------------------------------------------------
+
+  /** Every isolator accepts the resources (ResourceError otherwise), before anything is created. */
+  private async check(config: ContainerConfig): Promise<void> {
+    const isolators = config.kind === 'container' ? this.opts.isolators.filter((i) => i.supportsNesting) : this.opts.isolators;
+    for (const isolator of isolators) await isolator.check?.(config.resources);
+  }
 
   private isolatorsFor(c: Container): Isolator[] {
     return c.config.kind === 'container' ? this.opts.isolators.filter((i) => i.supportsNesting) : this.opts.isolators;
@@ -515,6 +534,22 @@ function statFields(pid: number): string[] | undefined {
 function processIsDead(pid: number): boolean {
   const state = statFields(pid)?.[0];
   return state === undefined || state === 'Z' || state === 'X';
+}
+
+/** Children of `pid`, as this process's PID namespace numbers them. */
+export function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !existsSync(`/proc/${pid}`)) return [];
+  }
+  // Kernels without CONFIG_PROC_CHILDREN: scan for the parent pid.
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    if (statFields(Number(name))?.[1] === String(pid)) out.push(Number(name));
+  }
+  return out;
 }
 
 /** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot). */

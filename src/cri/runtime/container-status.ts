@@ -9,7 +9,7 @@ export async function containerStatus(ctx: RuntimeContext, req: ContainerStatusR
   const info: Record<string, string> = {};
   if (req.verbose) {
     info.info = JSON.stringify({
-      pid: ctx.containerizer.pid(containerId(c)) ?? 0,
+      pid: ctx.containerizer.processPid(containerId(c)) ?? 0,
       sandboxID: c.sandboxId,
       process: c.process,
       runtimeDir: c.mesos.runtimeDir,

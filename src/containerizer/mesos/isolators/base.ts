@@ -30,5 +30,14 @@ export abstract class LaunchOnlyIsolator {
 
 export function parentNs(config: ContainerConfig, type: 'net' | 'uts' | 'ipc' | 'pid', pid = config.parentPid): { type: typeof type; path: string } {
   if (pid === undefined) throw new Error(`container ${config.id.value}: the pod's init pid is unknown`);
-  return { type, path: `/proc/${pid}/ns/${type}` };
+  return { type, path: namespacePath(pid, type) };
+}
+
+/**
+ * The namespace file of a container whose launch helper is `pid`. For PID that
+ * is pid_for_children: a container with a PID namespace of its own has its
+ * command as PID 1 there, while the helper stays outside it.
+ */
+export function namespacePath(pid: number, type: string): string {
+  return `/proc/${pid}/ns/${type === 'pid' ? 'pid_for_children' : type}`;
 }

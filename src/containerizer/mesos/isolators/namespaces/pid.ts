@@ -1,9 +1,10 @@
-// namespaces/pid: a pod gets a new PID namespace (its init is PID 1) unless
-// NODE; a container joins the pod's (POD), the target's (TARGET), or gets a
-// new one (CONTAINER). Mesos nests that one under the pod's with an extra
-// process hop; the kernel refuses CLONE_NEWPID right after setns(pid) (the
-// active and for-children namespaces differ), so like runc we make it a child
-// of the host's namespace instead.
+// namespaces/pid: a pod gets a new PID namespace (its pause helper is PID 1)
+// unless NODE; a container joins the pod's (POD), the target's (TARGET), or
+// gets a new one (CONTAINER) whose PID 1 is the container's command, as with
+// runc: the launch helper unshares it for its children and stays outside, the
+// command's parent. Mesos nests that namespace under the pod's; the kernel
+// refuses CLONE_NEWPID after setns(pid) (the active and for-children
+// namespaces differ), so like runc we make it a child of the host's.
 import type { ContainerConfig, LaunchInfo } from '../../isolator.js';
 import { LaunchOnlyIsolator, parentNs } from '../base.js';
 
@@ -19,7 +20,7 @@ export class PidNamespaceIsolator extends LaunchOnlyIsolator {
       case 'POD':
         return { enterNamespaces: [parentNs(config, 'pid')] };
       case 'CONTAINER':
-        return { cloneNamespaces: ['pid'] };
+        return { setup: [['new-pid-ns']] };
       case 'TARGET':
         if (config.namespaces.targetPid === undefined) throw new Error('pid TARGET needs a running target container');
         return { enterNamespaces: [parentNs(config, 'pid', config.namespaces.targetPid)] };

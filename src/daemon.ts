@@ -18,6 +18,7 @@ import { CpuIsolator } from './containerizer/mesos/isolators/cgroups/cpu.js';
 import { MemoryIsolator } from './containerizer/mesos/isolators/cgroups/memory.js';
 import { PidsIsolator } from './containerizer/mesos/isolators/cgroups/pids.js';
 import { CpusetIsolator } from './containerizer/mesos/isolators/cgroups/cpuset.js';
+import { HugetlbIsolator } from './containerizer/mesos/isolators/cgroups/hugetlb.js';
 import { PidNamespaceIsolator } from './containerizer/mesos/isolators/namespaces/pid.js';
 import { IpcNamespaceIsolator } from './containerizer/mesos/isolators/namespaces/ipc.js';
 import { LoopbackNetworkIsolator } from './containerizer/mesos/isolators/network/loopback.js';
@@ -67,6 +68,7 @@ export class Daemon {
             new MemoryIsolator(cg),
             new PidsIsolator(cg),
             new CpusetIsolator(cg),
+            new HugetlbIsolator(cg),
             new LinuxFilesystemIsolator(),
           ]
         : [];

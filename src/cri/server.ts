@@ -6,6 +6,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { join } from 'node:path';
 import { projectRoot } from '../util/paths.js';
 import { CriError } from './errors.js';
+import { ResourceError } from '../containerizer/mesos/isolator.js';
 import type { RuntimeContext } from './context.js';
 import type { ImageServiceContext } from './image/context.js';
 import { version } from './runtime/version.js';
@@ -89,6 +90,8 @@ export function criServiceDefinitions(): { runtime: grpc.ServiceDefinition; imag
 
 export function toServiceError(err: unknown): Partial<grpc.ServiceError> {
   if (err instanceof CriError) return { code: err.code, details: err.message, message: err.message };
+  // A resource an isolator cannot apply: the request's fault, named by its field.
+  if (err instanceof ResourceError) return { code: grpc.status.INVALID_ARGUMENT, details: err.message, message: err.message };
   const message = err instanceof Error ? err.message : String(err);
   return { code: grpc.status.UNKNOWN, details: message, message };
 }

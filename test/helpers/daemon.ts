@@ -224,6 +224,19 @@ export class TestDaemon {
     return { id: id as string, pid };
   }
 
+  /**
+   * The host directory of the daemon's cgroup `rel` (under its cgroup root) for `controller`,
+   * found as the daemon finds it: the v1 hierarchy carrying it, else cgroup2 if it offers it
+   * (freezer: v1, else the cgroup2 tree). Undefined when the host has neither.
+   */
+  cgroupDir(controller: string, ...rel: string[]): string | undefined {
+    const cg = Cgroups.detect();
+    const path = join(this.cgroupRoot, ...rel);
+    if (controller === 'freezer') return cg.freezerDir(path);
+    if (cg.v1(controller) !== undefined) return cg.v1Path(controller, path);
+    return cg.hasV2Controller(controller) ? cg.v2Path(path) : undefined;
+  }
+
   /** Polls ContainerStatus until the container has exited; its status. */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   waitExited(id: string, timeoutMs = 15_000): Promise<any> {

@@ -65,12 +65,44 @@ if (d) {
       /pod_sandbox_id/,
     );
     t.false(existsSync(join(d.logDir, 'escape.log')));
+    // The CRI: run_as_group needs run_as_user or run_as_username.
+    const asGroup = (sc: object) => containerConfig('group', ['id'], { linux: { security_context: sc } });
+    await rejects(
+      t,
+      d.client.call('CreateContainer', { pod_sandbox_id: pod, config: asGroup({ run_as_group: { value: 1000 } }), sandbox_config: cfg }),
+      status.INVALID_ARGUMENT,
+      /config\.linux\.security_context\.run_as_group needs run_as_user or run_as_username/,
+    );
+    await rejects(
+      t,
+      d.client.call('RunPodSandbox', { config: podConfig('grp', { linux: { security_context: { run_as_group: { value: 5 } } } }) }),
+      status.INVALID_ARGUMENT,
+      /config\.linux\.security_context\.run_as_group needs run_as_user/,
+    );
+    for (const sc of [{ run_as_group: { value: 1000 }, run_as_user: { value: 1000 } }, { run_as_group: { value: 100 }, run_as_username: 'tester' }]) {
+      const { container_id: g } = await d.client.call('CreateContainer', { pod_sandbox_id: pod, config: asGroup(sc), sandbox_config: cfg });
+      const st = await d.client.call('ContainerStatus', { container_id: g });
+      t.is(Number(st.status.user.linux.gid), sc.run_as_group.value);
+      await d.client.call('RemoveContainer', { container_id: g });
+    }
 
     // Stop/Remove of unknown ids are no-ops.
     await d.client.call('StopContainer', { container_id: 'f00d', timeout: 0 });
     await d.client.call('RemoveContainer', { container_id: 'f00d' });
     await d.client.call('StopPodSandbox', { pod_sandbox_id: 'f00d' });
     await d.client.call('RemovePodSandbox', { pod_sandbox_id: 'f00d' });
+
+    // A short id that matches more than one container is refused, never guessed (nor a silent no-op).
+    const { container_id: other } = await d.client.call('CreateContainer', { pod_sandbox_id: pod, config: containerConfig('other', ['sleep', '3600']), sandbox_config: cfg });
+    let common = 0;
+    while (ok[common] === other[common]) common++;
+    const shared = ok.slice(0, common);
+    for (const rpc of ['StopContainer', 'RemoveContainer', 'ContainerStatus', 'StartContainer']) {
+      if (shared.length) await rejects(t, d.client.call(rpc, { container_id: shared, timeout: 0 }), status.INVALID_ARGUMENT, /container_id ".*" matches more than one container/);
+      else await rejects(t, d.client.call(rpc, { container_id: '', timeout: 0 }), status.INVALID_ARGUMENT, /container_id/);
+    }
+    await d.client.call('RemoveContainer', { container_id: other.slice(0, 12) });
+    t.is((await d.client.call('ListContainers', {})).containers.length, 1);
 
     // What was stored before is intact and still works.
     const list = await d.client.call('ListContainers', {});
@@ -114,7 +146,8 @@ if (d) {
     for (const id of ids) pids.push(JSON.parse((await d.client.call('ContainerStatus', { container_id: id, verbose: true })).info.info).pid);
     pids.push(JSON.parse((await d.client.call('PodSandboxStatus', { pod_sandbox_id: pod, verbose: true })).info.info).pid);
     t.true(pids.every((p) => p > 0 && existsSync(`/proc/${p}`)));
-    const cgroupDirs = ['cpu', 'memory', 'pids', 'freezer', 'cpuset'].map((c) => `/sys/fs/cgroup/${c}/${d.cgroupRoot}/${pod}`);
+    const cgroupDirs = ['cpu', 'memory', 'pids', 'freezer', 'cpuset', 'hugetlb'].map((c) => d.cgroupDir(c, pod)).filter((x): x is string => !!x);
+    t.true(cgroupDirs.length >= 2);
     t.true(cgroupDirs.every((dir) => existsSync(dir)));
     const mountsBefore = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(pod) || ids.some((i) => l.includes(i)));
     t.true(mountsBefore.length > 0, 'rootfs and shm mounts exist while the pod runs');
@@ -122,7 +155,9 @@ if (d) {
     await d.client.call('StopPodSandbox', { pod_sandbox_id: pod });
     await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
 
-    t.true(pids.every((p) => !existsSync(`/proc/${p}`)), 'no process left');
+    // Gone, or exited and left to the host's init to reap (a container's process outlives its helper by a moment).
+    const left = pids.filter((p) => existsSync(`/proc/${p}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${p}/status`, 'utf8')));
+    t.deepEqual(left, [], 'no process left');
     for (const dir of cgroupDirs) t.false(existsSync(dir), `${dir} removed`);
     const mountsAfter = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(pod) || ids.some((i) => l.includes(i)));
     t.deepEqual(mountsAfter, []);
@@ -139,7 +174,7 @@ if (d) {
     const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg });
     const snapshot = () => ({
       mounts: readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(join(d.workDir, 'provisioner'))).length,
-      cgroups: readdirSync(`/sys/fs/cgroup/memory/${d.cgroupRoot}/${pod}`, { withFileTypes: true }).filter((e) => e.isDirectory()).length,
+      cgroups: readdirSync(d.cgroupDir('freezer', pod)!, { withFileTypes: true }).filter((e) => e.isDirectory()).length,
       rundirs: existsSync(join(d.runtimeDir, 'containers', pod, 'containers')) ? readdirSync(join(d.runtimeDir, 'containers', pod, 'containers')).length : 0,
       provisioned: existsSync(join(d.workDir, 'provisioner')) ? readdirSync(join(d.workDir, 'provisioner')).length : 0,
     });

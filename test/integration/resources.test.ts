@@ -6,19 +6,17 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
 import { useDaemon } from '../helpers/suite.js';
+import { Cgroups } from '../../src/cgroups/index.js';
+import { hostPageSizes } from '../../src/containerizer/mesos/isolators/cgroups/hugetlb.js';
 
-const CG = '/sys/fs/cgroup';
 const MiB = 1024 * 1024;
-
-const isV1 = existsSync(join(CG, 'cpu', 'cpu.shares')) || existsSync(join(CG, 'cpu,cpuacct', 'cpu.shares'));
 
 const d = useDaemon('resource tests');
 if (d) {
-
-  /** A file of the container's cgroup: v1 <hierarchy>/<root>/<pod>/<ctr>/<file>, v2 <root>/<pod>/<ctr>/<v2file>. */
+  /** A file of the container's cgroup for `controller`, found as the daemon finds it: the v1 file name there, else the v2 one. */
+  const onV1 = (controller: string) => Cgroups.detect().v1(controller) !== undefined;
   const cgFile = (pod: string, ctr: string, controller: string, v1file: string, v2file = v1file): string => {
-    if (isV1) return readFileSync(join(CG, controller, d.cgroupRoot, pod, ctr, v1file), 'utf8').trim();
-    return readFileSync(join(CG, d.cgroupRoot, pod, ctr, v2file), 'utf8').trim();
+    return readFileSync(join(d.cgroupDir(controller, pod, ctr)!, onV1(controller) ? v1file : v2file), 'utf8').trim();
   }
 
   const resources = (linux: Record<string, unknown>) => {
@@ -103,7 +101,7 @@ if (d) {
 
       // The container's init lives in <root>/<pod>/<ctr> of each controller.
       const cgroups = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
-      if (isV1) {
+      if (onV1('cpu')) {
         for (const c of ['cpu', 'memory', 'pids', 'freezer']) {
           t.regex(cgroups, new RegExp(`:[^:]*\\b${c}\\b[^:]*:/${d.cgroupRoot}/${pod}/${ctr}$`, 'm'), `${c} in\n${cgroups}`);
         }
@@ -111,7 +109,7 @@ if (d) {
         t.true(cgroups.includes(`/${d.cgroupRoot}/${pod}/${ctr}`), cgroups);
       }
 
-      if (isV1) {
+      if (onV1('cpu')) {
         t.is(cgFile(pod, ctr, 'cpu', 'cpu.cfs_period_us'), '100000');
         t.is(cgFile(pod, ctr, 'cpu', 'cpu.cfs_quota_us'), '50000');
         t.is(cgFile(pod, ctr, 'cpu', 'cpu.shares'), '512');
@@ -125,7 +123,7 @@ if (d) {
         container_id: ctr,
         linux: { cpu_period: 50000, cpu_quota: 20000, cpu_shares: 256, memory_limit_in_bytes: 96 * MiB, unified: { 'pids.max': '100' } },
       });
-      if (isV1) {
+      if (onV1('cpu')) {
         t.is(cgFile(pod, ctr, 'cpu', 'cpu.cfs_period_us'), '50000');
         t.is(cgFile(pod, ctr, 'cpu', 'cpu.cfs_quota_us'), '20000');
         t.is(cgFile(pod, ctr, 'cpu', 'cpu.shares'), '256');
@@ -143,7 +141,7 @@ if (d) {
 
       // Removing the quota (0 = unset) gives unlimited CPU.
       await d.client.call('UpdateContainerResources', { container_id: ctr, linux: { cpu_period: 100000, cpu_quota: 0, cpu_shares: 256 } });
-      if (isV1) t.is(cgFile(pod, ctr, 'cpu', 'cpu.cfs_quota_us'), '-1');
+      if (onV1('cpu')) t.is(cgFile(pod, ctr, 'cpu', 'cpu.cfs_quota_us'), '-1');
       else t.regex(cgFile(pod, ctr, 'cpu', '', 'cpu.max'), /^max /);
     } finally {
       await removePod(pod);
@@ -172,6 +170,62 @@ if (d) {
       t.true(max > 0, events);
       const current = Number(cgFile(pod, ctr, 'pids', 'pids.current'));
       t.true(current <= 8, String(current));
+    } finally {
+      await removePod(pod);
+    }
+  });
+
+  const sizes = hostPageSizes();
+  const hugetlb = sizes.length > 0 && d.cgroupDir('hugetlb', 'x') !== undefined;
+  (hugetlb ? test.serial : test.serial.skip)('hugepage limits the kubelet sends land in the hugetlb controller, wherever this host has it', async (t) => {
+    const sandbox = podConfig('hugetlb');
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: sandbox });
+    try {
+      const limits = sizes.map((page_size) => ({ page_size, limit: 0 }));
+      const ctr = await create(pod, sandbox, 'huge', ['sleep', '3600'], resources({ hugepage_limits: limits }));
+      await d.client.call('StartContainer', { container_id: ctr });
+      for (const size of sizes) t.is(cgFile(pod, ctr, 'hugetlb', `hugetlb.${size}.limit_in_bytes`, `hugetlb.${size}.max`), '0');
+      // The container's process is in that cgroup (cgroup2 here: cloned straight into its leaf).
+      const pid = (JSON.parse((await status(ctr)).info.info) as { pid: number }).pid;
+      const cgroups = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+      t.true(cgroups.includes(`/${d.cgroupRoot}/${pod}/${ctr}`), cgroups);
+      await d.client.call('UpdateContainerResources', { container_id: ctr, linux: { hugepage_limits: [{ page_size: sizes[0], limit: 4 * MiB }] } });
+      t.is(cgFile(pod, ctr, 'hugetlb', `hugetlb.${sizes[0]}.limit_in_bytes`, `hugetlb.${sizes[0]}.max`), String(4 * MiB));
+      // A size the host does not have names the field.
+      const err = await t.throwsAsync(create(pod, sandbox, 'huge-bad', ['true'], resources({ hugepage_limits: [{ page_size: '16GB', limit: 0 }] })));
+      t.is((err as { code?: number }).code, 3);
+      t.regex(err!.message, /hugepage_limits\[page_size=16GB\]/);
+    } finally {
+      await removePod(pod);
+    }
+  });
+
+  test.serial('unified memory keys: applied where this host can, refused by name where it cannot change behaviour', async (t) => {
+    const sandbox = podConfig('unified');
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: sandbox });
+    try {
+      const v1 = onV1('memory');
+      // The kubelet's values for a pod without swap on cgroup2: swap 0, oom group on.
+      const ctr = await create(pod, sandbox, 'unified-ok', ['sleep', '3600'], resources({ memory_limit_in_bytes: 64 * MiB, unified: { 'memory.swap.max': '0', 'memory.high': 'max' } }));
+      if (v1) {
+        const memsw = d.cgroupDir('memory', pod, ctr) + '/memory.memsw.limit_in_bytes';
+        if (existsSync(memsw)) t.is(readFileSync(memsw, 'utf8').trim(), String(64 * MiB), 'no swap: memsw = the memory limit');
+      } else {
+        t.is(cgFile(pod, ctr, 'memory', '', 'memory.swap.max'), '0');
+      }
+      const oomGroup = create(pod, sandbox, 'unified-oom-group', ['true'], resources({ unified: { 'memory.oom.group': '1' } }));
+      if (v1) {
+        const err = await t.throwsAsync(oomGroup);
+        t.is((err as { code?: number }).code, 3, err?.message);
+        t.regex(err!.message, /unified\["memory\.oom\.group"\]: "1" cannot be applied/);
+        // Nothing of the refused container is left.
+        const all = (await d.client.call('ListContainers', {})).containers as { metadata: { name: string } }[];
+        t.false(all.some((c) => c.metadata.name === 'unified-oom-group'));
+      } else {
+        t.is(cgFile(pod, await oomGroup, 'memory', '', 'memory.oom.group'), '1');
+      }
+      const io = await t.throwsAsync(create(pod, sandbox, 'unified-io', ['true'], resources({ unified: { 'io.max': '8:0 rbps=1048576' } })));
+      t.regex(io!.message, /config\.linux\.resources\.unified\["io\.max"\]: the io controller is not managed by cri-mesos/);
     } finally {
       await removePod(pod);
     }

@@ -16,11 +16,12 @@ import {
   parsePids,
   sharesToWeight,
 } from '../../src/cgroups/index.js';
-import type { ContainerConfig, ContainerId } from '../../src/containerizer/mesos/isolator.js';
+import { ResourceError, type ContainerConfig, type ContainerId } from '../../src/containerizer/mesos/isolator.js';
 import { CpuIsolator } from '../../src/containerizer/mesos/isolators/cgroups/cpu.js';
 import { CpusetIsolator } from '../../src/containerizer/mesos/isolators/cgroups/cpuset.js';
 import { MemoryIsolator } from '../../src/containerizer/mesos/isolators/cgroups/memory.js';
 import { PidsIsolator } from '../../src/containerizer/mesos/isolators/cgroups/pids.js';
+import { HugetlbIsolator, pageSizeName } from '../../src/containerizer/mesos/isolators/cgroups/hugetlb.js';
 import { silentLogger } from '../../src/log.js';
 
 const HYBRID = `22 27 0:21 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
@@ -227,7 +228,15 @@ test('no controller anywhere → isolator is a no-op', async (t) => {
   t.deepEqual(await mem.usage(pod), {});
   await mem.cleanup(pod);
   await mem.cleanup({ value: 'never-seen' });
-  t.pass();
+  t.deepEqual(await mem.status(pod), {});
+});
+
+test('huge page sizes are named as the kernel and the kubelet name them', (t) => {
+  t.is(pageSizeName('hugepages-2048kB'), '2MB');
+  t.is(pageSizeName('hugepages-1048576kB'), '1GB');
+  t.is(pageSizeName('hugepages-64kB'), '64KB');
+  t.is(pageSizeName('hugepages-32768kB'), '32MB');
+  t.is(pageSizeName('nr_hugepages'), undefined);
 });
 
 test('recover rebuilds the id → path map', async (t) => {
@@ -236,4 +245,71 @@ test('recover rebuilds the id → path map', async (t) => {
   await mem.recover([cfg(pod, {}), { ...cfg(ctr, {}), cgroupParent: '/kp' }]);
   t.is(mem.cgroupPath(pod), 'r/pod1');
   t.is(mem.cgroupPath(ctr), 'kp/pod1/ctr1');
+});
+
+test('v2 back end: unified keys are written as they are, hugepage limits as hugetlb.<size>.max (+ rsvd)', async (t) => {
+  const { dir, cg } = await fakeV2(t, 'memory hugetlb');
+  const opts = { cgroups: cg, root: 'r', log: silentLogger() };
+  const mem = new MemoryIsolator(opts);
+  const huge = new HugetlbIsolator(opts, ['2MB', '1GB']);
+  t.is(huge.backend, 'v2');
+  await mkdir(join(dir, 'r/pod1/ctr1'), { recursive: true });
+  await writeFile(join(dir, 'r/pod1/ctr1/hugetlb.2MB.rsvd.max'), 'max\n');
+  const res = { memoryLimitBytes: 1 << 26, unified: { 'memory.high': '50000000', 'memory.oom.group': '1', 'hugetlb.1GB.max': '0' }, hugepageLimits: { '2MB': 0, '1GB': 1 << 30 } };
+  for (const iso of [mem, huge]) await iso.check(res);
+  for (const iso of [mem, huge]) await iso.prepare(cfg(ctr, res));
+  const c = join(dir, 'r/pod1/ctr1');
+  t.is(await read(join(c, 'memory.max')), String(1 << 26));
+  t.is(await read(join(c, 'memory.high')), '50000000');
+  t.is(await read(join(c, 'memory.oom.group')), '1');
+  t.is(await read(join(c, 'hugetlb.2MB.max')), '0');
+  t.is(await read(join(c, 'hugetlb.2MB.rsvd.max')), '0');
+  // An explicit unified key wins over the CRI field it overlaps.
+  t.is(await read(join(c, 'hugetlb.1GB.max')), '0');
+  // A page size the host does not have, or a key of a controller it lacks, is refused before anything is written.
+  await t.throwsAsync(huge.check({ hugepageLimits: { '16GB': 0 } }), { instanceOf: ResourceError, message: /hugepage_limits\[page_size=16GB\]: this host has no 16GB huge pages/ });
+  const { cg: noHuge } = await fakeV2(t, 'memory');
+  await t.throwsAsync(new HugetlbIsolator({ ...opts, cgroups: noHuge }, ['2MB']).check({ unified: { 'hugetlb.2MB.max': '0' } }), {
+    instanceOf: ResourceError,
+    message: /unified\["hugetlb\.2MB\.max"\]: the hugetlb cgroup controller is not available/,
+  });
+});
+
+test('v1 back end: unified keys map where v1 has an equivalent, defaults are accepted, the rest refused by name', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'cgv1-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  for (const c of ['memory', 'cpu', 'hugetlb']) await mkdir(join(dir, c));
+  await writeFile(join(dir, 'memory', 'memory.memsw.limit_in_bytes'), '9223372036854771712\n');
+  const cg = Cgroups.fromMountInfo(
+    ['memory', 'cpu', 'hugetlb'].map((c, i) => `${i + 1} 1 0:${i} / ${join(dir, c)} rw - cgroup cgroup rw,${c}`).join('\n') + '\n',
+    () => '',
+  );
+  const opts = { cgroups: cg, root: 'r', log: silentLogger() };
+  const mem = new MemoryIsolator(opts);
+  const cpu = new CpuIsolator(opts);
+  const huge = new HugetlbIsolator(opts, ['2MB']);
+  t.is(mem.backend, 'v1');
+  t.is(huge.backend, 'v1');
+  const res = {
+    memoryLimitBytes: 100_000_000,
+    unified: { 'memory.swap.max': '0', 'memory.oom.group': '0', 'memory.min': '0', 'memory.high': 'max', 'cpu.weight': '100', 'hugetlb.2MB.max': 'max' },
+    hugepageLimits: { '2MB': 0 },
+  };
+  for (const iso of [mem, cpu, huge]) await iso.check(res);
+  for (const iso of [mem, cpu, huge]) await iso.prepare(cfg(ctr, res));
+  await writeFile(join(dir, 'memory/r/pod1/ctr1/memory.limit_in_bytes'), '100000000\n');
+  await mem.update(ctr, res);
+  t.is(await read(join(dir, 'memory/r/pod1/ctr1/memory.memsw.limit_in_bytes')), '100000000', 'swap 0: memsw = the memory limit');
+  t.is(await read(join(dir, 'cpu/r/pod1/ctr1/cpu.shares')), '2597', 'cpu.weight 100 = shares 2597 (runc formula backwards)');
+  // The CRI limit is written first, then the explicit unified key ("max" = -1).
+  t.is(await read(join(dir, 'hugetlb/r/pod1/ctr1/hugetlb.2MB.limit_in_bytes')), '-1');
+  for (const [key, value] of [
+    ['memory.oom.group', '1'],
+    ['memory.min', '1048576'],
+    ['memory.high', '50000000'],
+    ['cpu.idle', '1'],
+  ]) {
+    const iso = key.startsWith('cpu') ? cpu : mem;
+    await t.throwsAsync(iso.check({ unified: { [key]: value } }), { instanceOf: ResourceError, message: new RegExp(`unified\\["${key.replace(/\./g, '\\.')}"\\]: "${value}" cannot be applied`) }, key);
+  }
 });

@@ -30,6 +30,24 @@ export interface ResourceLimits {
   cpusetCpus?: string;
   cpusetMems?: string;
   oomScoreAdj?: number;
+  /** CRI hugepage_limits: page size as the kernel names it ("2MB", "1GB") → limit in bytes. */
+  hugepageLimits?: Record<string, number>;
+  /**
+   * CRI unified: cgroup2 file → value (pids.max is pidsLimit). Written as they are on cgroup2; on
+   * v1 each isolator maps the keys of its controller where an equivalent exists.
+   */
+  unified?: Record<string, string>;
+}
+
+/** A resource value that cannot be applied here; `field` names it as the CRI request does. */
+export class ResourceError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`${field}: ${message}`);
+    this.name = 'ResourceError';
+  }
 }
 
 /** What the containerizer launches (Mesos ContainerConfig, CRI-shaped where CRI decides). */
@@ -79,6 +97,8 @@ export interface CriMount {
   containerPath: string;
   hostPath: string;
   readonly: boolean;
+  /** CRI recursive_read_only: every mount under it read-only too (needs readonly and PRIVATE). */
+  recursiveReadOnly?: boolean;
   propagation: 'PROPAGATION_PRIVATE' | 'PROPAGATION_HOST_TO_CONTAINER' | 'PROPAGATION_BIDIRECTIONAL';
 }
 
@@ -126,6 +146,8 @@ export interface Isolator {
   readonly supportsNesting: boolean;
   /** Rebuild state for containers that are still known after a restart. */
   recover(configs: ContainerConfig[]): Promise<void>;
+  /** Refuse (ResourceError) resources this isolator cannot apply, before anything is created or written. */
+  check?(resources: ResourceLimits): Promise<void>;
   /** Host-side setup before the fork; returns what the child must do. */
   prepare(config: ContainerConfig): Promise<Partial<LaunchInfo> | undefined>;
   /** The child is held: put it where it belongs (cgroups). */

@@ -5,6 +5,7 @@ import type { ContainerConfig } from '../../containerizer/mesos/isolator.js';
 import { sandboxName, type SandboxRecord } from '../../store/metadata.js';
 import { alreadyExists, failedPrecondition, invalidArgument } from '../errors.js';
 import { nowNanos, podId, podRuntimeDir, type RuntimeContext } from '../context.js';
+import { unappliedSandboxFields } from './unapplied.js';
 import { checkName, destroyFailedLaunch, namespaceModes, newId, toLimits } from './common.js';
 
 export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxRequest__Output): Promise<RunPodSandboxResponse> {
@@ -21,6 +22,9 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
     throw invalidArgument(`runtime_handler "${handler}" is not configured (configured: ${ctx.config.containerizers.join(', ')})`);
   }
 
+  const resources = toLimits(config.linux?.resources, 'config.linux.resources');
+  const psc = config.linux?.security_context;
+  if (psc?.run_as_group && !psc.run_as_user) throw invalidArgument('config.linux.security_context.run_as_group needs run_as_user');
   const id = newId();
   const name = sandboxName(config);
   const owner = ctx.names.reserve(name, id);
@@ -40,7 +44,7 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
     kind: 'pod',
     runtimeHandler: handler,
     cgroupParent: config.linux?.cgroup_parent || undefined,
-    resources: toLimits(config.linux?.resources),
+    resources,
     runtimeDir: rundir,
     namespaces: { network: modes.network, pid: modes.pid === 'NODE' ? 'NODE' : 'POD', ipc: modes.ipc },
     hostname: config.hostname || undefined,
@@ -58,6 +62,8 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
     ctx.sandboxes.update(id, { state: 'SANDBOX_READY' });
     ctx.watchSandbox(id);
     ctx.log.info('pod sandbox ready', { pod: id, name });
+    const unapplied = unappliedSandboxFields(config);
+    if (unapplied.length) ctx.log.warn('pod sandbox fields accepted but not applied', { pod: id, fields: unapplied });
     return { pod_sandbox_id: id };
   } catch (err) {
     await destroyFailedLaunch(ctx, podId(id));

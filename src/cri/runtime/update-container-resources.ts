@@ -3,6 +3,7 @@ import type { UpdateContainerResourcesResponse } from '../../../api/generated/ru
 import { containerId, type RuntimeContext } from '../context.js';
 import { failedPrecondition, invalidArgument } from '../errors.js';
 import { mustContainer, toLimits } from './common.js';
+import { ResourceError } from '../../containerizer/mesos/isolator.js';
 
 export async function updateContainerResources(ctx: RuntimeContext, req: UpdateContainerResourcesRequest__Output): Promise<UpdateContainerResourcesResponse> {
   const c = mustContainer(ctx, req.container_id);
@@ -10,9 +11,12 @@ export async function updateContainerResources(ctx: RuntimeContext, req: UpdateC
   if (c.state !== 'CONTAINER_CREATED' && c.state !== 'CONTAINER_RUNNING') {
     throw failedPrecondition(`container ${c.id} is ${c.state}; only created or running containers can be updated`);
   }
+  const limits = toLimits(req.linux, 'linux');
   try {
-    await ctx.containerizer.update(containerId(c), toLimits(req.linux));
+    await ctx.containerizer.update(containerId(c), limits);
   } catch (err) {
+    // A value no isolator can apply is the request's fault (INVALID_ARGUMENT, passed through).
+    if (err instanceof ResourceError) throw err;
     // The kernel may refuse (e.g. EBUSY lowering memory below usage): say so, keep the old record.
     throw failedPrecondition(`updating resources of container ${c.id}: ${(err as Error).message}`);
   }

@@ -1,7 +1,7 @@
 // Shared machinery of the cgroups/{cpu,memory,pids,cpuset} isolators: back-end choice (v1 hierarchy,
 // cgroup2 controller, or nothing), the id → cgroup path map, create / join / remove. Each container
 // gets its own cgroup (share_cgroups=false): pod → <parent|root>/<pod>, container → <pod>/<ctr>.
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../../../log.js';
 import {
@@ -14,6 +14,7 @@ import {
   writeCgroupFile,
 } from '../../../../cgroups/index.js';
 import {
+  ResourceError,
   idString,
   type ContainerConfig,
   type ContainerId,
@@ -33,11 +34,23 @@ export interface CgroupsIsolatorOptions {
 
 export type Backend = 'v1' | 'v2' | 'none';
 
+/** How a cgroup2 `unified` key is applied on v1: a v1 file and value, or 'default' when v1 already behaves so. */
+export type V1Equivalent = { file: string; value: string } | 'default';
+
 interface Spec {
   /** v1 controller that decides the back end (e.g. 'cpu'). */
   controller: string;
   /** Extra v1 hierarchies used when mounted (e.g. 'cpuacct' for cpu usage). */
   extraV1?: string[];
+}
+
+/** Whether `pid` is in the cgroup2 cgroup `path` (as /proc/<pid>/cgroup's "0::" line names it). */
+async function inV2Cgroup(pid: number, path: string): Promise<boolean> {
+  try {
+    return (await readFile(`/proc/${pid}/cgroup`, 'utf8')).split('\n').includes(`0::${path}`);
+  } catch {
+    return false;
+  }
 }
 
 export abstract class CgroupsIsolatorBase implements Isolator {
@@ -136,15 +149,64 @@ export abstract class CgroupsIsolatorBase implements Isolator {
     if (this.backend === 'v1') {
       for (const m of this.v1Mounts) await addProcess(join(m.mountPoint, rel), pid);
     } else {
-      await addProcess(join(this.cgroups.v2Root()!, v2ProcessPath(rel)), pid);
+      const leaf = join(this.cgroups.v2Root()!, v2ProcessPath(rel));
+      // Launches are cloned straight into the leaf (CLONE_INTO_CGROUP); a second move would wait
+      // for an RCU grace period for nothing.
+      if (!(await inV2Cgroup(pid, '/' + v2ProcessPath(rel)))) await addProcess(leaf, pid);
+    }
+  }
+
+  /** The `unified` keys of this isolator's controller ("memory.high" for cgroups/memory). */
+  protected ownUnified(r: ResourceLimits): [string, string][] {
+    return Object.entries(r.unified ?? {}).filter(([k]) => k.startsWith(`${this.controller}.`));
+  }
+
+  async check(resources: ResourceLimits): Promise<void> {
+    for (const [key, value] of this.ownUnified(resources)) {
+      if (this.backend === 'none') throw new ResourceError(`unified["${key}"]`, `the ${this.controller} cgroup controller is not available on this host`);
+      if (this.backend === 'v1' && (await this.v1Equivalent(key, value, resources)) === undefined) {
+        throw new ResourceError(`unified["${key}"]`, `"${value}" cannot be applied: the ${this.controller} controller is on cgroup v1, which has no equivalent`);
+      }
     }
   }
 
   async update(id: ContainerId, resources: ResourceLimits): Promise<void> {
     if (this.backend === 'none') return;
     const rel = this.rel(id);
-    if (this.backend === 'v1') await this.updateV1(rel, resources);
-    else await this.updateV2(this.v2Dir(rel), resources);
+    const unified = this.ownUnified(resources);
+    if (this.backend === 'v1') {
+      await this.updateV1(rel, resources);
+      const dir = this.v1Dir(this.controller, rel)!;
+      for (const [key, value] of unified) {
+        const eq = await this.v1Equivalent(key, value, resources, dir);
+        if (eq === undefined) throw new ResourceError(`unified["${key}"]`, `"${value}" has no cgroup v1 equivalent`);
+        if (eq === 'default') this.log.info('unified key is what cgroup v1 does already; nothing to write', { path: rel, key, value });
+        else await writeCgroupFile(dir, eq.file, eq.value);
+      }
+    } else {
+      const dir = this.v2Dir(rel);
+      await this.updateV2(dir, resources);
+      // cgroup2: written as they are, after the CRI fields, so an explicit key wins.
+      for (const [key, value] of unified) {
+        try {
+          await writeCgroupFile(dir, key, value);
+        } catch (err) {
+          throw new ResourceError(`unified["${key}"]`, (err as Error).message);
+        }
+      }
+    }
+  }
+
+  /**
+   * The v1 equivalent of a cgroup2 key of this controller, or undefined when there is none. `dir`
+   * is the container's v1 cgroup when applying; absent when only checking.
+   */
+  protected async v1Equivalent(key: string, value: string, r: ResourceLimits, dir?: string): Promise<V1Equivalent | undefined> {
+    void key;
+    void value;
+    void r;
+    void dir;
+    return undefined;
   }
 
   async usage(id: ContainerId): Promise<Partial<ResourceStatistics>> {

@@ -11,7 +11,7 @@ import {
   writeCgroupFile,
 } from '../../../../cgroups/index.js';
 import type { ResourceLimits, ResourceStatistics } from '../../isolator.js';
-import { CgroupsIsolatorBase, type CgroupsIsolatorOptions } from './base.js';
+import { CgroupsIsolatorBase, type CgroupsIsolatorOptions, type V1Equivalent } from './base.js';
 
 export class CpuIsolator extends CgroupsIsolatorBase {
   readonly name = 'cgroups/cpu';
@@ -26,6 +26,16 @@ export class CpuIsolator extends CgroupsIsolatorBase {
     // Period before quota: the quota is validated against the period the kernel holds.
     if (r.cpuPeriod && r.cpuPeriod > 0) await writeCgroupFile(dir, 'cpu.cfs_period_us', Math.trunc(r.cpuPeriod));
     await writeCgroupFile(dir, 'cpu.cfs_quota_us', r.cpuQuota && r.cpuQuota > 0 ? Math.trunc(r.cpuQuota) : -1);
+  }
+
+  /** cpu.weight is cpu.shares by runc's formula run backwards; cpu.idle 0 is v1's behaviour. */
+  protected override async v1Equivalent(key: string, value: string): Promise<V1Equivalent | undefined> {
+    const v = value.trim();
+    if (key === 'cpu.weight' && /^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= 10000) {
+      return { file: 'cpu.shares', value: String(2 + Math.trunc(((Number(v) - 1) * 262142) / 9999)) };
+    }
+    if (key === 'cpu.idle' && v === '0') return 'default';
+    return undefined;
   }
 
   protected override async updateV2(dir: string, r: ResourceLimits): Promise<void> {

@@ -2,7 +2,7 @@
 // parent's values at creation (createCgroup copies them: an empty cpuset refuses tasks).
 import { writeCgroupFile } from '../../../../cgroups/index.js';
 import type { ResourceLimits } from '../../isolator.js';
-import { CgroupsIsolatorBase, type CgroupsIsolatorOptions } from './base.js';
+import { CgroupsIsolatorBase, type CgroupsIsolatorOptions, type V1Equivalent } from './base.js';
 
 async function writeCpuset(dir: string, r: ResourceLimits): Promise<void> {
   if (r.cpusetCpus) await writeCgroupFile(dir, 'cpuset.cpus', r.cpusetCpus);
@@ -22,5 +22,10 @@ export class CpusetIsolator extends CgroupsIsolatorBase {
 
   protected override updateV2(dir: string, r: ResourceLimits): Promise<void> {
     return writeCpuset(dir, r);
+  }
+
+  /** cpuset.cpus and cpuset.mems have the same names and formats on v1. */
+  protected override async v1Equivalent(key: string, value: string): Promise<V1Equivalent | undefined> {
+    return key === 'cpuset.cpus' || key === 'cpuset.mems' ? { file: key, value } : undefined;
   }
 }

@@ -12,8 +12,9 @@ import {
   toNum,
   writeCgroupFile,
 } from '../../../../cgroups/index.js';
+import { readFileSync } from 'node:fs';
 import type { IsolatorStatus, ResourceLimits, ResourceStatistics } from '../../isolator.js';
-import { CgroupsIsolatorBase, type CgroupsIsolatorOptions } from './base.js';
+import { CgroupsIsolatorBase, type CgroupsIsolatorOptions, type V1Equivalent } from './base.js';
 import { dropUndefined } from './cpu.js';
 
 /** CRI value → file value: -1 = unlimited; 0/undefined = not set (leave the kernel's value). */
@@ -49,6 +50,40 @@ export class MemoryIsolator extends CgroupsIsolatorBase {
     if (mem !== undefined) await writeCgroupFile(dir, 'memory.limit_in_bytes', mem);
     if (sw !== undefined && !swFirst && (await readCgroupFileOpt(dir, 'memory.memsw.limit_in_bytes')) !== undefined) {
       await writeCgroupFile(dir, 'memory.memsw.limit_in_bytes', sw);
+    }
+  }
+
+  /**
+   * cgroup2 memory keys on v1: memory.max is the limit and memory.swap.max the memsw limit minus
+   * the memory limit; oom.group, min, low and high have no v1 counterpart, so only their
+   * defaults (what v1 does anyway) are accepted.
+   */
+  protected override async v1Equivalent(key: string, value: string, r: ResourceLimits, dir?: string): Promise<V1Equivalent | undefined> {
+    const v = value.trim();
+    switch (key) {
+      case 'memory.max':
+        return v === 'max' ? { file: 'memory.limit_in_bytes', value: '-1' } : /^\d+$/.test(v) ? { file: 'memory.limit_in_bytes', value: v } : undefined;
+      case 'memory.swap.max': {
+        if (v !== 'max' && !/^\d+$/.test(v)) return undefined;
+        const memsw = this.cgroups.v1('memory') !== undefined && (await readCgroupFileOpt(this.cgroups.v1('memory')!, 'memory.memsw.limit_in_bytes')) !== undefined;
+        // No swap accounting: no swap limit can be set, which changes nothing where the host has no swap.
+        if (!memsw) return v === 'max' || (v === '0' && !hostHasSwap()) ? 'default' : undefined;
+        if (v === 'max') return { file: 'memory.memsw.limit_in_bytes', value: '-1' };
+        if (!dir) return { file: 'memory.memsw.limit_in_bytes', value: v };
+        const limit = r.memoryLimitBytes && r.memoryLimitBytes > 0 ? BigInt(Math.trunc(r.memoryLimitBytes)) : parseIntValue(await readCgroupFile(dir, 'memory.limit_in_bytes'));
+        // Without a memory limit memsw cannot cap swap alone: only "no swap" where there is none is the same.
+        if (limit === undefined || limit >= UNLIMITED_THRESHOLD) return v === '0' && !hostHasSwap() ? 'default' : undefined;
+        return { file: 'memory.memsw.limit_in_bytes', value: String(limit + BigInt(v)) };
+      }
+      case 'memory.oom.group':
+        return v === '0' ? 'default' : undefined;
+      case 'memory.min':
+      case 'memory.low':
+        return v === '0' ? 'default' : undefined;
+      case 'memory.high':
+        return v === 'max' ? 'default' : undefined;
+      default:
+        return undefined;
     }
   }
 
@@ -111,6 +146,15 @@ export class MemoryIsolator extends CgroupsIsolatorBase {
   protected override async statusV2(dir: string): Promise<IsolatorStatus> {
     // Hierarchical: includes the <path>/leaf the processes live in.
     return oomFrom(await readCgroupFileOpt(dir, 'memory.events'));
+  }
+}
+
+/** /proc/swaps lists a device or file. */
+function hostHasSwap(): boolean {
+  try {
+    return readFileSync('/proc/swaps', 'utf8').trim().split('\n').length > 1;
+  } catch {
+    return false;
   }
 }
 

@@ -94,16 +94,17 @@ export class MetadataStore<T extends { id: string }> {
     this.records.delete(id);
   }
 
-  /** Resolve a full id or a unique prefix (crictl passes short ids). */
-  resolve(idOrPrefix: string): T | undefined {
+  /**
+   * A full id, or every record whose id starts with `idOrPrefix` (crictl passes
+   * short ids), at most `limit` of them: callers tell "none", "one" and "ambiguous" apart.
+   */
+  matching(idOrPrefix: string, limit = 2): T[] {
     const exact = this.records.get(idOrPrefix);
-    if (exact || idOrPrefix.length === 0) return exact;
-    let found: T | undefined;
+    if (exact) return [exact];
+    const found: T[] = [];
+    if (idOrPrefix.length === 0) return found;
     for (const [id, r] of this.records) {
-      if (id.startsWith(idOrPrefix)) {
-        if (found) return undefined;
-        found = r;
-      }
+      if (id.startsWith(idOrPrefix) && found.push(r) >= limit) break;
     }
     return found;
   }

@@ -1,5 +1,8 @@
 // Linux capability sets for CRI containers: the default set containerd and
-// Docker give, adjusted by the CRI security context's add/drop lists.
+// Docker give, adjusted by the CRI security context's add/drop lists, and cut
+// to the capabilities the runtime itself holds (its bounding set): capset
+// refuses any other with EPERM, and "ALL" means all we have, as in containerd.
+import { readFileSync } from 'node:fs';
 import { invalidArgument } from '../errors.js';
 
 const CAPS = [
@@ -25,11 +28,34 @@ function bit(name: string, field: string): bigint {
 
 const ALL = CAPS.reduce((m, _c, i) => m | (1n << BigInt(i)), 0n);
 
-/** The mask kept in every set; undefined for privileged containers (they keep everything). */
-export function capabilityMask(privileged: boolean, add: string[], drop: string[]): bigint | undefined {
-  if (privileged) return undefined;
+let bounding: bigint | undefined;
+
+/** CapBnd of this process: what a container can be given at most. */
+export function runtimeBoundingSet(): bigint {
+  if (bounding === undefined) {
+    const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    bounding = m ? BigInt('0x' + m[1]) : ALL;
+  }
+  return bounding;
+}
+
+export interface CapabilitySet {
+  /** The mask kept in every set; undefined for privileged containers (they keep everything). */
+  mask: bigint | undefined;
+  /** Capabilities asked for that the runtime does not hold itself, so are not given. */
+  unavailable: string[];
+}
+
+export function capabilityMask(privileged: boolean, add: string[], drop: string[], have: bigint = runtimeBoundingSet()): CapabilitySet {
+  if (privileged) return { mask: undefined, unavailable: [] };
   let mask = DEFAULT_CAPABILITIES.reduce((m, c) => m | bit(c, 'default'), 0n);
-  for (const c of add) mask |= c.toUpperCase() === 'ALL' ? ALL : bit(c, 'linux.security_context.capabilities.add_capabilities');
+  let wanted = 0n;
+  for (const c of add) {
+    const b = c.toUpperCase() === 'ALL' ? ALL & have : bit(c, 'linux.security_context.capabilities.add_capabilities');
+    mask |= b;
+    wanted |= b;
+  }
   for (const c of drop) mask &= c.toUpperCase() === 'ALL' ? 0n : ~bit(c, 'linux.security_context.capabilities.drop_capabilities');
-  return mask;
+  const missing = mask & wanted & ~have;
+  return { mask: mask & have, unavailable: CAPS.filter((_c, i) => (missing >> BigInt(i)) & 1n).map((c) => `CAP_${c}`) };
 }

@@ -1,5 +1,6 @@
 // Translation shared by the runtime handlers: CRI messages ↔ records ↔ Mesos configs.
 import { randomBytes } from 'node:crypto';
+import { constants as osConstants } from 'node:os';
 import type { LinuxContainerResources__Output } from '../../../api/generated/runtime/v1/LinuxContainerResources.js';
 import type { NamespaceOption__Output } from '../../../api/generated/runtime/v1/NamespaceOption.js';
 import type { PodSandbox } from '../../../api/generated/runtime/v1/PodSandbox.js';
@@ -14,7 +15,8 @@ export function newId(): string {
   return randomBytes(32).toString('hex');
 }
 
-export function toLimits(r: LinuxContainerResources__Output | null | undefined): ResourceLimits {
+/** CRI resources → the limits the cgroups isolators apply; `field` names them in errors. */
+export function toLimits(r: LinuxContainerResources__Output | null | undefined, field = 'linux.resources'): ResourceLimits {
   if (!r) return {};
   const num = (v: string | number | undefined) => (v === undefined || v === '' ? 0 : Number(v));
   const out: ResourceLimits = {};
@@ -28,8 +30,25 @@ export function toLimits(r: LinuxContainerResources__Output | null | undefined):
   if (r.cpuset_mems) out.cpusetMems = r.cpuset_mems;
   const pids = r.unified?.['pids.max'];
   if (pids && /^\d+$/.test(pids)) out.pidsLimit = Number(pids);
+  else if (pids !== undefined && pids.trim() !== 'max') throw invalidArgument(`${field}.unified["pids.max"] "${pids}" must be a number or "max"`);
+  r.hugepage_limits.forEach((h, i) => {
+    if (!/^[0-9]+[KMGT]B$/.test(h.page_size)) throw invalidArgument(`${field}.hugepage_limits[${i}].page_size "${h.page_size}" must look like 2MB or 1GB`);
+    (out.hugepageLimits ??= {})[h.page_size] = num(h.limit);
+  });
+  for (const [key, value] of Object.entries(r.unified ?? {})) {
+    if (key === 'pids.max') continue;
+    const controller = /^([a-z_]+)\.[a-z0-9_.]+$/i.exec(key)?.[1];
+    if (!controller) throw invalidArgument(`${field}.unified: "${key}" is not a cgroup file name`);
+    if (!UNIFIED_CONTROLLERS.has(controller)) {
+      throw invalidArgument(`${field}.unified["${key}"]: the ${controller} controller is not managed by cri-mesos (only ${[...UNIFIED_CONTROLLERS].join(', ')})`);
+    }
+    (out.unified ??= {})[key] = value;
+  }
   return out;
 }
+
+/** Controllers whose cgroup2 keys an isolator applies (cgroups/{cpu,cpuset,memory,pids,hugetlb}). */
+const UNIFIED_CONTROLLERS = new Set(['cpu', 'cpuset', 'memory', 'pids', 'hugetlb']);
 
 export function namespaceModes(opts: NamespaceOption__Output | null | undefined) {
   return {
@@ -48,16 +67,35 @@ export function checkName(what: string, name: string | undefined): string {
   return name;
 }
 
+/** A full id or a unique prefix; a prefix of several ids is refused, never guessed. */
+function unique<T extends { id: string }>(store: { matching(id: string): T[] }, id: string, field: string, what: string): T | undefined {
+  const found = store.matching(id);
+  if (found.length > 1) {
+    throw invalidArgument(`${field} "${id}" matches more than one ${what} (${found.map((r) => r.id.slice(0, 13)).join(', ')}, …): give more of the id`);
+  }
+  return found[0];
+}
+
+/** The pod sandbox `id` names, or undefined; ambiguous prefixes are INVALID_ARGUMENT. */
+export function findSandbox(ctx: RuntimeContext, id: string, field = 'pod_sandbox_id'): SandboxRecord | undefined {
+  return unique(ctx.sandboxes, id, field, 'pod sandbox');
+}
+
+/** The container `id` names, or undefined; ambiguous prefixes are INVALID_ARGUMENT. */
+export function findContainer(ctx: RuntimeContext, id: string, field = 'container_id'): ContainerRecord | undefined {
+  return unique(ctx.containers, id, field, 'container');
+}
+
 export function mustSandbox(ctx: RuntimeContext, id: string, field = 'pod_sandbox_id'): SandboxRecord {
   if (!id) throw invalidArgument(`${field} is required`);
-  const s = ctx.sandboxes.resolve(id);
+  const s = findSandbox(ctx, id, field);
   if (!s) throw notFound(`pod sandbox "${id}" not found (${field})`);
   return s;
 }
 
 export function mustContainer(ctx: RuntimeContext, id: string, field = 'container_id'): ContainerRecord {
   if (!id) throw invalidArgument(`${field} is required`);
-  const c = ctx.containers.resolve(id);
+  const c = findContainer(ctx, id, field);
   if (!c) throw notFound(`container "${id}" not found (${field})`);
   return c;
 }
@@ -121,21 +159,12 @@ export function latest(a: string, b: string): string {
   return BigInt(a) >= BigInt(b) ? a : b;
 }
 
-export const SIGNALS: Record<string, number> = {
-  SIGHUP: 1,
-  SIGINT: 2,
-  SIGQUIT: 3,
-  SIGKILL: 9,
-  SIGUSR1: 10,
-  SIGUSR2: 12,
-  SIGTERM: 15,
-  SIGWINCH: 28,
-  SIGPWR: 30,
-};
-
+/** A stop signal by name ("SIGTERM", "TERM", "SIGRTMIN+3") or number; unknown names mean SIGTERM, as in containerd. */
 export function signalNumber(name: string | undefined): number {
   if (!name) return 15;
-  const n = SIGNALS[name.startsWith('SIG') ? name : `SIG${name}`] ?? Number(name);
+  const full = name.startsWith('SIG') ? name : `SIG${name}`;
+  const rt = /^SIGRTMIN\+(\d+)$/.exec(full);
+  const n = rt ? 34 + Number(rt[1]) : ((osConstants.signals as Record<string, number>)[full] ?? Number(name));
   return Number.isInteger(n) && n > 0 && n < 65 ? n : 15;
 }
 

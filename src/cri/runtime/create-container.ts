@@ -2,7 +2,7 @@ import { isAbsolute, join, normalize } from 'node:path';
 import type { CreateContainerRequest__Output } from '../../../api/generated/runtime/v1/CreateContainerRequest.js';
 import type { CreateContainerResponse } from '../../../api/generated/runtime/v1/CreateContainerResponse.js';
 import type { ContainerConfig__Output } from '../../../api/generated/runtime/v1/ContainerConfig.js';
-import type { ContainerConfig, CriMount } from '../../containerizer/mesos/isolator.js';
+import type { ContainerConfig } from '../../containerizer/mesos/isolator.js';
 import { DEFAULT_PATH } from '../../containerizer/mesos/containerizer.js';
 import { mkdirp } from '../../util/mkdirp.js';
 import type { ImageRecord } from '../../images/store.js';
@@ -10,8 +10,10 @@ import { readImageUser } from '../../provisioner/user.js';
 import { containerName, type ContainerRecord, type ProcessSpec, type SandboxRecord } from '../../store/metadata.js';
 import { containerId, containerRuntimeDir, nowNanos, podId, type RuntimeContext } from '../context.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from '../errors.js';
-import { checkName, destroyFailedLaunch, mustSandbox, namespaceModes, newId, toLimits } from './common.js';
+import { checkName, destroyFailedLaunch, findContainer, mustSandbox, namespaceModes, newId, toLimits } from './common.js';
 import { capabilityMask } from './capabilities.js';
+import { criMounts } from './mounts.js';
+import { unappliedContainerFields } from './unapplied.js';
 
 export async function createContainer(ctx: RuntimeContext, req: CreateContainerRequest__Output): Promise<CreateContainerResponse> {
   const config = req.config;
@@ -29,30 +31,32 @@ export async function createContainer(ctx: RuntimeContext, req: CreateContainerR
   const image = await ctx.images.resolve(imageRef);
   if (!image) throw notFound(`image "${imageRef}" not found (config.image.image); import it with \`cri-mesos images import\``);
   const logPath = resolveLogPath(sandbox, config);
-  const mounts = criMounts(config);
+  const mounts = criMounts(config.mounts);
+  const resources = toLimits(config.linux?.resources, 'config.linux.resources');
 
+  const sc = config.linux?.security_context;
+  // The CRI: run_as_group only with run_as_user or run_as_username, or the runtime must error.
+  if (sc?.run_as_group && !sc.run_as_user && !sc.run_as_username) {
+    throw invalidArgument('config.linux.security_context.run_as_group needs run_as_user or run_as_username');
+  }
+  const pidMode = namespaceModes(sc?.namespace_options).pid;
+  let targetPid: number | undefined;
+  if (pidMode === 'TARGET') {
+    const target = findContainer(ctx, sc?.namespace_options?.target_id ?? '', 'linux.security_context.namespace_options.target_id');
+    if (!target || target.sandboxId !== sandbox.id) {
+      throw notFound(`target container "${sc?.namespace_options?.target_id ?? ''}" not found in this pod (linux.security_context.namespace_options.target_id)`);
+    }
+    targetPid = ctx.containerizer.pid(containerId(target));
+    if (targetPid === undefined) {
+      throw failedPrecondition(`target container ${target.id} is not running (namespace_options.target_id)`);
+    }
+  }
   const id = newId();
   const name = containerName(config, sandbox.config);
   const owner = ctx.names.reserve(name, id);
   if (owner) throw alreadyExists(`container name "${name}" (config.metadata) is reserved for ${owner}`);
 
-  const sc = config.linux?.security_context;
-  const pidMode = namespaceModes(sc?.namespace_options).pid;
-  let targetPid: number | undefined;
-  if (pidMode === 'TARGET') {
-    const target = ctx.containers.resolve(sc?.namespace_options?.target_id ?? '');
-    if (!target || target.sandboxId !== sandbox.id) {
-      ctx.names.release(name);
-      throw notFound(`target container "${sc?.namespace_options?.target_id ?? ''}" not found in this pod (linux.security_context.namespace_options.target_id)`);
-    }
-    targetPid = ctx.containerizer.pid(containerId(target));
-    if (targetPid === undefined) {
-      ctx.names.release(name);
-      throw failedPrecondition(`target container ${target.id} is not running (namespace_options.target_id)`);
-    }
-  }
   const pod = sandbox.mesos;
-  const resources = toLimits(config.linux?.resources);
   const mesos: ContainerConfig = {
     id: { value: id, parent: podId(sandbox.id) },
     kind: 'container',
@@ -88,7 +92,8 @@ export async function createContainer(ctx: RuntimeContext, req: CreateContainerR
     message: '',
     logPath,
     process: { argv: [], env: [], cwd: '/', uid: 0, gid: 0, groups: [] },
-    stopSignal: image.config.StopSignal ?? '',
+    // CRI stop_signal (1.33+) over the image's StopSignal.
+    stopSignal: config.stop_signal && config.stop_signal !== 'SIGNAL_RUNTIME_DEFAULT' ? config.stop_signal.slice('SIGNAL_'.length) : (image.config.StopSignal ?? ''),
     mesos,
   };
   try {
@@ -98,10 +103,12 @@ export async function createContainer(ctx: RuntimeContext, req: CreateContainerR
       runtimeHandler: sandbox.runtimeHandler,
       image,
       logPath,
-      process: async (rootfs) => (processSpec = await buildProcess(config, image, rootfs, sandbox)),
+      process: async (rootfs) => (processSpec = await buildProcess(ctx, config, image, rootfs, sandbox)),
     });
     if (result !== 'SUCCESS') throw failedPrecondition(`container launch was not accepted: ${result}`);
     ctx.containers.put({ ...record, process: processSpec! });
+    const unapplied = unappliedContainerFields(config);
+    if (unapplied.length) ctx.log.warn('container fields accepted but not applied', { container: id, fields: unapplied });
     ctx.watchContainer(ctx.containers.get(id)!);
     return { container_id: id };
   } catch (err) {
@@ -121,14 +128,6 @@ function resolveLogPath(sandbox: SandboxRecord, config: ContainerConfig__Output)
   if (!dir) return '';
   if (!isAbsolute(dir)) throw invalidArgument(`pod log_directory "${dir}" must be absolute`);
   return join(dir, rel);
-}
-
-function criMounts(config: ContainerConfig__Output): CriMount[] {
-  return config.mounts.map((m, i) => {
-    if (!m.container_path || !isAbsolute(m.container_path)) throw invalidArgument(`mounts[${i}].container_path "${m.container_path}" must be absolute`);
-    if (!m.host_path || !isAbsolute(m.host_path)) throw invalidArgument(`mounts[${i}].host_path "${m.host_path}" must be absolute`);
-    return { containerPath: m.container_path, hostPath: m.host_path, readonly: m.readonly, propagation: m.propagation as CriMount['propagation'] };
-  });
 }
 
 /** Docker/CRI rules, not Mesos': command replaces Entrypoint, args replace Cmd. */
@@ -151,7 +150,7 @@ export function mergeEnv(imageEnv: string[], criEnv: { key: string; value: Buffe
   return [...env].map(([k, v]) => `${k}=${v}`);
 }
 
-async function buildProcess(config: ContainerConfig__Output, image: ImageRecord, rootfs: string | undefined, sandbox: SandboxRecord): Promise<ProcessSpec> {
+async function buildProcess(ctx: RuntimeContext, config: ContainerConfig__Output, image: ImageRecord, rootfs: string | undefined, sandbox: SandboxRecord): Promise<ProcessSpec> {
   const argv = mergeArgv(config, image);
   if (argv.length === 0) throw invalidArgument('no command specified: config.command, config.args and the image Entrypoint/Cmd are all empty');
   const sc = config.linux?.security_context;
@@ -163,8 +162,9 @@ async function buildProcess(config: ContainerConfig__Output, image: ImageRecord,
   const groups = [...new Set([...user.additionalGids, ...(sc?.supplemental_groups ?? []).map(Number)])];
   const hostname = sandbox.mesos.namespaces.network === 'NODE' ? '' : sandbox.config.hostname;
   const caps = capabilityMask(sc?.privileged ?? false, sc?.capabilities?.add_capabilities ?? [], sc?.capabilities?.drop_capabilities ?? []);
+  if (caps.unavailable.length) ctx.log.warn('capabilities the runtime does not hold are not given', { container: config.metadata?.name, capabilities: caps.unavailable });
   return {
-    ...(caps !== undefined ? { capabilities: caps.toString(16) } : {}),
+    ...(caps.mask !== undefined ? { capabilities: caps.mask.toString(16) } : {}),
     noNewPrivs: sc?.no_new_privs ?? false,
     argv,
     env: mergeEnv(image.config.Env ?? [], config.envs, hostname),

@@ -3,12 +3,12 @@ import type { RemoveContainerResponse } from '../../../api/generated/runtime/v1/
 import type { ContainerRecord } from '../../store/metadata.js';
 import { containerId, type RuntimeContext } from '../context.js';
 import { invalidArgument } from '../errors.js';
-import { recordTermination } from './common.js';
+import { findContainer, recordTermination } from './common.js';
 
 /** Idempotent: destroys a live container first; an unknown id is fine. */
 export async function removeContainer(ctx: RuntimeContext, req: RemoveContainerRequest__Output): Promise<RemoveContainerResponse> {
   if (!req.container_id) throw invalidArgument('container_id is required');
-  const c = ctx.containers.resolve(req.container_id);
+  const c = findContainer(ctx, req.container_id);
   if (c) await removeContainerRecord(ctx, c);
   return {};
 }

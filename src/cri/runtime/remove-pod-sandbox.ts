@@ -4,11 +4,12 @@ import { podId, type RuntimeContext } from '../context.js';
 import { invalidArgument } from '../errors.js';
 import { stopSandbox } from './stop-pod-sandbox.js';
 import { removeContainerRecord } from './remove-container.js';
+import { findSandbox } from './common.js';
 
 /** Idempotent. Stops the pod if it still runs, then deletes everything it left. */
 export async function removePodSandbox(ctx: RuntimeContext, req: RemovePodSandboxRequest__Output): Promise<RemovePodSandboxResponse> {
   if (!req.pod_sandbox_id) throw invalidArgument('pod_sandbox_id is required');
-  const sandbox = ctx.sandboxes.resolve(req.pod_sandbox_id);
+  const sandbox = findSandbox(ctx, req.pod_sandbox_id);
   if (!sandbox) return {};
   await stopSandbox(ctx, sandbox.id);
   for (const c of ctx.containers.list().filter((x) => x.sandboxId === sandbox.id)) await removeContainerRecord(ctx, c);

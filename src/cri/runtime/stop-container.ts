@@ -2,12 +2,12 @@ import type { StopContainerRequest__Output } from '../../../api/generated/runtim
 import type { StopContainerResponse } from '../../../api/generated/runtime/v1/StopContainerResponse.js';
 import { containerId, type RuntimeContext } from '../context.js';
 import { invalidArgument } from '../errors.js';
-import { recordTermination, signalNumber } from './common.js';
+import { findContainer, recordTermination, signalNumber } from './common.js';
 
 /** Signal, wait up to the timeout, then destroy (freeze, SIGKILL, thaw). Unknown ids are fine. */
 export async function stopContainer(ctx: RuntimeContext, req: StopContainerRequest__Output): Promise<StopContainerResponse> {
   if (!req.container_id) throw invalidArgument('container_id is required');
-  const c = ctx.containers.resolve(req.container_id);
+  const c = findContainer(ctx, req.container_id);
   if (!c) return {};
   const id = containerId(c);
   const timeoutMs = Math.max(0, Number(req.timeout)) * 1000;

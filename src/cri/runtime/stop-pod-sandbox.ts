@@ -2,12 +2,12 @@ import type { StopPodSandboxRequest__Output } from '../../../api/generated/runti
 import type { StopPodSandboxResponse } from '../../../api/generated/runtime/v1/StopPodSandboxResponse.js';
 import { containerId, podId, type RuntimeContext } from '../context.js';
 import { invalidArgument } from '../errors.js';
-import { recordTermination } from './common.js';
+import { findSandbox, recordTermination } from './common.js';
 
 /** Idempotent: an unknown or already stopped pod is fine. */
 export async function stopPodSandbox(ctx: RuntimeContext, req: StopPodSandboxRequest__Output): Promise<StopPodSandboxResponse> {
   if (!req.pod_sandbox_id) throw invalidArgument('pod_sandbox_id is required');
-  const sandbox = ctx.sandboxes.resolve(req.pod_sandbox_id);
+  const sandbox = findSandbox(ctx, req.pod_sandbox_id);
   if (!sandbox) return {};
   await stopSandbox(ctx, sandbox.id);
   return {};

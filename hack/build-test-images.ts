@@ -196,8 +196,12 @@ async function packLayoutDir(dir: string, file: string, images: ImageSpecInput[]
 export const PASSWD = 'root:x:0:0:root:/root:/bin/sh\ntester:x:1000:1000:tester:/home/tester:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n';
 export const GROUP = 'root:x:0:\nwheel:x:10:tester\ntester:x:1000:\nusers:x:100:tester\nnogroup:x:65534:\n';
 
-/** The busybox rootfs layer: bin/busybox, one symlink per applet, etc/{passwd,group,motd}, tmp 1777, home/tester. */
-export async function busyboxLayer(busybox = BUSYBOX): Promise<Buffer> {
+/**
+ * The busybox rootfs layer: bin/busybox, one symlink per applet, etc/{passwd,group,motd}, tmp 1777, home/tester.
+ * `hardlinks` makes the applets hard links instead, as in the Docker busybox images: masking or
+ * replacing one applet path (/bin/ls) then leaves /bin/busybox, and so /bin/sh, alone.
+ */
+export async function busyboxLayer(busybox = BUSYBOX, opts: { hardlinks?: boolean } = {}): Promise<Buffer> {
   if (!existsSync(busybox)) {
     throw new Error(`${busybox} is missing: install Debian's busybox-static (apt-get install -y busybox-static)`);
   }
@@ -213,7 +217,9 @@ export async function busyboxLayer(busybox = BUSYBOX): Promise<Buffer> {
     { name: 'home/tester/.profile', content: 'export PS1="$ "\n', uid: 1000, gid: 1000 },
     { name: 'tmp/', type: 'directory', mode: 0o1777 },
     { name: 'bin/busybox', content: readFileSync(busybox), mode: 0o755 },
-    ...applets.map((a): TarEntrySpec => ({ name: `bin/${a}`, type: 'symlink', linkname: 'busybox', mode: 0o777 })),
+    ...applets.map((a): TarEntrySpec =>
+      opts.hardlinks ? { name: `bin/${a}`, type: 'link', linkname: 'bin/busybox' } : { name: `bin/${a}`, type: 'symlink', linkname: 'busybox', mode: 0o777 },
+    ),
     { name: 'etc/passwd', content: PASSWD },
     { name: 'etc/group', content: GROUP },
     { name: 'etc/motd', content: 'cri-mesos test image\n' },

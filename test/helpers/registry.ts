@@ -148,6 +148,10 @@ export function buildIndex(entries: { image: BuiltImage; os: string; architectur
 export interface RegistryOptions {
   basic?: { users: Record<string, string> };
   token?: { users: Record<string, string>; refreshTokens?: Record<string, string> };
+  /** listen on this port of 127.0.0.1 (default: a free one) */
+  port?: number;
+  /** keep the registry's storage here, and leave it there in stop() (default: inside the temp dir) */
+  storageDir?: string;
 }
 
 export class TestRegistry {
@@ -167,7 +171,7 @@ export class TestRegistry {
   static async start(opts: RegistryOptions = {}): Promise<TestRegistry> {
     const r = new TestRegistry(opts);
     try {
-      r.port = await freePort();
+      r.port = opts.port ?? (await freePort());
       let auth = '';
       if (opts.basic) {
         const lines = Object.entries(opts.basic.users).map(([u, p]) => execFileSync(HTPASSWD_BIN, ['-Bbn', u, p], { encoding: 'utf8' }).trim());
@@ -181,7 +185,7 @@ export class TestRegistry {
       }
       writeFileSync(
         join(r.dir, 'config.yml'),
-        `version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${join(r.dir, 'data')}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${r.port}\n${auth}`,
+        `version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${opts.storageDir ?? join(r.dir, 'data')}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${r.port}\n${auth}`,
       );
       await r.launch();
       return r;

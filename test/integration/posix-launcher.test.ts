@@ -32,6 +32,6 @@ if (d) {
     t.is((await d.client.call('PodSandboxStatus', { pod_sandbox_id: pod })).status.state, 'SANDBOX_NOTREADY');
     await waitFor('pause helper gone', () => !existsSync(`/proc/${pid}`) || /\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8')));
     await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
-    t.pass();
+    t.deepEqual((await d.client.call('ListPodSandbox', {})).items, []);
   });
 }

@@ -36,10 +36,8 @@ interface GrpcErr {
 
 const enabled = registryAvailable() && ['amd64', 'arm64'].includes(hostPlatform().architecture);
 if (!enabled) {
-  test('registry pull tests need docker-registry, htpasswd and openssl (hack/deps.sh installs them)', (t) => {
-    t.log('SKIPPED: docker-registry/apache2-utils/openssl missing or unusual host arch');
-    t.pass();
-  });
+  // Counted as skipped, never as passed.
+  test.skip('registry pull tests need docker-registry, htpasswd and openssl (hack/deps.sh installs them), on amd64 or arm64', () => {});
 }
 
 if (enabled) {

@@ -112,7 +112,7 @@ if (d) {
     await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
     // No longer our child after the restart: PID 1 reaps it, so a zombie for a moment is fine.
     await waitFor('container init gone', () => gone(pid), 5000);
-    t.pass();
+    t.true(gone(pid));
   });
 
   test.serial('a RunPodSandbox/CreateContainer retried while the first is in flight makes no second object', async (t) => {

@@ -1,5 +1,5 @@
 // hack/bench: statistics (hack/bench/stats.ts) and report rendering (hack/bench/report.ts).
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import {
   cpuSecondsFromStat,
   interleaveOrder,
@@ -195,7 +195,7 @@ test('renderTable: header, one row per op with both runtimes and ratios, bursts,
 });
 
 /** A small XML well-formedness check: balanced tags, quoted attributes, no stray '<' or '&'. */
-function assertWellFormed(t: { fail: (m: string) => void; pass: () => void }, xml: string): void {
+function assertWellFormed(t: ExecutionContext, xml: string): void {
   const body = xml.replace(/^<\?xml[^?]*\?>\s*/, '');
   const stack: string[] = [];
   const tag = /<(\/?)([A-Za-z][\w:-]*)((?:\s+[\w:-]+="[^"<]*")*)\s*(\/?)>/g;
@@ -215,9 +215,8 @@ function assertWellFormed(t: { fail: (m: string) => void; pass: () => void }, xm
     } else if (!stack.length) roots++;
   }
   if (body.slice(last).trim()) return t.fail(`trailing text: ${body.slice(last, last + 80)}`);
-  if (stack.length) return t.fail(`unclosed: ${stack.join(',')}`);
-  if (roots !== 1) return t.fail(`${roots} root elements`);
-  t.pass();
+  t.deepEqual(stack, [], 'every element is closed');
+  t.is(roots, 1, 'one root element');
 }
 
 test('renderSvg: a well-formed SVG with a row per op and runtime, escaped text, one dot per sample', (t) => {

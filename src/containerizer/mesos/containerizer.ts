@@ -334,7 +334,16 @@ export class MesosContainerizer implements Containerizer {
     };
     let child;
     try {
-      const held = await native().spawnHeld(spec);
+      let held;
+      try {
+        held = await native().spawnHeld(spec);
+      } catch (err) {
+        // The namespace files vanish when the container's init has exited (or is a zombie).
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && (err as NodeJS.ErrnoException).path?.startsWith(`/proc/${pid}/`)) {
+          throw new Error(`container ${id.value} is not running: its process has exited`);
+        }
+        throw err;
+      }
       try {
         // A DEBUG container shares its parent's cgroups (Mesos §5.5), freezer included.
         await this.opts.launcher.place(c.config, held.pid);

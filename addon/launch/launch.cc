@@ -173,6 +173,9 @@ struct Settings {
 
 struct State {
   int rundirFd = -1;
+  // new-pid-ns: the command will be PID 1 of its own namespace; procFd is the helper's own /proc.
+  bool newPidNs = false;
+  int procFd = -1;
   int logDirFd = -1;
   int logFd = -1;
   std::string logName;
@@ -452,7 +455,11 @@ void RunOp(const std::vector<std::string>& f) {
   } else if (op == "new-pid-ns") {
     need(0);
     // Our children (the init first) start a PID namespace of their own; we stay outside it.
+    // Our /proc is kept open: after the init's pivot_root, "/proc" is its namespace's.
+    gState.procFd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (gState.procFd < 0) SetupFail(ErrStr("open /proc", errno));
     if (unshare(CLONE_NEWPID) < 0) SetupFail(ErrStr("unshare(CLONE_NEWPID)", errno));
+    gState.newPidNs = true;
   } else if (op == "pivot_root") {
     need(1);
     OpPivotRoot(f[1]);
@@ -866,6 +873,54 @@ std::string ReadLine(int fd) {
   _exit(1);
 }
 
+// Whether `pid` has a handler for `sig` (SigCgt in its /proc status).
+bool Catches(pid_t pid, int sig) {
+  std::string path = std::to_string(pid) + "/status";
+  int fd = openat(gState.procFd, path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return true;  // gone: nothing to hold the signal for
+  char buf[4096];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return true;
+  buf[n] = 0;
+  const char* p = strstr(buf, "SigCgt:");
+  if (!p) return true;
+  unsigned long long mask = strtoull(p + 7, nullptr, 16);
+  return (mask >> (sig - 1)) & 1;
+}
+
+// Signals for the command: a catchable one reaches a PID 1 of its own namespace only if it
+// handles it, or the kernel drops it. A stop right after start would then be lost while the
+// command is still starting (before exec, or before it installs its handler), and
+// StopContainer would wait out its grace period. Such a signal is held and sent once the
+// command handles it; one that it never handles stays held, as runc's would be dropped.
+struct Forwarder {
+  uint64_t held = 0;
+
+  void Send(const Child& init, int sig) {
+    if (init.done) return;
+    if (gState.newPidNs && !Catches(init.pid, sig)) {
+      held |= 1ULL << (sig - 1);
+      return;
+    }
+    kill(init.pid, sig);
+  }
+
+  void Retry(const Child& init) {
+    for (int sig = 1; held && sig < 64; sig++) {
+      if (!(held & (1ULL << (sig - 1)))) continue;
+      if (init.done) {
+        held = 0;
+      } else if (Catches(init.pid, sig)) {
+        held &= ~(1ULL << (sig - 1));
+        kill(init.pid, sig);
+      }
+    }
+  }
+};
+
+constexpr int kHeldSignalPollMs = 5;
+
 [[noreturn]] void ContainerMain(const std::vector<std::vector<std::string>>& ops, int sigfd) {
   std::vector<const std::vector<std::string>*> setup;
   for (const auto& op : ops) {
@@ -916,6 +971,7 @@ std::string ReadLine(int fd) {
   fcntl(errP[0], F_SETFL, O_NONBLOCK);
 
   Stream streams[2] = {{"stdout", outP[0], {}}, {"stderr", errP[0], {}}};
+  Forwarder forward;
   std::string ctlBuf;
   int64_t lastData = 0;
   char buf[65536];
@@ -932,6 +988,7 @@ std::string ReadLine(int fd) {
     pfds[3] = {ctl, POLLIN, 0};
     int timeout = -1;
     if (init.done) timeout = (int)std::max<int64_t>(0, kDrainIdleMs - (NowMs() - lastData));
+    else if (forward.held) timeout = kHeldSignalPollMs;
     int r = poll(pfds, 4, timeout);
     if (r < 0) {
       if (errno == EINTR) continue;
@@ -947,11 +1004,12 @@ std::string ReadLine(int fd) {
             wasDone = true;
             lastData = NowMs();
           }
-        } else if (!init.done) {
-          kill(init.pid, (int)si.ssi_signo);
+        } else {
+          forward.Send(init, (int)si.ssi_signo);
         }
       }
     }
+    forward.Retry(init);
     for (int i = 0; i < 2; i++) {
       Stream& s = streams[i];
       if (s.fd < 0 || !pfds[1 + i].revents) continue;

@@ -49,7 +49,8 @@
 // answers "ok" (the init is the helper's only child). After that:
 // wait for one byte on <rundir>/exec.fifo (StartContainer), let the init exec
 // the command with stdout/stderr on pipes; open <rundir>/ctl.fifo read-write;
-// write CRI log lines; forward catchable signals to the command; reap; on
+// write CRI log lines; forward catchable signals to the command (to a PID 1 of
+// its own namespace only once it handles them: the kernel would drop them); reap; on
 // `reopen\n` from ctl.fifo reopen the log;
 // when the command exits, drain the pipes, write `<rundir>/status` as
 // "<wait status> <unix nanos>\n" (tmp + fsync + rename) and exit with the

@@ -835,11 +835,11 @@ bool WaitForStart(int sigfd, Child& init) {
 [[noreturn]] void InitMain(const std::vector<const std::vector<std::string>*>& setup, int outW, int errW, int startR,
                            int readyW) {
   // Without the helper nobody would log or record the exit: go with it.
-  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) SetupFail(ErrStr("prctl(PR_SET_PDEATHSIG)", errno));
   if (gSyncFd >= 0) close(gSyncFd);
   gSyncFd = readyW;  // SetupFail now reports to the helper, which answers the daemon
   for (const auto* op : setup) RunOp(*op);
-  WriteAll(readyW, "ok\n", 3);
+  if (!WriteAll(readyW, "ok\n", 3)) _exit(1);  // the helper is gone
   close(readyW);
   gSyncFd = -1;
   char b;

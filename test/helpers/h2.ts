@@ -112,6 +112,8 @@ export function grpcMessages(body: Buffer): Buffer[] {
 export interface CallResult {
   /** the answer's messages, or undefined if the stream was reset */
   messages?: string[];
+  /** the same messages as bytes */
+  bytes?: Buffer[];
   grpcStatus?: string;
   rstCode: number;
 }
@@ -122,18 +124,18 @@ export function h2connect(socket: string, settings?: http2.Settings): http2.Clie
   return s;
 }
 
-/** One gRPC call over Node's http2 client, which sends :authority as given. */
+/** One gRPC call over Node's http2 client, which sends :authority as given; rpc is a test method or a full method path. */
 export async function h2call(
   session: http2.ClientHttp2Session,
   authority: string,
-  rpc: keyof typeof SERVICE,
+  rpc: keyof typeof SERVICE | `/${string}`,
   body: Buffer | Buffer[],
   headers: Record<string, string> = {},
 ): Promise<CallResult> {
   const req = session.request({
     ':method': 'POST',
     ':scheme': 'http',
-    ':path': SERVICE[rpc].path,
+    ':path': rpc.startsWith('/') ? rpc : SERVICE[rpc as keyof typeof SERVICE].path,
     ':authority': authority,
     'content-type': 'application/grpc',
     te: 'trailers',
@@ -150,7 +152,8 @@ export async function h2call(
   req.end();
   await closed;
   if (req.rstCode) return { rstCode: req.rstCode };
-  return { messages: grpcMessages(Buffer.concat(parts)).map((b) => b.toString('latin1')), grpcStatus: trailers['grpc-status'] as string, rstCode: 0 };
+  const answer = grpcMessages(Buffer.concat(parts));
+  return { messages: answer.map((b) => b.toString('latin1')), bytes: answer, grpcStatus: trailers['grpc-status'] as string, rstCode: 0 };
 }
 
 // ---- raw HTTP/2 ---------------------------------------------------------------------

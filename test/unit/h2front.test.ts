@@ -177,7 +177,7 @@ test('a socket-path :authority: grpc-js alone resets the stream, through the fro
   try {
     const msg = Buffer.from('hello');
     const want = await h2call(direct, 'localhost', 'Echo', msg);
-    t.deepEqual(want, { messages: ['hello'], grpcStatus: '0', rstCode: 0 });
+    t.deepEqual(strip(want), { messages: ['hello'], grpcStatus: '0', rstCode: 0 });
     t.is((await h2call(direct, ts.direct, 'Echo', msg)).rstCode, 1, 'PROTOCOL_ERROR without the front');
     t.deepEqual(await h2call(front, bad, 'Echo', msg), want);
     t.deepEqual(await h2call(front, 'localhost', 'Echo', msg), want);

@@ -316,9 +316,10 @@ async function frontCost(o: Opts): Promise<void> {
   }
   const p50 = (op: string) => summarize(rec(w, op).samples[a.id] ?? [])?.p50 ?? NaN;
   const [front, rewrite, none] = OPS.map(p50) as [number, number, number];
+  const diff = (x: number) => `${x - none >= 0 ? '+' : ''}${(x - none).toFixed(3)}`;
   notes.push(
     `front: Status p50 ${front.toFixed(3)} ms through the front, ${rewrite.toFixed(3)} ms when it re-encodes (socket-path :authority), ` +
-      `${none.toFixed(3)} ms without it: +${(front - none).toFixed(3)} / +${(rewrite - none).toFixed(3)} ms`,
+      `${none.toFixed(3)} ms without it: ${diff(front)} / ${diff(rewrite)} ms`,
   );
 }
 

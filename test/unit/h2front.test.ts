@@ -513,3 +513,25 @@ test('malformed input while a large answer streams: the GOAWAY lands between two
     raw.close();
   }
 });
+
+test.serial('a bug in the front (an unexpected exception) ends that connection with GOAWAY INTERNAL_ERROR, not the daemon', async (t) => {
+  const write = Inbound.prototype.write;
+  let armed = true;
+  Inbound.prototype.write = function (this: Inbound, chunk: Buffer) {
+    if (armed && chunk.includes(Buffer.from('boom'))) throw new TypeError('boom');
+    return write.call(this, chunk);
+  };
+  try {
+    const raw = await RawH2.connect(ts.fronted);
+    raw.send(Buffer.concat([frame(HEADERS, END_HEADERS, 1, grpcRequestFields('Echo', bad)), data(1, 'boom')]));
+    await raw.until(() => raw.closed, 'close');
+    t.is(raw.goaway?.code, 2);
+    t.regex(raw.goaway!.debug, /boom/);
+  } finally {
+    armed = false;
+    Inbound.prototype.write = write;
+  }
+  const other = h2connect(ts.fronted);
+  t.deepEqual((await h2call(other, bad, 'Echo', Buffer.from('still here'))).messages, ['still here']);
+  other.close();
+});

@@ -8,7 +8,7 @@ export const MIN_MAX_FRAME_SIZE = 16384;
 
 export const FrameType = { DATA: 0x0, HEADERS: 0x1, SETTINGS: 0x4, PUSH_PROMISE: 0x5, GOAWAY: 0x7, CONTINUATION: 0x9 } as const;
 export const Flag = { END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4, PADDED: 0x8, PRIORITY: 0x20 } as const;
-export const ErrorCode = { PROTOCOL_ERROR: 0x1, FRAME_SIZE_ERROR: 0x6, COMPRESSION_ERROR: 0x9, ENHANCE_YOUR_CALM: 0xb } as const;
+export const ErrorCode = { PROTOCOL_ERROR: 0x1, INTERNAL_ERROR: 0x2, FRAME_SIZE_ERROR: 0x6, COMPRESSION_ERROR: 0x9, ENHANCE_YOUR_CALM: 0xb } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 export const Setting = { HEADER_TABLE_SIZE: 0x1, MAX_FRAME_SIZE: 0x5 } as const;
 

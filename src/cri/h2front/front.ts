@@ -105,8 +105,8 @@ class FrontConnection {
     try {
       this.inbound.write(d);
     } catch (e) {
-      if (!(e instanceof ConnectionError)) throw e;
-      this.fail(e);
+      // a bug of ours ends this connection, not the daemon
+      this.fail(e instanceof ConnectionError ? e : new ConnectionError(ErrorCode.INTERNAL_ERROR, `cri-mesos front: ${String(e)}`));
     }
   }
 

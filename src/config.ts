@@ -28,6 +28,14 @@ export interface DaemonConfig {
    * cost of a slightly slower fork for every process on the host.
    */
   cgroupFavorDynmods: boolean;
+  /**
+   * Serve the CRI socket through cri-mesos's own HTTP/2 front (src/cri/h2front)
+   * rather than grpc-js's listener. The front lets gRPC clients older than
+   * grpc-go 1.57 (kubelet and crictl up to 1.28) connect: they send the socket
+   * path as :authority, which Node's HTTP/2 layer refuses. false is there to
+   * measure what the front costs.
+   */
+  criFront: boolean;
   /** image registries: mirrors, insecure hosts, pull limits (TOML table [registry]) */
   registries: RegistriesConfig;
 }
@@ -77,6 +85,7 @@ export function defaultConfig(): DaemonConfig {
     shmSize: 64 * 1024 * 1024,
     launchTimeoutSeconds: 60,
     cgroupFavorDynmods: false,
+    criFront: true,
     registries: defaultRegistriesConfig(),
   };
 }
@@ -96,6 +105,7 @@ const TOML_KEYS: Record<string, keyof DaemonConfig> = {
   shm_size: 'shmSize',
   launch_timeout_seconds: 'launchTimeoutSeconds',
   cgroup_favor_dynmods: 'cgroupFavorDynmods',
+  cri_front: 'criFront',
 };
 
 export function parseConfigToml(text: string, base: DaemonConfig = defaultConfig()): DaemonConfig {

@@ -30,11 +30,13 @@ import { containerId, podId, type RuntimeContext } from './cri/context.js';
 import { createCriServer } from './cri/server.js';
 import { recordTermination } from './cri/runtime/common.js';
 import { CpuSampleCache } from './cri/stats.js';
+import { CriFront } from './cri/h2front/front.js';
 
 export class Daemon {
   private constructor(
     readonly ctx: RuntimeContext,
     private readonly server: grpc.Server,
+    private readonly front: CriFront | undefined,
     readonly ready: Promise<void>,
   ) {}
 
@@ -112,18 +114,20 @@ export class Daemon {
 
     const ready = recover(ctx, provisioner);
     const server = createCriServer(ctx, ready);
-    await listen(server, config.socket);
-    log.info('serving CRI', { socket: config.socket, containerizers: config.containerizers.join(','), launcher: launcher.name });
+    const front = await listen(server, config, log);
+    log.info('serving CRI', { socket: config.socket, containerizers: config.containerizers.join(','), launcher: launcher.name, front: config.criFront });
     ready.then(
       () => log.info('recovery done', { pods: sandboxes.list().length, containers: containers.list().length }),
       (err) => log.error('recovery failed', { error: String(err) }),
     );
-    return new Daemon(ctx, server, ready);
+    return new Daemon(ctx, server, front, ready);
   }
 
   /** Stop serving. Containers keep running: their launch helpers hold their pipes and exit statuses. */
   async stop(): Promise<void> {
+    this.front?.stopAccepting();
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+    this.front?.close();
     rmSync(this.ctx.config.socket, { force: true });
   }
 }
@@ -160,8 +164,12 @@ async function recover(ctx: RuntimeContext, provisioner: Provisioner): Promise<v
   }
 }
 
-/** Bind the socket: a stale file is replaced, a live daemon on it refuses our start. */
-async function listen(server: grpc.Server, socket: string): Promise<void> {
+/**
+ * Bind the socket: a stale file is replaced, a live daemon on it refuses our
+ * start. With the front, the front owns the socket and grpc-js binds nothing.
+ */
+async function listen(server: grpc.Server, config: DaemonConfig, log: Logger): Promise<CriFront | undefined> {
+  const socket = config.socket;
   mkdirSync(dirname(socket), { recursive: true, mode: 0o711 });
   if (existsSync(socket)) {
     const live = await new Promise<boolean>((resolve) => {
@@ -175,8 +183,14 @@ async function listen(server: grpc.Server, socket: string): Promise<void> {
     if (live) throw new Error(`another process is serving on ${socket}`);
     rmSync(socket, { force: true });
   }
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
-  );
+  let front: CriFront | undefined;
+  if (config.criFront) {
+    front = await CriFront.listen(server, socket, log);
+  } else {
+    await new Promise<void>((resolve, reject) =>
+      server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+    );
+  }
   chmodSync(socket, 0o660);
+  return front;
 }

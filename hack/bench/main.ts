@@ -16,7 +16,7 @@ import { cpuSeconds, descendants, listProcs, loadavg, memTotalMb, pssKb, rssKb, 
 import { buildReport, renderSvg, renderTable, type BurstRun, type CpuUse, type OpSamples, type RawResults, type Resources, type RuntimeInfo } from './report.js';
 import { interleaveOrder, phasesFromLog, rounds, rpcTimesFromLog, summarize } from './stats.js';
 
-const WORKLOADS = ['pod', 'container', 'exec', 'list', 'burst'] as const;
+const WORKLOADS = ['pod', 'container', 'exec', 'list', 'burst', 'front'] as const;
 type Workload = (typeof WORKLOADS)[number];
 const RUNNING_CAP = 100;
 
@@ -35,6 +35,7 @@ interface Opts {
   daemon: 'dist' | 'src';
   logLevel: string;
   daemonFlag: string[];
+  frontCalls: number;
 }
 
 interface Target {
@@ -89,12 +90,12 @@ function recordError(t: Target, workload: string, op: string, e: unknown): void 
   else o.errors[t.id] = { count: 1, first: errText(e) };
 }
 
-/** One timed CRI call; failures are recorded (and returned as undefined), never thrown. */
-async function timed<T = any>(t: Target, workload: string, op: string, req: object, timeoutMs = 120_000): Promise<T | undefined> {
+/** One timed CRI call (rpc, by default the row's op); failures are recorded (and returned as undefined), never thrown. */
+async function timed<T = any>(t: Target, workload: string, op: string, req: object, timeoutMs = 120_000, rpc = op): Promise<T | undefined> {
   if (aborted) throw new Aborted();
   const t0 = process.hrtime.bigint();
   try {
-    const res = await t.client.call<T>(op, req, timeoutMs);
+    const res = await t.client.call<T>(rpc, req, timeoutMs);
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     (rec(workload, op).samples[t.id] ??= []).push(ms);
     return res;
@@ -271,6 +272,55 @@ async function burst(o: Opts, bursts: BurstRun[]): Promise<void> {
       await removeAllPods(t, ids.map((p) => p.id), o.setupConcurrency);
     }
   }
+}
+
+/**
+ * What the CRI front costs (src/cri/h2front): Status p50 through our daemon's
+ * front, through it with the socket path as :authority (what grpc-go before
+ * 1.57 sends, so the front re-encodes), and from a second daemon started with
+ * --cri-front=false, call by call in rotating order.
+ */
+async function frontCost(o: Opts): Promise<void> {
+  const a = targets.find((t) => t.daemon);
+  if (!a) {
+    notes.push('front: skipped; it needs a daemon the benchmark starts (no --endpoint)');
+    return;
+  }
+  const w = 'front';
+  const OPS = ['Status, front', 'Status, front, socket-path :authority', 'Status, no front'];
+  declare(w, OPS);
+  say('  starting a second cri-mesos daemon with --cri-front=false');
+  const plain = await TestDaemon.start({
+    from: o.daemon,
+    logLevel: o.logLevel,
+    logTo: 'file',
+    detached: true,
+    importImages: false,
+    prefix: 'cri-mesos-bench-nofront',
+    flags: [...o.daemonFlag, '--cri-front', 'false'],
+  });
+  const old = new CriClient(a.socket, { 'grpc.default_authority': a.socket });
+  const variants = [a.client, old, plain.client].map((client) => ({ ...a, client }));
+  try {
+    // warm-up: connections, JIT on both sides
+    for (let i = 0; i < 200; i++) for (const v of variants) await call(v, 'Status', {});
+    for (let i = 0; i < o.frontCalls; i++) {
+      for (let k = 0; k < variants.length; k++) {
+        const j = (i + k) % variants.length;
+        await timed(variants[j]!, w, OPS[j]!, {}, 10_000, 'Status');
+      }
+    }
+  } finally {
+    old.close();
+    await plain.teardown();
+  }
+  const p50 = (op: string) => summarize(rec(w, op).samples[a.id] ?? [])?.p50 ?? NaN;
+  const [front, rewrite, none] = OPS.map(p50) as [number, number, number];
+  const diff = (x: number) => `${x - none >= 0 ? '+' : ''}${(x - none).toFixed(3)}`;
+  notes.push(
+    `front: Status p50 ${front.toFixed(3)} ms through the front, ${rewrite.toFixed(3)} ms when it re-encodes (socket-path :authority), ` +
+      `${none.toFixed(3)} ms without it: ${diff(front)} / ${diff(rewrite)} ms`,
+  );
 }
 
 interface ScaleState {
@@ -542,6 +592,7 @@ const program = new Command('bench')
   .option('--list-sizes <list>', 'object counts for ListPodSandbox/ListContainers', (s) => list(s).map(int), [100, 1000])
   .option('--burst <pods>', 'pods started at once in the burst workload', int, 100)
   .option('--burst-rounds <n>', 'bursts per runtime', int, 2)
+  .option('--front-calls <n>', 'Status calls per variant in the front workload', int, 2000)
   .option('--setup-concurrency <n>', 'parallel calls when creating/removing objects outside measurements', int, 8)
   .option('--stop-timeout <s>', 'StopContainer timeout (the containers run sleep as PID 1, which ignores SIGTERM)', int, 0)
   .option('--out <dir>', 'where to write bench.json, bench.svg and bench.txt', 'bench-out')
@@ -608,6 +659,7 @@ async function main(): Promise<void> {
     if (o.workloads.includes('pod')) await phase('pod', () => podLifecycle(o));
     if (o.workloads.includes('container')) await phase('container', () => containerLifecycle(o));
     if (o.workloads.includes('exec')) await phase('exec', () => execSync(o));
+    if (o.workloads.includes('front')) await phase('front', () => frontCost(o));
     if (o.workloads.includes('burst')) await phase('burst', () => burst(o, bursts));
     if (o.workloads.includes('list')) await phase('list', () => lists(o, resources));
     for (const t of targets) {

@@ -28,13 +28,14 @@ export class CriClient {
   private readonly runtime: grpc.Client & Record<string, Unary>;
   private readonly image: grpc.Client & Record<string, Unary>;
 
-  constructor(socket: string) {
+  /** options: grpc-js channel options, e.g. grpc.default_authority */
+  constructor(socket: string, options: grpc.ChannelOptions = {}) {
     const def = protoLoader.loadSync(join(projectRoot(), 'api', 'runtime-v1.proto'), PROTO_OPTIONS);
     const pkg = grpc.loadPackageDefinition(def) as unknown as {
-      runtime: { v1: Record<string, new (addr: string, creds: grpc.ChannelCredentials) => grpc.Client & Record<string, Unary>> };
+      runtime: { v1: Record<string, new (addr: string, creds: grpc.ChannelCredentials, options: grpc.ChannelOptions) => grpc.Client & Record<string, Unary>> };
     };
-    this.runtime = new pkg.runtime.v1.RuntimeService!(`unix://${socket}`, grpc.credentials.createInsecure());
-    this.image = new pkg.runtime.v1.ImageService!(`unix://${socket}`, grpc.credentials.createInsecure());
+    this.runtime = new pkg.runtime.v1.RuntimeService!(`unix://${socket}`, grpc.credentials.createInsecure(), options);
+    this.image = new pkg.runtime.v1.ImageService!(`unix://${socket}`, grpc.credentials.createInsecure(), options);
   }
 
   // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -38,6 +38,10 @@ test('config: TOML keys mirror flags, flags win, bad values name the key', (t) =
     t.deepEqual(merged.containerizers, ['mesos', 'docker']);
     t.throws(() => loadConfig(join(d, 'missing.toml'), {}), { message: /does not exist/ });
     t.throws(() => loadConfig('/dev/null', { shmSize: 'lots' }), { message: /--shm-size/ });
+    t.true(defaultConfig().criFront);
+    t.false(parseConfigToml('cri_front = false').criFront);
+    t.false(loadConfig('/dev/null', { criFront: 'false' }).criFront);
+    t.throws(() => loadConfig('/dev/null', { criFront: 'no' }), { message: /--cri-front: expected true or false/ });
   } finally {
     rmSync(d, { recursive: true });
   }

@@ -193,7 +193,7 @@ export async function killAll(dir: string, opts: KillOptions = {}): Promise<void
 }
 
 export interface RemoveOptions {
-  /** rmdir attempts per cgroup while it is EBUSY (default 500, 10 ms apart ≈ 5 s). */
+  /** rmdir attempts per cgroup while it is EBUSY (default 500, backing off to 10 ms apart ≈ 5 s). */
   retries?: number;
   intervalMs?: number;
 }
@@ -220,7 +220,9 @@ export async function removeCgroup(dir: string, opts: RemoveOptions = {}): Promi
       if (code !== 'EBUSY' || attempt >= retries) {
         throw new CgroupError(`rmdir ${dir}: ${code ?? String(e)}`, dir, code);
       }
-      await sleep(interval);
+      // A cgroup2 dir stays EBUSY for a moment after its last process is reaped: start with
+      // short waits (1, 2, 4 ms ...) rather than a whole interval.
+      await sleep(Math.min(interval, 2 ** attempt));
     }
   }
 }

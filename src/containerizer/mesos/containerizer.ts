@@ -134,7 +134,7 @@ export class MesosContainerizer implements Containerizer {
     const sync = readSyncPipe(syncRead, this.opts.launchTimeoutMs);
     let cgroupFd = -1;
     try {
-      if (info.cgroupV2Dir) cgroupFd = openSync(info.cgroupV2Dir, fsc.O_RDONLY | fsc.O_DIRECTORY);
+      if (info.cgroupV2Dir && this.opts.launcher.cloneIntoCgroup) cgroupFd = openSync(info.cgroupV2Dir, fsc.O_RDONLY | fsc.O_DIRECTORY);
       const spec: SpawnOptions = {
         file: launchHelperPath(),
         argv: ['cri-mesos-launch', nested ? 'container' : 'pause', planPath],

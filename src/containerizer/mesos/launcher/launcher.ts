@@ -4,6 +4,12 @@ import type { ContainerConfig, ContainerId } from '../isolator.js';
 
 export interface Launcher {
   readonly name: string;
+  /**
+   * Clone launches straight into their cgroup2 dir (CLONE_INTO_CGROUP). Worth it where the
+   * launcher tracks containers in cgroup2 and so no cgroup.procs write follows. On hybrid hosts
+   * the v1 writes follow anyway, and the clone itself then costs an RCU grace period (ms).
+   */
+  readonly cloneIntoCgroup: boolean;
   /** Rebuild what the launcher tracks; returns ids of orphans it found and killed. */
   recover(configs: ContainerConfig[]): Promise<string[]>;
   /**

@@ -11,12 +11,15 @@ import type { Launcher } from './launcher.js';
 
 export class LinuxLauncher implements Launcher {
   readonly name = 'linux';
+  readonly cloneIntoCgroup: boolean;
 
   constructor(
     private readonly cgroups: Cgroups,
     private readonly root: string,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.cloneIntoCgroup = cgroups.v1('freezer') === undefined;
+  }
 
   static available(cgroups: Cgroups): boolean {
     return process.getuid?.() === 0 && (cgroups.v1('freezer') !== undefined || cgroups.v2Root() !== undefined);

@@ -6,6 +6,7 @@ import { idString } from '../isolator.js';
 import type { Launcher } from './launcher.js';
 
 export class PosixLauncher implements Launcher {
+  readonly cloneIntoCgroup = false;
   readonly name = 'posix';
   private readonly pids = new Map<string, number>();
 

@@ -9,6 +9,7 @@ import {
   addProcess,
   cgroupPathFor,
   createCgroup,
+  readCgroupFileOpt,
   removeCgroup,
   v2ProcessPath,
   writeCgroupFile,
@@ -136,7 +137,10 @@ export abstract class CgroupsIsolatorBase implements Isolator {
   private async createV2(rel: string): Promise<void> {
     let cur = this.cgroups.v2Root()!;
     for (const part of rel.split('/').filter(Boolean)) {
-      await writeCgroupFile(cur, 'cgroup.subtree_control', `+${this.controller}`);
+      // Enabling a controller makes the kernel re-check its tasks under cgroup_threadgroup_rwsem,
+      // which waits for an RCU grace period (ms): only write where it is not on yet.
+      const on = (await readCgroupFileOpt(cur, 'cgroup.subtree_control'))?.split(/\s+/).includes(this.controller);
+      if (!on) await writeCgroupFile(cur, 'cgroup.subtree_control', `+${this.controller}`);
       cur = join(cur, part);
       await mkdir(cur, { recursive: true });
     }
@@ -150,8 +154,8 @@ export abstract class CgroupsIsolatorBase implements Isolator {
       for (const m of this.v1Mounts) await addProcess(join(m.mountPoint, rel), pid);
     } else {
       const leaf = join(this.cgroups.v2Root()!, v2ProcessPath(rel));
-      // Launches are cloned straight into the leaf (CLONE_INTO_CGROUP); a second move would wait
-      // for an RCU grace period for nothing.
+      // Where the launcher clones straight into the leaf (CLONE_INTO_CGROUP), a second move
+      // would wait for an RCU grace period for nothing.
       if (!(await inV2Cgroup(pid, '/' + v2ProcessPath(rel)))) await addProcess(leaf, pid);
     }
   }

@@ -84,6 +84,12 @@ if (d) {
     t.regex(ex.stdout.toString(), /NoNewPrivs:\s+1/);
     const priv = await run('privileged', { privileged: true });
     t.not(priv.CapEff, def.CapEff);
+    // ALL is every capability the runtime holds (its bounding set), as with containerd: on a host
+    // without CAP_SYS_RESOURCE, asking for more made capset fail and the container die.
+    const own = /^CapBnd:\s+(\w+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))![1];
+    const all = await run('all', { capabilities: { add_capabilities: ['ALL'] } });
+    t.is(all.CapEff, own);
+    t.is(all.CapBnd, own);
     await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
   });
 

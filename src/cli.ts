@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // cri-mesos: the daemon (default command) and a few operator subcommands.
 import { Command, Option } from 'commander';
-import { join } from 'node:path';
+import { imagesDir } from './paths.js';
 import { defaultConfig, loadConfig, type DaemonConfig } from './config.js';
 import { createLogger } from './log.js';
 import { RUNTIME_VERSION } from './version.js';
@@ -65,7 +65,7 @@ withConfigFlags(images.command('import <path>').description('import an OCI image
     const config = configFrom(opts);
     const { ImageStore } = await import('./images/store.js');
     const { importImage } = await import('./images/import.js');
-    const store = new ImageStore(join(config.workDir, 'images'));
+    const store = new ImageStore(imagesDir(config.workDir));
     try {
       for (const img of await importImage(store, path)) console.log(`${img.id} ${img.repoTags.join(' ')}`);
     } catch (err) {

@@ -3,14 +3,16 @@
 import * as grpc from '@grpc/grpc-js';
 import { chmodSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { containerRecordsDir, containersDir, imagesDir, provisionerDir, quarantineDir, sandboxRecordsDir } from './paths.js';
+import { Quarantine } from './store/quarantine.js';
 import type { DaemonConfig } from './config.js';
 import type { Logger } from './log.js';
 import { Cgroups } from './cgroups/index.js';
 import { enableFavorDynmods } from './cgroups/favordynmods.js';
 import { ComposingContainerizer } from './containerizer/composing.js';
 import { MesosContainerizer } from './containerizer/mesos/containerizer.js';
-import type { Isolator } from './containerizer/mesos/isolator.js';
+import { idString, type ContainerId, type Isolator } from './containerizer/mesos/isolator.js';
 import { LinuxLauncher } from './containerizer/mesos/launcher/linux.js';
 import { PosixLauncher } from './containerizer/mesos/launcher/posix.js';
 import type { Launcher } from './containerizer/mesos/launcher/launcher.js';
@@ -26,7 +28,7 @@ import { LinuxFilesystemIsolator } from './containerizer/mesos/isolators/filesys
 import { ImageStore } from './images/store.js';
 import { Provisioner } from './provisioner/provisioner.js';
 import { MetadataStore, NameRegistry, containerName, sandboxName, type ContainerRecord, type SandboxRecord } from './store/metadata.js';
-import { containerId, podId, type RuntimeContext } from './cri/context.js';
+import { containerId, nowNanos, podId, type RuntimeContext } from './cri/context.js';
 import { createCriServer } from './cri/server.js';
 import { recordTermination } from './cri/runtime/common.js';
 import { CpuSampleCache } from './cri/stats.js';
@@ -41,7 +43,7 @@ export class Daemon {
   ) {}
 
   static async start(config: DaemonConfig, log: Logger): Promise<Daemon> {
-    for (const dir of [config.workDir, config.runtimeDir, join(config.runtimeDir, 'containers')]) mkdirSync(dir, { recursive: true, mode: 0o711 });
+    for (const dir of [config.workDir, config.runtimeDir, containersDir(config.runtimeDir)]) mkdirSync(dir, { recursive: true, mode: 0o711 });
     if (config.cgroupFavorDynmods) {
       try {
         const mounted = enableFavorDynmods(config.runtimeDir);
@@ -74,17 +76,26 @@ export class Daemon {
             new LinuxFilesystemIsolator(),
           ]
         : [];
-    const images = new ImageStore(join(config.workDir, 'images'));
+    const images = new ImageStore(imagesDir(config.workDir));
     await images.init();
-    const provisioner = new Provisioner(join(config.workDir, 'provisioner'), images);
-    const mesos = new MesosContainerizer({ isolators, launcher, provisioner, log, launchTimeoutMs: config.launchTimeoutSeconds * 1000 });
+    const provisioner = new Provisioner(provisionerDir(config.workDir), images);
+    const quarantine = new Quarantine(quarantineDir(config.workDir), log);
+    const mesos = new MesosContainerizer({
+      isolators,
+      launcher,
+      provisioner,
+      log,
+      launchTimeoutMs: config.launchTimeoutSeconds * 1000,
+      runtimeDir: config.runtimeDir,
+      quarantine,
+    });
     const members = config.containerizers.map((name) => {
       if (name === 'mesos') return { name, containerizer: mesos };
       throw new Error(`containerizer "${name}" is not built yet; use --containerizers=mesos`);
     });
     const containerizer = new ComposingContainerizer(members);
-    const sandboxes = new MetadataStore<SandboxRecord>(join(config.workDir, 'meta', 'sandboxes'));
-    const containers = new MetadataStore<ContainerRecord>(join(config.workDir, 'meta', 'containers'));
+    const sandboxes = new MetadataStore<SandboxRecord>(sandboxRecordsDir(config.workDir));
+    const containers = new MetadataStore<ContainerRecord>(containerRecordsDir(config.workDir));
 
     const ctx: RuntimeContext = {
       config,
@@ -96,6 +107,7 @@ export class Daemon {
       images,
       cpuSamples: new CpuSampleCache(),
       podCidr: '',
+      quarantine,
       imageUsers: (imageId) => containers.list().filter((c) => c.imageId === imageId).map((c) => c.id),
       watchContainer: (record) => {
         void containerizer.wait(containerId(record)).then((t) => {
@@ -112,7 +124,7 @@ export class Daemon {
       },
     };
 
-    const ready = recover(ctx, provisioner);
+    const ready = recover(ctx, provisioner, quarantine);
     const server = createCriServer(ctx, ready);
     const front = await listen(server, config, log);
     log.info('serving CRI', { socket: config.socket, containerizers: config.containerizers.join(','), launcher: launcher.name, front: config.criFront });
@@ -132,36 +144,83 @@ export class Daemon {
   }
 }
 
-async function recover(ctx: RuntimeContext, provisioner: Provisioner): Promise<void> {
-  const bad = (file: string, err: unknown) => ctx.log.error('skipping unreadable checkpoint', { file, error: String(err) });
-  const pods = ctx.sandboxes.load(bad);
-  const ctrs = ctx.containers.load(bad).filter((c) => {
+/**
+ * Recovery: each layer reads its own checkpoints, then the two views are reconciled by these
+ * rules (never by deleting what cannot be read):
+ * - a CRI record whose container the containerizer does not know (its runtime state is gone,
+ *   e.g. after a reboot): a pod is NOTREADY; a container EXITED with code 255, reason Unknown;
+ * - a container only the containerizer knows (a RunPodSandbox/CreateContainer that never
+ *   answered): destroyed and removed, as the kubelet retries the request;
+ * - a container whose liveness could not be told: UNKNOWN in CRI, left alone;
+ * - an unreadable record, on either side, and a container record whose pod record is missing:
+ *   moved to the quarantine dir, its containers left alone, shown in Status.
+ */
+async function recover(ctx: RuntimeContext, provisioner: Provisioner, quarantine: Quarantine): Promise<void> {
+  const pods = ctx.sandboxes.load((file, err) => quarantine.add(file, err, 'sandbox'));
+  const ctrs = ctx.containers.load((file, err) => quarantine.add(file, err, 'container')).filter((c) => {
     if (ctx.sandboxes.get(c.sandboxId)) return true;
-    ctx.log.warn('dropping container of an unknown pod', { container: c.id, pod: c.sandboxId });
-    ctx.containers.delete(c.id);
+    ctx.containers.forget(c.id);
+    quarantine.add(join(containerRecordsDir(ctx.config.workDir), `${c.id}.json`), new Error(`its pod ${c.sandboxId} has no record`), 'container');
     return false;
   });
+  const report = await ctx.containerizer.recover();
+  // Ids of quarantined records (file names are ids) and checkpoints: nobody touches their containers.
+  const untouchable = new Set([...quarantine.list().map((q) => basename(q.from, '.json')), ...report.protected.map((id) => id.value)]);
+  const found = new Map(report.containers.map((c) => [idString(c.id), c]));
+
   for (const p of pods) ctx.names.reserve(sandboxName(p.config), p.id);
   for (const c of ctrs) ctx.names.reserve(containerName(c.config, ctx.sandboxes.get(c.sandboxId)!.config), c.id);
-  const started = new Set(ctrs.filter((c) => c.state === 'CONTAINER_RUNNING').map((c) => `${c.sandboxId}.${c.id}`));
-  await ctx.containerizer.recover([...pods.map((p) => p.mesos), ...ctrs.map((c) => c.mesos)], started);
-  await provisioner.recover(ctrs.map((c) => c.id));
+
+  for (const p of pods) {
+    const r = found.get(p.id);
+    const live = r && r.state !== 'TERMINATED' && r.state !== 'DESTROYING';
+    if (live && p.state === 'SANDBOX_READY') ctx.watchSandbox(p.id);
+    else if (p.state === 'SANDBOX_READY') ctx.sandboxes.update(p.id, { state: 'SANDBOX_NOTREADY' });
+  }
+  const exited: Promise<unknown>[] = [];
   for (const c of ctrs) {
-    if (c.state === 'CONTAINER_EXITED') continue;
     const id = containerId(c);
-    if (ctx.containerizer.isRunning(id) || ctx.containerizer.pid(id) !== undefined) {
-      ctx.watchContainer(c);
+    const r = found.get(idString(id));
+    if (c.state === 'CONTAINER_EXITED') continue;
+    if (!r) {
+      ctx.log.warn('container unknown to the containerizer after a restart; marked exited', { container: c.id });
+      ctx.containers.update(c.id, {
+        state: 'CONTAINER_EXITED',
+        exitCode: 255,
+        reason: 'Unknown',
+        message: 'the container was not found after a restart of cri-mesos (its runtime state is gone, e.g. after a reboot)',
+        finishedAt: nowNanos(),
+      });
+    } else if (r.unverified) {
+      ctx.containers.update(c.id, { state: 'CONTAINER_UNKNOWN' });
+    } else if (r.state === 'TERMINATED' || r.state === 'DESTROYING') {
+      // Exited while we were down: its exit status is read before the gate opens, its cleanup goes on behind.
+      exited.push(ctx.containerizer.wait(id).then((t) => t && recordTermination(ctx, c.id, t)));
     } else {
-      const t = await ctx.containerizer.wait(id);
-      if (t) recordTermination(ctx, c.id, t);
-      else ctx.containers.update(c.id, { state: 'CONTAINER_UNKNOWN' });
+      // A start cut short by the crash was completed by the containerizer (its start marker).
+      if (r.state === 'RUNNING' && c.state === 'CONTAINER_CREATED') ctx.containers.update(c.id, { state: 'CONTAINER_RUNNING', startedAt: nowNanos() });
+      ctx.watchContainer(ctx.containers.get(c.id)!);
     }
   }
-  for (const p of pods) {
-    if (p.state !== 'SANDBOX_READY') continue;
-    if (ctx.containerizer.isRunning(podId(p.id))) ctx.watchSandbox(p.id);
-    else ctx.sandboxes.update(p.id, { state: 'SANDBOX_NOTREADY' });
+
+  await Promise.all(exited);
+  // Containers only the containerizer knows: a create that never answered. A pod takes its
+  // nested containers with it.
+  const criKnows = (id: ContainerId) => (id.parent ? ctx.containers.get(id.value)?.sandboxId === id.parent.value : !!ctx.sandboxes.get(id.value));
+  const unknown = report.containers.filter((r) => !criKnows(r.id) && !untouchable.has(r.id.value) && !(r.id.parent && untouchable.has(r.id.parent.value)));
+  for (const r of unknown.filter((x) => !x.id.parent || criKnows(x.id.parent))) {
+    ctx.log.warn('destroying a container the CRI layer has no record of (a create that never answered)', { container: idString(r.id), runtimeDir: r.config.runtimeDir });
+    try {
+      await ctx.containerizer.destroy(r.id);
+      await ctx.containerizer.remove(r.id);
+    } catch (err) {
+      ctx.log.error('cannot remove an unrecorded container', { container: idString(r.id), error: String(err) });
+    }
   }
+  // Rootfs dirs of containers nobody knows; known = whatever the containerizer still has, or cannot touch.
+  const removed = await provisioner.recover([...ctx.containerizer.containers().map((id) => id.value), ...untouchable]);
+  if (removed.length) ctx.log.warn('removed rootfs dirs no container knows', { removed });
+  void report.cleanup.then(() => ctx.log.info('containers that exited while the daemon was down are cleaned up'));
 }
 
 /**

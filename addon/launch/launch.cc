@@ -173,6 +173,8 @@ struct Settings {
 
 struct State {
   int rundirFd = -1;
+  // Names inside the runtime dir, from the plan's rundir op (src/paths.ts names them).
+  std::string execFifo, ctlFifo, status, statusTmp;
   // new-pid-ns: the command will be PID 1 of its own namespace; procFd is the helper's own /proc.
   bool newPidNs = false;
   int procFd = -1;
@@ -396,9 +398,16 @@ void RunOp(const std::vector<std::string>& f) {
   };
   Settings& set = gState.settings;
   if (op == "rundir") {
-    need(1);
+    need(4);
     gState.rundirFd = open(f[1].c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (gState.rundirFd < 0) SetupFail(ErrStr("rundir " + f[1], errno));
+    for (size_t i = 2; i <= 4; i++) {
+      if (f[i].empty() || f[i].find('/') != std::string::npos) SetupFail("rundir: bad file name " + f[i]);
+    }
+    gState.execFifo = f[2];
+    gState.ctlFifo = f[3];
+    gState.status = f[4];
+    gState.statusTmp = f[4] + ".tmp";
   } else if (op == "log") {
     need(1);
     gState.logPath = f[1];
@@ -701,14 +710,15 @@ void WriteStatus(int status) {
   clock_gettime(CLOCK_REALTIME, &ts);
   char buf[64];
   int n = snprintf(buf, sizeof buf, "%d %lld\n", status, (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
-  int fd = openat(gState.rundirFd, "status.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = openat(gState.rundirFd, gState.statusTmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
     Diag("status: %s", strerror(errno));
     return;
   }
   if (!WriteAll(fd, buf, (size_t)n) || fsync(fd) < 0) Diag("status: write: %s", strerror(errno));
   close(fd);
-  if (renameat(gState.rundirFd, "status.tmp", gState.rundirFd, "status") < 0) Diag("status: rename: %s", strerror(errno));
+  if (renameat(gState.rundirFd, gState.statusTmp.c_str(), gState.rundirFd, gState.status.c_str()) < 0)
+    Diag("status: rename: %s", strerror(errno));
   fsync(gState.rundirFd);
 }
 
@@ -785,13 +795,7 @@ void ReapChild(Child& c) { ReapAll(c.pid, &c.done, &c.status); }
 // SIGTERM still works while waiting; poll only reports POLLHUP once a writer
 // has come and gone, so "opened and closed without a byte" means give up.
 // Returns false when the init died first (its status is in `init`).
-bool WaitForStart(int sigfd, Child& init) {
-  int fd = openat(gState.rundirFd, "exec.fifo", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) {
-    Diag("open exec.fifo: %s", strerror(errno));
-    kill(init.pid, SIGKILL);
-    _exit(1);
-  }
+bool WaitForStart(int sigfd, int fd, Child& init) {
   while (true) {
     struct pollfd pfds[2] = {{sigfd, POLLIN, 0}, {fd, POLLIN, 0}};
     if (poll(pfds, 2, -1) < 0) {
@@ -952,20 +956,27 @@ constexpr int kHeldSignalPollMs = 5;
     kill(init.pid, SIGKILL);
     SetupFail(answer.compare(0, 6, "error ") == 0 ? answer.substr(6) : "the container's init ended during setup");
   }
+  // Open for reading before answering "ok": StartContainer's non-blocking open for writing
+  // fails with ENXIO while nobody has the FIFO open for reading.
+  int execFd = openat(gState.rundirFd, gState.execFifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (execFd < 0) {
+    kill(init.pid, SIGKILL);
+    SetupFail(ErrStr("open " + gState.execFifo, errno));
+  }
   if (gSyncFd >= 0) {
     WriteAll(gSyncFd, "ok\n", 3);
     close(gSyncFd);
     gSyncFd = -1;
   }
 
-  if (!WaitForStart(sigfd, init)) {
+  if (!WaitForStart(sigfd, execFd, init)) {
     WriteStatus(init.status);
     ExitLike(init.status);
   }
   if (!WriteAll(startP[1], "x", 1)) Diag("start the init: %s", strerror(errno));
   close(startP[1]);
 
-  int ctl = openat(gState.rundirFd, "ctl.fifo", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  int ctl = openat(gState.rundirFd, gState.ctlFifo.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (ctl < 0) Diag("open ctl.fifo: %s (log reopen disabled)", strerror(errno));
   fcntl(outP[0], F_SETFL, O_NONBLOCK);
   fcntl(errP[0], F_SETFL, O_NONBLOCK);

@@ -1,7 +1,7 @@
 // ComposingContainerizer (src/slave/containerizer/composing.cpp): asks each
 // member in the configured order to claim a top-level launch; nested containers
 // and every later call go to the member that owns the root container.
-import type { Containerizer, ExecResult, LaunchRequest, LaunchResult, Termination } from './containerizer.js';
+import type { Containerizer, ExecResult, LaunchRequest, LaunchResult, RecoveryReport, Termination } from './containerizer.js';
 import { type ContainerConfig, type ContainerId, type ResourceLimits, type ResourceStatistics, idString, rootOf } from './mesos/isolator.js';
 import type { ProcessSpec } from '../store/metadata.js';
 
@@ -14,11 +14,17 @@ export class ComposingContainerizer implements Containerizer {
     return this.members.map((m) => m.name);
   }
 
-  async recover(configs: ContainerConfig[], started: Set<string>): Promise<void> {
-    await Promise.all(this.members.map((m) => m.containerizer.recover(configs, started)));
+  async recover(): Promise<RecoveryReport> {
+    const reports = await Promise.all(this.members.map((m) => m.containerizer.recover()));
     for (const m of this.members) {
       for (const id of m.containerizer.containers()) this.owners.set(idString(id), m.containerizer);
     }
+    return {
+      containers: reports.flatMap((r) => r.containers),
+      protected: reports.flatMap((r) => r.protected),
+      orphans: reports.flatMap((r) => r.orphans),
+      cleanup: Promise.all(reports.map((r) => r.cleanup)).then(() => undefined),
+    };
   }
 
   async launch(req: LaunchRequest): Promise<LaunchResult> {

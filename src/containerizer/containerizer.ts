@@ -33,9 +33,27 @@ export interface ExecResult {
   timedOut: boolean;
 }
 
+/** What a containerizer found in its own checkpoints after a restart. */
+export interface RecoveryReport {
+  containers: {
+    id: ContainerId;
+    config: ContainerConfig;
+    /** Mesos state: RUNNING, FETCHING (created, not started), TERMINATED or DESTROYING (died while we were down). */
+    state: string;
+    /** Whether it lives could not be told: left alone. */
+    unverified: boolean;
+  }[];
+  /** Containers whose checkpoint is quarantined: left alone, not to be touched by anyone. */
+  protected: ContainerId[];
+  /** Cgroups of containers no checkpoint knows, killed and removed. */
+  orphans: string[];
+  /** Resolves when the containers that died while the daemon was down are cleaned up. */
+  cleanup: Promise<void>;
+}
+
 export interface Containerizer {
-  /** Reattach to what survived a daemon restart; configs are roots first. */
-  recover(configs: ContainerConfig[], started: Set<string>): Promise<void>;
+  /** Reattach to what survived a daemon restart, from the containerizer's own checkpoints. */
+  recover(): Promise<RecoveryReport>;
   launch(req: LaunchRequest): Promise<LaunchResult>;
   /** The last launch step for a created container: release it from its exec FIFO (CRI StartContainer). */
   start(id: ContainerId): Promise<void>;

@@ -1,5 +1,5 @@
 // Everything a CRI handler may use. Built once by the daemon.
-import { join } from 'node:path';
+import { containerDir } from '../paths.js';
 import type { DaemonConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import type { ComposingContainerizer } from '../containerizer/composing.js';
@@ -8,6 +8,7 @@ import type { ContainerRecord, MetadataStore, NameRegistry, SandboxRecord } from
 import type { ImageServiceContext } from './image/context.js';
 import type { ContainerId } from '../containerizer/mesos/isolator.js';
 import type { CpuSampleCache } from './stats.js';
+import type { Quarantine } from '../store/quarantine.js';
 
 export interface RuntimeContext extends ImageServiceContext {
   config: DaemonConfig;
@@ -23,6 +24,8 @@ export interface RuntimeContext extends ImageServiceContext {
   watchSandbox(id: string): void;
   /** The node's pod CIDR(s) from UpdateRuntimeConfig ('' until kubelet sends it). */
   podCidr: string;
+  /** Checkpoints recovery could not read, moved aside (shown in Status). */
+  quarantine: Quarantine;
   /** Previous CPU samples, for usage_nano_cores. */
   cpuSamples: CpuSampleCache;
 }
@@ -36,11 +39,11 @@ export function containerId(record: Pick<ContainerRecord, 'id' | 'sandboxId'>): 
 }
 
 export function podRuntimeDir(config: DaemonConfig, pod: string): string {
-  return join(config.runtimeDir, 'containers', pod);
+  return containerDir(config.runtimeDir, podId(pod));
 }
 
 export function containerRuntimeDir(config: DaemonConfig, pod: string, ctr: string): string {
-  return join(podRuntimeDir(config, pod), 'containers', ctr);
+  return containerDir(config.runtimeDir, { value: ctr, parent: podId(pod) });
 }
 
 export { nowNanos } from '../util/time.js';

@@ -144,7 +144,12 @@ function buildImplementation(
   return impl;
 }
 
-export function createCriServer(ctx: RuntimeContext, ready: Promise<void>): grpc.Server {
+export function createCriServer(ctx: RuntimeContext, recovered: Promise<void>): grpc.Server {
+  // Requests wait for recovery; if it failed, nothing was touched and every request says so.
+  const ready = recovered.catch((err: unknown) => {
+    throw new CriError(grpc.status.UNAVAILABLE, `cri-mesos could not recover its state, so it serves nothing: ${err instanceof Error ? err.message : String(err)}`);
+  });
+  ready.catch(() => undefined);
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024, 'grpc.max_send_message_length': 16 * 1024 * 1024 });
   const defs = criServiceDefinitions();
   server.addService(defs.runtime, buildImplementation(defs.runtime, RUNTIME, ctx, ready, 'runtime.v1.RuntimeService'));

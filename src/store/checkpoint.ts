@@ -54,13 +54,18 @@ export function readCheckpoint<T extends Versioned>(path: string): T {
   return parsed;
 }
 
-/** Every record in a directory; bad ones are reported, not fatal. */
+/**
+ * Every record in a directory; bad ones are reported, not fatal. Only a missing
+ * directory means "no records": any other error is thrown, since reading it as
+ * empty would make recovery destroy every container.
+ */
 export function readCheckpointDir<T extends Versioned>(dir: string, onBad: (file: string, err: unknown) => void): T[] {
   let names: string[];
   try {
     names = readdirSync(dir);
-  } catch {
-    return [];
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
   }
   const out: T[] = [];
   for (const name of names) {

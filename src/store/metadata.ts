@@ -89,6 +89,11 @@ export class MetadataStore<T extends { id: string }> {
     return next;
   }
 
+  /** Drop from memory only (its file was moved away). */
+  forget(id: string): void {
+    this.records.delete(id);
+  }
+
   delete(id: string): void {
     removeCheckpoint(join(this.dir, `${id}.json`));
     this.records.delete(id);

@@ -30,12 +30,15 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { native, launchHelperPath, MS, MNT_DETACH } from '../../src/native/index.js';
 import type { NamespaceType, SpawnOptions, SpawnedChild } from '../../src/native/index.js';
+import { RUNTIME_FILES } from '../../src/paths.js';
 import { encodePlan } from '../../src/containerizer/mesos/launcher/plan.js';
 import type { PlanOp } from '../../src/containerizer/mesos/launcher/plan.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn('\n*** SKIPPING test/integration/native.test.ts: it needs root (namespaces, mounts, cgroups) ***\n');
 const rtest = isRoot ? test : test.skip;
+/** The runtime-dir names the plan's rundir op carries, as the daemon sends them. */
+const NAMES = [RUNTIME_FILES.execFifo, RUNTIME_FILES.ctlFifo, RUNTIME_FILES.status] as const;
 const rserial = isRoot ? test.serial : test.serial.skip;
 
 const SIGKILL = 9;
@@ -367,7 +370,7 @@ async function startHelper(
 function containerPlan(h: { rootfs: string; rundir: string; log: string }, argv: string[], extra: PlanOp[] = [], pidns = true): PlanOp[] {
   const r = h.rootfs;
   return [
-    ['rundir', h.rundir],
+    ['rundir', h.rundir, ...NAMES],
     ['log', h.log],
     ...(pidns ? [['new-pid-ns'] as PlanOp] : []),
     ['propagation', '/', MS.REC | MS.SLAVE],
@@ -651,7 +654,7 @@ rserial('launch helper: exec.fifo closed without a byte means do not run; setup 
   t.false(existsSync(join(h.rundir, 'status')));
 
   const bad = await startHelper(t, 'container', (p) => [
-    ['rundir', p.rundir],
+    ['rundir', p.rundir, ...NAMES],
     ['mount', 'tmpfs', '/nonexistent-cri-mesos-target', 'tmpfs', 0, null],
     ['argv', 'true'],
   ]);
@@ -660,7 +663,7 @@ rserial('launch helper: exec.fifo closed without a byte means do not run; setup 
 });
 
 rserial('launch helper: pause mode holds the namespaces and exits 0 on SIGTERM', async (t) => {
-  const h = await startHelper(t, 'pause', (p) => [['rundir', p.rundir], ['hostname', 'pod-x'], ['oom-score-adj', -998]], [
+  const h = await startHelper(t, 'pause', (p) => [['rundir', p.rundir, ...NAMES], ['hostname', 'pod-x'], ['oom-score-adj', -998]], [
     'pid',
     'uts',
     'ipc',

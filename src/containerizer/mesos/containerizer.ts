@@ -3,14 +3,16 @@
 // CRI's Create/Start split sits at FETCHING: the launch helper has set the
 // container up and waits on its exec FIFO until start() writes the byte.
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync, constants as fsc } from 'node:fs';
+import { containerDir, containersDir, nestedContainersDir, runtimeFile, RUNTIME_FILES } from '../../paths.js';
+import type { Quarantine } from '../../store/quarantine.js';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { launchHelperPath, native, type NamespaceJoin, type SpawnOptions } from '../../native/index.js';
 import type { Logger } from '../../log.js';
-import type { Containerizer, ExecResult, LaunchRequest, LaunchResult, Termination } from '../containerizer.js';
+import type { Containerizer, ExecResult, LaunchRequest, LaunchResult, RecoveryReport, Termination } from '../containerizer.js';
 import type { ProcessSpec } from '../../store/metadata.js';
 import type { Provisioner } from '../../provisioner/provisioner.js';
-import { writeAtomic, writeCheckpoint } from '../../store/checkpoint.js';
+import { readCheckpoint, writeAtomic, writeCheckpoint, type Versioned } from '../../store/checkpoint.js';
 import { nowNanos } from '../../util/time.js';
 import {
   type ContainerConfig,
@@ -35,11 +37,15 @@ interface Container {
   state: State;
   pid?: number;
   pidfd?: number;
+  /** Recovery could not tell whether it lives (an error other than ENOENT/ESRCH): left alone. */
+  unverified?: string;
   /** resolves when the init (launch helper) has exited */
   exited?: Promise<void>;
   launching?: Promise<void>;
   destroying?: Promise<Termination>;
   termination?: Termination;
+  /** Set by destroy as soon as the exit status is read, before isolator cleanup ends. */
+  exitStatus?: Termination;
   waiters: ((t: Termination) => void)[];
   children: Set<string>;
 }
@@ -50,6 +56,10 @@ export interface MesosContainerizerOptions {
   provisioner: Provisioner;
   log: Logger;
   launchTimeoutMs: number;
+  /** Where the containers' runtime dirs (and so this containerizer's checkpoints) live. */
+  runtimeDir: string;
+  /** Unreadable checkpoints go here, and their containers are left alone. */
+  quarantine: Quarantine;
 }
 
 const NS_FOR_EXEC: NamespaceJoin['type'][] = ['cgroup', 'ipc', 'uts', 'net', 'pid', 'mnt'];
@@ -73,7 +83,8 @@ export class MesosContainerizer implements Containerizer {
       if (parent.state !== 'RUNNING') throw new Error(`parent container ${id.parent.value} is ${parent.state}, not RUNNING`);
     }
     await this.check(req.config);
-    const c: Container = { id, key, config: req.config, state: 'STARTING', waiters: [], children: new Set() };
+    // Our own copy: the caller's object is the caller's (the CRI layer keeps it in its records).
+    const c: Container = { id, key, config: structuredClone(req.config), state: 'STARTING', waiters: [], children: new Set() };
     this.containers_.set(key, c);
     parent?.children.add(key);
     this.transition(c, 'STARTING');
@@ -84,17 +95,18 @@ export class MesosContainerizer implements Containerizer {
 
   private async runLaunch(c: Container, req: LaunchRequest): Promise<void> {
     const nested = c.config.kind === 'container';
-    mkdirSync(c.config.runtimeDir, { recursive: true, mode: 0o700 });
+    const rundir = c.config.runtimeDir;
+    // The checkpoint comes before anything of the container exists (rootfs, cgroups, processes):
+    // whatever a crash leaves, recovery finds it from here.
+    mkdirSync(rundir, { recursive: true, mode: 0o700 });
+    if (req.image) c.config.rootfs = this.opts.provisioner.rootfsPath(c.id.value);
+    writeCheckpoint(runtimeFile(rundir, 'config'), c.config, VOLATILE);
 
     this.transition(c, 'PROVISIONING');
-    if (req.image) {
-      const { rootfs } = await this.opts.provisioner.provision(c.id.value, req.image);
-      c.config.rootfs = rootfs;
-    }
+    if (req.image) await this.opts.provisioner.provision(c.id.value, req.image);
     this.checkAlive(c, 'provisioning');
 
     this.transition(c, 'PREPARING');
-    writeCheckpoint(join(c.config.runtimeDir, 'config.json'), c.config, VOLATILE);
     const info: LaunchInfo = emptyLaunchInfo();
     for (const isolator of this.isolatorsFor(c)) {
       const part = await isolator.prepare(c.config);
@@ -107,8 +119,7 @@ export class MesosContainerizer implements Containerizer {
     }
 
     this.transition(c, 'ISOLATING');
-    const rundir = c.config.runtimeDir;
-    const plan: PlanOp[] = [['rundir', rundir]];
+    const plan: PlanOp[] = [['rundir', rundir, RUNTIME_FILES.execFifo, RUNTIME_FILES.ctlFifo, RUNTIME_FILES.status]];
     if (req.logPath) plan.push(['log', req.logPath]);
     plan.push(...info.setup);
     if (c.config.oomScoreAdj !== undefined) plan.push(['oom-score-adj', c.config.oomScoreAdj]);
@@ -121,16 +132,16 @@ export class MesosContainerizer implements Containerizer {
       if (p.capabilities !== undefined) plan.push(['capabilities', BigInt('0x' + p.capabilities)]);
       if (p.noNewPrivs) plan.push(['no-new-privs']);
       plan.push(['argv', ...p.argv]);
-      for (const fifo of ['exec.fifo', 'ctl.fifo']) {
-        rmSync(join(rundir, fifo), { force: true });
-        native().mkfifo(join(rundir, fifo), 0o600);
+      for (const fifo of [runtimeFile(rundir, 'execFifo'), runtimeFile(rundir, 'ctlFifo')]) {
+        rmSync(fifo, { force: true });
+        native().mkfifo(fifo, 0o600);
       }
     }
-    const planPath = join(rundir, 'plan');
+    const planPath = runtimeFile(rundir, 'plan');
     writeAtomic(planPath, encodePlan(plan), VOLATILE);
 
     const [syncRead, syncWrite] = native().pipe();
-    const diagFd = openSync(join(rundir, 'launch.log'), fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT, 0o600);
+    const diagFd = openSync(runtimeFile(rundir, 'launchLog'), fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT, 0o600);
     const sync = readSyncPipe(syncRead, this.opts.launchTimeoutMs);
     let cgroupFd = -1;
     try {
@@ -150,8 +161,8 @@ export class MesosContainerizer implements Containerizer {
       });
       c.pid = child.pid;
       c.pidfd = child.pidfd;
-      writeAtomic(join(rundir, 'pid'), `${child.pid}\n`, VOLATILE);
-      writeAtomic(join(rundir, 'pid.start'), `${processStartTime(child.pid) ?? ''}\n`, VOLATILE);
+      writeAtomic(runtimeFile(rundir, 'pid'), `${child.pid}\n`, VOLATILE);
+      writeAtomic(runtimeFile(rundir, 'pidStart'), `${processStartTime(child.pid) ?? ''}\n`, VOLATILE);
       this.watchExit(c);
     } finally {
       closeSync(diagFd);
@@ -160,7 +171,7 @@ export class MesosContainerizer implements Containerizer {
     }
     const answer = await sync;
     if (answer !== 'ok') {
-      const diag = tail(join(rundir, 'launch.log'));
+      const diag = tail(runtimeFile(rundir, 'launchLog'));
       throw new Error(`launch helper failed: ${answer}${diag ? ` (${diag})` : ''}`);
     }
     this.checkAlive(c, 'isolating');
@@ -172,18 +183,10 @@ export class MesosContainerizer implements Containerizer {
   async start(id: ContainerId): Promise<void> {
     const c = this.mustGet(id);
     if (c.state !== 'FETCHING') throw new Error(`container ${id.value} is ${c.state}, not CREATED`);
-    let fd: number;
-    try {
-      fd = openSync(join(c.config.runtimeDir, 'exec.fifo'), fsc.O_WRONLY | fsc.O_NONBLOCK);
-    } catch (err) {
-      throw new Error(`container ${id.value} init is not waiting on its exec FIFO: ${(err as Error).message}`);
-    }
-    try {
-      writeSync(fd, Buffer.from([0]));
-    } finally {
-      closeSync(fd);
-    }
-    writeFileSync(join(c.config.runtimeDir, 'started'), '');
+    // The intent first: a crash between the two leaves a marker that recovery completes by
+    // writing the byte again (releaseStart), instead of a running container read as created.
+    writeFileSync(runtimeFile(c.config.runtimeDir, 'started'), '');
+    if (!releaseStart(c.config.runtimeDir)) throw new Error(`container ${id.value} init is not waiting on its exec FIFO`);
     this.transition(c, 'RUNNING');
   }
 
@@ -235,6 +238,10 @@ export class MesosContainerizer implements Containerizer {
       }
     }
     const termination = readTermination(c.config.runtimeDir, oomKilled);
+    if (existsSync(c.config.runtimeDir)) writeCheckpoint(runtimeFile(c.config.runtimeDir, 'termination'), termination, VOLATILE);
+    // How it ended is known now: waiters (the CRI layer) need not wait for the cleanup below.
+    c.exitStatus = termination;
+    for (const w of c.waiters.splice(0)) w(termination);
     const errors: string[] = [];
     for (const isolator of [...this.isolatorsFor(c)].reverse()) {
       try {
@@ -247,11 +254,9 @@ export class MesosContainerizer implements Containerizer {
       native().close(c.pidfd);
       c.pidfd = undefined;
     }
-    if (existsSync(c.config.runtimeDir)) writeCheckpoint(join(c.config.runtimeDir, 'termination'), termination, VOLATILE);
     c.termination = termination;
     c.state = 'TERMINATED';
     this.opts.log.info('container state', { container: c.key, state: 'TERMINATED', exitCode: termination.exitCode, oomKilled });
-    for (const w of c.waiters.splice(0)) w(termination);
     if (errors.length) this.opts.log.warn('isolator cleanup failed', { container: c.key, errors });
     return termination;
   }
@@ -259,7 +264,7 @@ export class MesosContainerizer implements Containerizer {
   async wait(id: ContainerId): Promise<Termination | undefined> {
     const c = this.containers_.get(idString(id));
     if (!c) return undefined;
-    if (c.termination) return c.termination;
+    if (c.termination ?? c.exitStatus) return c.termination ?? c.exitStatus;
     return new Promise((resolve) => c.waiters.push(resolve));
   }
 
@@ -281,12 +286,14 @@ export class MesosContainerizer implements Containerizer {
   async remove(id: ContainerId): Promise<void> {
     const key = idString(id);
     const c = this.containers_.get(key);
+    // A destroy may still be cleaning up after it told its waiters the exit status.
+    if (c?.destroying) await settle(c.destroying);
     if (c && c.state !== 'TERMINATED') throw new Error(`container ${id.value} has not terminated`);
     const config = c?.config;
     this.containers_.delete(key);
     if (id.parent) this.containers_.get(idString(id.parent))?.children.delete(key);
     if (config?.kind === 'container') await this.opts.provisioner.destroy(id.value);
-    if (config) rmSync(config.runtimeDir, { recursive: true, force: true });
+    if (config) removeRuntimeDir(config.runtimeDir);
   }
 
   // ---- running containers ----------------------------------------------------
@@ -388,7 +395,7 @@ export class MesosContainerizer implements Containerizer {
   async control(id: ContainerId, line: string): Promise<void> {
     const c = this.mustGet(id);
     if (c.state !== 'RUNNING') throw new Error(`container ${id.value} is not running`);
-    const fd = openSync(join(c.config.runtimeDir, 'ctl.fifo'), fsc.O_WRONLY | fsc.O_NONBLOCK);
+    const fd = openSync(runtimeFile(c.config.runtimeDir, 'ctlFifo'), fsc.O_WRONLY | fsc.O_NONBLOCK);
     try {
       writeSync(fd, line.endsWith('\n') ? line : line + '\n');
     } finally {
@@ -419,47 +426,112 @@ export class MesosContainerizer implements Containerizer {
 
   // ---- recovery --------------------------------------------------------------
 
-  async recover(configs: ContainerConfig[], started: Set<string>): Promise<void> {
-    const mine = configs.filter((c) => this.claims(c));
+  /**
+   * Mesos' recover(): read our own checkpoints (config.json of every runtime dir), match each
+   * with its live init, finish what a crash interrupted, destroy what died, kill orphans.
+   * Fails safe: only ENOENT means absent and only ESRCH means exited; an unreadable checkpoint
+   * is quarantined and its container left alone; one bad container never stops the others.
+   */
+  async recover(): Promise<RecoveryReport> {
+    const found = this.readCheckpoints();
+    const configs = found.containers;
     for (const isolator of this.opts.isolators) {
-      await isolator.recover(mine.filter((cfg) => cfg.kind === 'pod' || isolator.supportsNesting));
+      await isolator.recover(configs.filter((cfg) => cfg.kind === 'pod' || isolator.supportsNesting));
     }
-    const orphans = await this.opts.launcher.recover(mine);
-    if (orphans.length) this.opts.log.warn('killed orphan containers', { orphans });
+    // Containers whose checkpoint is quarantined are known too: their cgroups are not orphans.
+    const orphans = await this.opts.launcher.recover([...configs, ...found.protected], (config) => livePid(config.runtimeDir));
+    if (orphans.length) this.opts.log.warn('killed orphan containers (cgroups no checkpoint knows)', { orphans });
     const dead: Container[] = [];
+    const unverified: string[] = [];
     // Roots first, so children can be linked to them.
-    const ordered = [...mine].sort((a, b) => Number(!!a.id.parent) - Number(!!b.id.parent));
+    const ordered = [...configs].sort((a, b) => Number(!!a.id.parent) - Number(!!b.id.parent));
     for (const config of ordered) {
       const key = idString(config.id);
       const c: Container = { id: config.id, key, config, state: 'RUNNING', waiters: [], children: new Set() };
       if (config.id.parent) this.containers_.get(idString(config.id.parent))?.children.add(key);
       this.containers_.set(key, c);
-      const termFile = join(config.runtimeDir, 'termination');
-      if (existsSync(termFile)) {
-        const { version: _v, ...t } = JSON.parse(readFileSync(termFile, 'utf8')) as Termination & { version: number };
-        c.termination = t;
-        c.state = 'TERMINATED';
-        continue;
-      }
-      const pid = readPid(config.runtimeDir);
-      if (pid !== undefined) {
-        try {
-          c.pidfd = native().pidfdOpen(pid);
-          c.pid = pid;
-          c.state = config.kind === 'pod' || started.has(key) || existsSync(join(config.runtimeDir, 'started')) ? 'RUNNING' : 'FETCHING';
-          this.watchExit(c);
-          this.opts.log.info('recovered container', { container: key, pid, state: c.state });
+      try {
+        const termination = this.readTerminationCheckpoint(config.runtimeDir);
+        if (termination) {
+          c.termination = termination;
+          c.state = 'TERMINATED';
           continue;
-        } catch {
-          // exited between the check and the open
         }
+        const alive = attach(config.runtimeDir);
+        if (alive === 'gone') {
+          dead.push(c);
+          continue;
+        }
+        if (alive === 'never launched') {
+          // A crash during launch, before the helper existed: nothing runs (the launcher killed
+          // whatever was in its cgroups); destroy cleans up what prepare made.
+          dead.push(c);
+          continue;
+        }
+        c.pid = alive.pid;
+        c.pidfd = alive.pidfd;
+        c.state = 'RUNNING';
+        if (config.kind === 'container' && !existsSync(runtimeFile(config.runtimeDir, 'started'))) c.state = 'FETCHING';
+        else if (config.kind === 'container') releaseStart(config.runtimeDir); // a start the crash cut short
+        this.watchExit(c);
+        this.opts.log.info('recovered container', { container: key, pid: c.pid, state: c.state });
+      } catch (err) {
+        // Not "absent", not "exited": we cannot tell, so leave it running and untouched.
+        c.unverified = String(err);
+        unverified.push(key);
+        this.opts.log.error('cannot tell whether a container lives; left alone', { container: key, error: String(err) });
       }
-      dead.push(c);
     }
-    // Containers whose init died while we were down: destroy now, which reads their status file.
-    for (const c of dead) {
+    // Containers whose init died while we were down: destroy reads their status file. In the
+    // background, a few at a time, so the first RPC does not wait for them.
+    const cleanup = runBounded(dead, 8, async (c) => {
       this.opts.log.info('container exited while the daemon was down', { container: c.key });
       await this.destroy(c.id);
+    });
+    return {
+      containers: [...this.containers_.values()].map((c) => ({ id: c.id, config: c.config, state: c.state, unverified: c.unverified !== undefined })),
+      protected: found.protected.map((c) => c.id),
+      orphans,
+      cleanup,
+    };
+  }
+
+  /** config.json of every runtime dir; a missing one under a dir is a launch that never began. */
+  private readCheckpoints(): { containers: ContainerConfig[]; protected: Pick<ContainerConfig, 'id' | 'cgroupParent' | 'runtimeDir' | 'kind'>[] } {
+    const containers: ContainerConfig[] = [];
+    const protectedIds: Pick<ContainerConfig, 'id' | 'cgroupParent' | 'runtimeDir' | 'kind'>[] = [];
+    const visit = (dir: string, id: ContainerId) => {
+      const file = runtimeFile(dir, 'config');
+      try {
+        const { version: _v, ...config } = readCheckpoint<ContainerConfig & Versioned>(file);
+        if (!this.claims(config)) return;
+        containers.push(config);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+          // The checkpoint is written before anything else of a container: none means none.
+          if (!existsSync(nestedContainersDir(dir))) rmSync(dir, { recursive: true, force: true });
+          return;
+        }
+        this.opts.quarantine.add(file, err, `runtime-${idString(id)}`);
+        protectedIds.push({ id, runtimeDir: dir, kind: id.parent ? 'container' : 'pod' });
+        return;
+      }
+      for (const child of listDir(nestedContainersDir(dir))) visit(join(nestedContainersDir(dir), child), { value: child, parent: id });
+    };
+    for (const pod of listDir(containersDir(this.opts.runtimeDir))) visit(containerDir(this.opts.runtimeDir, { value: pod }), { value: pod });
+    return { containers, protected: protectedIds };
+  }
+
+  /** The termination checkpoint; an unreadable one is quarantined and rebuilt from the status file. */
+  private readTerminationCheckpoint(runtimeDir: string): Termination | undefined {
+    const file = runtimeFile(runtimeDir, 'termination');
+    try {
+      const { version: _v, ...t } = readCheckpoint<Termination & Versioned>(file);
+      return t;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      this.opts.quarantine.add(file, err, 'termination');
+      return readTermination(runtimeDir, false);
     }
   }
 
@@ -514,20 +586,135 @@ async function settle(p: Promise<unknown> | undefined): Promise<void> {
   );
 }
 
-/** The recorded init pid when that same process still runs (not reused, not a zombie). */
-export function readPid(runtimeDir: string): number | undefined {
+/** The helper's recorded pid; undefined when none was recorded (only ENOENT means that). */
+export function readPidFile(runtimeDir: string): number | undefined {
+  let text: string;
   try {
-    const pid = Number(readFileSync(join(runtimeDir, 'pid'), 'utf8').trim());
-    if (!Number.isInteger(pid) || pid <= 0) return undefined;
-    const recorded = readFileSync(join(runtimeDir, 'pid.start'), 'utf8').trim();
-    // PIDs are reused: only the same process (same start time) is ours.
-    if (!recorded || processStartTime(pid) !== recorded) return undefined;
-    // Our old children are reaped by whoever adopted them, maybe not yet: a zombie has exited.
-    if (processIsDead(pid)) return undefined;
-    return pid;
+    text = readFileSync(runtimeFile(runtimeDir, 'pid'), 'utf8').trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  const pid = Number(text);
+  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`${runtimeFile(runtimeDir, 'pid')}: not a pid: ${JSON.stringify(text)}`);
+  return pid;
+}
+
+/**
+ * Reattach to a container's launch helper: the pidfd is opened first, so the process cannot be
+ * replaced while we check it is ours (same start time, not a zombie); then its liveness is asked
+ * through the pidfd. "gone" only on ESRCH/ENOENT or a start time that is not ours; any other
+ * error is thrown (the caller leaves the container alone).
+ */
+export function attach(runtimeDir: string): 'never launched' | 'gone' | { pid: number; pidfd: number } {
+  const pid = readPidFile(runtimeDir);
+  if (pid === undefined) return 'never launched';
+  let recorded = '';
+  try {
+    recorded = readFileSync(runtimeFile(runtimeDir, 'pidStart'), 'utf8').trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  let pidfd: number;
+  try {
+    pidfd = native().pidfdOpen(pid);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return 'gone';
+    throw err;
+  }
+  try {
+    const stat = readStat(pid);
+    // Written right after the pid: a crash in between leaves no start time; the command line tells.
+    const ours = recorded ? stat?.[19] === recorded : readCmdline(pid)?.startsWith('cri-mesos-launch\0') === true;
+    if (!stat || !ours || stat[0] === 'Z' || stat[0] === 'X') {
+      native().close(pidfd);
+      return 'gone';
+    }
+    native().pidfdSendSignal(pidfd, 0);
+    return { pid, pidfd };
+  } catch (err) {
+    native().close(pidfd);
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return 'gone';
+    throw err;
+  }
+}
+
+/** Fields of /proc/<pid>/stat after the command; undefined when the process is gone (ENOENT/ESRCH). */
+function readStat(pid: number): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ESRCH') return undefined;
+    throw err;
+  }
+}
+
+function readCmdline(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
   } catch {
     return undefined;
   }
+}
+
+/** The helper's pid if that very process still runs; undefined otherwise, also when that cannot be told. */
+function livePid(runtimeDir: string): number | undefined {
+  try {
+    const r = attach(runtimeDir);
+    if (typeof r === 'string') return undefined;
+    native().close(r.pidfd);
+    return r.pid;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Write the start byte if the helper still waits for it; false when nobody reads the FIFO. */
+export function releaseStart(runtimeDir: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(runtimeFile(runtimeDir, 'execFifo'), fsc.O_WRONLY | fsc.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENXIO' || code === 'ENOENT') return false;
+    throw err;
+  }
+  try {
+    writeSync(fd, Buffer.from([0]));
+  } finally {
+    closeSync(fd);
+  }
+  return true;
+}
+
+/** Everything but the checkpoint first, so a crash in between leaves a container recovery still knows. */
+function removeRuntimeDir(dir: string): void {
+  for (const name of listDir(dir)) if (name !== RUNTIME_FILES.config) rmSync(join(dir, name), { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** Entries of a directory; a missing one has none (any other error is thrown). */
+function listDir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+/** Run `fn` over `items`, at most `limit` at a time; never rejects (fn logs its own errors). */
+async function runBounded<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      await fn(item).catch(() => undefined);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 function statFields(pid: number): string[] | undefined {
@@ -537,12 +724,6 @@ function statFields(pid: number): string[] | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Zombie (Z) or dead (X) per field 3 of /proc/<pid>/stat. */
-function processIsDead(pid: number): boolean {
-  const state = statFields(pid)?.[0];
-  return state === undefined || state === 'Z' || state === 'X';
 }
 
 /** Children of `pid`, as this process's PID namespace numbers them. */
@@ -570,7 +751,7 @@ export function processStartTime(pid: number): string | undefined {
 export function readTermination(runtimeDir: string, oomKilled: boolean): Termination {
   let text = '';
   try {
-    text = readFileSync(join(runtimeDir, 'status'), 'utf8').trim();
+    text = readFileSync(runtimeFile(runtimeDir, 'status'), 'utf8').trim();
   } catch {
     // missing: killed before it could write
   }

@@ -13,7 +13,6 @@ export async function containerStatus(ctx: RuntimeContext, req: ContainerStatusR
       sandboxID: c.sandboxId,
       process: c.process,
       runtimeDir: c.mesos.runtimeDir,
-      rootfs: c.mesos.rootfs ?? '',
     });
   }
   return {

@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { runtimeFile } from '../../paths.js';
 import type { RunPodSandboxRequest__Output } from '../../../api/generated/runtime/v1/RunPodSandboxRequest.js';
 import type { RunPodSandboxResponse } from '../../../api/generated/runtime/v1/RunPodSandboxResponse.js';
 import type { ContainerConfig } from '../../containerizer/mesos/isolator.js';
@@ -48,7 +48,7 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
     runtimeDir: rundir,
     namespaces: { network: modes.network, pid: modes.pid === 'NODE' ? 'NODE' : 'POD', ipc: modes.ipc },
     hostname: config.hostname || undefined,
-    shmPath: modes.ipc === 'POD' ? join(rundir, 'shm') : undefined,
+    shmPath: modes.ipc === 'POD' ? runtimeFile(rundir, 'shm') : undefined,
     sandboxFilesDir: rundir,
     dns: dns ? { servers: dns.servers, searches: dns.searches, options: dns.options } : undefined,
     sysctls: config.linux?.sysctls,

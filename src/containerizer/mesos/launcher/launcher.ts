@@ -2,6 +2,9 @@
 import type { SpawnOptions, SpawnedChild } from '../../../native/index.js';
 import type { ContainerConfig, ContainerId } from '../isolator.js';
 
+/** What recovery knows of a container (a quarantined one: its id and runtime dir only). */
+export type KnownContainer = Pick<ContainerConfig, 'id' | 'runtimeDir' | 'kind'> & Partial<Pick<ContainerConfig, 'cgroupParent'>>;
+
 export interface Launcher {
   readonly name: string;
   /**
@@ -10,8 +13,12 @@ export interface Launcher {
    * the v1 writes follow anyway, and the clone itself then costs an RCU grace period (ms).
    */
   readonly cloneIntoCgroup: boolean;
-  /** Rebuild what the launcher tracks; returns ids of orphans it found and killed. */
-  recover(configs: ContainerConfig[]): Promise<string[]>;
+  /**
+   * Rebuild what the launcher tracks from the containerizer's checkpoints (`pidOf` reads a
+   * container's recorded helper pid); kill and remove what no checkpoint knows. Returns the
+   * orphans it found (cgroup paths).
+   */
+  recover(configs: KnownContainer[], pidOf: (config: KnownContainer) => number | undefined): Promise<string[]>;
   /**
    * Clone the child held on a pipe, let `isolate` place it (cgroups), then
    * release it. If isolate throws, the held child is killed.

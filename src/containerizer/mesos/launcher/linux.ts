@@ -4,10 +4,10 @@
 // (cgroup.kill on v2), so nothing a container forked can escape.
 import { readdir } from 'node:fs/promises';
 import { native, type SpawnOptions, type SpawnedChild } from '../../../native/index.js';
-import { addProcess, cgroupPathFor, removeCgroup, type Cgroups } from '../../../cgroups/index.js';
+import { addProcess, cgroupPathFor, normalizeCgroupParent, removeCgroup, V2_LEAF, type Cgroups } from '../../../cgroups/index.js';
 import type { Logger } from '../../../log.js';
 import type { ContainerConfig } from '../isolator.js';
-import type { Launcher } from './launcher.js';
+import type { KnownContainer, Launcher } from './launcher.js';
 
 export class LinuxLauncher implements Launcher {
   readonly name = 'linux';
@@ -62,27 +62,46 @@ export class LinuxLauncher implements Launcher {
     }
   }
 
-  /** Pods under our cgroup root that no checkpoint knows are orphans: kill and remove them. */
-  async recover(configs: ContainerConfig[]): Promise<string[]> {
-    const known = new Set(configs.filter((c) => c.kind === 'pod' && !c.cgroupParent).map((c) => c.id.value));
-    const rootDir = this.cgroups.freezerDir(this.root);
-    if (!rootDir) return [];
-    let entries: string[];
-    try {
-      entries = (await readdir(rootDir, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name);
-    } catch {
-      return [];
+  /**
+   * Orphans: cgroups under our root, or under a known pod (nested containers, also below a
+   * kubelet cgroup_parent), that no checkpoint knows. The containerizer checkpoints a container
+   * before it creates any cgroup, so these come from older versions or hands. Killed, removed,
+   * logged with their paths. A quarantined pod (no cgroup parent known) is assumed under our root.
+   */
+  async recover(configs: KnownContainer[]): Promise<string[]> {
+    const known = new Set<string>();
+    const walkFrom = new Set([normalizeCgroupParent(this.root)]);
+    for (const c of configs) {
+      const rel = this.rel(c as ContainerConfig);
+      known.add(rel);
+      if (c.kind === 'pod') walkFrom.add(rel);
     }
-    const orphans = entries.filter((name) => !known.has(name));
-    for (const name of orphans) {
-      const rel = `${this.root}/${name}`;
-      try {
-        await this.cgroups.freezerKill(rel);
-        await this.cgroups.removeEverywhere(rel);
-      } catch (err) {
-        this.log.warn('cleaning up orphan cgroup failed', { cgroup: rel, error: String(err) });
+    const orphans: string[] = [];
+    for (const base of walkFrom) {
+      const dir = this.cgroups.freezerDir(base);
+      if (!dir) continue;
+      for (const child of await childNames(dir)) {
+        const rel = `${base}/${child}`;
+        if (child === V2_LEAF || known.has(rel)) continue;
+        orphans.push(rel);
+        try {
+          await this.cgroups.freezerKill(rel);
+          await this.cgroups.removeEverywhere(rel);
+        } catch (err) {
+          this.log.warn('cleaning up orphan cgroup failed', { cgroup: rel, error: String(err) });
+        }
       }
     }
     return orphans;
+  }
+}
+
+/** Sub-directories (child cgroups) of `dir`; none when it does not exist. */
+async function childNames(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
   }
 }

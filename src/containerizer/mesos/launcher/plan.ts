@@ -12,7 +12,8 @@
 //         it; on failure it writes "error <message>\n" and exits 1.
 //
 // Setup ops run in file order before "ok":
-//   rundir <path>           open the runtime dir (status and FIFOs are relative to it)
+//   rundir <path> <exec fifo> <ctl fifo> <status>   open the runtime dir; the names of the
+//                           FIFOs and the status file in it (src/paths.ts names them)
 //   log <path>              open the CRI log file (O_APPEND|O_CREAT, 0640) and keep
 //                           its directory fd for `reopen`
 //   propagation <path> <flags>          mount(NULL, path, NULL, flags, NULL)
@@ -61,7 +62,7 @@ export type BindMode = 'rw' | 'ro' | 'rro';
 export type BindPropagation = 'private' | 'rslave' | 'rshared' | '-';
 
 export type PlanOp =
-  | ['rundir', string]
+  | ['rundir', string, string, string, string]
   | ['log', string]
   | ['propagation', string, number]
   | ['mount', string | null, string, string | null, number, string | null]

@@ -3,15 +3,19 @@
 import { native, type SpawnOptions, type SpawnedChild } from '../../../native/index.js';
 import type { ContainerConfig } from '../isolator.js';
 import { idString } from '../isolator.js';
-import type { Launcher } from './launcher.js';
+import type { KnownContainer, Launcher } from './launcher.js';
 
 export class PosixLauncher implements Launcher {
   readonly cloneIntoCgroup = false;
   readonly name = 'posix';
   private readonly pids = new Map<string, number>();
 
-  async recover(configs: ContainerConfig[]): Promise<string[]> {
-    void configs;
+  /** The process groups of recovered pods, from their recorded helper pids (no orphans to find without cgroups). */
+  async recover(configs: KnownContainer[], pidOf: (config: KnownContainer) => number | undefined): Promise<string[]> {
+    for (const c of configs) {
+      const pid = pidOf(c);
+      if (pid !== undefined) this.pids.set(idString(c.id), pid);
+    }
     return [];
   }
 

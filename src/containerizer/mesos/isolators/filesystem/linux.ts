@@ -7,6 +7,7 @@ import { lstatSync, readlinkSync, statSync } from 'node:fs';
 import { mkdirp } from '../../../../util/mkdirp.js';
 import { join, posix } from 'node:path';
 import { MS } from '../../../../native/index.js';
+import { runtimeFile, type RuntimeFile } from '../../../../paths.js';
 import type { ContainerConfig, CriMount, LaunchInfo } from '../../isolator.js';
 import type { BindMode, BindPropagation, PlanOp } from '../../launcher/plan.js';
 import { LaunchOnlyIsolator } from '../base.js';
@@ -36,10 +37,10 @@ const DEVICES: [string, number, number][] = [
   ['tty', 5, 0],
 ];
 
-const SANDBOX_FILES: [string, string][] = [
+const SANDBOX_FILES: [RuntimeFile, string][] = [
   ['hostname', '/etc/hostname'],
   ['hosts', '/etc/hosts'],
-  ['resolv.conf', '/etc/resolv.conf'],
+  ['resolvConf', '/etc/resolv.conf'],
 ];
 
 export class LinuxFilesystemIsolator extends LaunchOnlyIsolator {
@@ -62,7 +63,7 @@ export function containerMountPlan(config: ContainerConfig): PlanOp[] {
     // As containerd: the pod's files follow the rootfs (read-only with readonly_rootfs); a CRI mount wins.
     for (const [file, target] of SANDBOX_FILES) {
       if (mounted.has(target)) continue;
-      mounts.push({ containerPath: target, hostPath: join(config.sandboxFilesDir, file), readonly: !!config.readonlyRootfs, propagation: 'PROPAGATION_PRIVATE' });
+      mounts.push({ containerPath: target, hostPath: runtimeFile(config.sandboxFilesDir, file), readonly: !!config.readonlyRootfs, propagation: 'PROPAGATION_PRIVATE' });
     }
   }
   // Parents before children, so a mount inside another mount's target lands on top of it.

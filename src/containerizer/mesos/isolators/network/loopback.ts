@@ -5,7 +5,7 @@
 // isolator does the same with its network-cni-setup step).
 import { mkdirSync, readFileSync } from 'node:fs';
 import { hostname as hostHostname } from 'node:os';
-import { join } from 'node:path';
+import { runtimeFile } from '../../../../paths.js';
 import { writeAtomic } from '../../../../store/checkpoint.js';
 import type { ContainerConfig, LaunchInfo } from '../../isolator.js';
 import type { PlanOp } from '../../launcher/plan.js';
@@ -33,9 +33,9 @@ const RUNTIME_FILE = { mode: 0o644, durable: false };
 
 function writeSandboxFiles(dir: string, name: string, dns: ContainerConfig['dns']): void {
   mkdirSync(dir, { recursive: true, mode: 0o755 });
-  writeAtomic(join(dir, 'hostname'), `${name}\n`, RUNTIME_FILE);
+  writeAtomic(runtimeFile(dir, 'hostname'), `${name}\n`, RUNTIME_FILE);
   writeAtomic(
-    join(dir, 'hosts'),
+    runtimeFile(dir, 'hosts'),
     `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${name}\n`,
     RUNTIME_FILE,
   );
@@ -52,5 +52,5 @@ function writeSandboxFiles(dir: string, name: string, dns: ContainerConfig['dns'
       resolv = '';
     }
   }
-  writeAtomic(join(dir, 'resolv.conf'), resolv, RUNTIME_FILE);
+  writeAtomic(runtimeFile(dir, 'resolvConf'), resolv, RUNTIME_FILE);
 }

@@ -1,0 +1,91 @@
+// Every file cri-mesos keeps on disk, in one place (Mesos' paths.hpp). No
+// other module spells a file name; the launch helper gets its names from the
+// plan.
+//
+// Runtime dir (default /run/cri-mesos, tmpfs: gone after a reboot, as the
+// containers are):
+//
+//   containers/<pod>/                     a pod: the Mesos top-level container
+//     config.json      the containerizer's checkpoint of the container, written
+//                      before anything of it is created
+//     plan             the launch plan (launcher/plan.ts)
+//     launch.log       the launch helper's own diagnostics
+//     pid, pid.start   the helper's pid and its start time (PIDs are reused)
+//     termination      how it ended, once destroyed
+//     shm/             the pod's /dev/shm (a tmpfs), when it has its own IPC namespace
+//     hostname, hosts, resolv.conf     bind-mounted into the pod's containers
+//     containers/<ctr>/                a CRI container: the nested container
+//       config.json plan launch.log pid pid.start termination   as above
+//       exec.fifo      holds the created container until StartContainer writes a byte
+//       ctl.fifo       control lines to the helper ("reopen": ReopenContainerLog)
+//       started        StartContainer wrote its byte
+//       status         "<wait status> <unix ns>", written by the helper when the command exits
+//
+// Work dir (default /var/lib/cri-mesos, persistent):
+//
+//   meta/sandboxes/<pod>.json, meta/containers/<ctr>.json   the CRI records
+//   meta/quarantine/     checkpoints that could not be read, moved aside (never deleted)
+//   images/              the image store (its own layout: images/store.ts)
+//   provisioner/<ctr>/{upper,work,rootfs}                    a container's overlay
+import { join } from 'node:path';
+import type { ContainerId } from './containerizer/mesos/isolator.js';
+
+/** File names inside a container's runtime dir. */
+export const RUNTIME_FILES = {
+  config: 'config.json',
+  plan: 'plan',
+  launchLog: 'launch.log',
+  pid: 'pid',
+  pidStart: 'pid.start',
+  termination: 'termination',
+  shm: 'shm',
+  hostname: 'hostname',
+  hosts: 'hosts',
+  resolvConf: 'resolv.conf',
+  execFifo: 'exec.fifo',
+  ctlFifo: 'ctl.fifo',
+  started: 'started',
+  status: 'status',
+} as const;
+
+export type RuntimeFile = keyof typeof RUNTIME_FILES;
+
+/** <run>/containers: every top-level container's dir is in here. */
+export function containersDir(runtimeDir: string): string {
+  return join(runtimeDir, 'containers');
+}
+
+/** The runtime dir of a container: containers/<pod>[/containers/<ctr>]. */
+export function containerDir(runtimeDir: string, id: ContainerId): string {
+  return id.parent ? join(containerDir(runtimeDir, id.parent), 'containers', id.value) : join(containersDir(runtimeDir), id.value);
+}
+
+/** The nested containers' dirs live in here. */
+export function nestedContainersDir(containerRuntimeDir: string): string {
+  return join(containerRuntimeDir, 'containers');
+}
+
+/** A file of a container's runtime dir. */
+export function runtimeFile(containerRuntimeDir: string, file: RuntimeFile): string {
+  return join(containerRuntimeDir, RUNTIME_FILES[file]);
+}
+
+export function sandboxRecordsDir(workDir: string): string {
+  return join(workDir, 'meta', 'sandboxes');
+}
+
+export function containerRecordsDir(workDir: string): string {
+  return join(workDir, 'meta', 'containers');
+}
+
+export function quarantineDir(workDir: string): string {
+  return join(workDir, 'meta', 'quarantine');
+}
+
+export function imagesDir(workDir: string): string {
+  return join(workDir, 'images');
+}
+
+export function provisionerDir(workDir: string): string {
+  return join(workDir, 'provisioner');
+}

@@ -28,8 +28,27 @@ export async function createContainer(ctx: RuntimeContext, req: CreateContainerR
   if (sandbox.state !== 'SANDBOX_READY') throw failedPrecondition(`pod sandbox ${sandbox.id} is not ready (pod_sandbox_id)`);
   const imageRef = config.image?.image;
   if (!imageRef) throw invalidArgument('config.image.image is required');
-  const image = await ctx.images.resolve(imageRef);
-  if (!image) throw notFound(`image "${imageRef}" not found (config.image.image); import it with \`cri-mesos images import\``);
+  const id = newId();
+  // Resolved and leased at once: RemoveImage cannot take the image (or its
+  // layers) from under the rootfs before the container record holds it.
+  const lease = await ctx.images.lease(imageRef, `${id} (being created)`);
+  if (!lease) throw notFound(`image "${imageRef}" not found (config.image.image); import it with \`cri-mesos images import\``);
+  try {
+    return await createWithImage(ctx, config, sandbox, id, imageRef, lease.image);
+  } finally {
+    // Success: the record holds the image now (imageUsers). Failure: cleanup is done.
+    lease.release();
+  }
+}
+
+async function createWithImage(
+  ctx: RuntimeContext,
+  config: ContainerConfig__Output,
+  sandbox: SandboxRecord,
+  id: string,
+  imageRef: string,
+  image: ImageRecord,
+): Promise<CreateContainerResponse> {
   const logPath = resolveLogPath(sandbox, config);
   const mounts = criMounts(config.mounts);
   const resources = toLimits(config.linux?.resources, 'config.linux.resources');
@@ -51,7 +70,6 @@ export async function createContainer(ctx: RuntimeContext, req: CreateContainerR
       throw failedPrecondition(`target container ${target.id} is not running (namespace_options.target_id)`);
     }
   }
-  const id = newId();
   const name = containerName(config, sandbox.config);
   const owner = ctx.names.reserve(name, id);
   if (owner) throw alreadyExists(`container name "${name}" (config.metadata) is reserved for ${owner}`);

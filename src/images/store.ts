@@ -16,6 +16,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, lstat } from 
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { digestHex, diskUsage, errCode, fsyncDir, randomSuffix, sha256Hex, writeFileAtomic } from './fsutil.js';
+import { ImageLeases } from './leases.js';
 import { DIGEST, looksLikeId, normalizeTag, parseReference } from './reference.js';
 import { unpackLayerFile } from './unpack.js';
 
@@ -79,6 +80,8 @@ export class ImageStore {
   readonly layersDir: string;
   readonly imagesDir: string;
   readonly tmpDir: string;
+  /** Images held by CreateContainers in flight (see leases.ts). */
+  readonly leases = new ImageLeases();
   private readonly lockPath: string;
   private ready?: Promise<void>;
   private cache = new Map<string, { key: string; rec: ImageRecord }>();
@@ -303,6 +306,28 @@ export class ImageStore {
   }
 
   /**
+   * Resolve `ref` (as `resolve`) and lease the image for `holder` in one
+   * step: no removal can start in between. Waits out a removal of the image
+   * in progress and resolves again, so the caller gets the image with its
+   * layers intact, or undefined when it is gone. `release` is idempotent.
+   */
+  async lease(ref: string, holder: string): Promise<{ image: ImageRecord; release: () => void } | undefined> {
+    for (;;) {
+      const found = await this.resolve(ref);
+      if (!found) return undefined;
+      const release = this.leases.acquire(found.id, holder);
+      if (!release) {
+        await this.leases.removal(found.id);
+        continue;
+      }
+      // A removal that ended between resolving and leasing left no record.
+      const image = await this.get(found.id);
+      if (image) return { image, release };
+      release();
+    }
+  }
+
+  /**
    * Add or merge an image record. Tags move: a tag the new record carries is
    * taken from any other image (which stays, untagged, as docker does).
    * Fails with LayerVanishedError when a concurrent remove freed one of its
@@ -340,6 +365,7 @@ export class ImageStore {
    * Remove by reference. A tag reference untags (the image goes when its last
    * tag does); an id or digest reference removes the image with all its
    * names. Blobs and layers no other image uses are freed. Unknown → undefined.
+   * Deleting a leased image fails with ImageInUseError (untagging does not).
    */
   async remove(ref: string): Promise<RemoveResult | undefined> {
     return this.withLock(async () => {
@@ -363,12 +389,16 @@ export class ImageStore {
     });
   }
 
-  /** Remove an image and all its names by id. */
-  async removeImage(id: string): Promise<RemoveResult | undefined> {
+  /**
+   * Remove an image and all its names by id. `users()` (the container
+   * records using it) is asked under the lock, with the leases: any user →
+   * ImageInUseError and nothing removed.
+   */
+  async removeImage(id: string, users: () => string[] = () => []): Promise<RemoveResult | undefined> {
     return this.withLock(async () => {
       const img = await this.get(id);
       if (!img) return undefined;
-      await this.deleteLocked(img);
+      await this.deleteLocked(img, users);
       return { id: img.id, untagged: img.repoTags, deleted: true };
     });
   }
@@ -377,23 +407,32 @@ export class ImageStore {
    * Delete the record, then free only this image's blobs and layers that no
    * remaining record references. (Blobs of an import still in flight are not
    * touched unless shared with this image; its commit notices and retries.)
+   * Refused while the image is leased or `users()` names anyone; until it
+   * ends, leases of the image wait (so no create mounts half-deleted layers).
    */
-  private async deleteLocked(img: ImageRecord): Promise<void> {
-    await unlink(this.recordPath(img.id)).catch((e: unknown) => {
-      if (errCode(e) !== 'ENOENT') throw e;
-    });
-    this.cache.delete(`${digestHex(img.id)}.json`);
-    const rest = await this.list();
-    const usedBlobs = new Set(rest.flatMap((r) => r.blobs));
-    const usedLayers = new Set(rest.flatMap((r) => r.layers.map((l) => l.chainId)));
-    for (const l of img.layers) {
-      if (!usedLayers.has(l.chainId)) await this.removeLayerDir(l.chainId);
+  private async deleteLocked(img: ImageRecord, users: () => string[] = () => []): Promise<void> {
+    // Check and mark in one synchronous step (see leases.ts).
+    const removal = this.leases.beginRemoval(img.id, users());
+    if ('users' in removal) throw new ImageInUseError(img.id, removal.users);
+    try {
+      await unlink(this.recordPath(img.id)).catch((e: unknown) => {
+        if (errCode(e) !== 'ENOENT') throw e;
+      });
+      this.cache.delete(`${digestHex(img.id)}.json`);
+      const rest = await this.list();
+      const usedBlobs = new Set(rest.flatMap((r) => r.blobs));
+      const usedLayers = new Set(rest.flatMap((r) => r.layers.map((l) => l.chainId)));
+      for (const l of img.layers) {
+        if (!usedLayers.has(l.chainId)) await this.removeLayerDir(l.chainId);
+      }
+      for (const b of img.blobs) {
+        if (usedBlobs.has(b)) continue;
+        await unlink(this.blobPath(b)).catch(() => {});
+      }
+      this.usageCache = undefined;
+    } finally {
+      removal.done();
     }
-    for (const b of img.blobs) {
-      if (usedBlobs.has(b)) continue;
-      await unlink(this.blobPath(b)).catch(() => {});
-    }
-    this.usageCache = undefined;
   }
 
   /**
@@ -498,6 +537,17 @@ export class DigestMismatchError extends Error {
   constructor(what: string, expected: string, got: string) {
     super(`digest mismatch for ${what}: expected ${expected}, got ${got}`);
     this.name = 'DigestMismatchError';
+  }
+}
+
+/** The image is used by the named containers (records or creates in flight). */
+export class ImageInUseError extends Error {
+  constructor(
+    readonly id: string,
+    readonly users: string[],
+  ) {
+    super(`image ${id} is in use by container(s) ${users.join(', ')}`);
+    this.name = 'ImageInUseError';
   }
 }
 

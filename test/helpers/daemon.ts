@@ -83,6 +83,8 @@ export interface DaemonOptions {
   detached?: boolean;
   /** prefix of the temp dir and the cgroup root (default "cri-mesos-test"); read by the constructor only */
   prefix?: string;
+  /** extra environment of the daemon, over ours (e.g. CRI_MESOS_TEST_HOLD_CREATE) */
+  env?: Record<string, string>;
 }
 
 export class TestDaemon {
@@ -162,15 +164,16 @@ export class TestDaemon {
     ];
     let proc: ChildProcess;
     const detached = this.opts.detached ?? false;
+    const env = { ...process.env, ...this.opts.env };
     if (this.opts.logTo === 'file') {
       const out = openSync(this.logFile, 'a');
       try {
-        proc = spawn(process.execPath, args, { cwd: projectRoot(), stdio: ['ignore', out, out], detached });
+        proc = spawn(process.execPath, args, { cwd: projectRoot(), env, stdio: ['ignore', out, out], detached });
       } finally {
         closeSync(out);
       }
     } else {
-      proc = spawn(process.execPath, args, { cwd: projectRoot(), stdio: ['ignore', 'pipe', 'pipe'], detached });
+      proc = spawn(process.execPath, args, { cwd: projectRoot(), env, stdio: ['ignore', 'pipe', 'pipe'], detached });
       proc.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));
       proc.stderr!.on('data', (d: Buffer) => (this.output += d.toString()));
     }

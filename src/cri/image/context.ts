@@ -7,7 +7,10 @@ import type { Logger } from '../../log.js';
 export interface ImageServiceContext {
   images: ImageStore;
   log: Logger;
-  /** Ids of the containers whose rootfs uses the image (any state, until removed). */
+  /**
+   * Ids of the containers whose record uses the image (any state, until
+   * removed). CreateContainers in flight hold `images.leases` instead.
+   */
   imageUsers(imageId: string): string[];
   /** The registry client; when absent, PullImage makes one from `config.registries` (defaults without a config). */
   puller?: Puller;

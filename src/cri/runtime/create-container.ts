@@ -1,4 +1,6 @@
+import { existsSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, normalize } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { CreateContainerRequest__Output } from '../../../api/generated/runtime/v1/CreateContainerRequest.js';
 import type { CreateContainerResponse } from '../../../api/generated/runtime/v1/CreateContainerResponse.js';
 import type { ContainerConfig__Output } from '../../../api/generated/runtime/v1/ContainerConfig.js';
@@ -28,8 +30,27 @@ export async function createContainer(ctx: RuntimeContext, req: CreateContainerR
   if (sandbox.state !== 'SANDBOX_READY') throw failedPrecondition(`pod sandbox ${sandbox.id} is not ready (pod_sandbox_id)`);
   const imageRef = config.image?.image;
   if (!imageRef) throw invalidArgument('config.image.image is required');
-  const image = await ctx.images.resolve(imageRef);
-  if (!image) throw notFound(`image "${imageRef}" not found (config.image.image); import it with \`cri-mesos images import\``);
+  const id = newId();
+  // Resolved and leased at once: RemoveImage cannot take the image (or its
+  // layers) from under the rootfs before the container record holds it.
+  const lease = await ctx.images.lease(imageRef, `${id} (being created)`);
+  if (!lease) throw notFound(`image "${imageRef}" not found (config.image.image); import it with \`cri-mesos images import\``);
+  try {
+    return await createWithImage(ctx, config, sandbox, id, imageRef, lease.image);
+  } finally {
+    // Success: the record holds the image now (imageUsers). Failure: cleanup is done.
+    lease.release();
+  }
+}
+
+async function createWithImage(
+  ctx: RuntimeContext,
+  config: ContainerConfig__Output,
+  sandbox: SandboxRecord,
+  id: string,
+  imageRef: string,
+  image: ImageRecord,
+): Promise<CreateContainerResponse> {
   const logPath = resolveLogPath(sandbox, config);
   const mounts = criMounts(config.mounts);
   const resources = toLimits(config.linux?.resources, 'config.linux.resources');
@@ -51,7 +72,6 @@ export async function createContainer(ctx: RuntimeContext, req: CreateContainerR
       throw failedPrecondition(`target container ${target.id} is not running (namespace_options.target_id)`);
     }
   }
-  const id = newId();
   const name = containerName(config, sandbox.config);
   const owner = ctx.names.reserve(name, id);
   if (owner) throw alreadyExists(`container name "${name}" (config.metadata) is reserved for ${owner}`);
@@ -103,7 +123,10 @@ export async function createContainer(ctx: RuntimeContext, req: CreateContainerR
       runtimeHandler: sandbox.runtimeHandler,
       image,
       logPath,
-      process: async (rootfs) => (processSpec = await buildProcess(ctx, config, image, rootfs, sandbox)),
+      process: async (rootfs) => {
+        await testHold(config.metadata?.name ?? '');
+        return (processSpec = await buildProcess(ctx, config, image, rootfs, sandbox));
+      },
     });
     if (result !== 'SUCCESS') throw failedPrecondition(`container launch was not accepted: ${result}`);
     ctx.containers.put({ ...record, process: processSpec! });
@@ -116,6 +139,20 @@ export async function createContainer(ctx: RuntimeContext, req: CreateContainerR
     ctx.names.release(name);
     throw err;
   }
+}
+
+/**
+ * Test-only, off unless the daemon's environment sets
+ * CRI_MESOS_TEST_HOLD_CREATE=DIR: a create of the container named N, while
+ * DIR/N.hold exists, stops once its rootfs is mounted, writes DIR/N.held and
+ * goes on when N.hold is gone. Lets a test act while a create is in flight
+ * (test/integration/image-leases.test.ts) without timing guesses.
+ */
+async function testHold(name: string): Promise<void> {
+  const dir = process.env.CRI_MESOS_TEST_HOLD_CREATE;
+  if (!dir || !existsSync(join(dir, `${name}.hold`))) return;
+  writeFileSync(join(dir, `${name}.held`), '');
+  while (existsSync(join(dir, `${name}.hold`))) await sleep(20);
 }
 
 function resolveLogPath(sandbox: SandboxRecord, config: ContainerConfig__Output): string {

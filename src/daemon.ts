@@ -151,7 +151,8 @@ export class Daemon {
  *   e.g. after a reboot): a pod is NOTREADY; a container EXITED with code 255, reason Unknown;
  * - a container only the containerizer knows (a RunPodSandbox/CreateContainer that never
  *   answered): destroyed and removed, as the kubelet retries the request;
- * - a container whose liveness could not be told: UNKNOWN in CRI, left alone;
+ * - a container whose liveness could not be told, or whose runtime checkpoint is quarantined:
+ *   UNKNOWN in CRI, left alone;
  * - an unreadable record, on either side, and a container record whose pod record is missing:
  *   moved to the quarantine dir, its containers left alone, shown in Status.
  */
@@ -182,7 +183,10 @@ async function recover(ctx: RuntimeContext, provisioner: Provisioner, quarantine
     const id = containerId(c);
     const r = found.get(idString(id));
     if (c.state === 'CONTAINER_EXITED') continue;
-    if (!r) {
+    if (!r && (untouchable.has(c.id) || untouchable.has(c.sandboxId))) {
+      // Its runtime checkpoint is quarantined: whether it runs is not ours to say.
+      ctx.containers.update(c.id, { state: 'CONTAINER_UNKNOWN' });
+    } else if (!r) {
       ctx.log.warn('container unknown to the containerizer after a restart; marked exited', { container: c.id });
       ctx.containers.update(c.id, {
         state: 'CONTAINER_EXITED',

@@ -189,7 +189,12 @@ export class TestDaemon {
           await client.call('Version', {}, 1000);
           this.client = client;
           return;
-        } catch {
+        } catch (err) {
+          // A daemon whose recovery failed answers, with UNAVAILABLE: it is up.
+          if (/could not recover/.test(String((err as { details?: string }).details))) {
+            this.client = client;
+            return;
+          }
           client.close();
         }
       }

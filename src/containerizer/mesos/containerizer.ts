@@ -292,7 +292,8 @@ export class MesosContainerizer implements Containerizer {
     const config = c?.config;
     this.containers_.delete(key);
     if (id.parent) this.containers_.get(idString(id.parent))?.children.delete(key);
-    if (config?.kind === 'container') await this.opts.provisioner.destroy(id.value);
+    // Unknown here (its checkpoint was quarantined): its rootfs may still exist, and is ours to remove.
+    if (config?.kind === 'container' || (!config && id.parent)) await this.opts.provisioner.destroy(id.value);
     if (config) removeRuntimeDir(config.runtimeDir);
   }
 

@@ -5,6 +5,7 @@
 import { lstat, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { native, MNT_DETACH } from '../native/index.js';
+import { faultPoint } from '../fault.js';
 import { errCode } from '../images/fsutil.js';
 import type { ImageRecord, ImageStore } from '../images/store.js';
 
@@ -70,7 +71,9 @@ export class Provisioner {
     if (data.length > MAX_MOUNT_DATA) {
       throw new Error(`image ${image.id} has too many layers (${lowers.length}) for one overlay mount under ${this.root}`);
     }
+    faultPoint('rootfs-mount:before');
     native().mount('overlay', rootfs, 'overlay', 0, data);
+    faultPoint('rootfs-mount:after');
     return { rootfs };
   }
 

@@ -6,6 +6,7 @@ import type { PodSandboxConfig__Output } from '../../api/generated/runtime/v1/Po
 import type { ContainerConfig__Output } from '../../api/generated/runtime/v1/ContainerConfig.js';
 import type { ContainerConfig as MesosContainerConfig } from '../containerizer/mesos/isolator.js';
 import { readCheckpointDir, removeCheckpoint, writeCheckpoint } from './checkpoint.js';
+import { faultPoint } from '../fault.js';
 
 export type SandboxState = 'SANDBOX_READY' | 'SANDBOX_NOTREADY';
 export type ContainerState = 'CONTAINER_CREATED' | 'CONTAINER_RUNNING' | 'CONTAINER_EXITED' | 'CONTAINER_UNKNOWN';
@@ -77,7 +78,9 @@ export class MetadataStore<T extends { id: string }> {
 
   /** Write-through: memory and disk agree once this returns. */
   put(record: T): void {
+    faultPoint('record-write:before');
     writeCheckpoint(join(this.dir, `${record.id}.json`), record);
+    faultPoint('record-write:after');
     this.records.set(record.id, record);
   }
 
@@ -95,7 +98,9 @@ export class MetadataStore<T extends { id: string }> {
   }
 
   delete(id: string): void {
+    faultPoint('record-delete:before');
     removeCheckpoint(join(this.dir, `${id}.json`));
+    faultPoint('record-delete:after');
     this.records.delete(id);
   }
 

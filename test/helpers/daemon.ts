@@ -141,6 +141,16 @@ export class TestDaemon {
 
   private flags: string[] = [];
 
+  /** The environment of the next launch (over ours), e.g. CRI_MESOS_FAULT. */
+  setEnv(env: Record<string, string> | undefined): void {
+    this.opts = { ...this.opts, env };
+  }
+
+  /** Whether the daemon process has ended (killed by a fault point, for one). */
+  exited(): boolean {
+    return !this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null;
+  }
+
   async launch(flags: string[] = this.flags): Promise<void> {
     this.flags = flags;
     const from = this.opts.from ?? (process.env.CRI_MESOS_DAEMON === 'dist' ? 'dist' : 'src');

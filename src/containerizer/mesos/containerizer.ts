@@ -5,6 +5,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync, constants as fsc } from 'node:fs';
 import { containerDir, containersDir, nestedContainersDir, runtimeFile, RUNTIME_FILES } from '../../paths.js';
 import type { Quarantine } from '../../store/quarantine.js';
+import { faultPoint } from '../../fault.js';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { launchHelperPath, native, type NamespaceJoin, type SpawnOptions } from '../../native/index.js';
@@ -100,7 +101,9 @@ export class MesosContainerizer implements Containerizer {
     // whatever a crash leaves, recovery finds it from here.
     mkdirSync(rundir, { recursive: true, mode: 0o700 });
     if (req.image) c.config.rootfs = this.opts.provisioner.rootfsPath(c.id.value);
+    faultPoint('checkpoint-write:before');
     writeCheckpoint(runtimeFile(rundir, 'config'), c.config, VOLATILE);
+    faultPoint('checkpoint-write:after');
 
     this.transition(c, 'PROVISIONING');
     if (req.image) await this.opts.provisioner.provision(c.id.value, req.image);
@@ -108,6 +111,7 @@ export class MesosContainerizer implements Containerizer {
 
     this.transition(c, 'PREPARING');
     const info: LaunchInfo = emptyLaunchInfo();
+    faultPoint('cgroups-create:before');
     for (const isolator of this.isolatorsFor(c)) {
       const part = await isolator.prepare(c.config);
       this.checkAlive(c, `preparing (${isolator.name})`);
@@ -117,6 +121,7 @@ export class MesosContainerizer implements Containerizer {
       info.setup.push(...(part.setup ?? []));
       if (part.cgroupV2Dir) info.cgroupV2Dir = part.cgroupV2Dir;
     }
+    faultPoint('cgroups-create:after');
 
     this.transition(c, 'ISOLATING');
     const plan: PlanOp[] = [['rundir', rundir, RUNTIME_FILES.execFifo, RUNTIME_FILES.ctlFifo, RUNTIME_FILES.status]];
@@ -186,7 +191,9 @@ export class MesosContainerizer implements Containerizer {
     // The intent first: a crash between the two leaves a marker that recovery completes by
     // writing the byte again (releaseStart), instead of a running container read as created.
     writeFileSync(runtimeFile(c.config.runtimeDir, 'started'), '');
+    faultPoint('start-byte:before');
     if (!releaseStart(c.config.runtimeDir)) throw new Error(`container ${id.value} init is not waiting on its exec FIFO`);
+    faultPoint('start-byte:after');
     this.transition(c, 'RUNNING');
   }
 
@@ -226,7 +233,9 @@ export class MesosContainerizer implements Containerizer {
     await Promise.all([...c.children].map((k) => this.containers_.get(k)).filter((x): x is Container => !!x).map((child) => this.destroy(child.id)));
     // Nothing may be forked before provisioning/prepare settle; afterwards the launcher kills whatever exists.
     if (previous === 'STARTING' || previous === 'PROVISIONING' || previous === 'PREPARING') await settle(c.launching);
+    faultPoint('destroy-kill:before');
     await this.opts.launcher.destroy(c.config);
+    faultPoint('destroy-kill:after');
     await settle(c.launching);
     if (c.exited) await c.exited;
     let oomKilled = false;
@@ -243,6 +252,7 @@ export class MesosContainerizer implements Containerizer {
     c.exitStatus = termination;
     for (const w of c.waiters.splice(0)) w(termination);
     const errors: string[] = [];
+    faultPoint('destroy-cleanup:before');
     for (const isolator of [...this.isolatorsFor(c)].reverse()) {
       try {
         await isolator.cleanup(c.id);
@@ -250,6 +260,7 @@ export class MesosContainerizer implements Containerizer {
         errors.push(`${isolator.name}: ${(err as Error).message}`);
       }
     }
+    faultPoint('destroy-cleanup:after');
     if (c.pidfd !== undefined) {
       native().close(c.pidfd);
       c.pidfd = undefined;
@@ -293,8 +304,11 @@ export class MesosContainerizer implements Containerizer {
     this.containers_.delete(key);
     if (id.parent) this.containers_.get(idString(id.parent))?.children.delete(key);
     // Unknown here (its checkpoint was quarantined): its rootfs may still exist, and is ours to remove.
+    faultPoint('remove-rootfs:before');
     if (config?.kind === 'container' || (!config && id.parent)) await this.opts.provisioner.destroy(id.value);
+    faultPoint('remove-rootfs:after');
     if (config) removeRuntimeDir(config.runtimeDir);
+    faultPoint('remove-rundir:after');
   }
 
   // ---- running containers ----------------------------------------------------
@@ -693,6 +707,7 @@ export function releaseStart(runtimeDir: string): boolean {
 /** Everything but the checkpoint first, so a crash in between leaves a container recovery still knows. */
 function removeRuntimeDir(dir: string): void {
   for (const name of listDir(dir)) if (name !== RUNTIME_FILES.config) rmSync(join(dir, name), { recursive: true, force: true });
+  faultPoint('remove-rundir:before');
   rmSync(dir, { recursive: true, force: true });
 }
 

@@ -8,6 +8,7 @@ import { addProcess, cgroupPathFor, normalizeCgroupParent, removeCgroup, V2_LEAF
 import type { Logger } from '../../../log.js';
 import type { ContainerConfig } from '../isolator.js';
 import type { KnownContainer, Launcher } from './launcher.js';
+import { faultPoint } from '../../../fault.js';
 
 export class LinuxLauncher implements Launcher {
   readonly name = 'linux';
@@ -31,7 +32,9 @@ export class LinuxLauncher implements Launcher {
 
   async fork(config: ContainerConfig, spec: SpawnOptions, isolate: (heldPid: number) => Promise<void>): Promise<SpawnedChild> {
     const dir = await this.cgroups.createFreezer(this.rel(config));
+    faultPoint('spawn:before');
     const held = await native().spawnHeld(spec);
+    faultPoint('spawn:after');
     try {
       // Freezer first: destroy kills by freezer membership, so the child must never run outside it.
       await addProcess(dir, held.pid);
@@ -40,7 +43,10 @@ export class LinuxLauncher implements Launcher {
       native().abort(held);
       throw err;
     }
-    return native().release(held);
+    faultPoint('release:before');
+    const child = await native().release(held);
+    faultPoint('release:after');
+    return child;
   }
 
   async place(config: ContainerConfig, pid: number): Promise<void> {

@@ -1,0 +1,52 @@
+// Fault injection for the crash tests: with CRI_MESOS_FAULT=<point> in its
+// (or <point>@<n>) in its environment the daemon kills itself with SIGKILL when it reaches that point,
+// as a power cut or an OOM kill would. Every point is listed here, once; the
+// fault-injection test walks all of them and fails on one it does not cover.
+// Without the variable a point costs one comparison.
+
+export const FAULT_POINTS = [
+  // CRI records (work dir)
+  'record-write:before',
+  'record-write:after',
+  'record-delete:before',
+  'record-delete:after',
+  // the containerizer's checkpoint (runtime dir), before anything of a container exists
+  'checkpoint-write:before',
+  'checkpoint-write:after',
+  // a container's rootfs
+  'rootfs-mount:before',
+  'rootfs-mount:after',
+  // cgroups (isolator prepare)
+  'cgroups-create:before',
+  'cgroups-create:after',
+  // the launch helper: cloned and held, then released
+  'spawn:before',
+  'spawn:after',
+  'release:before',
+  'release:after',
+  // StartContainer
+  'start-byte:before',
+  'start-byte:after',
+  // destroy: kill everything, then isolator cleanup
+  'destroy-kill:before',
+  'destroy-kill:after',
+  'destroy-cleanup:before',
+  'destroy-cleanup:after',
+  // remove: rootfs, then the runtime dir (its checkpoint last)
+  'remove-rootfs:before',
+  'remove-rootfs:after',
+  'remove-rundir:before',
+  'remove-rundir:after',
+] as const;
+
+export type FaultPoint = (typeof FAULT_POINTS)[number];
+
+// "<point>" kills at its first hit, "<point>@<n>" at its n-th.
+const [armed, nth] = (process.env.CRI_MESOS_FAULT ?? '').split('@');
+let hits = 0;
+
+export function faultPoint(point: FaultPoint): void {
+  if (!armed || armed !== point || ++hits < Number(nth ?? 1)) return;
+  process.stderr.write(`cri-mesos: fault injection: SIGKILL at ${point} (hit ${hits})\n`);
+  process.kill(process.pid, 'SIGKILL');
+}

@@ -38,7 +38,15 @@ export class ComposingContainerizer implements Containerizer {
       return owner.launch(req);
     }
     for (const m of this.members) {
-      const result = await m.containerizer.launch(req);
+      let result: LaunchResult;
+      try {
+        result = await m.containerizer.launch(req);
+      } catch (err) {
+        // A member that claimed the launch and failed still owns what it made: whoever launched
+        // must be able to destroy it (a failed RunPodSandbox left its /dev/shm mount behind).
+        if (m.containerizer.containers().some((c) => idString(c) === key)) this.owners.set(key, m.containerizer);
+        throw err;
+      }
       if (result === 'NOT_SUPPORTED') continue;
       this.owners.set(key, m.containerizer);
       return result;

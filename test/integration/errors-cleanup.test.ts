@@ -169,6 +169,19 @@ if (d) {
     await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
   });
 
+  test.serial('a RunPodSandbox whose helper fails its setup leaves no shm mount, runtime dir, cgroup or record', async (t) => {
+    const cfg = podConfig('pod-fails', { linux: { sysctls: { 'net.no.such.key': '1' }, security_context: { namespace_options: { network: 'POD', pid: 'CONTAINER', ipc: 'POD' } } } });
+    const err = (await t.throwsAsync(d.client.call('RunPodSandbox', { config: cfg }))) as unknown as { details: string };
+    t.regex(err.details, /sysctl net\.no\.such\.key/);
+    t.deepEqual(readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(d.runtimeDir)), []);
+    t.deepEqual(readdirSync(join(d.runtimeDir, 'containers')), []);
+    t.deepEqual(readdirSync(join(d.workDir, 'meta', 'sandboxes')), []);
+    t.deepEqual(readdirSync(d.cgroupDir('freezer')!, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name), [], 'no pod cgroup');
+    // The name is free again: the same config with a good sysctl runs.
+    const ok = await d.client.call('RunPodSandbox', { config: { ...cfg, linux: { ...cfg.linux, sysctls: {} } } });
+    await d.client.call('RemovePodSandbox', { pod_sandbox_id: ok.pod_sandbox_id });
+  });
+
   test.serial('a CreateContainer that fails while preparing or while the helper sets up leaves nothing behind', async (t) => {
     const cfg = podConfig('failing', {}, join(d.logDir, 'failing'));
     const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg });

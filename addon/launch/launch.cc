@@ -781,17 +781,13 @@ struct Child {
 
 void ReapChild(Child& c) { ReapAll(c.pid, &c.done, &c.status); }
 
-// Wait for StartContainer: one byte on exec.fifo. Opened non-blocking so
-// SIGTERM still works while waiting; poll only reports POLLHUP once a writer
-// has come and gone, so "opened and closed without a byte" means give up.
-// Returns false when the init died first (its status is in `init`).
-bool WaitForStart(int sigfd, Child& init) {
-  int fd = openat(gState.rundirFd, "exec.fifo", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) {
-    Diag("open exec.fifo: %s", strerror(errno));
-    kill(init.pid, SIGKILL);
-    _exit(1);
-  }
+// Wait for StartContainer: one byte on exec.fifo (fd, opened by the caller
+// before it answers "ok": StartContainer may come right after that answer, and
+// opening a FIFO without a reader for a non-blocking write fails with ENXIO).
+// Non-blocking so SIGTERM still works while waiting; poll only reports POLLHUP
+// once a writer has come and gone, so "opened and closed without a byte" means
+// give up. Returns false when the init died first (its status is in `init`).
+bool WaitForStart(int fd, int sigfd, Child& init) {
   while (true) {
     struct pollfd pfds[2] = {{sigfd, POLLIN, 0}, {fd, POLLIN, 0}};
     if (poll(pfds, 2, -1) < 0) {
@@ -952,13 +948,18 @@ constexpr int kHeldSignalPollMs = 5;
     kill(init.pid, SIGKILL);
     SetupFail(answer.compare(0, 6, "error ") == 0 ? answer.substr(6) : "the container's init ended during setup");
   }
+  int execFifo = openat(gState.rundirFd, "exec.fifo", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (execFifo < 0) {
+    kill(init.pid, SIGKILL);
+    SetupFail(ErrStr("open exec.fifo", errno));
+  }
   if (gSyncFd >= 0) {
     WriteAll(gSyncFd, "ok\n", 3);
     close(gSyncFd);
     gSyncFd = -1;
   }
 
-  if (!WaitForStart(sigfd, init)) {
+  if (!WaitForStart(execFifo, sigfd, init)) {
     WriteStatus(init.status);
     ExitLike(init.status);
   }

@@ -414,19 +414,21 @@ async function soak(o: Opts, runs: SoakRun[]): Promise<void> {
     let failed = 0;
     const every = Math.max(1, Math.round(n / 10));
     const cycles = (rec(w, 'cycle').samples[t.id] ??= []);
+    const rssTrace: SoakRun['rssTrace'] = [];
     for (let i = 0; i < n; i++) {
       const t0 = process.hrtime.bigint();
       if (await soakCycle(t, `s-${i}`, o, w)) cycles.push(Number(process.hrtime.bigint() - t0) / 1e6);
       else failed++;
       maxRss = Math.max(maxRss, rssKb(t.pid));
       if ((i + 1) % every === 0) {
+        rssTrace.push({ cycle: i + 1, rssKb: rssKb(t.pid) });
         const p50 = summarize(cycles)?.p50 ?? NaN;
         say(`  soak ${t.id}: ${i + 1}/${n} cycles, p50 ${p50.toFixed(0)} ms, daemon fds ${readdirSync(`/proc/${t.pid}/fd`).length}, RSS ${(rssKb(t.pid) / 1024).toFixed(1)} MB`);
       }
     }
     await sleep(SOAK_SETTLE_MS);
     const after = await leftovers(t.daemon);
-    runs.push({ runtime: t.id, cycles: cycles.length, failed, warmup: o.soakWarmup, settleMs: SOAK_SETTLE_MS, start, before, after, leaked: leaked(before, after), maxRssKb: maxRss });
+    runs.push({ runtime: t.id, cycles: cycles.length, failed, warmup: o.soakWarmup, settleMs: SOAK_SETTLE_MS, start, before, after, leaked: leaked(before, after), maxRssKb: maxRss, rssTrace });
   }
 }
 

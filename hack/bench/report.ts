@@ -70,6 +70,8 @@ export interface SoakRun {
   leaked: Record<Category, string[]>;
   /** the highest daemon RSS sampled after each cycle */
   maxRssKb: number;
+  /** the daemon's RSS after every tenth of the cycles: a leak keeps climbing, warming up levels off */
+  rssTrace: { cycle: number; rssKb: number }[];
 }
 
 /** One kill -9 and restart of a daemon holding pods × 2 running containers; times in ms from the new daemon's spawn. */
@@ -269,7 +271,9 @@ export function renderTable(rep: Report): string {
     row.push(ids.map((id) => o.errors[id]?.count ?? 0).join('/'));
     rows.push(row);
   }
-  out.push(table(rows, ['l', 'l', ...rows[0]!.slice(2).map(() => 'r' as const)]));
+  // restart alone times no RPC rows: no header without rows
+  if (rep.ops.length) out.push(table(rows, ['l', 'l', ...rows[0]!.slice(2).map(() => 'r' as const)]));
+  else out.push('(no per-RPC latencies in this run)');
 
   if (rep.bursts.some((b) => b.runs.length)) {
     out.push('');
@@ -360,6 +364,7 @@ function renderSoak(s: Report['soak'][number]): string[] {
   rows.push(['daemon RSS', mb(s.start.rssKb), mb(s.before.rssKb), mb(s.after.rssKb), sign(s.rssGrowthKb)]);
   out.push(table(rows, ['l', 'r', 'r', 'r', 'r']));
   out.push(`daemon RSS peak: ${mb(s.maxRssKb)} sampled after each cycle, ${mb(s.after.peakRssKb)} VmHWM (since it started)`);
+  if (s.rssTrace.length) out.push(`daemon RSS MB after cycle ${s.rssTrace.map((x) => `${x.cycle}: ${(x.rssKb / 1024).toFixed(1)}`).join(', ')}`);
   for (const [c, label] of SOAK_ROWS) {
     const items = s.leaked[c];
     if (items.length) out.push(`  leaked ${label}: ${items.slice(0, 10).join(', ')}${items.length > 10 ? `, … (${items.length})` : ''}`);

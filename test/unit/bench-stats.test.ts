@@ -155,6 +155,10 @@ function raw(two = true): RawResults {
         after: snapshot(21, 72 * 1024, { mounts: ['/w/provisioner/x/rootfs'] }),
         leaked: { fds: ['anon_inode:[pidfd]'], mounts: ['/w/provisioner/x/rootfs'], cgroups: [], runtimeDirs: [], provisioned: [], records: [], processes: [] },
         maxRssKb: 80 * 1024,
+        rssTrace: [
+          { cycle: 500, rssKb: 71 * 1024 },
+          { cycle: 1000, rssKb: 72 * 1024 },
+        ],
       },
     ],
     restart: [
@@ -223,6 +227,7 @@ test('renderTable: header, one row per op with both runtimes and ratios, bursts,
   t.regex(text, /daemon RSS\s+60\.0 MB\s+70\.0 MB\s+72\.0 MB\s+\+2\.0 MB$/m);
   t.regex(text, /daemon RSS peak: 80\.0 MB sampled after each cycle, 73\.0 MB VmHWM/);
   t.regex(text, /leaked daemon fds: anon_inode:\[pidfd\]/);
+  t.regex(text, /daemon RSS MB after cycle 500: 71\.0, 1000: 72\.0/);
   t.regex(text, /restart A: kill -9 of a daemon with 100 pods and 200 running containers/);
   t.regex(text, /^\s+1\s+20\s+310\.2\s+305\.0\s+720\.0\s+731\.4\s+745\.9\s+200\s+760\.1\s+760\.1$/m);
   t.regex(text, /^\s+2\s+40\s+290\.0\s+-\s+-\s+1500\s+1512\s+200\s+-\s+-$/m);

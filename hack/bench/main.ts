@@ -486,7 +486,13 @@ async function restart(o: Opts, runs: RestartRun[]): Promise<void> {
       }
       await d.kill9();
       // Only processes of containers this run started.
-      for (const p of pids) process.kill(p.pid, 'SIGKILL');
+      for (const p of pids) {
+        try {
+          process.kill(p.pid, 'SIGKILL');
+        } catch {
+          // exited by itself
+        }
+      }
       for (const v of victims) v.killed = true;
       await waitFor('the killed containers and their helpers to exit', () => pids.every((p) => exited(p.pid) && exited(p.helper)), 30_000);
       const logFrom = d.logs().length;

@@ -2,22 +2,42 @@
 // side by side and interleaved, in one run. See hack/bench/README.md.
 //
 //   npm run bench -- [--endpoint SOCK] [--vs SOCK|reference] [-n 20] [-c 1] [--out DIR] …
+//   npm run bench -- --soak 1000           (only the soak workload)
 import { Command, Option } from 'commander';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { cpus, release, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { projectRoot } from '../../src/util/paths.js';
-import { CriClient, TestDaemon } from '../../test/helpers/daemon.js';
+import { CriClient, TestDaemon, waitFor } from '../../test/helpers/daemon.js';
+import { leaked, leftovers } from '../../test/helpers/leaks.js';
 import { BENCH_IMAGE, buildReferenceImages } from './images.js';
-import { cpuSeconds, descendants, listProcs, loadavg, memTotalMb, pssKb, rssKb, socketOwner, type Proc } from './proc.js';
-import { buildReport, renderSvg, renderTable, type BurstRun, type CpuUse, type OpSamples, type RawResults, type Resources, type RuntimeInfo } from './report.js';
-import { interleaveOrder, phasesFromLog, rounds, rpcTimesFromLog, summarize } from './stats.js';
+import { cpuSeconds, descendants, exited, listProcs, loadavg, memTotalMb, pssKb, rssKb, socketOwner, type Proc } from './proc.js';
+import {
+  buildReport,
+  renderSvg,
+  renderTable,
+  type BurstRun,
+  type CpuUse,
+  type OpSamples,
+  type RawResults,
+  type Resources,
+  type RestartRun,
+  type RuntimeInfo,
+  type SoakRun,
+} from './report.js';
+import { interleaveOrder, logTime, phasesFromLog, rounds, rpcTimesFromLog, summarize } from './stats.js';
 
-const WORKLOADS = ['pod', 'container', 'exec', 'list', 'burst', 'front'] as const;
+const WORKLOADS = ['pod', 'container', 'exec', 'list', 'burst', 'front', 'soak', 'restart'] as const;
 type Workload = (typeof WORKLOADS)[number];
+/** soak and restart take minutes and need a daemon of our own: only when asked for */
+const DEFAULT_WORKLOADS: Workload[] = ['pod', 'container', 'exec', 'list', 'burst', 'front'];
+/** wait after the soak's last cycle: sockets and pipes are closed on later turns of the daemon's loop */
+const SOAK_SETTLE_MS = 2000;
 const RUNNING_CAP = 100;
 
 interface Opts {
@@ -36,6 +56,11 @@ interface Opts {
   logLevel: string;
   daemonFlag: string[];
   frontCalls: number;
+  soak?: number;
+  soakWarmup: number;
+  restartPods: number;
+  restartKill: number;
+  restartRounds: number;
 }
 
 interface Target {
@@ -58,6 +83,8 @@ const runId = randomBytes(4).toString('hex');
 /** the run's temp dir, made once the options are parsed (so --help leaves nothing behind) */
 let tmp = '';
 const targets: Target[] = [];
+/** daemons a workload starts besides the targets' (front, restart): cleanup() tears down those still up */
+const extraDaemons = new Set<TestDaemon>();
 const ops = new Map<string, OpSamples>();
 const notes: string[] = [];
 let aborted = false;
@@ -290,15 +317,7 @@ async function frontCost(o: Opts): Promise<void> {
   const OPS = ['Status, front', 'Status, front, socket-path :authority', 'Status, no front'];
   declare(w, OPS);
   say('  starting a second cri-mesos daemon with --cri-front=false');
-  const plain = await TestDaemon.start({
-    from: o.daemon,
-    logLevel: o.logLevel,
-    logTo: 'file',
-    detached: true,
-    importImages: false,
-    prefix: 'cri-mesos-bench-nofront',
-    flags: [...o.daemonFlag, '--cri-front', 'false'],
-  });
+  const plain = await extraDaemon(o, 'cri-mesos-bench-nofront', { importImages: false, flags: ['--cri-front', 'false'] });
   const old = new CriClient(a.socket, { 'grpc.default_authority': a.socket });
   const variants = [a.client, old, plain.client].map((client) => ({ ...a, client }));
   try {
@@ -312,7 +331,7 @@ async function frontCost(o: Opts): Promise<void> {
     }
   } finally {
     old.close();
-    await plain.teardown();
+    await dropDaemon(plain, o);
   }
   const p50 = (op: string) => summarize(rec(w, op).samples[a.id] ?? [])?.p50 ?? NaN;
   const [front, rewrite, none] = OPS.map(p50) as [number, number, number];
@@ -321,6 +340,229 @@ async function frontCost(o: Opts): Promise<void> {
     `front: Status p50 ${front.toFixed(3)} ms through the front, ${rewrite.toFixed(3)} ms when it re-encodes (socket-path :authority), ` +
       `${none.toFixed(3)} ms without it: ${diff(front)} / ${diff(rewrite)} ms`,
   );
+}
+
+/** A daemon of our own besides A's, with A's build and flags; cleanup() tears it down if the workload cannot. */
+async function extraDaemon(o: Opts, prefix: string, opts: { importImages: boolean; flags?: string[] }): Promise<TestDaemon> {
+  const d = await TestDaemon.start({
+    from: o.daemon,
+    logLevel: o.logLevel,
+    logTo: 'file',
+    detached: true,
+    importImages: opts.importImages,
+    prefix,
+    flags: [...o.daemonFlag, ...(opts.flags ?? [])],
+  });
+  extraDaemons.add(d);
+  return d;
+}
+
+async function dropDaemon(d: TestDaemon, o: Opts): Promise<void> {
+  if (extraDaemons.delete(d)) await d.teardown(o.setupConcurrency);
+}
+
+/**
+ * One soak cycle: a pod; two containers one after the other, each created, started, exec'd into,
+ * stopped and removed; the pod stopped and removed. Timed under workload w; untimed (warm-up)
+ * without. After a failed call the rest is skipped and the pod removed untimed. False if a call failed.
+ */
+async function soakCycle(t: Target, name: string, o: Opts, w?: string): Promise<boolean> {
+  const rpc = (op: string, req: object) => (w ? timed(t, w, op, req) : call(t, op, req));
+  const config = podCfg(t, name);
+  const pod: string | undefined = (await rpc('RunPodSandbox', { config }))?.pod_sandbox_id;
+  if (!pod) return false;
+  t.pods.add(pod);
+  let ok = true;
+  for (const c of ['a', 'b']) {
+    const id: string | undefined = (await rpc('CreateContainer', { pod_sandbox_id: pod, config: ctrCfg(c), sandbox_config: config }))?.container_id;
+    ok = !!id && !!(await rpc('StartContainer', { container_id: id }));
+    if (ok) {
+      const r = await rpc('ExecSync', { container_id: id, cmd: ['true'], timeout: 10 });
+      if (r && r.exit_code !== 0) recordError(t, w ?? 'setup/teardown', 'ExecSync', new Error(`exit code ${r.exit_code}: ${String(r.stderr)}`));
+      ok = r?.exit_code === 0;
+    }
+    ok = ok && !!(await rpc('StopContainer', { container_id: id, timeout: o.stopTimeout })) && !!(await rpc('RemoveContainer', { container_id: id }));
+    if (!ok) break;
+  }
+  ok = ok && !!(await rpc('StopPodSandbox', { pod_sandbox_id: pod })) && !!(await rpc('RemovePodSandbox', { pod_sandbox_id: pod }));
+  if (ok) t.pods.delete(pod);
+  else await removePod(t, pod);
+  return ok;
+}
+
+/**
+ * Soak: --soak N cycles against a daemon the run started, then what it holds and what the
+ * cycles left behind (test/helpers/leaks.ts, which the soak test asserts on): fds, mounts,
+ * cgroups, runtime/provisioner dirs, records, processes, and its RSS.
+ */
+async function soak(o: Opts, runs: SoakRun[]): Promise<void> {
+  const n = o.soak ?? 1000;
+  const w = `soak ${n}`;
+  const OPS = ['RunPodSandbox', 'CreateContainer', 'StartContainer', 'ExecSync', 'StopContainer', 'RemoveContainer', 'StopPodSandbox', 'RemovePodSandbox'];
+  declare(w, ['cycle', ...OPS]);
+  for (const t of targets) {
+    if (!t.daemon || !t.pid) {
+      notes.push(`${t.id} soak: skipped; it needs a daemon the benchmark starts`);
+      continue;
+    }
+    const start = await leftovers(t.daemon);
+    // JIT, lazily loaded code and caches grow the RSS in the first cycles: not part of the baseline.
+    for (let i = 0; i < o.soakWarmup; i++) await soakCycle(t, `sw-${i}`, o);
+    await sleep(SOAK_SETTLE_MS);
+    const before = await leftovers(t.daemon);
+    let maxRss = before.rssKb;
+    let failed = 0;
+    const every = Math.max(1, Math.round(n / 10));
+    const cycles = (rec(w, 'cycle').samples[t.id] ??= []);
+    const rssTrace: SoakRun['rssTrace'] = [];
+    for (let i = 0; i < n; i++) {
+      const t0 = process.hrtime.bigint();
+      if (await soakCycle(t, `s-${i}`, o, w)) cycles.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      else failed++;
+      maxRss = Math.max(maxRss, rssKb(t.pid));
+      if ((i + 1) % every === 0) {
+        rssTrace.push({ cycle: i + 1, rssKb: rssKb(t.pid) });
+        const p50 = summarize(cycles)?.p50 ?? NaN;
+        say(`  soak ${t.id}: ${i + 1}/${n} cycles, p50 ${p50.toFixed(0)} ms, daemon fds ${readdirSync(`/proc/${t.pid}/fd`).length}, RSS ${(rssKb(t.pid) / 1024).toFixed(1)} MB`);
+      }
+    }
+    await sleep(SOAK_SETTLE_MS);
+    const after = await leftovers(t.daemon);
+    runs.push({ runtime: t.id, cycles: cycles.length, failed, warmup: o.soakWarmup, settleMs: SOAK_SETTLE_MS, start, before, after, leaked: leaked(before, after), maxRssKb: maxRss, rssTrace });
+  }
+}
+
+/** Does something accept connections on the unix socket? */
+function accepts(socket: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection(socket);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * Recovery speed: a daemon of its own with --restart-pods pods × 2 running containers; per round,
+ * kill -9 it, kill --restart-kill containers' processes (pids from ContainerStatus verbose info)
+ * while it is down, start it again and time, from the new process's spawn, when its socket accepts,
+ * when it first answers (Version), when ListContainers lists everything, and when every pod and
+ * container shows its right state.
+ */
+async function restart(o: Opts, runs: RestartRun[]): Promise<void> {
+  const a = targets.find((t) => t.daemon);
+  if (!a) {
+    notes.push('restart: skipped; it needs a daemon the benchmark starts (no --endpoint)');
+    return;
+  }
+  say(`  starting a cri-mesos daemon for ${o.restartPods} pods × 2 running containers`);
+  const d = await extraDaemon(o, 'cri-mesos-bench-restart', { importImages: true });
+  // A's id and config; its own daemon, client and pods
+  const t: Target = { ...a, client: d.client, socket: d.socket, daemon: d, pid: d.pid, pods: new Set() };
+  try {
+    const ctrs: { id: string; killed: boolean }[] = [];
+    const t0 = Date.now();
+    await pool(Array.from({ length: o.restartPods }, (_, i) => i), o.setupConcurrency, async (i) => {
+      const p = await runPod(t, `rs-${i}`);
+      for (const name of p ? ['a', 'b'] : []) {
+        const c = await call(t, 'CreateContainer', { pod_sandbox_id: p!.id, config: ctrCfg(name), sandbox_config: p!.config });
+        if (c && (await call(t, 'StartContainer', { container_id: c.container_id }))) ctrs.push({ id: c.container_id, killed: false });
+      }
+    });
+    say(`  ${t.pods.size} pods, ${ctrs.length} running containers in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    for (let round = 1; round <= o.restartRounds; round++) {
+      const alive = ctrs.filter((c) => !c.killed);
+      const step = Math.max(1, Math.floor(alive.length / Math.max(1, o.restartKill)));
+      const victims = alive.filter((_, i) => i % step === 0).slice(0, o.restartKill);
+      const byPid = new Map(listProcs().map((p) => [p.pid, p]));
+      const pids: { pid: number; helper: number }[] = [];
+      for (const v of victims) {
+        const s = await call(t, 'ContainerStatus', { container_id: v.id, verbose: true });
+        const pid = Number(JSON.parse(s?.info?.info ?? '{}').pid);
+        // its parent is the container's launch helper, which exits with it
+        if (pid > 0) pids.push({ pid, helper: byPid.get(pid)?.ppid ?? pid });
+      }
+      await d.kill9();
+      // Only processes of containers this run started.
+      for (const p of pids) {
+        try {
+          process.kill(p.pid, 'SIGKILL');
+        } catch {
+          // exited by itself
+        }
+      }
+      for (const v of victims) v.killed = true;
+      await waitFor('the killed containers and their helpers to exit', () => pids.every((p) => exited(p.pid) && exited(p.helper)), 30_000);
+      const logFrom = d.logs().length;
+      const spawnedAt = Date.now();
+      const since = performance.now();
+      const launching = d.launch();
+      const r = await Promise.all([launching, watchRecovery(d.socket, since, t.pods.size, ctrs)]).then(([, m]) => m);
+      t.client = d.client;
+      const log = d.logs().slice(logFrom);
+      const sinceSpawn = (at: number | null) => (at === null ? null : at - spawnedAt);
+      runs.push({
+        runtime: t.id,
+        round,
+        pods: t.pods.size,
+        containers: ctrs.length,
+        killed: ctrs.filter((c) => c.killed).length,
+        servingMs: sinceSpawn(logTime(log, 'serving CRI')),
+        recoveredMs: sinceSpawn(logTime(log, 'recovery done')),
+        ...r,
+      });
+      say(`  round ${round}: first answer ${r.versionMs.toFixed(0)} ms after the spawn, all in their state after ${r.allRightMs?.toFixed(0) ?? '-'} ms`);
+    }
+    await removeAllPods(t, [...t.pods], o.setupConcurrency);
+  } finally {
+    mkdirSync(resolve(o.out), { recursive: true });
+    writeFileSync(join(resolve(o.out), `daemon-${a.id}-restart.log`), d.logs());
+    await dropDaemon(d, o);
+  }
+}
+
+/** The new daemon's first answers, in ms from performance.now() `since` (its spawn). */
+async function watchRecovery(
+  socket: string,
+  since: number,
+  pods: number,
+  ctrs: { id: string; killed: boolean }[],
+): Promise<Omit<RestartRun, 'runtime' | 'round' | 'pods' | 'containers' | 'killed' | 'servingMs' | 'recoveredMs'>> {
+  const ms = () => Math.round((performance.now() - since) * 10) / 10;
+  // made now: its channel connects at the first call, after the socket accepts
+  const client = new CriClient(socket);
+  try {
+    // The old socket file is still there: poll until the new daemon listens on it.
+    while (!(await accepts(socket))) {
+      if (performance.now() - since > 60_000) throw new Error('the restarted daemon does not accept connections');
+      await sleep(2);
+    }
+    const acceptMs = ms();
+    await client.call('Version', {}, 60_000);
+    const versionMs = ms();
+    const killed = new Set(ctrs.filter((c) => c.killed).map((c) => c.id));
+    let listMs = NaN;
+    let listed = 0;
+    let killedExitedMs: number | null = null;
+    let allRightMs: number | null = null;
+    while (allRightMs === null && performance.now() - since < 60_000) {
+      const c = await client.call('ListContainers', {});
+      const at = ms();
+      if (Number.isNaN(listMs)) [listMs, listed] = [at, c.containers?.length ?? 0];
+      const state = new Map<string, string>((c.containers ?? []).map((x: { id: string; state: string }) => [x.id, x.state]));
+      const killedOk = [...killed].every((id) => state.get(id) === 'CONTAINER_EXITED');
+      if (killedOk) killedExitedMs ??= at;
+      const others = ctrs.every((x) => killed.has(x.id) || state.get(x.id) === 'CONTAINER_RUNNING');
+      const ready = ((await client.call('ListPodSandbox', {})).items ?? []).filter((x: { state: string }) => x.state === 'SANDBOX_READY').length;
+      if (killedOk && others && ready === pods) allRightMs = ms();
+      else await sleep(5);
+    }
+    return { acceptMs, versionMs, listMs, listed, killedExitedMs, allRightMs };
+  } finally {
+    client.close();
+  }
 }
 
 interface ScaleState {
@@ -568,6 +810,10 @@ function cleanup(o: Opts): Promise<void> {
         say(`${t.id}: cleanup failed: ${errText(e)}`);
       }
     }
+    for (const d of extraDaemons) {
+      extraDaemons.delete(d);
+      await d.teardown(o.setupConcurrency).catch((e: unknown) => say(`cleanup of ${d.dir} failed: ${errText(e)}`));
+    }
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   })();
   return cleaning;
@@ -588,11 +834,16 @@ const program = new Command('bench')
   .option('--vs <socket|reference>', 'a second CRI runtime to run the same workloads against; "reference" starts Debian\'s containerd (hack/bench/containerd-reference.sh)')
   .option('-n, --iterations <n>', 'iterations per workload (and per list size)', int, 20)
   .option('-c, --concurrency <n>', 'parallel iterations per round', int, 1)
-  .option('--workloads <list>', `comma-separated subset of ${WORKLOADS.join(',')}`, list, [...WORKLOADS])
+  .option('--workloads <list>', `comma-separated subset of ${WORKLOADS.join(',')} (default: ${DEFAULT_WORKLOADS.join(',')})`, list, [...DEFAULT_WORKLOADS])
   .option('--list-sizes <list>', 'object counts for ListPodSandbox/ListContainers', (s) => list(s).map(int), [100, 1000])
   .option('--burst <pods>', 'pods started at once in the burst workload', int, 100)
   .option('--burst-rounds <n>', 'bursts per runtime', int, 2)
   .option('--front-calls <n>', 'Status calls per variant in the front workload', int, 2000)
+  .option('--soak <cycles>', 'soak workload: cycles of a pod with two containers, then leaks and RSS growth; without --workloads, only the soak runs (default cycles 1000)', int)
+  .option('--soak-warmup <cycles>', 'untimed soak cycles before the baseline', int, 10)
+  .option('--restart-pods <n>', 'restart workload: pods with two running containers each', int, 100)
+  .option('--restart-kill <n>', "restart workload: containers whose process is killed while the daemon is down, per round", int, 20)
+  .option('--restart-rounds <n>', 'restart workload: kill -9 and restarts', int, 3)
   .option('--setup-concurrency <n>', 'parallel calls when creating/removing objects outside measurements', int, 8)
   .option('--stop-timeout <s>', 'StopContainer timeout (the containers run sleep as PID 1, which ignores SIGTERM)', int, 0)
   .option('--out <dir>', 'where to write bench.json, bench.svg and bench.txt', 'bench-out')
@@ -603,6 +854,7 @@ const program = new Command('bench')
 async function main(): Promise<void> {
   program.parse();
   const o = program.opts<Opts>();
+  if (o.soak !== undefined && program.getOptionValueSource('workloads') === 'default') o.workloads = ['soak'];
   for (const w of o.workloads) if (!WORKLOADS.includes(w)) throw new Error(`unknown workload ${w} (known: ${WORKLOADS.join(', ')})`);
   if (o.iterations < 1) throw new Error('--iterations must be ≥ 1');
   o.concurrency = Math.max(1, o.concurrency);
@@ -628,6 +880,8 @@ async function main(): Promise<void> {
   const load0 = loadavg();
   const bursts: BurstRun[] = [];
   const resources: Resources[] = [];
+  const soakRuns: SoakRun[] = [];
+  const restartRuns: RestartRun[] = [];
   const cpuStart = new Map<string, { self: number; children: number }>();
   const cpu = new Map<string, CpuUse>();
   try {
@@ -644,7 +898,8 @@ async function main(): Promise<void> {
       if (t.pid) cpuStart.set(t.id, cpuSeconds(t.pid) ?? { self: 0, children: 0 });
       cpu.set(t.id, { runtime: t.id, totalSeconds: 0, childrenSeconds: 0, perWorkload: {} });
     }
-    const phase = async (name: string, fn: () => Promise<void>) => {
+    /** ownCpu false: the workload runs on a daemon of its own, so the targets' CPU time says nothing about it */
+    const phase = async (name: string, fn: () => Promise<void>, ownCpu = true) => {
       const before = new Map(targets.map((t) => [t.id, t.pid ? cpuSeconds(t.pid) : undefined]));
       const t0 = Date.now();
       say(`workload: ${name}`);
@@ -652,7 +907,7 @@ async function main(): Promise<void> {
       for (const t of targets) {
         const b = before.get(t.id);
         const a = t.pid ? cpuSeconds(t.pid) : undefined;
-        if (a && b) cpu.get(t.id)!.perWorkload[name] = a.self - b.self;
+        if (a && b && ownCpu) cpu.get(t.id)!.perWorkload[name] = a.self - b.self;
       }
       say(`  done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     };
@@ -662,6 +917,8 @@ async function main(): Promise<void> {
     if (o.workloads.includes('front')) await phase('front', () => frontCost(o));
     if (o.workloads.includes('burst')) await phase('burst', () => burst(o, bursts));
     if (o.workloads.includes('list')) await phase('list', () => lists(o, resources));
+    if (o.workloads.includes('soak')) await phase('soak', () => soak(o, soakRuns));
+    if (o.workloads.includes('restart')) await phase('restart', () => restart(o, restartRuns), false);
     for (const t of targets) {
       const s = cpuStart.get(t.id);
       const e = t.pid ? cpuSeconds(t.pid) : undefined;
@@ -702,6 +959,8 @@ async function main(): Promise<void> {
       burst: o.burst,
       burstRounds: o.burstRounds,
       stopTimeout: o.stopTimeout,
+      ...(o.workloads.includes('soak') ? { soakCycles: o.soak ?? 1000, soakWarmup: o.soakWarmup } : {}),
+      ...(o.workloads.includes('restart') ? { restartPods: o.restartPods, restartKill: o.restartKill, restartRounds: o.restartRounds } : {}),
       image: BENCH_IMAGE,
       command: ['sleep', '3600'],
       interleave: 'per round: A,B then B,A',
@@ -713,8 +972,12 @@ async function main(): Promise<void> {
     resources,
     cpu: [...cpu.values()],
     phases,
+    soak: soakRuns,
+    restart: restartRuns,
     notes: [
-      `list ${o.listSizes.join('/')}: pods beyond ${RUNNING_CAP} are stopped right after RunPodSandbox (NOTREADY, still listed); containers beyond ${RUNNING_CAP} are created, not started, spread over the ${RUNNING_CAP} running pods`,
+      ...(o.workloads.includes('list')
+        ? [`list ${o.listSizes.join('/')}: pods beyond ${RUNNING_CAP} are stopped right after RunPodSandbox (NOTREADY, still listed); containers beyond ${RUNNING_CAP} are created, not started, spread over the ${RUNNING_CAP} running pods`]
+        : []),
       ...notes,
     ],
   };

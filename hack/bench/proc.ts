@@ -70,6 +70,19 @@ export function rssKb(pid: number): number {
   return m ? Number(m[1]) : 0;
 }
 
+/** VmHWM: the process's peak RSS since it started. */
+export function peakRssKb(pid: number): number {
+  const m = /VmHWM:\s+(\d+)/.exec(read(`/proc/${pid}/status`) ?? '');
+  return m ? Number(m[1]) : 0;
+}
+
+/** Gone, or a zombie (exited, not reaped yet). */
+export function exited(pid: number): boolean {
+  const stat = read(`/proc/${pid}/stat`);
+  if (!stat) return true;
+  return /^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+}
+
 export function pssKb(pid: number): number {
   const m = /^Pss:\s+(\d+)/m.exec(read(`/proc/${pid}/smaps_rollup`) ?? '');
   return m ? Number(m[1]) : 0;

@@ -1,6 +1,7 @@
 // Pure rendering for hack/bench: the raw results → the JSON report, the
 // terminal table and the SVG chart. No I/O here.
 import { ratio, summarize, summarizePhases, throughput, type PhaseSample, type Summary } from './stats.js';
+import type { Category, Leftovers } from '../../test/helpers/leaks.js';
 
 export interface RuntimeInfo {
   /** "A" (the runtime under test) or "B" (--vs) */
@@ -52,6 +53,51 @@ export interface CpuUse {
   perWorkload: Record<string, number>;
 }
 
+export interface SoakRun {
+  runtime: string;
+  /** measured cycles that ran through, and those where a call failed */
+  cycles: number;
+  failed: number;
+  /** untimed cycles before the baseline */
+  warmup: number;
+  /** wait after the last cycle before the "after" snapshot */
+  settleMs: number;
+  /** the daemon at the start, after the warm-up (the baseline), and after the last cycle and the settle */
+  start: Leftovers;
+  before: Leftovers;
+  after: Leftovers;
+  /** new in "after" since the baseline, per category (fds by kind) */
+  leaked: Record<Category, string[]>;
+  /** the highest daemon RSS sampled after each cycle */
+  maxRssKb: number;
+  /** the daemon's RSS after every tenth of the cycles: a leak keeps climbing, warming up levels off */
+  rssTrace: { cycle: number; rssKb: number }[];
+}
+
+/** One kill -9 and restart of a daemon holding pods × 2 running containers; times in ms from the new daemon's spawn. */
+export interface RestartRun {
+  runtime: string;
+  round: number;
+  pods: number;
+  containers: number;
+  /** containers whose process was killed while the daemon was down (all rounds so far) */
+  killed: number;
+  /** its socket accepts a connection */
+  acceptMs: number;
+  /** its log says "serving CRI" / "recovery done" (ms resolution; null without a text log) */
+  servingMs: number | null;
+  recoveredMs: number | null;
+  /** the first RPC answer (Version) */
+  versionMs: number;
+  /** ListContainers answered, listing `listed` containers */
+  listMs: number;
+  listed: number;
+  /** ListContainers shows every killed container EXITED (null: not within the deadline) */
+  killedExitedMs: number | null;
+  /** every pod READY, every container RUNNING or (the killed ones) EXITED */
+  allRightMs: number | null;
+}
+
 export interface RawResults {
   startedAt: string;
   finishedAt: string;
@@ -65,6 +111,8 @@ export interface RawResults {
   cpu: CpuUse[];
   /** cri-mesos state-transition durations from its own log, per runtime id (only daemons the bench started) */
   phases: Record<string, PhaseSample[]>;
+  soak: SoakRun[];
+  restart: RestartRun[];
   notes: string[];
 }
 
@@ -92,6 +140,8 @@ export interface Report {
   resources: (Resources & { helperRssPerContainerKb: number; helperPssPerContainerKb: number })[];
   cpu: CpuUse[];
   phases: Record<string, { kind: string; phase: string; summary: Summary }[]>;
+  soak: (SoakRun & { rssGrowthKb: number })[];
+  restart: RestartRun[];
   notes: string[];
 }
 
@@ -157,6 +207,8 @@ export function buildReport(raw: RawResults): Report {
     phases: Object.fromEntries(
       Object.entries(raw.phases).map(([id, s]) => [id, summarizePhases(s).map((p) => ({ ...p, summary: roundSummary(p.summary)! }))]),
     ),
+    soak: raw.soak.map((s) => ({ ...s, rssGrowthKb: s.after.rssKb - s.before.rssKb })),
+    restart: raw.restart,
     notes: raw.notes,
   };
 }
@@ -219,7 +271,9 @@ export function renderTable(rep: Report): string {
     row.push(ids.map((id) => o.errors[id]?.count ?? 0).join('/'));
     rows.push(row);
   }
-  out.push(table(rows, ['l', 'l', ...rows[0]!.slice(2).map(() => 'r' as const)]));
+  // restart alone times no RPC rows: no header without rows
+  if (rep.ops.length) out.push(table(rows, ['l', 'l', ...rows[0]!.slice(2).map(() => 'r' as const)]));
+  else out.push('(no per-RPC latencies in this run)');
 
   if (rep.bursts.some((b) => b.runs.length)) {
     out.push('');
@@ -270,6 +324,9 @@ export function renderTable(rep: Report): string {
     out.push(table(prow, ['l', 'l', 'r', 'r', 'r', 'r']));
   }
 
+  for (const s of rep.soak) out.push('', ...renderSoak(s));
+  if (rep.restart.length) out.push('', ...renderRestart(rep.restart));
+
   const errs = rep.ops.flatMap((o) => Object.entries(o.errors).map(([id, e]) => `  ${id} ${o.workload}/${o.op}: ${e.count}× ${e.first}`));
   if (errs.length) {
     out.push('');
@@ -282,6 +339,51 @@ export function renderTable(rep: Report): string {
     out.push(...rep.notes.map((n) => `  - ${n}`));
   }
   return out.join('\n') + '\n';
+}
+
+const SOAK_ROWS: [Category, string][] = [
+  ['fds', 'daemon fds'],
+  ['mounts', 'mounts under its work/runtime dirs'],
+  ['cgroups', 'cgroups under its cgroup root'],
+  ['runtimeDirs', 'dirs in <runtime dir>/containers'],
+  ['provisioned', 'dirs in <work dir>/provisioner'],
+  ['records', 'records in <work dir>/meta'],
+  ['processes', 'processes (its cgroups, its children)'],
+];
+
+function renderSoak(s: Report['soak'][number]): string[] {
+  const out = [
+    `soak ${s.runtime}: ${s.cycles} cycles${s.failed ? ` (+${s.failed} with a failed call)` : ''} after ${s.warmup} warm-up cycles; ` +
+      `"before" after the warm-up, "after" ${s.settleMs} ms after the last cycle; leaked = new since "before"`,
+  ];
+  const rows = [['', 'start', 'before', 'after', 'leaked']];
+  for (const [c, label] of SOAK_ROWS) {
+    rows.push([label, String(s.start[c].length), String(s.before[c].length), String(s.after[c].length), String(c === 'fds' ? s.after.fds.length - s.before.fds.length : s.leaked[c].length)]);
+  }
+  const sign = (kb: number) => `${kb >= 0 ? '+' : ''}${(kb / 1024).toFixed(1)} MB`;
+  rows.push(['daemon RSS', mb(s.start.rssKb), mb(s.before.rssKb), mb(s.after.rssKb), sign(s.rssGrowthKb)]);
+  out.push(table(rows, ['l', 'r', 'r', 'r', 'r']));
+  out.push(`daemon RSS peak: ${mb(s.maxRssKb)} sampled after each cycle, ${mb(s.after.peakRssKb)} VmHWM (since it started)`);
+  if (s.rssTrace.length) out.push(`daemon RSS MB after cycle ${s.rssTrace.map((x) => `${x.cycle}: ${(x.rssKb / 1024).toFixed(1)}`).join(', ')}`);
+  for (const [c, label] of SOAK_ROWS) {
+    const items = s.leaked[c];
+    if (items.length) out.push(`  leaked ${label}: ${items.slice(0, 10).join(', ')}${items.length > 10 ? `, … (${items.length})` : ''}`);
+  }
+  return out;
+}
+
+function renderRestart(runs: RestartRun[]): string[] {
+  const f = (x: number | null) => (x === null ? '-' : fmtMs(x));
+  const r0 = runs[0]!;
+  const out = [
+    `restart ${r0.runtime}: kill -9 of a daemon with ${r0.pods} pods and ${r0.containers} running containers, some of them killed while it was down; ms from the new daemon's spawn`,
+  ];
+  const rows = [['round', 'killed', 'socket accepts', 'log: serving', 'log: recovery done', 'first answer', 'ListContainers', 'listed', 'killed EXITED', 'all in state']];
+  for (const r of runs) {
+    rows.push([String(r.round), String(r.killed), f(r.acceptMs), f(r.servingMs), f(r.recoveredMs), f(r.versionMs), f(r.listMs), String(r.listed), f(r.killedExitedMs), f(r.allRightMs)]);
+  }
+  out.push(table(rows, ['r', ...rows[0]!.slice(1).map(() => 'r' as const)]));
+  return out;
 }
 
 // ---- SVG chart -------------------------------------------------------------------

@@ -110,6 +110,15 @@ export function logfmtFields(rest: string): Record<string, string> {
   return out;
 }
 
+/** When (epoch ms) cri-mesos's text log first says `msg`; null if it never does. */
+export function logTime(log: string, msg: string): number | null {
+  for (const line of log.split('\n')) {
+    const f = logfmtFields(line);
+    if (f.msg === msg && f.time) return Date.parse(f.time);
+  }
+  return null;
+}
+
 /**
  * Durations between consecutive "container state" transitions per container, from cri-mesos's info log.
  * Waiting is left out: a container's FETCHING→RUNNING/DESTROYING (created, waiting for StartContainer) and

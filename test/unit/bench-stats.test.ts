@@ -3,6 +3,7 @@ import test, { type ExecutionContext } from 'ava';
 import {
   cpuSecondsFromStat,
   interleaveOrder,
+  logTime,
   logfmtFields,
   percentile,
   phasesFromLog,
@@ -15,6 +16,7 @@ import {
   throughput,
 } from '../../hack/bench/stats.js';
 import { buildReport, escapeXml, fmtMs, renderSvg, renderTable, tickLabel, type RawResults } from '../../hack/bench/report.js';
+import { fdKind, leaked, type Leftovers } from '../helpers/leaks.js';
 
 const oneToHundred = Array.from({ length: 100 }, (_, i) => i + 1);
 
@@ -109,6 +111,11 @@ test('phasesFromLog: state-transition durations, without the waiting ones', (t) 
   t.is(sp.find((p) => p.phase === 'PREPARING→ISOLATING')!.summary.p50, 20);
 });
 
+function snapshot(fds: number, rssKb: number, extra: Partial<Leftovers> = {}): Leftovers {
+  const none = { mounts: [], cgroups: [], runtimeDirs: [], provisioned: [], records: [], processes: [] };
+  return { fds: Array.from({ length: fds }, (_, i) => `pipe:[${i}]`), ...none, rssKb, peakRssKb: rssKb + 1024, ...extra };
+}
+
 function raw(two = true): RawResults {
   const runtimes = [
     { id: 'A', label: 'cri-mesos', endpoint: 'unix:///a.sock', runtimeName: 'cri-mesos', runtimeVersion: '0.1.0', pid: 10, origin: 'own daemon' },
@@ -136,6 +143,28 @@ function raw(two = true): RawResults {
     ],
     cpu: [{ runtime: 'A', totalSeconds: 12.345, childrenSeconds: 1, perWorkload: { pod: 1.234 } }],
     phases: { A: phasesFromLog(LOG) },
+    soak: [
+      {
+        runtime: 'A',
+        cycles: 1000,
+        failed: 0,
+        warmup: 10,
+        settleMs: 2000,
+        start: snapshot(20, 60 * 1024),
+        before: snapshot(20, 70 * 1024),
+        after: snapshot(21, 72 * 1024, { mounts: ['/w/provisioner/x/rootfs'] }),
+        leaked: { fds: ['anon_inode:[pidfd]'], mounts: ['/w/provisioner/x/rootfs'], cgroups: [], runtimeDirs: [], provisioned: [], records: [], processes: [] },
+        maxRssKb: 80 * 1024,
+        rssTrace: [
+          { cycle: 500, rssKb: 71 * 1024 },
+          { cycle: 1000, rssKb: 72 * 1024 },
+        ],
+      },
+    ],
+    restart: [
+      { runtime: 'A', round: 1, pods: 100, containers: 200, killed: 20, acceptMs: 310.2, servingMs: 305, recoveredMs: 720, versionMs: 731.4, listMs: 745.9, listed: 200, killedExitedMs: 760.1, allRightMs: 760.1 },
+      { runtime: 'A', round: 2, pods: 100, containers: 200, killed: 40, acceptMs: 290, servingMs: null, recoveredMs: null, versionMs: 1500, listMs: 1512, listed: 200, killedExitedMs: null, allRightMs: null },
+    ],
     notes: ['a note'],
   };
 }
@@ -170,6 +199,9 @@ test('buildReport: JSON shape with per-runtime stats, B/A ratios and burst throu
   t.is(json.cpu[0]!.totalSeconds, 12.35);
   t.true(json.phases.A!.some((p) => p.phase === 'PREPARING→ISOLATING' && p.summary.p50 === 30));
   t.is(buildReport(raw(false)).ops[0]!.ratio, null, 'one runtime: no ratios');
+  t.is(json.soak[0]!.rssGrowthKb, 2048);
+  t.is(json.soak[0]!.after.fds.length, 21);
+  t.is(json.restart[1]!.killedExitedMs, null);
 });
 
 test('renderTable: header, one row per op with both runtimes and ratios, bursts, memory, errors', (t) => {
@@ -189,6 +221,16 @@ test('renderTable: header, one row per op with both runtimes and ratios, bursts,
   t.regex(text, /A\s+100\s+100\s+100\.0 MB\s+200\s+500\.0 MB\s+100\.0 MB\s+1\.00 MB\s+cri-mesos-launch×200/);
   t.regex(text, /B pod lifecycle\/StopPodSandbox: 1× boom <x>/);
   t.regex(text, /PREPARING→ISOLATING/);
+  t.regex(text, /soak A: 1000 cycles after 10 warm-up cycles/);
+  t.regex(text, /daemon fds\s+20\s+20\s+21\s+1$/m);
+  t.regex(text, /mounts under its work\/runtime dirs\s+0\s+0\s+1\s+1$/m);
+  t.regex(text, /daemon RSS\s+60\.0 MB\s+70\.0 MB\s+72\.0 MB\s+\+2\.0 MB$/m);
+  t.regex(text, /daemon RSS peak: 80\.0 MB sampled after each cycle, 73\.0 MB VmHWM/);
+  t.regex(text, /leaked daemon fds: anon_inode:\[pidfd\]/);
+  t.regex(text, /daemon RSS MB after cycle 500: 71\.0, 1000: 72\.0/);
+  t.regex(text, /restart A: kill -9 of a daemon with 100 pods and 200 running containers/);
+  t.regex(text, /^\s+1\s+20\s+310\.2\s+305\.0\s+720\.0\s+731\.4\s+745\.9\s+200\s+760\.1\s+760\.1$/m);
+  t.regex(text, /^\s+2\s+40\s+290\.0\s+-\s+-\s+1500\s+1512\s+200\s+-\s+-$/m);
   t.regex(text, /- a note/);
   const single = renderTable(buildReport(raw(false)));
   t.false(single.includes('B/A'));
@@ -230,6 +272,37 @@ test('renderSvg: a well-formed SVG with a row per op and runtime, escaped text, 
   t.true(svg.includes('pod lifecycle: RunPodSandbox'));
   t.is(svg, renderSvg(buildReport(raw())), 'deterministic');
   assertWellFormed(t, renderSvg(buildReport({ ...raw(), ops: [] })));
+});
+
+test('logTime: the first line of the text log with that msg', (t) => {
+  const log = [
+    'time="2026-01-01T00:00:01.250Z" level=info msg="serving CRI" socket=/x.sock',
+    'time="2026-01-01T00:00:02.000Z" level=info msg="recovery done" pods=1 containers=2',
+    'time="2026-01-01T00:00:03.000Z" level=info msg="recovery done" pods=1 containers=2',
+  ].join('\n');
+  t.is(logTime(log, 'serving CRI'), Date.parse('2026-01-01T00:00:01.250Z'));
+  t.is(logTime(log, 'recovery done'), Date.parse('2026-01-01T00:00:02.000Z'));
+  t.is(logTime(log, 'recovery'), null, 'the whole msg');
+});
+
+test('leaked: what is new since the baseline; fds by kind, so reused inodes do not count', (t) => {
+  const before = snapshot(0, 0, { fds: ['pipe:[1]', 'pipe:[1]', 'socket:[5]', '/dev/null'], processes: ['10 esbuild'] });
+  const after = snapshot(0, 0, {
+    fds: ['pipe:[7]', 'pipe:[7]', 'socket:[9]', 'anon_inode:[pidfd]', '/dev/null', '/dev/null'],
+    cgroups: ['/sys/fs/cgroup/pids/r/p'],
+    processes: ['10 esbuild', '42 cri-mesos-launc'],
+  });
+  t.deepEqual(leaked(before, after), {
+    fds: ['anon_inode:[pidfd]', '/dev/null'],
+    mounts: [],
+    cgroups: ['/sys/fs/cgroup/pids/r/p'],
+    runtimeDirs: [],
+    provisioned: [],
+    records: [],
+    processes: ['42 cri-mesos-launc'],
+  });
+  t.is(fdKind('anon_inode:[eventpoll]'), 'anon_inode:[eventpoll]');
+  t.is(fdKind('socket:[123]'), 'socket');
 });
 
 test('formatting helpers', (t) => {

@@ -1,0 +1,126 @@
+// What a daemon started by TestDaemon holds and what its pods and containers
+// left behind: its fds and RSS; mounts, cgroups, runtime and provisioner
+// dirs, records and processes. The soak test (test/integration/soak.test.ts)
+// asserts on it and the benchmark's soak workload (hack/bench) reports it.
+// No ava in here, as in daemon.ts.
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { Cgroups, listProcesses } from '../../src/cgroups/index.js';
+import { parseMountInfoEntries } from '../../src/util/mountinfo.js';
+import { descendants, listProcs, peakRssKb, rssKb } from '../../hack/bench/proc.js';
+import type { TestDaemon } from './daemon.js';
+
+export interface Leftovers {
+  /** what each of the daemon's fds points to (readlink of /proc/<pid>/fd/N), e.g. "pipe:[4711]" */
+  fds: string[];
+  /** mount points under the daemon's work and runtime dirs */
+  mounts: string[];
+  /** cgroups below the daemon's cgroup root, in every hierarchy (v1 and cgroup2) */
+  cgroups: string[];
+  /** entries of <runtime dir>/containers */
+  runtimeDirs: string[];
+  /** entries of <work dir>/provisioner */
+  provisioned: string[];
+  /** checkpoint files in <work dir>/meta/{sandboxes,containers} */
+  records: string[];
+  /** "pid comm" of every process in those cgroups or below the daemon (tsx's esbuild when it runs from src/) */
+  processes: string[];
+  rssKb: number;
+  /** VmHWM: the daemon's peak RSS since it started */
+  peakRssKb: number;
+}
+
+export const CATEGORIES = ['fds', 'mounts', 'cgroups', 'runtimeDirs', 'provisioned', 'records', 'processes'] as const;
+export type Category = (typeof CATEGORIES)[number];
+
+function entries(dir: string): string[] {
+  try {
+    return readdirSync(dir).sort();
+  } catch {
+    return [];
+  }
+}
+
+/** Every cgroup below `dir` (not dir itself), depth first. */
+function cgroupsBelow(dir: string): string[] {
+  const out: string[] = [];
+  let kids: string[];
+  try {
+    kids = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => join(dir, e.name));
+  } catch {
+    return out;
+  }
+  for (const k of kids) out.push(k, ...cgroupsBelow(k));
+  return out;
+}
+
+/** A snapshot of the daemon (it must be running: its pid is read). */
+export async function leftovers(d: TestDaemon): Promise<Leftovers> {
+  const pid = d.pid;
+  if (!pid) throw new Error('the daemon is not running');
+  const fds: string[] = [];
+  for (const fd of entries(`/proc/${pid}/fd`)) {
+    try {
+      fds.push(readlinkSync(`/proc/${pid}/fd/${fd}`));
+    } catch {
+      // closed meanwhile
+    }
+  }
+  // The daemon's own view (its mount namespace), which is the host's.
+  const under = (p: string) => [d.workDir, d.runtimeDir].some((dir) => p === dir || p.startsWith(dir + '/'));
+  const mounts = parseMountInfoEntries(readFileSync(`/proc/${pid}/mountinfo`, 'utf8'))
+    .map((m) => m.mountPoint)
+    .filter(under);
+  // Found as the daemon finds them: every hierarchy it would create cgroups in.
+  const roots = Cgroups.detect()
+    .allMountPoints()
+    .map((mp) => join(mp, d.cgroupRoot));
+  const cgroups = roots.flatMap(cgroupsBelow);
+  const inCgroups = new Set<number>();
+  for (const r of roots) for (const p of await listProcesses(r, true)) inCgroups.add(p);
+  const procs = listProcs();
+  const mine = new Set([...inCgroups, ...descendants(procs, pid).map((p) => p.pid)]);
+  const processes = procs.filter((p) => mine.has(p.pid)).map((p) => `${p.pid} ${p.comm}`);
+  const meta = join(d.workDir, 'meta');
+  return {
+    fds: fds.sort(),
+    mounts: mounts.sort(),
+    cgroups: cgroups.sort(),
+    runtimeDirs: entries(join(d.runtimeDir, 'containers')),
+    provisioned: entries(join(d.workDir, 'provisioner')),
+    records: ['sandboxes', 'containers'].flatMap((k) => entries(join(meta, k)).map((f) => `${k}/${f}`)),
+    processes,
+    rssKb: rssKb(pid),
+    peakRssKb: peakRssKb(pid),
+  };
+}
+
+/** An fd's kind without its inode: "pipe:[4711]" → "pipe", "anon_inode:[pidfd]" stays. */
+export function fdKind(target: string): string {
+  return target.replace(/^(pipe|socket|anon_inode:inotify):\[\d+\]$/, '$1');
+}
+
+/**
+ * What `after` has that `before` had not, per category. fds are compared by
+ * kind as a multiset (inodes change as fds are closed and reopened): the
+ * kinds there are more of, once per extra fd.
+ */
+export function leaked(before: Leftovers, after: Leftovers): Record<Category, string[]> {
+  const out = {} as Record<Category, string[]>;
+  for (const c of CATEGORIES) {
+    if (c === 'fds') {
+      const had = new Map<string, number>();
+      for (const k of before.fds.map(fdKind)) had.set(k, (had.get(k) ?? 0) + 1);
+      out.fds = [];
+      for (const k of after.fds.map(fdKind)) {
+        const n = had.get(k) ?? 0;
+        if (n > 0) had.set(k, n - 1);
+        else out.fds.push(k);
+      }
+    } else {
+      const had = new Set(before[c]);
+      out[c] = after[c].filter((x) => !had.has(x));
+    }
+  }
+  return out;
+}

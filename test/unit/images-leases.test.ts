@@ -80,22 +80,32 @@ test('store: a leased image cannot be removed, its layers stay; after release it
   t.is((await s.lease(TEST_TAGS.oci, 'other'))!.image.id, bb.id);
 });
 
-test('store: a lease asked for during a removal waits for it, then finds nothing (never half-deleted layers)', async (t) => {
-  const { s, bb, layered } = await newStore(t);
-  // Hold the lease's resolution after it has read the record...
-  let openResolve!: () => void;
-  const resolveGate = new Promise<void>((r) => (openResolve = r));
+/**
+ * Holds the store's next resolve() after it has read the record: `recordRead` says it got there,
+ * `open()` lets it return. Later calls pass straight through.
+ */
+function holdNextResolve(s: ImageStore) {
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
   let read!: () => void;
   const recordRead = new Promise<void>((r) => (read = r));
   const resolve = s.resolve.bind(s);
   s.resolve = async (ref) => {
     const rec = await resolve(ref);
+    s.resolve = resolve;
     read();
-    await resolveGate;
+    await gate;
     return rec;
   };
+  return { recordRead, open };
+}
+
+test('store: a lease asked for during a removal waits for it, then finds nothing (never half-deleted layers)', async (t) => {
+  const { s, bb, layered } = await newStore(t);
+  // Hold the lease's resolution after it has read the record...
+  const held = holdNextResolve(s);
   const leasing = s.lease(TEST_TAGS.layered, 'ctr-late (being created)');
-  await recordRead;
+  await held.recordRead;
   // ...and the removal after it unlinked the record, before it frees layers (its next list()).
   let openList!: () => void;
   const listGate = new Promise<void>((r) => (openList = r));
@@ -110,8 +120,7 @@ test('store: a lease asked for during a removal waits for it, then finds nothing
   const removing = s.removeImage(layered.id);
   await atList;
   s.list = list;
-  s.resolve = resolve;
-  openResolve();
+  held.open();
   let leased: unknown = 'pending';
   void leasing.then((r) => (leased = r));
   await ticks();
@@ -126,22 +135,11 @@ test('store: a lease asked for during a removal waits for it, then finds nothing
 
 test('store: a lease whose image was removed after it resolved it (removal already over) finds nothing', async (t) => {
   const { s, layered } = await newStore(t);
-  let openResolve!: () => void;
-  const resolveGate = new Promise<void>((r) => (openResolve = r));
-  let read!: () => void;
-  const recordRead = new Promise<void>((r) => (read = r));
-  const resolve = s.resolve.bind(s);
-  s.resolve = async (ref) => {
-    const rec = await resolve(ref);
-    s.resolve = resolve;
-    read();
-    await resolveGate;
-    return rec;
-  };
+  const held = holdNextResolve(s);
   const leasing = s.lease(TEST_TAGS.layered, 'ctr-slow (being created)');
-  await recordRead;
+  await held.recordRead;
   t.true((await s.removeImage(layered.id))!.deleted, 'no lease yet: the removal goes through');
-  openResolve();
+  held.open();
   t.is(await leasing, undefined);
   t.deepEqual(s.leases.holders(layered.id), [], 'the lease it took to check was let go');
 });

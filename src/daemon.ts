@@ -124,7 +124,7 @@ export class Daemon {
       },
     };
 
-    const ready = recover(ctx, provisioner, quarantine);
+    const ready = recover(ctx, provisioner);
     const server = createCriServer(ctx, ready);
     const front = await listen(server, config, log);
     log.info('serving CRI', { socket: config.socket, containerizers: config.containerizers.join(','), launcher: launcher.name, front: config.criFront });
@@ -156,7 +156,8 @@ export class Daemon {
  * - an unreadable record, on either side, and a container record whose pod record is missing:
  *   moved to the quarantine dir, its containers left alone, shown in Status.
  */
-async function recover(ctx: RuntimeContext, provisioner: Provisioner, quarantine: Quarantine): Promise<void> {
+async function recover(ctx: RuntimeContext, provisioner: Provisioner): Promise<void> {
+  const quarantine = ctx.quarantine;
   const pods = ctx.sandboxes.load((file, err) => quarantine.add(file, err, 'sandbox'));
   const ctrs = ctx.containers.load((file, err) => quarantine.add(file, err, 'container')).filter((c) => {
     if (ctx.sandboxes.get(c.sandboxId)) return true;

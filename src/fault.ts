@@ -1,8 +1,13 @@
-// Fault injection for the crash tests: with CRI_MESOS_FAULT=<point> in its
-// (or <point>@<n>) in its environment the daemon kills itself with SIGKILL when it reaches that point,
+// Test hooks, off unless the daemon's environment turns them on; each costs one
+// comparison otherwise.
+//
+// Fault injection for the crash tests: with CRI_MESOS_FAULT=<point> (or
+// <point>@<n>) the daemon kills itself with SIGKILL when it reaches that point,
 // as a power cut or an OOM kill would. Every point is listed here, once; the
 // fault-injection test walks all of them and fails on one it does not cover.
-// Without the variable a point costs one comparison.
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export const FAULT_POINTS = [
   // CRI records (work dir)
@@ -49,4 +54,18 @@ export function faultPoint(point: FaultPoint): void {
   if (!armed || armed !== point || ++hits < Number(nth ?? 1)) return;
   process.stderr.write(`cri-mesos: fault injection: SIGKILL at ${point} (hit ${hits})\n`);
   process.kill(process.pid, 'SIGKILL');
+}
+
+/**
+ * Test-only, off unless the daemon's environment sets
+ * CRI_MESOS_TEST_HOLD_CREATE=DIR: a create of the container named N, while
+ * DIR/N.hold exists, stops once its rootfs is mounted, writes DIR/N.held and
+ * goes on when N.hold is gone. Lets a test act while a create is in flight
+ * (test/integration/image-leases.test.ts) without timing guesses.
+ */
+export async function holdCreate(name: string): Promise<void> {
+  const dir = process.env.CRI_MESOS_TEST_HOLD_CREATE;
+  if (!dir || !existsSync(join(dir, `${name}.hold`))) return;
+  writeFileSync(join(dir, `${name}.held`), '');
+  while (existsSync(join(dir, `${name}.hold`))) await sleep(20);
 }

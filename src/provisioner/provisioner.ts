@@ -6,6 +6,7 @@ import { lstat, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { native, MNT_DETACH } from '../native/index.js';
 import { faultPoint } from '../fault.js';
+import { parseMountInfoEntries } from '../util/mountinfo.js';
 import { errCode } from '../images/fsutil.js';
 import type { ImageRecord, ImageStore } from '../images/store.js';
 
@@ -144,13 +145,7 @@ export async function isMountPoint(path: string): Promise<boolean> {
   }
 }
 
-/** Mount points of our mount namespace (octal escapes of /proc/self/mountinfo decoded). */
+/** Mount points of our mount namespace. */
 export async function mountPoints(): Promise<Set<string>> {
-  const text = await readFile('/proc/self/mountinfo', 'utf8');
-  const out = new Set<string>();
-  for (const line of text.split('\n')) {
-    const f = line.split(' ');
-    if (f.length > 4) out.add(f[4]!.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))));
-  }
-  return out;
+  return new Set(parseMountInfoEntries(await readFile('/proc/self/mountinfo', 'utf8')).map((e) => e.mountPoint));
 }

@@ -55,9 +55,25 @@ export interface Propagation {
   slave: boolean;
 }
 
-/** Propagation of the mount holding `path`, in this process's mount namespace (symlinks resolved). */
-export function propagationOf(path: string, mountinfo = readFileSync('/proc/self/mountinfo', 'utf8')): Propagation | undefined {
-  const m = mountOf(parseMountInfoEntries(mountinfo), realpathSync(path));
+/** This process's mount table (/proc/self/mountinfo). */
+export function ownMounts(): MountInfoEntry[] {
+  return parseMountInfoEntries(readFileSync('/proc/self/mountinfo', 'utf8'));
+}
+
+/**
+ * Propagation of the mount holding `path` (symlinks resolved) in `mounts`. A path that does not
+ * exist yet is on the mount of its nearest existing ancestor.
+ */
+export function propagationOf(path: string, mounts: MountInfoEntry[]): Propagation | undefined {
+  let resolved: string | undefined;
+  for (let p = path; resolved === undefined; p = p.slice(0, p.lastIndexOf('/')) || '/') {
+    try {
+      resolved = realpathSync(p);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || p === '/') throw err;
+    }
+  }
+  const m = mountOf(mounts, resolved);
   if (!m) return undefined;
   return {
     mountPoint: m.mountPoint,

@@ -26,7 +26,7 @@ import {
   idString,
 } from './isolator.js';
 import { namespacePath } from './isolators/base.js';
-import type { Launcher } from './launcher/launcher.js';
+import type { KnownContainer, Launcher } from './launcher/launcher.js';
 import { encodePlan, type PlanOp } from './launcher/plan.js';
 
 export type State = 'STARTING' | 'PROVISIONING' | 'PREPARING' | 'ISOLATING' | 'FETCHING' | 'RUNNING' | 'DESTROYING' | 'TERMINATED';
@@ -451,13 +451,12 @@ export class MesosContainerizer implements Containerizer {
     const found = this.readCheckpoints();
     const configs = found.containers;
     for (const isolator of this.opts.isolators) {
-      await isolator.recover(configs.filter((cfg) => cfg.kind === 'pod' || isolator.supportsNesting));
+      await isolator.recover(configs.filter((config) => this.isolatorsFor({ config }).includes(isolator)));
     }
     // Containers whose checkpoint is quarantined are known too: their cgroups are not orphans.
     const orphans = await this.opts.launcher.recover([...configs, ...found.protected], (config) => livePid(config.runtimeDir));
     if (orphans.length) this.opts.log.warn('killed orphan containers (cgroups no checkpoint knows)', { orphans });
     const dead: Container[] = [];
-    const unverified: string[] = [];
     // Roots first, so children can be linked to them.
     const ordered = [...configs].sort((a, b) => Number(!!a.id.parent) - Number(!!b.id.parent));
     for (const config of ordered) {
@@ -473,13 +472,9 @@ export class MesosContainerizer implements Containerizer {
           continue;
         }
         const alive = attach(config.runtimeDir);
-        if (alive === 'gone') {
-          dead.push(c);
-          continue;
-        }
-        if (alive === 'never launched') {
-          // A crash during launch, before the helper existed: nothing runs (the launcher killed
-          // whatever was in its cgroups); destroy cleans up what prepare made.
+        // Gone, or a crash during launch before the helper's pid was recorded (the launcher
+        // killed whatever was in its cgroups): destroy reads the status and cleans up.
+        if (typeof alive === 'string') {
           dead.push(c);
           continue;
         }
@@ -493,7 +488,6 @@ export class MesosContainerizer implements Containerizer {
       } catch (err) {
         // Not "absent", not "exited": we cannot tell, so leave it running and untouched.
         c.unverified = String(err);
-        unverified.push(key);
         this.opts.log.error('cannot tell whether a container lives; left alone', { container: key, error: String(err) });
       }
     }
@@ -512,9 +506,9 @@ export class MesosContainerizer implements Containerizer {
   }
 
   /** config.json of every runtime dir; a missing one under a dir is a launch that never began. */
-  private readCheckpoints(): { containers: ContainerConfig[]; protected: Pick<ContainerConfig, 'id' | 'cgroupParent' | 'runtimeDir' | 'kind'>[] } {
+  private readCheckpoints(): { containers: ContainerConfig[]; protected: KnownContainer[] } {
     const containers: ContainerConfig[] = [];
-    const protectedIds: Pick<ContainerConfig, 'id' | 'cgroupParent' | 'runtimeDir' | 'kind'>[] = [];
+    const protectedIds: KnownContainer[] = [];
     const visit = (dir: string, id: ContainerId) => {
       const file = runtimeFile(dir, 'config');
       try {
@@ -558,11 +552,10 @@ export class MesosContainerizer implements Containerizer {
 
   /** Every isolator accepts the resources (ResourceError otherwise), before anything is created. */
   private async check(config: ContainerConfig): Promise<void> {
-    const isolators = config.kind === 'container' ? this.opts.isolators.filter((i) => i.supportsNesting) : this.opts.isolators;
-    for (const isolator of isolators) await isolator.check?.(config.resources);
+    for (const isolator of this.isolatorsFor({ config })) await isolator.check?.(config.resources);
   }
 
-  private isolatorsFor(c: Container): Isolator[] {
+  private isolatorsFor(c: { config: Pick<ContainerConfig, 'kind'> }): Isolator[] {
     return c.config.kind === 'container' ? this.opts.isolators.filter((i) => i.supportsNesting) : this.opts.isolators;
   }
 
@@ -733,10 +726,10 @@ async function runBounded<T>(items: T[], limit: number, fn: (item: T) => Promise
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
+/** readStat, with any error read as "no such process" (for reporting, never for destroying). */
 function statFields(pid: number): string[] | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return readStat(pid);
   } catch {
     return undefined;
   }

@@ -1,6 +1,4 @@
-import { existsSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, normalize } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { CreateContainerRequest__Output } from '../../../api/generated/runtime/v1/CreateContainerRequest.js';
 import type { CreateContainerResponse } from '../../../api/generated/runtime/v1/CreateContainerResponse.js';
 import type { ContainerConfig__Output } from '../../../api/generated/runtime/v1/ContainerConfig.js';
@@ -16,6 +14,7 @@ import { checkName, destroyFailedLaunch, findContainer, mustSandbox, namespaceMo
 import { capabilityMask } from './capabilities.js';
 import { criMounts } from './mounts.js';
 import { unappliedContainerFields } from './unapplied.js';
+import { holdCreate } from '../../fault.js';
 
 export async function createContainer(ctx: RuntimeContext, req: CreateContainerRequest__Output): Promise<CreateContainerResponse> {
   const config = req.config;
@@ -124,7 +123,7 @@ async function createWithImage(
       image,
       logPath,
       process: async (rootfs) => {
-        await testHold(config.metadata?.name ?? '');
+        await holdCreate(config.metadata?.name ?? '');
         return (processSpec = await buildProcess(ctx, config, image, rootfs, sandbox));
       },
     });
@@ -139,20 +138,6 @@ async function createWithImage(
     ctx.names.release(name);
     throw err;
   }
-}
-
-/**
- * Test-only, off unless the daemon's environment sets
- * CRI_MESOS_TEST_HOLD_CREATE=DIR: a create of the container named N, while
- * DIR/N.hold exists, stops once its rootfs is mounted, writes DIR/N.held and
- * goes on when N.hold is gone. Lets a test act while a create is in flight
- * (test/integration/image-leases.test.ts) without timing guesses.
- */
-async function testHold(name: string): Promise<void> {
-  const dir = process.env.CRI_MESOS_TEST_HOLD_CREATE;
-  if (!dir || !existsSync(join(dir, `${name}.hold`))) return;
-  writeFileSync(join(dir, `${name}.held`), '');
-  while (existsSync(join(dir, `${name}.hold`))) await sleep(20);
 }
 
 function resolveLogPath(sandbox: SandboxRecord, config: ContainerConfig__Output): string {

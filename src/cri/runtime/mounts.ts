@@ -6,7 +6,7 @@ import { isAbsolute } from 'node:path';
 import type { Mount__Output } from '../../../api/generated/runtime/v1/Mount.js';
 import type { CriMount } from '../../containerizer/mesos/isolator.js';
 import { native } from '../../native/index.js';
-import { propagationOf } from '../../util/mountinfo.js';
+import { ownMounts, propagationOf, type MountInfoEntry } from '../../util/mountinfo.js';
 import { failedPrecondition, invalidArgument, unimplemented } from '../errors.js';
 
 let rro: boolean | undefined;
@@ -18,6 +18,7 @@ export function recursiveReadOnlySupported(): boolean {
 }
 
 export function criMounts(mounts: Mount__Output[]): CriMount[] {
+  let table: MountInfoEntry[] | undefined; // read once, and only for a mount that propagates
   return mounts.map((m, i) => {
     const field = `mounts[${i}]`;
     if (!m.container_path || !isAbsolute(m.container_path)) throw invalidArgument(`${field}.container_path "${m.container_path}" must be absolute`);
@@ -29,22 +30,14 @@ export function criMounts(mounts: Mount__Output[]): CriMount[] {
       if (propagation !== 'PROPAGATION_PRIVATE') throw invalidArgument(`${field}.recursive_read_only needs ${field}.propagation PROPAGATION_PRIVATE, not ${propagation}`);
       if (!recursiveReadOnlySupported()) throw failedPrecondition(`${field}.recursive_read_only: this kernel has no mount_setattr (Linux 5.12+)`);
     }
-    if (propagation !== 'PROPAGATION_PRIVATE') checkSourcePropagation(field, m.host_path, propagation);
+    if (propagation !== 'PROPAGATION_PRIVATE') checkSourcePropagation(field, m.host_path, propagation, (table ??= ownMounts()));
     return { containerPath: m.container_path, hostPath: m.host_path, readonly: m.readonly, recursiveReadOnly: m.recursive_read_only, propagation };
   });
 }
 
 /** As containerd: rshared needs a shared source mount, rslave a shared or slave one. A missing source is created later, so it has its parent's. */
-function checkSourcePropagation(field: string, hostPath: string, propagation: CriMount['propagation']): void {
-  let p;
-  for (let path = hostPath; ; path = path.slice(0, path.lastIndexOf('/')) || '/') {
-    try {
-      p = propagationOf(path);
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || path === '/') throw err;
-    }
-  }
+function checkSourcePropagation(field: string, hostPath: string, propagation: CriMount['propagation'], mounts: MountInfoEntry[]): void {
+  const p = propagationOf(hostPath, mounts);
   if (!p) throw failedPrecondition(`${field}: no mount found for host_path "${hostPath}"`);
   if (propagation === 'PROPAGATION_BIDIRECTIONAL' && !p.shared) {
     throw failedPrecondition(`${field}: host_path "${hostPath}" is mounted on "${p.mountPoint}" but it is not a shared mount (PROPAGATION_BIDIRECTIONAL needs one)`);

@@ -1,6 +1,7 @@
 // ComposingContainerizer (src/slave/containerizer/composing.cpp): asks each
 // member in the configured order to claim a top-level launch; nested containers
 // and every later call go to the member that owns the root container.
+import { notFound } from '../errors.js';
 import type { Containerizer, ExecResult, LaunchRequest, LaunchResult, RecoveryReport, Termination } from './containerizer.js';
 import { type ContainerConfig, type ContainerId, type ResourceLimits, type ResourceStatistics, idString, rootOf } from './mesos/isolator.js';
 import type { ProcessSpec } from '../store/metadata.js';
@@ -33,7 +34,7 @@ export class ComposingContainerizer implements Containerizer {
     if (this.owners.has(key)) return 'ALREADY_LAUNCHED';
     if (id.parent) {
       const owner = this.owners.get(idString(rootOf(id)));
-      if (!owner) throw new Error(`root container ${rootOf(id).value} is unknown`);
+      if (!owner) throw notFound(`root container ${rootOf(id).value} is unknown`);
       this.owners.set(key, owner);
       return owner.launch(req);
     }
@@ -60,7 +61,7 @@ export class ComposingContainerizer implements Containerizer {
 
   private must(id: ContainerId): Containerizer {
     const c = this.owner(id);
-    if (!c) throw new Error(`container ${id.value} is unknown`);
+    if (!c) throw notFound(`container ${id.value} is unknown`);
     return c;
   }
 

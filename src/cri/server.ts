@@ -5,8 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { join } from 'node:path';
 import { projectRoot } from '../util/paths.js';
-import { CriError } from './errors.js';
-import { ResourceError } from '../containerizer/mesos/isolator.js';
+import { statusOf, unavailable } from '../errors.js';
 import type { RuntimeContext } from './context.js';
 import type { ImageServiceContext } from './image/context.js';
 import { version } from './runtime/version.js';
@@ -88,12 +87,10 @@ export function criServiceDefinitions(): { runtime: grpc.ServiceDefinition; imag
   return { runtime: pkg.runtime.v1.RuntimeService!.service, image: pkg.runtime.v1.ImageService!.service };
 }
 
+/** Every error reaches the client with the status its layer gave it (errors.ts). */
 export function toServiceError(err: unknown): Partial<grpc.ServiceError> {
-  if (err instanceof CriError) return { code: err.code, details: err.message, message: err.message };
-  // A resource an isolator cannot apply: the request's fault, named by its field.
-  if (err instanceof ResourceError) return { code: grpc.status.INVALID_ARGUMENT, details: err.message, message: err.message };
   const message = err instanceof Error ? err.message : String(err);
-  return { code: grpc.status.UNKNOWN, details: message, message };
+  return { code: statusOf(err), details: message, message };
 }
 
 function buildImplementation(
@@ -147,7 +144,7 @@ function buildImplementation(
 export function createCriServer(ctx: RuntimeContext, recovered: Promise<void>): grpc.Server {
   // Requests wait for recovery; if it failed, nothing was touched and every request says so.
   const ready = recovered.catch((err: unknown) => {
-    throw new CriError(grpc.status.UNAVAILABLE, `cri-mesos could not recover its state, so it serves nothing: ${err instanceof Error ? err.message : String(err)}`);
+    throw unavailable(`cri-mesos could not recover its state, so it serves nothing: ${err instanceof Error ? err.message : String(err)}`);
   });
   ready.catch(() => undefined);
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024, 'grpc.max_send_message_length': 16 * 1024 * 1024 });

@@ -13,6 +13,7 @@ import {
   type ImageRecord,
   type LayerRecord,
 } from './store.js';
+import { notFound, unimplemented } from '../errors.js';
 import { digestHex, hashFile, randomSuffix, secureResolve, sha256Hex } from './fsutil.js';
 import { normalizeTag, parseReference } from './reference.js';
 import { detectCompression, unpackLayerFile } from './unpack.js';
@@ -239,7 +240,7 @@ export async function pickManifest(src: JsonBlobSource, d: Descriptor, platform:
   const mt = d.mediaType ?? '';
   if (MANIFEST_TYPES.includes(mt)) return d;
   if (!INDEX_TYPES.includes(mt)) {
-    if (/zstd/.test(mt)) throw new Error(`${src.label}: ${mt} is not supported`);
+    if (/zstd/.test(mt)) throw unimplemented(`${src.label}: ${mt} is not supported`);
     // Media type missing: look inside.
     const { value } = await src.readBlobJson<OciIndex & OciManifest>(d);
     if (!Array.isArray(value.manifests)) return d;
@@ -253,7 +254,7 @@ export async function pickManifest(src: JsonBlobSource, d: Descriptor, platform:
     (idx.manifests?.length === 1 && !idx.manifests[0]!.platform ? idx.manifests[0] : undefined);
   if (!pick) {
     const have = (idx.manifests ?? []).map((m) => (m.platform ? fmtPlatform(m.platform as Platform) : '?')).join(', ');
-    throw new Error(`${src.label}: index ${d.digest} has no image for ${fmtPlatform(platform)} (it has: ${have || 'nothing'})`);
+    throw notFound(`${src.label}: index ${d.digest} has no image for ${fmtPlatform(platform)} (it has: ${have || 'nothing'})`);
   }
   return pickManifest(src, pick, platform, chain, depth + 1);
 }
@@ -303,7 +304,7 @@ export async function importManifest(store: ImageStore, src: ManifestSource, mi:
   const m = mi.manifest;
   const { value: cfg, raw: cfgRaw } = await src.readBlobJson<ImageConfigFile>(m.config);
   if (mi.platform && cfg.architecture && (cfg.os !== mi.platform.os || cfg.architecture !== mi.platform.architecture)) {
-    throw new Error(`${src.label}: image is for ${fmtPlatform(cfg)}, this host needs ${fmtPlatform(mi.platform)}`);
+    throw notFound(`${src.label}: image is for ${fmtPlatform(cfg)}, this host needs ${fmtPlatform(mi.platform)}`);
   }
   const diffIds = cfg.rootfs?.diff_ids ?? [];
   if (diffIds.length !== m.layers.length) {
@@ -313,7 +314,7 @@ export async function importManifest(store: ImageStore, src: ManifestSource, mi:
   const layers: LayerRecord[] = m.layers.map((l, i) => {
     const mediaType = l.mediaType ?? MT.ociLayerGzip;
     if (/foreign|nondistributable/.test(mediaType)) {
-      throw new Error(`${src.label}: layer ${l.digest} is a foreign (non-distributable) layer, which is not supported`);
+      throw unimplemented(`${src.label}: layer ${l.digest} is a foreign (non-distributable) layer, which is not supported`);
     }
     return { digest: l.digest, mediaType, size: l.size, diffId: diffIds[i]!, chainId: chains[i]! };
   });

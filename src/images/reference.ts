@@ -3,6 +3,8 @@
 // or is "localhost"); otherwise the image lives on docker.io, and single-name
 // docker.io repositories are under "library/".
 
+import { Code, StatusError } from '../errors.js';
+
 export const DEFAULT_DOMAIN = 'docker.io';
 export const DEFAULT_TAG = 'latest';
 
@@ -22,9 +24,9 @@ const DOMAIN = /^(?:localhost|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za
 const TAG = /^[\w][\w.-]{0,127}$/;
 export const DIGEST = /^sha256:[a-f0-9]{64}$/;
 
-export class ReferenceError extends Error {
+export class ReferenceError extends StatusError {
   constructor(ref: string, why: string) {
-    super(`invalid image reference ${JSON.stringify(ref)}: ${why}`);
+    super(Code.INVALID_ARGUMENT, `invalid image reference ${JSON.stringify(ref)}: ${why}`);
     this.name = 'ImageReferenceError';
   }
 }

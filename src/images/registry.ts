@@ -3,6 +3,7 @@
 // fallback for insecure hosts, bearer-token and basic auth, redirects, and a
 // no-progress watchdog on every request. Uses node:http/https directly: the
 // TLS verification switch for insecure hosts is per request there.
+import { Code, StatusError } from '../errors.js';
 import { createHash } from 'node:crypto';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
@@ -22,12 +23,22 @@ export const MANIFEST_ACCEPT = [
 
 export type RegistryErrorKind = 'unauthenticated' | 'denied' | 'not-found' | 'unavailable' | 'stalled' | 'invalid' | 'unsupported';
 
-export class RegistryError extends Error {
+const KIND_STATUS: Record<RegistryErrorKind, Code> = {
+  unauthenticated: Code.UNAUTHENTICATED,
+  denied: Code.PERMISSION_DENIED,
+  'not-found': Code.NOT_FOUND,
+  unavailable: Code.UNAVAILABLE,
+  stalled: Code.DEADLINE_EXCEEDED,
+  invalid: Code.FAILED_PRECONDITION,
+  unsupported: Code.UNIMPLEMENTED,
+};
+
+export class RegistryError extends StatusError {
   constructor(
     readonly kind: RegistryErrorKind,
     message: string,
   ) {
-    super(message);
+    super(KIND_STATUS[kind], message);
     this.name = 'RegistryError';
   }
 }

@@ -10,6 +10,7 @@
 // anything while another process (`cri-mesos images import`) writes. Records
 // are read on demand and cached by (inode, mtime, size), so new images show
 // up without a restart.
+import { Code, StatusError } from '../errors.js';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, lstat } from 'node:fs/promises';
@@ -533,27 +534,27 @@ export class ImageStore {
   }
 }
 
-export class DigestMismatchError extends Error {
+export class DigestMismatchError extends StatusError {
   constructor(what: string, expected: string, got: string) {
-    super(`digest mismatch for ${what}: expected ${expected}, got ${got}`);
+    super(Code.DATA_LOSS, `digest mismatch for ${what}: expected ${expected}, got ${got}`);
     this.name = 'DigestMismatchError';
   }
 }
 
 /** The image is used by the named containers (records or creates in flight). */
-export class ImageInUseError extends Error {
+export class ImageInUseError extends StatusError {
   constructor(
     readonly id: string,
     readonly users: string[],
   ) {
-    super(`image ${id} is in use by container(s) ${users.join(', ')}`);
+    super(Code.FAILED_PRECONDITION, `image ${id} is in use by container(s) ${users.join(', ')}`);
     this.name = 'ImageInUseError';
   }
 }
 
-export class LayerVanishedError extends Error {
+export class LayerVanishedError extends StatusError {
   constructor(what: string) {
-    super(`${what} was removed from the store while the image was being imported`);
+    super(Code.ABORTED, `${what} was removed from the store while the image was being imported`);
     this.name = 'LayerVanishedError';
   }
 }

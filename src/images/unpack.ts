@@ -12,6 +12,7 @@
 // from the blob's first bytes (as containerd does), not taken from the media
 // type. zstd is decoded by fzstd (pure JS, streaming) fed in small slices, so
 // a layer is never held in memory whole and back-pressure reaches the file.
+import { Code, StatusError } from '../errors.js';
 import { createHash } from 'node:crypto';
 import { open, lstat, mkdir, rm, symlink, link, lchown, chmod, lutimes, readdir } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
@@ -33,9 +34,9 @@ const OPAQUE_MARKER = '.wh..wh..opq';
 export const OVERLAY_OPAQUE_XATTR = 'trusted.overlay.opaque';
 
 /** A layer that tries to write outside its directory or through a symlink. */
-export class UnsafeLayerError extends Error {
+export class UnsafeLayerError extends StatusError {
   constructor(message: string) {
-    super(message);
+    super(Code.FAILED_PRECONDITION, message);
     this.name = 'UnsafeLayerError';
   }
 }
@@ -129,7 +130,7 @@ export async function detectCompression(path: string, _mediaType?: string): Prom
  * what zlib may produce from one 64 KiB read of a gzip bomb.
  */
 const ZSTD_SLICE = 2048;
-/** fzstd's ZstdErrorCode, worded here (its own messages say "zstd", which pull-image.ts reads as "unsupported"). */
+/** fzstd's ZstdErrorCode, worded here. */
 const ZSTD_ERRORS = [
   'invalid data',
   'window size too large',

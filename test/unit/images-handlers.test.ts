@@ -15,7 +15,7 @@ import { imageStatus } from '../../src/cri/image/image-status.js';
 import { removeImage } from '../../src/cri/image/remove-image.js';
 import { imageFsInfo } from '../../src/cri/image/image-fs-info.js';
 import { pullImage } from '../../src/cri/image/pull-image.js';
-import { CriError } from '../../src/cri/errors.js';
+import type { StatusError } from '../../src/errors.js';
 
 let imgs: BuiltTestImages;
 useTestImages((b) => (imgs = b));
@@ -59,7 +59,7 @@ test('ImageStatus: found, verbose info with the OCI config, unknown → null', a
   t.deepEqual((await imageStatus(c, { image: spec(TEST_TAGS.oci), verbose: false })).info, {});
   t.deepEqual(await imageStatus(c, { image: spec('cri-mesos.test/missing:1'), verbose: true }), { image: null, info: {} });
   const e = await t.throwsAsync(imageStatus(c, { image: spec(''), verbose: false }));
-  t.is((e as CriError).code, status.INVALID_ARGUMENT);
+  t.is((e as StatusError).status, status.INVALID_ARGUMENT);
 });
 
 test('RemoveImage: in use → FAILED_PRECONDITION naming the container; by tag removes the image; unknown → OK', async (t) => {
@@ -67,7 +67,7 @@ test('RemoveImage: in use → FAILED_PRECONDITION naming the container; by tag r
   const bb = (await c0.images.resolve(TEST_TAGS.oci))!;
   const c = { ...c0, imageUsers: (id: string) => (id === bb.id ? ['ctr-123'] : []) };
   const e = await t.throwsAsync(removeImage(c, { image: spec(bb.id) }));
-  t.is((e as CriError).code, status.FAILED_PRECONDITION);
+  t.is((e as StatusError).status, status.FAILED_PRECONDITION);
   t.regex(e!.message, /ctr-123/);
   t.truthy(await c.images.resolve(TEST_TAGS.oci));
 
@@ -94,11 +94,11 @@ test('PullImage: an unreachable registry falls back to a local image; a missing 
   await importImage(c.images, imgs.ociDir, { tags: ['127.0.0.1:1/busybox:latest'] });
   t.deepEqual(await pullImage(c, { image: spec('127.0.0.1:1/busybox:latest'), auth: null, sandbox_config: null }), { image_ref: bb.id });
   const e = await t.throwsAsync(pullImage(c, { image: spec('127.0.0.1:1/alpine:3'), auth: null, sandbox_config: null }));
-  t.is((e as CriError).code, status.UNAVAILABLE);
+  t.is((e as StatusError).status, status.UNAVAILABLE);
   t.regex(e!.message, /127\.0\.0\.1:1/);
   t.regex(e!.message, /cri-mesos images import PATH/);
   const bad = await t.throwsAsync(pullImage(c, { image: spec('Bad Ref'), auth: null, sandbox_config: null }));
-  t.is((bad as CriError).code, status.INVALID_ARGUMENT);
+  t.is((bad as StatusError).status, status.INVALID_ARGUMENT);
 });
 
 test('numeric config User shows as uid, a name as username', async (t) => {

@@ -2,6 +2,7 @@
 // STARTING → PROVISIONING → PREPARING → ISOLATING → FETCHING → RUNNING → DESTROYING.
 // CRI's Create/Start split sits at FETCHING: the launch helper has set the
 // container up and waits on its exec FIFO until start() writes the byte.
+import { aborted, dataLoss, failedPrecondition, invalidArgument, notFound, unknown } from '../../errors.js';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync, constants as fsc } from 'node:fs';
 import { containerDir, containersDir, nestedContainersDir, runtimeFile, RUNTIME_FILES } from '../../paths.js';
 import type { Quarantine } from '../../store/quarantine.js';
@@ -80,8 +81,8 @@ export class MesosContainerizer implements Containerizer {
     let parent: Container | undefined;
     if (id.parent) {
       parent = this.containers_.get(idString(id.parent));
-      if (!parent) throw new Error(`parent container ${id.parent.value} is unknown`);
-      if (parent.state !== 'RUNNING') throw new Error(`parent container ${id.parent.value} is ${parent.state}, not RUNNING`);
+      if (!parent) throw notFound(`parent container ${id.parent.value} is unknown`);
+      if (parent.state !== 'RUNNING') throw failedPrecondition(`parent container ${id.parent.value} is ${parent.state}, not RUNNING`);
     }
     await this.check(req.config);
     // Our own copy: the caller's object is the caller's (the CRI layer keeps it in its records).
@@ -129,7 +130,7 @@ export class MesosContainerizer implements Containerizer {
     plan.push(...info.setup);
     if (c.config.oomScoreAdj !== undefined) plan.push(['oom-score-adj', c.config.oomScoreAdj]);
     if (nested) {
-      if (!req.process) throw new Error('a nested container needs a process to run');
+      if (!req.process) throw invalidArgument('a nested container needs a process to run');
       const p = await req.process(c.config.rootfs);
       plan.push(['cwd', p.cwd], ['user', p.uid, p.gid]);
       if (p.groups.length > 0) plan.push(['groups', ...p.groups]);
@@ -177,7 +178,8 @@ export class MesosContainerizer implements Containerizer {
     const answer = await sync;
     if (answer !== 'ok') {
       const diag = tail(runtimeFile(rundir, 'launchLog'));
-      throw new Error(`launch helper failed: ${answer}${diag ? ` (${diag})` : ''}`);
+      // What the helper could not do (exec of a missing file, a mount refused...): UNKNOWN, as runc's failures are in containerd.
+      throw unknown(`launch helper failed: ${answer}${diag ? ` (${diag})` : ''}`);
     }
     this.checkAlive(c, 'isolating');
 
@@ -187,12 +189,12 @@ export class MesosContainerizer implements Containerizer {
 
   async start(id: ContainerId): Promise<void> {
     const c = this.mustGet(id);
-    if (c.state !== 'FETCHING') throw new Error(`container ${id.value} is ${c.state}, not CREATED`);
+    if (c.state !== 'FETCHING') throw failedPrecondition(`container ${id.value} is ${c.state}, not CREATED`);
     // The intent first: a crash between the two leaves a marker that recovery completes by
     // writing the byte again (releaseStart), instead of a running container read as created.
     writeFileSync(runtimeFile(c.config.runtimeDir, 'started'), '');
     faultPoint('start-byte:before');
-    if (!releaseStart(c.config.runtimeDir)) throw new Error(`container ${id.value} init is not waiting on its exec FIFO`);
+    if (!releaseStart(c.config.runtimeDir)) throw failedPrecondition(`container ${id.value} init is not waiting on its exec FIFO`);
     faultPoint('start-byte:after');
     this.transition(c, 'RUNNING');
   }
@@ -299,7 +301,7 @@ export class MesosContainerizer implements Containerizer {
     const c = this.containers_.get(key);
     // A destroy may still be cleaning up after it told its waiters the exit status.
     if (c?.destroying) await settle(c.destroying);
-    if (c && c.state !== 'TERMINATED') throw new Error(`container ${id.value} has not terminated`);
+    if (c && c.state !== 'TERMINATED') throw failedPrecondition(`container ${id.value} has not terminated`);
     const config = c?.config;
     this.containers_.delete(key);
     if (id.parent) this.containers_.get(idString(id.parent))?.children.delete(key);
@@ -315,7 +317,7 @@ export class MesosContainerizer implements Containerizer {
 
   async update(id: ContainerId, resources: ResourceLimits): Promise<void> {
     const c = this.mustGet(id);
-    if (c.state === 'DESTROYING' || c.state === 'TERMINATED') throw new Error(`container ${id.value} is ${c.state}`);
+    if (c.state === 'DESTROYING' || c.state === 'TERMINATED') throw failedPrecondition(`container ${id.value} is ${c.state}`);
     // All or nothing: no isolator writes before every one has accepted the values.
     for (const isolator of this.isolatorsFor(c)) await isolator.check?.(resources);
     for (const isolator of this.isolatorsFor(c)) await isolator.update(id, resources);
@@ -332,7 +334,7 @@ export class MesosContainerizer implements Containerizer {
 
   async execSync(id: ContainerId, argv: string[], timeoutMs: number, proc: ProcessSpec): Promise<ExecResult> {
     const c = this.mustGet(id);
-    if (c.state !== 'RUNNING' || c.pid === undefined) throw new Error(`container ${id.value} is not running`);
+    if (c.state !== 'RUNNING' || c.pid === undefined) throw failedPrecondition(`container ${id.value} is not running`);
     const pid = c.pid;
     const [outR, outW] = native().pipe();
     const [errR, errW] = native().pipe();
@@ -362,7 +364,7 @@ export class MesosContainerizer implements Containerizer {
       } catch (err) {
         // The namespace files vanish when the container's init has exited (or is a zombie).
         if ((err as NodeJS.ErrnoException).code === 'ENOENT' && (err as NodeJS.ErrnoException).path?.startsWith(`/proc/${pid}/`)) {
-          throw new Error(`container ${id.value} is not running: its process has exited`);
+          throw failedPrecondition(`container ${id.value} is not running: its process has exited`);
         }
         throw err;
       }
@@ -409,7 +411,7 @@ export class MesosContainerizer implements Containerizer {
 
   async control(id: ContainerId, line: string): Promise<void> {
     const c = this.mustGet(id);
-    if (c.state !== 'RUNNING') throw new Error(`container ${id.value} is not running`);
+    if (c.state !== 'RUNNING') throw failedPrecondition(`container ${id.value} is not running`);
     const fd = openSync(runtimeFile(c.config.runtimeDir, 'ctlFifo'), fsc.O_WRONLY | fsc.O_NONBLOCK);
     try {
       writeSync(fd, line.endsWith('\n') ? line : line + '\n');
@@ -561,17 +563,17 @@ export class MesosContainerizer implements Containerizer {
 
   private mustGet(id: ContainerId): Container {
     const c = this.containers_.get(idString(id));
-    if (!c) throw new Error(`container ${id.value} is unknown`);
+    if (!c) throw notFound(`container ${id.value} is unknown`);
     return c;
   }
 
   private checkAlive(c: Container, during: string): void {
-    if (c.state === 'DESTROYING' || c.state === 'TERMINATED') throw new Error(`container destroyed during ${during}`);
+    if (c.state === 'DESTROYING' || c.state === 'TERMINATED') throw aborted(`container destroyed during ${during}`);
   }
 
   private transition(c: Container, state: State): void {
     if (c.state === 'DESTROYING' && state !== 'DESTROYING') {
-      throw new Error(`container ${c.key} destroyed during ${c.state.toLowerCase()}`);
+      throw aborted(`container ${c.key} destroyed during ${c.state.toLowerCase()}`);
     }
     c.state = state;
     this.opts.log.info('container state', { container: c.key, state });
@@ -604,7 +606,7 @@ export function readPidFile(runtimeDir: string): number | undefined {
     throw err;
   }
   const pid = Number(text);
-  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`${runtimeFile(runtimeDir, 'pid')}: not a pid: ${JSON.stringify(text)}`);
+  if (!Number.isInteger(pid) || pid <= 0) throw dataLoss(`${runtimeFile(runtimeDir, 'pid')}: not a pid: ${JSON.stringify(text)}`);
   return pid;
 }
 

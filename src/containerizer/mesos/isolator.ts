@@ -1,5 +1,6 @@
 // The Mesos isolator contract (include/mesos/slave/isolator.hpp), in TypeScript.
 // prepare runs in order, isolate in parallel, cleanup in reverse order.
+import { Code, StatusError } from '../../errors.js';
 import type { NamespaceJoin, NamespaceType } from '../../native/index.js';
 import type { PlanOp } from './launcher/plan.js';
 
@@ -40,12 +41,12 @@ export interface ResourceLimits {
 }
 
 /** A resource value that cannot be applied here; `field` names it as the CRI request does. */
-export class ResourceError extends Error {
+export class ResourceError extends StatusError {
   constructor(
     readonly field: string,
     message: string,
   ) {
-    super(`${field}: ${message}`);
+    super(Code.INVALID_ARGUMENT, `${field}: ${message}`);
     this.name = 'ResourceError';
   }
 }

@@ -1,7 +1,7 @@
 import type { Image } from '../../../api/generated/runtime/v1/Image.js';
 import type { ImageSpec__Output } from '../../../api/generated/runtime/v1/ImageSpec.js';
 import type { ImageRecord } from '../../images/store.js';
-import { invalidArgument } from '../errors.js';
+import { invalidArgument } from '../../errors.js';
 import type { ImageServiceContext } from './context.js';
 
 /** The CRI view of an image record. uid/username follow containerd: from the config's User (user part only). */

@@ -1,14 +1,12 @@
-import { status } from '@grpc/grpc-js';
 import type { AuthConfig__Output } from '../../../api/generated/runtime/v1/AuthConfig.js';
 import type { PullImageRequest__Output } from '../../../api/generated/runtime/v1/PullImageRequest.js';
 import type { PullImageResponse } from '../../../api/generated/runtime/v1/PullImageResponse.js';
 import { defaultRegistriesConfig } from '../../config.js';
 import { Puller } from '../../images/pull.js';
-import { parseReference, ReferenceError } from '../../images/reference.js';
+import { parseReference } from '../../images/reference.js';
 import { RegistryError, type Credentials } from '../../images/registry.js';
-import { DigestMismatchError, type ImageStore } from '../../images/store.js';
-import { UnsafeLayerError } from '../../images/unpack.js';
-import { CriError, invalidArgument } from '../errors.js';
+import { type ImageStore } from '../../images/store.js';
+import { Code, invalidArgument, StatusError, withContext } from '../../errors.js';
 import type { ImageServiceContext } from './context.js';
 import { resolveImage, specRef } from './common.js';
 
@@ -58,7 +56,7 @@ export async function pullImage(ctx: ImageServiceContext, req: PullImageRequest_
       }
     }
     const err = pullError(ref, e);
-    if (err.code === status.UNAVAILABLE) err.message += '; to use an image without a registry, import it with `cri-mesos images import PATH`';
+    if (err.status === Code.UNAVAILABLE) err.message += '; to use an image without a registry, import it with `cri-mesos images import PATH`';
     throw err;
   }
 }
@@ -76,26 +74,7 @@ export function credentials(a: AuthConfig__Output | null | undefined): Credentia
   return Object.values(c).some((v) => v !== undefined) ? c : undefined;
 }
 
-const KIND_STATUS: Record<RegistryError['kind'], status> = {
-  unauthenticated: status.UNAUTHENTICATED,
-  denied: status.PERMISSION_DENIED,
-  'not-found': status.NOT_FOUND,
-  unavailable: status.UNAVAILABLE,
-  stalled: status.DEADLINE_EXCEEDED,
-  invalid: status.FAILED_PRECONDITION,
-  unsupported: status.UNIMPLEMENTED,
-};
-
-/** Map a pull failure onto the gRPC status kubelet shows. */
-export function pullError(ref: string, e: unknown): CriError {
-  if (e instanceof CriError) return e;
-  const msg = `pulling ${ref}: ${(e as Error).message}`;
-  if (e instanceof RegistryError) return new CriError(KIND_STATUS[e.kind], msg);
-  if (e instanceof ReferenceError) return new CriError(status.INVALID_ARGUMENT, msg);
-  if (e instanceof DigestMismatchError) return new CriError(status.DATA_LOSS, msg);
-  if (e instanceof UnsafeLayerError) return new CriError(status.FAILED_PRECONDITION, msg);
-  const m = (e as Error).message ?? '';
-  if (/has no image for|this host needs/.test(m)) return new CriError(status.NOT_FOUND, msg);
-  if (/zstd|not supported|foreign/.test(m)) return new CriError(status.UNIMPLEMENTED, msg);
-  return new CriError(status.UNKNOWN, msg);
+/** A pull failure as the client sees it: the lower layer's status, the reference named. */
+export function pullError(ref: string, e: unknown): StatusError {
+  return withContext(e, `pulling ${ref}`);
 }

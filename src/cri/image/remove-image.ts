@@ -1,7 +1,7 @@
 import type { RemoveImageRequest__Output } from '../../../api/generated/runtime/v1/RemoveImageRequest.js';
 import type { RemoveImageResponse } from '../../../api/generated/runtime/v1/RemoveImageResponse.js';
 import { ImageInUseError } from '../../images/store.js';
-import { failedPrecondition } from '../errors.js';
+import { failedPrecondition } from '../../errors.js';
 import type { ImageServiceContext } from './context.js';
 import { resolveImage, specRef } from './common.js';
 

@@ -3,7 +3,7 @@
 // to the capabilities the runtime itself holds (its bounding set): capset
 // refuses any other with EPERM, and "ALL" means all we have, as in containerd.
 import { readFileSync } from 'node:fs';
-import { invalidArgument } from '../errors.js';
+import { invalidArgument } from '../../errors.js';
 
 const CAPS = [
   'CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'SETPCAP',

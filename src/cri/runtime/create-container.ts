@@ -9,7 +9,7 @@ import type { ImageRecord } from '../../images/store.js';
 import { readImageUser } from '../../provisioner/user.js';
 import { containerName, type ContainerRecord, type ProcessSpec, type SandboxRecord } from '../../store/metadata.js';
 import { containerId, containerRuntimeDir, nowNanos, podId, type RuntimeContext } from '../context.js';
-import { alreadyExists, failedPrecondition, invalidArgument, notFound } from '../errors.js';
+import { alreadyExists, failedPrecondition, invalidArgument, notFound } from '../../errors.js';
 import { checkName, destroyFailedLaunch, findContainer, mustSandbox, namespaceModes, newId, toLimits } from './common.js';
 import { capabilityMask } from './capabilities.js';
 import { criMounts } from './mounts.js';

@@ -1,7 +1,7 @@
 import type { ExecSyncRequest__Output } from '../../../api/generated/runtime/v1/ExecSyncRequest.js';
 import type { ExecSyncResponse } from '../../../api/generated/runtime/v1/ExecSyncResponse.js';
 import { containerId, type RuntimeContext } from '../context.js';
-import { deadlineExceeded, failedPrecondition, invalidArgument } from '../errors.js';
+import { deadlineExceeded, failedPrecondition, invalidArgument, withContext } from '../../errors.js';
 import { mustContainer } from './common.js';
 
 /** A DEBUG nested container: the container's namespaces, cgroups, env and user; killed at the timeout. */
@@ -14,7 +14,7 @@ export async function execSync(ctx: RuntimeContext, req: ExecSyncRequest__Output
   try {
     result = await ctx.containerizer.execSync(containerId(c), req.cmd, timeoutMs, c.process);
   } catch (err) {
-    throw failedPrecondition(`exec in container ${c.id} failed: ${(err as Error).message}`);
+    throw withContext(err, `exec in container ${c.id} failed`);
   }
   if (result.timedOut) throw deadlineExceeded(`command ${JSON.stringify(req.cmd)} timed out after ${req.timeout}s`);
   return { stdout: result.stdout, stderr: result.stderr, exit_code: result.exitCode };

@@ -7,7 +7,7 @@ import type { Mount__Output } from '../../../api/generated/runtime/v1/Mount.js';
 import type { CriMount } from '../../containerizer/mesos/isolator.js';
 import { native } from '../../native/index.js';
 import { ownMounts, propagationOf, type MountInfoEntry } from '../../util/mountinfo.js';
-import { failedPrecondition, invalidArgument, unimplemented } from '../errors.js';
+import { failedPrecondition, invalidArgument, unimplemented } from '../../errors.js';
 
 let rro: boolean | undefined;
 

@@ -2,7 +2,7 @@ import type { RemoveContainerRequest__Output } from '../../../api/generated/runt
 import type { RemoveContainerResponse } from '../../../api/generated/runtime/v1/RemoveContainerResponse.js';
 import type { ContainerRecord } from '../../store/metadata.js';
 import { containerId, type RuntimeContext } from '../context.js';
-import { invalidArgument } from '../errors.js';
+import { invalidArgument } from '../../errors.js';
 import { findContainer, recordTermination } from './common.js';
 
 /** Idempotent: destroys a live container first; an unknown id is fine. */

@@ -1,7 +1,7 @@
 import type { RemovePodSandboxRequest__Output } from '../../../api/generated/runtime/v1/RemovePodSandboxRequest.js';
 import type { RemovePodSandboxResponse } from '../../../api/generated/runtime/v1/RemovePodSandboxResponse.js';
 import { podId, type RuntimeContext } from '../context.js';
-import { invalidArgument } from '../errors.js';
+import { invalidArgument } from '../../errors.js';
 import { stopSandbox } from './stop-pod-sandbox.js';
 import { removeContainerRecord } from './remove-container.js';
 import { findSandbox } from './common.js';

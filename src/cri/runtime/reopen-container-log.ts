@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import type { ReopenContainerLogRequest__Output } from '../../../api/generated/runtime/v1/ReopenContainerLogRequest.js';
 import type { ReopenContainerLogResponse } from '../../../api/generated/runtime/v1/ReopenContainerLogResponse.js';
 import { containerId, type RuntimeContext } from '../context.js';
-import { failedPrecondition, internal } from '../errors.js';
+import { failedPrecondition, internal } from '../../errors.js';
 import { mustContainer } from './common.js';
 
 /** Like containerd: only a running container reopens; the helper recreates the file at the same path. */

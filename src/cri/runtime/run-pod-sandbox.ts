@@ -3,7 +3,7 @@ import type { RunPodSandboxRequest__Output } from '../../../api/generated/runtim
 import type { RunPodSandboxResponse } from '../../../api/generated/runtime/v1/RunPodSandboxResponse.js';
 import type { ContainerConfig } from '../../containerizer/mesos/isolator.js';
 import { sandboxName, type SandboxRecord } from '../../store/metadata.js';
-import { alreadyExists, failedPrecondition, invalidArgument } from '../errors.js';
+import { alreadyExists, failedPrecondition, invalidArgument } from '../../errors.js';
 import { nowNanos, podId, podRuntimeDir, type RuntimeContext } from '../context.js';
 import { unappliedSandboxFields } from './unapplied.js';
 import { checkName, destroyFailedLaunch, namespaceModes, newId, toLimits } from './common.js';

@@ -1,7 +1,7 @@
 import type { StartContainerRequest__Output } from '../../../api/generated/runtime/v1/StartContainerRequest.js';
 import type { StartContainerResponse } from '../../../api/generated/runtime/v1/StartContainerResponse.js';
 import { containerId, nowNanos, type RuntimeContext } from '../context.js';
-import { failedPrecondition } from '../errors.js';
+import { failedPrecondition, withContext } from '../../errors.js';
 import { latest, mustContainer } from './common.js';
 
 export async function startContainer(ctx: RuntimeContext, req: StartContainerRequest__Output): Promise<StartContainerResponse> {
@@ -12,7 +12,7 @@ export async function startContainer(ctx: RuntimeContext, req: StartContainerReq
   try {
     await ctx.containerizer.start(containerId(c));
   } catch (err) {
-    throw failedPrecondition(`cannot start container ${c.id}: ${(err as Error).message}`);
+    throw withContext(err, `cannot start container ${c.id}`);
   }
   const cur = ctx.containers.get(c.id);
   if (cur?.state === 'CONTAINER_CREATED') ctx.containers.update(c.id, { state: 'CONTAINER_RUNNING', startedAt });

@@ -1,7 +1,7 @@
 import type { StopContainerRequest__Output } from '../../../api/generated/runtime/v1/StopContainerRequest.js';
 import type { StopContainerResponse } from '../../../api/generated/runtime/v1/StopContainerResponse.js';
 import { containerId, type RuntimeContext } from '../context.js';
-import { invalidArgument } from '../errors.js';
+import { invalidArgument } from '../../errors.js';
 import { findContainer, recordTermination, signalNumber } from './common.js';
 
 /** Signal, wait up to the timeout, then destroy (freeze, SIGKILL, thaw). Unknown ids are fine. */

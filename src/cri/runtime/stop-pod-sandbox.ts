@@ -1,7 +1,7 @@
 import type { StopPodSandboxRequest__Output } from '../../../api/generated/runtime/v1/StopPodSandboxRequest.js';
 import type { StopPodSandboxResponse } from '../../../api/generated/runtime/v1/StopPodSandboxResponse.js';
 import { containerId, podId, type RuntimeContext } from '../context.js';
-import { invalidArgument } from '../errors.js';
+import { invalidArgument } from '../../errors.js';
 import { findSandbox, recordTermination } from './common.js';
 
 /** Idempotent: an unknown or already stopped pod is fine. */

@@ -1,7 +1,7 @@
 import type { UpdateRuntimeConfigRequest__Output } from '../../../api/generated/runtime/v1/UpdateRuntimeConfigRequest.js';
 import type { UpdateRuntimeConfigResponse } from '../../../api/generated/runtime/v1/UpdateRuntimeConfigResponse.js';
 import type { RuntimeContext } from '../context.js';
-import { invalidArgument } from '../errors.js';
+import { invalidArgument } from '../../errors.js';
 
 /**
  * kubelet sends the node's pod CIDR at start. Without CNI nothing consumes it

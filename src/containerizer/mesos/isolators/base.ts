@@ -1,3 +1,4 @@
+import { failedPrecondition } from '../../../errors.js';
 import type { ContainerConfig, ContainerId, IsolatorStatus, ResourceLimits, ResourceStatistics } from '../isolator.js';
 
 /** Defaults for isolators that only shape the launch (namespaces, filesystem). */
@@ -29,7 +30,7 @@ export abstract class LaunchOnlyIsolator {
 }
 
 export function parentNs(config: ContainerConfig, type: 'net' | 'uts' | 'ipc' | 'pid', pid = config.parentPid): { type: typeof type; path: string } {
-  if (pid === undefined) throw new Error(`container ${config.id.value}: the pod's init pid is unknown`);
+  if (pid === undefined) throw failedPrecondition(`container ${config.id.value}: the pod's init pid is unknown`);
   return { type, path: namespacePath(pid, type) };
 }
 

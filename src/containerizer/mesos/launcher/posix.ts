@@ -1,5 +1,6 @@
 // PosixLauncher (Mesos' SubprocessLauncher): process groups only, for hosts
 // without a freezer cgroup. It cannot find orphans and cannot create namespaces.
+import { failedPrecondition } from '../../../errors.js';
 import { native, type SpawnOptions, type SpawnedChild } from '../../../native/index.js';
 import type { ContainerConfig } from '../isolator.js';
 import { idString } from '../isolator.js';
@@ -21,7 +22,7 @@ export class PosixLauncher implements Launcher {
 
   async fork(config: ContainerConfig, spec: SpawnOptions, isolate: (heldPid: number) => Promise<void>): Promise<SpawnedChild> {
     if (spec.cloneNamespaces.length > 0 || spec.joinNamespaces.length > 0) {
-      throw new Error('the posix launcher cannot create or join namespaces; use --launcher=linux');
+      throw failedPrecondition('the posix launcher cannot create or join namespaces; use --launcher=linux');
     }
     const held = await native().spawnHeld({ ...spec, setsid: true });
     try {

@@ -1,6 +1,7 @@
 // Shared machinery of the cgroups/{cpu,memory,pids,cpuset} isolators: back-end choice (v1 hierarchy,
 // cgroup2 controller, or nothing), the id → cgroup path map, create / join / remove. Each container
 // gets its own cgroup (share_cgroups=false): pod → <parent|root>/<pod>, container → <pod>/<ctr>.
+import { alreadyExists, notFound } from '../../../../errors.js';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../../../log.js';
@@ -90,7 +91,7 @@ export abstract class CgroupsIsolatorBase implements Isolator {
   /** Relative cgroup path of a prepared/recovered container; throws for unknown ids. */
   protected rel(id: ContainerId): string {
     const rel = this.paths.get(idString(id));
-    if (rel === undefined) throw new Error(`${this.name}: unknown container ${idString(id)}`);
+    if (rel === undefined) throw notFound(`${this.name}: unknown container ${idString(id)}`);
     return rel;
   }
 
@@ -117,7 +118,7 @@ export abstract class CgroupsIsolatorBase implements Isolator {
     if (this.backend === 'none') return undefined;
     const rel = cgroupPathFor(config, this.root);
     const key = idString(config.id);
-    if (this.paths.has(key)) throw new Error(`${this.name}: container ${key} already prepared`);
+    if (this.paths.has(key)) throw alreadyExists(`${this.name}: container ${key} already prepared`);
     // Remember first so cleanup() removes whatever a failed prepare left behind.
     this.paths.set(key, rel);
     let launch: Partial<LaunchInfo> | undefined;

@@ -2,6 +2,7 @@
 // 32 MB floor, lowering allowed (the kernel's EBUSY, when it cannot reclaim, is passed through).
 // The kernel itself rounds v1 limits down to a page multiple. Usage per cadvisor; OOM from the
 // cgroup's own oom_kill counter.
+import { invalidArgument } from '../../../../errors.js';
 import {
   UNLIMITED_THRESHOLD,
   parseFlatKeyed,
@@ -100,7 +101,7 @@ export class MemoryIsolator extends CgroupsIsolatorBase {
     // CRI's value is memory+swap (v1 memsw semantics); cgroup2 limits swap alone (runc's conversion).
     const memLimit = r.memoryLimitBytes && r.memoryLimitBytes > 0 ? r.memoryLimitBytes : parseLimit(await readCgroupFile(dir, 'memory.max'));
     if (memLimit === undefined) return writeCgroupFile(dir, 'memory.swap.max', 'max');
-    if (sw < memLimit) throw new Error(`memory+swap limit ${sw} is below the memory limit ${memLimit}`);
+    if (sw < memLimit) throw invalidArgument(`memory+swap limit ${sw} is below the memory limit ${memLimit}`);
     await writeCgroupFile(dir, 'memory.swap.max', String(Math.trunc(sw - memLimit)));
   }
 

@@ -3,6 +3,7 @@
 // pivot_root: the rootfs (an overlay the provisioner mounted on the host),
 // /proc, /dev, /sys, /dev/shm from the pod, the pod's hostname/hosts/resolv.conf
 // and the CRI mounts with their propagation; then masked and read-only paths.
+import { invalidArgument } from '../../../../errors.js';
 import { lstatSync, readlinkSync, statSync } from 'node:fs';
 import { mkdirp } from '../../../../util/mkdirp.js';
 import { join, posix } from 'node:path';
@@ -178,7 +179,7 @@ export function secureJoin(root: string, path: string): string {
       resolved.push(part);
       continue;
     }
-    if (++links > 40) throw new Error(`too many symlinks resolving ${path} in the rootfs`);
+    if (++links > 40) throw invalidArgument(`too many symlinks resolving ${path} in the rootfs`);
     const next = target.split('/').filter(Boolean);
     if (target.startsWith('/')) resolved.length = 0;
     parts.unshift(...next);

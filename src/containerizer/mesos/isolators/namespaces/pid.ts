@@ -5,6 +5,7 @@
 // command's parent. Mesos nests that namespace under the pod's; the kernel
 // refuses CLONE_NEWPID after setns(pid) (the active and for-children
 // namespaces differ), so like runc we make it a child of the host's.
+import { failedPrecondition } from '../../../../errors.js';
 import type { ContainerConfig, LaunchInfo } from '../../isolator.js';
 import { LaunchOnlyIsolator, parentNs } from '../base.js';
 
@@ -22,7 +23,7 @@ export class PidNamespaceIsolator extends LaunchOnlyIsolator {
       case 'CONTAINER':
         return { setup: [['new-pid-ns']] };
       case 'TARGET':
-        if (config.namespaces.targetPid === undefined) throw new Error('pid TARGET needs a running target container');
+        if (config.namespaces.targetPid === undefined) throw failedPrecondition('pid TARGET needs a running target container');
         return { enterNamespaces: [parentNs(config, 'pid', config.namespaces.targetPid)] };
     }
   }

@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash hack/deps.sh
 node dist/hack/build-test-images.js .test-tmp/images >/dev/null
-node dist/src/cli.js images import .test-tmp/images/busybox-oci "$@" || true
-exec node dist/src/cli.js daemon "$@"
+bin/cri-mesos images import .test-tmp/images/busybox-oci "$@" || true
+exec bin/cri-mesos daemon "$@"

@@ -12,7 +12,7 @@ import { cpus, release, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { projectRoot } from '../../src/util/paths.js';
+import { BUNDLE_FILE, projectRoot } from '../../src/util/paths.js';
 import { CriClient, TestDaemon, waitFor } from '../../test/helpers/daemon.js';
 import { leaked, leftovers } from '../../test/helpers/leaks.js';
 import { BENCH_IMAGE, buildReferenceImages } from './images.js';
@@ -705,10 +705,10 @@ function newestMtime(dir: string): number {
 
 async function ownDaemon(id: string, o: Opts): Promise<Target> {
   if (o.daemon === 'dist') {
-    const cli = join(projectRoot(), 'dist', 'src', 'cli.js');
+    const cli = join(projectRoot(), BUNDLE_FILE);
     if (!existsSync(cli)) throw new Error(`${cli} is missing: run npm run build (or use --daemon src)`);
     if (statSync(cli).mtimeMs < newestMtime(join(projectRoot(), 'src'))) {
-      notes.push('dist/ is older than src/: the benchmarked daemon may not be the current source (run npm run build:ts)');
+      notes.push('dist/ is older than src/: the benchmarked daemon may not be the current source (run npm run build:ts build:bundle)');
     }
   }
   say(`${id}: starting a cri-mesos daemon from ${o.daemon}/ with temp dirs`);

@@ -16,3 +16,11 @@ export function projectRoot(): string {
   root = dir;
   return root;
 }
+
+// Files of the package itself, relative to projectRoot().
+/** The CRI wire contract. */
+export const PROTO_FILE = 'api/runtime-v1.proto';
+/** PROTO_FILE as a protobufjs JSON descriptor, written by the build (hack/bundle.ts): faster to load. */
+export const PROTO_DESCRIPTOR_FILE = 'dist/api/runtime-v1.json';
+/** The daemon and CLI as one bundled ES module (hack/bundle.ts), which bin/cri-mesos runs. */
+export const BUNDLE_FILE = 'dist/cri-mesos.mjs';

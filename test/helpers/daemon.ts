@@ -164,7 +164,9 @@ export class TestDaemon {
   async launch(flags: string[] = this.flags): Promise<void> {
     this.flags = flags;
     const from = this.opts.from ?? (process.env.CRI_MESOS_DAEMON === 'dist' ? 'dist' : 'src');
-    const entry = from === 'dist' ? [join(projectRoot(), 'dist', 'src', 'cli.js')] : ['--import', 'tsx', join(projectRoot(), 'src', 'cli.ts')];
+    // dist: what npm start runs (bin/cri-mesos: the bundle, with its node flags); src: the sources through tsx.
+    const [command, ...entry] =
+      from === 'dist' ? [join(projectRoot(), 'bin', 'cri-mesos')] : [process.execPath, '--import', 'tsx', join(projectRoot(), 'src', 'cli.ts')];
     const args = [
       ...entry,
       'daemon',
@@ -188,12 +190,12 @@ export class TestDaemon {
     if (this.opts.logTo === 'file') {
       const out = openSync(this.logFile, 'a');
       try {
-        proc = spawn(process.execPath, args, { cwd: projectRoot(), env, stdio: ['ignore', out, out], detached });
+        proc = spawn(command!, args, { cwd: projectRoot(), env, stdio: ['ignore', out, out], detached });
       } finally {
         closeSync(out);
       }
     } else {
-      proc = spawn(process.execPath, args, { cwd: projectRoot(), env, stdio: ['ignore', 'pipe', 'pipe'], detached });
+      proc = spawn(command!, args, { cwd: projectRoot(), env, stdio: ['ignore', 'pipe', 'pipe'], detached });
       proc.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));
       proc.stderr!.on('data', (d: Buffer) => (this.output += d.toString()));
     }

@@ -6,7 +6,7 @@ import { ResourceError } from '../../src/containerizer/mesos/isolator.js';
 import { RegistryError } from '../../src/images/registry.js';
 
 test('the codes are gRPC’s numbers', (t) => {
-  for (const [name, n] of Object.entries(Code)) t.is(n, (status as unknown as Record<string, number>)[name], name);
+  for (const [name, n] of Object.entries(Code)) t.is(n as number, (status as unknown as Record<string, number>)[name], name);
 });
 
 test('a typed error keeps its code through context and onto the wire', (t) => {

@@ -55,9 +55,8 @@ void Diag(const char* fmt, ...) {
   if (n < 0) return;
   if ((size_t)n > sizeof buf - 2) n = sizeof buf - 2;
   buf[n++] = '\n';
-  ssize_t w = write(2, "cri-mesos-launch: ", 18);
-  w = write(2, buf, (size_t)n);
-  (void)w;
+  // A diagnostic has nowhere else to go: a failed write to fd 2 is not reported.
+  if (write(2, "cri-mesos-launch: ", 18) < 0 || write(2, buf, (size_t)n) < 0) return;
 }
 
 bool WriteAll(int fd, const char* p, size_t n) {
@@ -73,6 +72,20 @@ bool WriteAll(int fd, const char* p, size_t n) {
   return true;
 }
 
+// close() where a failure changes nothing: Linux releases the fd even when close
+// reports an error (EINTR, EIO), and for fds we only read from, sockets, pipes
+// and directories there is no written data whose loss it could report. Files we
+// wrote (the status file) are checked where they are closed.
+void CloseQuietly(int fd) {
+  if (fd >= 0 && close(fd) < 0) return;
+}
+
+// kill() of our own child: ESRCH only means it is gone already; anything else is
+// reported (a failure to kill is never silent).
+void KillChild(pid_t pid, int sig) {
+  if (pid > 0 && kill(pid, sig) < 0 && errno != ESRCH) Diag("kill %d with signal %d: %s", (int)pid, sig, strerror(errno));
+}
+
 // Setup failure: tell the daemon on the sync pipe and exit 1.
 [[noreturn]] void SetupFail(const std::string& msg) {
   Diag("%s", msg.c_str());
@@ -82,12 +95,22 @@ bool WriteAll(int fd, const char* p, size_t n) {
       if (c == '\n') c = ' ';
     }
     line += "\n";
-    WriteAll(gSyncFd, line.data(), line.size());
+    // The daemon may be gone (it closed the pipe on a timeout): the message went to fd 2 above.
+    if (!WriteAll(gSyncFd, line.data(), line.size())) Diag("sync pipe: %s", strerror(errno));
   }
   _exit(1);
 }
 
 std::string ErrStr(const std::string& what, int err) { return what + ": " + strerror(err); }
+
+// Setup succeeded: "ok" on the sync pipe. If the daemon stopped listening (its launch timeout
+// closed the pipe) it destroys the container, so the failure is only reported.
+void AnswerOk() {
+  if (gSyncFd < 0) return;
+  if (!WriteAll(gSyncFd, "ok\n", 3)) Diag("answer ok on the sync pipe: %s", strerror(errno));
+  CloseQuietly(gSyncFd);
+  gSyncFd = -1;
+}
 
 // ---------------------------------------------------------------------------
 // Plan parsing
@@ -130,7 +153,7 @@ std::string ReadFile(const char* path) {
     if (r == 0) break;
     out.append(buf, (size_t)r);
   }
-  close(fd);
+  CloseQuietly(fd);
   return out;
 }
 
@@ -284,7 +307,7 @@ void OpBind(const std::vector<std::string>& f) {
     if (!ParseNum(src.substr(1), 10, &n) || n >= gTrees.size()) SetupFail("bind: unknown tree " + src);
     if (syscall(SYS_move_mount, gTrees[n], "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) < 0)
       SetupFail(ErrStr("attach mount tree on " + target, errno));
-    close(gTrees[n]);
+    CloseQuietly(gTrees[n]);
     gTrees[n] = -1;
   } else if (mount(src.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0) {
     SetupFail(ErrStr("bind mount " + src + " on " + target, errno));
@@ -359,7 +382,7 @@ void OpSysctl(const std::string& key, const std::string& value) {
   int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) SetupFail(ErrStr("sysctl " + key, errno));
   if (!WriteAll(fd, value.data(), value.size())) SetupFail(ErrStr("sysctl " + key + "=" + value, errno));
-  close(fd);
+  if (close(fd) < 0) SetupFail(ErrStr("sysctl " + key + "=" + value + ": close", errno));
 }
 
 void OpLoopbackUp() {
@@ -371,7 +394,7 @@ void OpLoopbackUp() {
   if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) SetupFail(ErrStr("loopback-up: SIOCGIFFLAGS", errno));
   ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
   if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) SetupFail(ErrStr("loopback-up: SIOCSIFFLAGS", errno));
-  close(s);
+  CloseQuietly(s);
 }
 
 void OpOomScoreAdj(const std::string& value) {
@@ -384,7 +407,7 @@ void OpOomScoreAdj(const std::string& value) {
       SetupFail(ErrStr("oom-score-adj " + value, errno));
     }
   }
-  close(fd);
+  CloseQuietly(fd);  // the write's result was checked above
 }
 
 int OpenLog() {
@@ -446,7 +469,7 @@ void RunOp(const std::vector<std::string>& f) {
       // An existing directory or device is fine: touch only ensures a mount point exists.
       if (stat(f[1].c_str(), &st) < 0) SetupFail(ErrStr("touch " + f[1], errno));
     } else {
-      close(fd);
+      CloseQuietly(fd);  // nothing was written
     }
   } else if (op == "mknod") {
     need(5);
@@ -533,7 +556,8 @@ void RunOp(const std::vector<std::string>& f) {
 
 [[noreturn]] void ChildDie(int code, const std::string& msg) {
   std::string line = "cri-mesos-launch: " + msg + "\n";
-  WriteAll(2, line.data(), line.size());
+  // The message goes to the container's stderr; if that fails the exit code still tells.
+  if (!WriteAll(2, line.data(), line.size())) _exit(code);
   _exit(code);
 }
 
@@ -563,19 +587,25 @@ void SetCaps(const Settings& set) {
   const Settings& set = gState.settings;
   sigset_t none;
   sigemptyset(&none);
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
   for (int sig = 1; sig < NSIG; sig++) {
-    if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
+    // EINVAL: a signal glibc reserves for itself (32, 33), which it will not let us touch.
+    if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, &dfl, nullptr) < 0 && errno != EINVAL)
+      ChildDie(127, ErrStr("reset signal " + std::to_string(sig), errno));
   }
-  if (dup2(devnull, 0) < 0 || dup2(outW, 1) < 0 || dup2(errW, 2) < 0) _exit(127);
-  syscall(SYS_close_range, 3u, ~0u, 0u);
-  umask(022);
+  if (dup2(devnull, 0) < 0 || dup2(outW, 1) < 0 || dup2(errW, 2) < 0) ChildDie(127, ErrStr("dup2 stdio", errno));
+  if (syscall(SYS_close_range, 3u, ~0u, 0u) < 0) ChildDie(127, ErrStr("close_range", errno));
+  umask(022);  // cannot fail; returns the previous mask
 
   if (!set.cwd.empty()) {
     if (MkdirP(set.cwd, 0755) < 0) ChildDie(127, ErrStr("mkdir cwd \"" + set.cwd + "\"", errno));
     if (chdir(set.cwd.c_str()) < 0) ChildDie(127, ErrStr("chdir to cwd \"" + set.cwd + "\"", errno));
   }
   if (set.hasCaps) ApplyCaps(set);
-  if (set.hasCaps && set.hasUser && set.uid != 0) prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
+  if (set.hasCaps && set.hasUser && set.uid != 0 && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+    ChildDie(127, ErrStr("prctl(PR_SET_KEEPCAPS)", errno));
   if (set.hasGroups) {
     if (setgroups(set.groups.size(), set.groups.data()) < 0) ChildDie(127, ErrStr("setgroups", errno));
   } else if (set.hasUser) {
@@ -586,7 +616,7 @@ void SetCaps(const Settings& set) {
     if (setresuid(set.uid, set.uid, set.uid) < 0) ChildDie(127, ErrStr("setuid " + std::to_string(set.uid), errno));
   }
   if (set.hasCaps) {
-    prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+    if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) ChildDie(127, ErrStr("prctl(PR_SET_KEEPCAPS)", errno));
     SetCaps(set);
   }
   if (set.noNewPrivs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) ChildDie(127, ErrStr("no_new_privs", errno));
@@ -600,7 +630,7 @@ void SetCaps(const Settings& set) {
     if (e.compare(0, 5, "PATH=") == 0) path = e.substr(5);
   }
   envp.push_back(nullptr);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
+  if (sigprocmask(SIG_SETMASK, &none, nullptr) < 0) ChildDie(127, ErrStr("sigprocmask", errno));
 
   const std::string& file = set.argv[0];
   if (file.find('/') != std::string::npos) {
@@ -635,11 +665,18 @@ void SetCaps(const Settings& set) {
 // ---------------------------------------------------------------------------
 // CRI log writer
 
+// clock_gettime with a valid clock and pointer cannot fail (EFAULT/EINVAL only).
+struct timespec Now(clockid_t clock) {
+  struct timespec ts = {0, 0};
+  if (clock_gettime(clock, &ts) < 0) Diag("clock_gettime: %s", strerror(errno));
+  return ts;
+}
+
 void Timestamp(char* out, size_t size) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
+  struct timespec ts = Now(CLOCK_REALTIME);
   struct tm tm;
-  gmtime_r(&ts.tv_sec, &tm);
+  memset(&tm, 0, sizeof tm);
+  if (!gmtime_r(&ts.tv_sec, &tm)) Diag("gmtime_r: %s", strerror(errno));
   size_t n = strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm);
   snprintf(out + n, size - n, ".%09ldZ", ts.tv_nsec);
 }
@@ -697,7 +734,8 @@ void ReopenLog() {
     Diag("reopen log %s: %s", gState.logPath.c_str(), strerror(errno));
     return;
   }
-  close(gState.logFd);
+  // Every record was written with a checked write(); O_APPEND on a local file has no deferred errors.
+  CloseQuietly(gState.logFd);
   gState.logFd = fd;
 }
 
@@ -706,8 +744,7 @@ void ReopenLog() {
 
 void WriteStatus(int status) {
   if (gState.rundirFd < 0) return;
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
+  struct timespec ts = Now(CLOCK_REALTIME);
   char buf[64];
   int n = snprintf(buf, sizeof buf, "%d %lld\n", status, (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
   int fd = openat(gState.rundirFd, gState.statusTmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -716,10 +753,10 @@ void WriteStatus(int status) {
     return;
   }
   if (!WriteAll(fd, buf, (size_t)n) || fsync(fd) < 0) Diag("status: write: %s", strerror(errno));
-  close(fd);
+  if (close(fd) < 0) Diag("status: close: %s", strerror(errno));
   if (renameat(gState.rundirFd, gState.statusTmp.c_str(), gState.rundirFd, gState.status.c_str()) < 0)
     Diag("status: rename: %s", strerror(errno));
-  fsync(gState.rundirFd);
+  if (fsync(gState.rundirFd) < 0) Diag("status: fsync the runtime dir: %s", strerror(errno));
 }
 
 // ---------------------------------------------------------------------------
@@ -738,8 +775,7 @@ int SetupSignals() {
 }
 
 int64_t NowMs() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  struct timespec ts = Now(CLOCK_MONOTONIC);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -747,6 +783,9 @@ void ReapAll(pid_t mainPid, bool* mainDone, int* mainStatus) {
   while (true) {
     int st;
     pid_t p = waitpid(-1, &st, WNOHANG);
+    if (p < 0 && errno == EINTR) continue;
+    // 0: children left, none exited; ECHILD: no children. Anything else would be a bug here.
+    if (p < 0 && errno != ECHILD) Diag("waitpid: %s", strerror(errno));
     if (p <= 0) return;
     if (p == mainPid && mainDone && !*mainDone) {
       *mainDone = true;
@@ -801,7 +840,7 @@ bool WaitForStart(int sigfd, int fd, Child& init) {
     if (poll(pfds, 2, -1) < 0) {
       if (errno == EINTR) continue;
       Diag("poll: %s", strerror(errno));
-      kill(init.pid, SIGKILL);
+      KillChild(init.pid, SIGKILL);
       _exit(1);
     }
     if (pfds[0].revents) {
@@ -809,14 +848,14 @@ bool WaitForStart(int sigfd, int fd, Child& init) {
       while (read(sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
         if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
           Diag("signal %d before start; exiting", (int)si.ssi_signo);
-          kill(init.pid, SIGKILL);
+          KillChild(init.pid, SIGKILL);
           _exit(128 + (int)si.ssi_signo);
         }
         if (si.ssi_signo == SIGCHLD) ReapChild(init);
       }
       if (init.done) {
         Diag("the container's init ended before start");
-        close(fd);
+        CloseQuietly(fd);
         return false;
       }
     }
@@ -826,11 +865,11 @@ bool WaitForStart(int sigfd, int fd, Child& init) {
       if (r == 1) break;
       if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
       Diag("exec.fifo closed without a start byte; not running the command");
-      kill(init.pid, SIGKILL);
+      KillChild(init.pid, SIGKILL);
       _exit(1);
     }
   }
-  close(fd);
+  CloseQuietly(fd);
   return true;
 }
 
@@ -840,11 +879,11 @@ bool WaitForStart(int sigfd, int fd, Child& init) {
                            int readyW) {
   // Without the helper nobody would log or record the exit: go with it.
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) SetupFail(ErrStr("prctl(PR_SET_PDEATHSIG)", errno));
-  if (gSyncFd >= 0) close(gSyncFd);
+  CloseQuietly(gSyncFd);  // the helper's end to the daemon: only the helper answers there
   gSyncFd = readyW;  // SetupFail now reports to the helper, which answers the daemon
   for (const auto* op : setup) RunOp(*op);
   if (!WriteAll(readyW, "ok\n", 3)) _exit(1);  // the helper is gone
-  close(readyW);
+  CloseQuietly(readyW);
   gSyncFd = -1;
   char b;
   ssize_t r;
@@ -852,7 +891,7 @@ bool WaitForStart(int sigfd, int fd, Child& init) {
     r = read(startR, &b, 1);
   } while (r < 0 && errno == EINTR);
   if (r != 1) _exit(1);  // the helper gave up before start
-  close(startR);
+  CloseQuietly(startR);
   // After pivot_root this is the container's own /dev/null.
   int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (devnull < 0) devnull = 0;  // the helper was started with /dev/null on fd 0
@@ -884,7 +923,7 @@ bool Catches(pid_t pid, int sig) {
   if (fd < 0) return true;  // gone: nothing to hold the signal for
   char buf[4096];
   ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
+  CloseQuietly(fd);
   if (n <= 0) return true;
   buf[n] = 0;
   const char* p = strstr(buf, "SigCgt:");
@@ -907,7 +946,7 @@ struct Forwarder {
       held |= 1ULL << (sig - 1);
       return;
     }
-    kill(init.pid, sig);
+    KillChild(init.pid, sig);
   }
 
   void Retry(const Child& init) {
@@ -917,7 +956,7 @@ struct Forwarder {
         held = 0;
       } else if (Catches(init.pid, sig)) {
         held &= ~(1ULL << (sig - 1));
-        kill(init.pid, sig);
+        KillChild(init.pid, sig);
       }
     }
   }
@@ -945,41 +984,41 @@ constexpr int kHeldSignalPollMs = 5;
   init.pid = fork();
   if (init.pid < 0) SetupFail(ErrStr("fork the container's init", errno));
   if (init.pid == 0) InitMain(setup, outP[1], errP[1], startP[0], readyP[1]);
-  close(outP[1]);
-  close(errP[1]);
-  close(startP[0]);
-  close(readyP[1]);
+  // The init's ends: ours must go, or we would never see EOF on the pipes.
+  CloseQuietly(outP[1]);
+  CloseQuietly(errP[1]);
+  CloseQuietly(startP[0]);
+  CloseQuietly(readyP[1]);
 
   std::string answer = ReadLine(readyP[0]);
-  close(readyP[0]);
+  CloseQuietly(readyP[0]);
   if (answer != "ok") {
-    kill(init.pid, SIGKILL);
+    KillChild(init.pid, SIGKILL);
     SetupFail(answer.compare(0, 6, "error ") == 0 ? answer.substr(6) : "the container's init ended during setup");
   }
   // Open for reading before answering "ok": StartContainer's non-blocking open for writing
   // fails with ENXIO while nobody has the FIFO open for reading.
   int execFd = openat(gState.rundirFd, gState.execFifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (execFd < 0) {
-    kill(init.pid, SIGKILL);
+    KillChild(init.pid, SIGKILL);
     SetupFail(ErrStr("open " + gState.execFifo, errno));
   }
-  if (gSyncFd >= 0) {
-    WriteAll(gSyncFd, "ok\n", 3);
-    close(gSyncFd);
-    gSyncFd = -1;
-  }
+  AnswerOk();
 
   if (!WaitForStart(sigfd, execFd, init)) {
     WriteStatus(init.status);
     ExitLike(init.status);
   }
   if (!WriteAll(startP[1], "x", 1)) Diag("start the init: %s", strerror(errno));
-  close(startP[1]);
+  CloseQuietly(startP[1]);
 
   int ctl = openat(gState.rundirFd, gState.ctlFifo.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (ctl < 0) Diag("open ctl.fifo: %s (log reopen disabled)", strerror(errno));
-  fcntl(outP[0], F_SETFL, O_NONBLOCK);
-  fcntl(errP[0], F_SETFL, O_NONBLOCK);
+  // Blocking reads would stall the loop (and the signal forwarding) on one quiet pipe.
+  if (fcntl(outP[0], F_SETFL, O_NONBLOCK) < 0 || fcntl(errP[0], F_SETFL, O_NONBLOCK) < 0) {
+    Diag("make the output pipes non-blocking: %s", strerror(errno));
+    KillChild(init.pid, SIGKILL);
+  }
 
   Stream streams[2] = {{"stdout", outP[0], {}}, {"stderr", errP[0], {}}};
   Forwarder forward;
@@ -1030,8 +1069,9 @@ constexpr int kHeldSignalPollMs = 5;
         s.Consume();
         lastData = NowMs();
       } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+        if (n < 0) Diag("read %s: %s", s.name, strerror(errno));
         s.Flush();
-        close(s.fd);
+        CloseQuietly(s.fd);
         s.fd = -1;
       }
     }
@@ -1071,7 +1111,7 @@ int ReadCapLast() {
   if (fd < 0) return 40;
   char buf[16] = {0};
   ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
+  CloseQuietly(fd);
   if (n <= 0) return 40;
   int v = atoi(buf);
   return v > 0 && v < 64 ? v : 40;
@@ -1080,25 +1120,23 @@ int ReadCapLast() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // No fd 3 (EBADF): run by hand, nobody to answer.
   if (fcntl(gSyncFd, F_GETFD) < 0) gSyncFd = -1;
-  else fcntl(gSyncFd, F_SETFD, FD_CLOEXEC);
+  else if (fcntl(gSyncFd, F_SETFD, FD_CLOEXEC) < 0) SetupFail(ErrStr("fcntl(FD_CLOEXEC) on the sync pipe", errno));
   if (argc != 3) SetupFail("usage: cri-mesos-launch <pause|container> <plan path>");
   std::string mode = argv[1];
   if (mode != "pause" && mode != "container") SetupFail("unknown mode: " + mode);
 
   int sigfd = SetupSignals();
-  if (getpid() != 1) prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  // Orphans of the command must come to us to be reaped (and not outlive the container's end).
+  if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) SetupFail(ErrStr("prctl(PR_SET_CHILD_SUBREAPER)", errno));
   gState.capLast = ReadCapLast();
-  umask(0);
+  umask(0);  // cannot fail; returns the previous mask
 
   std::vector<std::vector<std::string>> ops = ParsePlan(ReadFile(argv[2]));
   if (mode == "container") ContainerMain(ops, sigfd);
 
   for (const auto& op : ops) RunOp(op);
-  if (gSyncFd >= 0) {
-    WriteAll(gSyncFd, "ok\n", 3);
-    close(gSyncFd);
-    gSyncFd = -1;
-  }
+  AnswerOk();
   PauseLoop(sigfd);
 }

@@ -77,8 +77,15 @@ void ThrowErrno(Napi::Env env, int err, const char* syscallName, const std::stri
   ErrnoError(env, err, syscallName, path).ThrowAsJavaScriptException();
 }
 
+// close() in cleanup paths: Linux releases the fd even when close reports an
+// error, and none of the fds closed here (pipes, namespace files, /dev/null,
+// pidfds, directories) carries written data whose loss close could report.
+void CloseQuietly(int fd) {
+  if (fd >= 0 && close(fd) < 0) return;
+}
+
 void CloseFd(int& fd) {
-  if (fd >= 0) close(fd);
+  CloseQuietly(fd);
   fd = -1;
 }
 
@@ -179,10 +186,9 @@ struct Spawn {
   void CloseChildFds() {
     if (!childFdsOpen) return;
     childFdsOpen = false;
-    for (auto& j : joins)
-      if (j.fd >= 0) close(j.fd);
-    if (devnull >= 0) close(devnull);
-    if (syncR >= 0) close(syncR);
+    for (auto& j : joins) CloseQuietly(j.fd);
+    CloseQuietly(devnull);
+    CloseQuietly(syncR);
   }
   void CloseAll() {
     CloseChildFds();
@@ -260,11 +266,13 @@ size_t StrLen(const char* s) {
   _exit(127);
 }
 
-void WriteAll(int fd, const void* buf, size_t len) {
+// One small write to a pipe (at most PIPE_BUF, so never partial); false on failure.
+bool WriteSmall(int fd, const void* buf, size_t len) {
   ssize_t w;
   do {
     w = write(fd, buf, len);
   } while (w < 0 && errno == EINTR);
+  return w == (ssize_t)len;
 }
 
 [[noreturn]] void FinalChild(void* arg) {
@@ -281,7 +289,7 @@ void WriteAll(int fd, const void* buf, size_t len) {
   for (int k = 0; k < n; k++) {
     if (dup2(s->base + k, k) < 0) ChildFail(s, "dup-fd", errno);
   }
-  syscall(SYS_close_range, (unsigned)n, ~0u, 0u);
+  if (syscall(SYS_close_range, (unsigned)n, ~0u, 0u) < 0) ChildFail(s, "close-range", errno);
 
   if (s->hasCwd && chdir(s->cwd.c_str()) < 0) ChildFail(s, "chdir", errno);
   // Raw syscalls: glibc's set*id would try to broadcast to the daemon's threads.
@@ -316,7 +324,7 @@ void WriteAll(int fd, const void* buf, size_t len) {
 
   sigset_t none;
   sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
+  if (sigprocmask(SIG_SETMASK, &none, nullptr) < 0) ChildFail(s, "sigprocmask", errno);
 
   int lastErr = ENOENT;
   bool sawEacces = false;
@@ -339,18 +347,22 @@ void WriteAll(int fd, const void* buf, size_t len) {
   memset(&dfl, 0, sizeof dfl);
   dfl.sa_handler = SIG_DFL;
   for (int sig = 1; sig < NSIG; sig++) {
-    if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, nullptr);
+    // EINVAL: a signal glibc keeps for itself (32, 33); it has no handler of Node's.
+    if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, &dfl, nullptr) < 0 && errno != EINVAL)
+      ChildFail(s, "sigaction", errno);
   }
   // Die with the daemon while held (the parent is T, which outlives I); F
   // does not inherit this.
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) ChildFail(s, "pdeathsig", errno);
   if (getppid() != s->parentPid) _exit(127);
 
-  close(s->syncW);
-  close(s->evR);
+  // I's own copies (no CLONE_FILES): closing them cannot affect the daemon's.
+  CloseQuietly(s->syncW);
+  CloseQuietly(s->evR);
   int32_t me = (int32_t)getpid();
-  WriteAll(s->evW, &me, sizeof me);
-  close(s->evW);
+  // Without its pid the daemon cannot place I: give up, T reports "ended before reporting".
+  if (!WriteSmall(s->evW, &me, sizeof me)) ChildFail(s, "report-pid", errno);
+  CloseQuietly(s->evW);
 
   char b;
   ssize_t r;
@@ -358,7 +370,7 @@ void WriteAll(int fd, const void* buf, size_t len) {
     r = read(s->syncR, &b, 1);
   } while (r < 0 && errno == EINTR);
   if (r != 1) _exit(126);  // aborted or the daemon went away
-  close(s->syncR);
+  CloseQuietly(s->syncR);
 
   for (const NsJoin& j : s->joins) {
     if (setns(j.fd, j.nstype) < 0) {
@@ -369,7 +381,7 @@ void WriteAll(int fd, const void* buf, size_t len) {
       stage[n] = 0;
       ChildFail(s, stage, errno);
     }
-    close(j.fd);
+    CloseQuietly(j.fd);
   }
 
   CloneArgs args;
@@ -389,6 +401,8 @@ void WriteAll(int fd, const void* buf, size_t len) {
 
 // --- T: the per-spawn thread --------------------------------------------------
 
+// Reap our own child. Only EINTR is retried: ECHILD cannot happen for a child
+// this thread cloned and nobody else waits for (the status then reads 0).
 void Reap(pid_t pid, int* status) {
   int st = 0;
   while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
@@ -396,7 +410,13 @@ void Reap(pid_t pid, int* status) {
   if (status) *status = st;
 }
 
-void Post(Spawn* s, int32_t v) { WriteAll(s->evW, &v, sizeof v); }
+// An event for the main thread: a 4-byte write to a pipe whose read end the
+// main thread keeps open until it has read "done" (0), so it cannot fail but by
+// a bug; there is no one else to tell, so it aborts loudly rather than leaving
+// the main thread waiting forever.
+void Post(Spawn* s, int32_t v) {
+  if (!WriteSmall(s->evW, &v, sizeof v)) abort();
+}
 
 void* SpawnThread(void* arg) {
   Spawn* s = static_cast<Spawn*>(arg);
@@ -404,7 +424,14 @@ void* SpawnThread(void* arg) {
   // reset the dispositions.
   sigset_t all;
   sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, nullptr);
+  int err = pthread_sigmask(SIG_SETMASK, &all, nullptr);
+  if (err != 0) {
+    s->cloneErr = err;
+    s->cloneWhat = "pthread_sigmask";
+    Post(s, -err);
+    Post(s, 0);
+    return nullptr;
+  }
 
   const size_t page = (size_t)sysconf(_SC_PAGESIZE);
   const size_t one = page + kChildStack;  // guard page below each stack
@@ -417,8 +444,15 @@ void* SpawnThread(void* arg) {
     Post(s, 0);
     return nullptr;
   }
-  mprotect(mem, page, PROT_NONE);
-  mprotect(mem + one, page, PROT_NONE);
+  // Guard pages: a child overflowing its stack must fault, never write into the other's.
+  if (mprotect(mem, page, PROT_NONE) < 0 || mprotect(mem + one, page, PROT_NONE) < 0) {
+    s->cloneErr = errno;
+    s->cloneWhat = "mprotect";
+    if (munmap(mem, 2 * one) < 0) s->cloneWhat = "mprotect (and munmap)";
+    Post(s, -s->cloneErr);
+    Post(s, 0);
+    return nullptr;
+  }
   s->stackI = mem + one;
   s->stackF = mem + 2 * one;
 
@@ -438,6 +472,8 @@ void* SpawnThread(void* arg) {
     Post(s, -s->cloneErr);
   } else {
     // I is gone (CLONE_VFORK): it has exited or was killed.
+    // Waits without reaping (WNOWAIT), so the main thread can check iReaped before a kill.
+    // Only EINTR is retried; ECHILD cannot happen (I is ours), and Reap below waits anyway.
     siginfo_t si;
     while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
     }
@@ -457,14 +493,16 @@ void* SpawnThread(void* arg) {
           s->pidfdErr = errno;
         }
       }
-      // F failed, or I died while F may still run on its stack: F goes too.
+      // F failed, or I died while F may still run on its stack: F goes too. F is our
+      // unreaped child (CLONE_PARENT), so its pid cannot be reused before Reap: kill cannot fail.
       if (!s->ok) {
-        kill(f, SIGKILL);
+        if (kill(f, SIGKILL) < 0) s->pidfdErr = s->pidfdErr ? s->pidfdErr : errno;
         Reap(f, nullptr);
       }
     }
   }
-  munmap(mem, 2 * one);
+  // Both children are gone; munmap of our own mapping fails only on bad arguments.
+  if (munmap(mem, 2 * one) < 0) abort();
   Post(s, 0);
   return nullptr;
 }
@@ -492,14 +530,15 @@ struct AddonData {
 
 void ClosePoll(Spawn* s) {
   if (!s->poll) return;
-  uv_poll_stop(s->poll);
+  uv_poll_stop(s->poll);  // always 0 for an initialised handle
   uv_close(reinterpret_cast<uv_handle_t*>(s->poll), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
   s->poll = nullptr;
 }
 
 void JoinThread(Spawn* s) {
   if (!s->threadRunning) return;
-  pthread_join(s->thread, nullptr);
+  // Fails only for a thread that is not joinable (a bug): the state below would be a lie.
+  if (pthread_join(s->thread, nullptr) != 0) abort();
   s->threadRunning = false;
   s->threadDone = true;
 }
@@ -508,7 +547,8 @@ void JoinThread(Spawn* s) {
 void KillAndJoin(Spawn* s) {
   if (s->threadRunning && s->pid > 0) {
     pthread_mutex_lock(&s->reapMu);
-    if (!s->iReaped) kill(s->pid, SIGKILL);
+    // Unreaped, so the pid is still I's: ESRCH cannot happen, and T wakes when I dies.
+    if (!s->iReaped && kill(s->pid, SIGKILL) < 0) abort();
     pthread_mutex_unlock(&s->reapMu);
   }
   JoinThread(s);
@@ -800,11 +840,19 @@ bool PrepareSpawn(Napi::Env env, Napi::Object o, Spawn* s) {
     s->caps = v;
     // Read here: the child may only make syscalls.
     int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      char buf[16] = {0};
-      if (read(fd, buf, sizeof buf - 1) > 0) s->capLast = atoi(buf);
-      close(fd);
+    if (fd < 0) {
+      ThrowErrno(env, errno, "open", "/proc/sys/kernel/cap_last_cap");
+      return false;
     }
+    char buf[16] = {0};
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    int readErr = errno;
+    CloseQuietly(fd);
+    if (n <= 0) {
+      ThrowErrno(env, n < 0 ? readErr : EIO, "read", "/proc/sys/kernel/cap_last_cap");
+      return false;
+    }
+    s->capLast = atoi(buf);
   }
   Napi::Value nnp = o.Get("noNewPrivs");
   if (nnp.IsBoolean()) s->noNewPrivs = nnp.As<Napi::Boolean>().Value();
@@ -857,7 +905,10 @@ bool PrepareSpawn(Napi::Env env, Napi::Object o, Spawn* s) {
   s->evR = p[0];
   s->evW = p[1];
   // Only the main thread's end is non-blocking (a separate open file description).
-  fcntl(s->evR, F_SETFL, O_NONBLOCK);
+  if (fcntl(s->evR, F_SETFL, O_NONBLOCK) < 0) {
+    ThrowErrno(env, errno, "fcntl", "O_NONBLOCK");
+    return false;
+  }
 
   int maxFd = std::max({s->devnull, s->syncR, s->syncW, s->evR, s->evW, s->cgroupFd, s->stdio[0], s->stdio[1],
                         s->stdio[2]});
@@ -911,10 +962,12 @@ Napi::Value SpawnHeld(const Napi::CallbackInfo& info) {
   }
 
   pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, kThreadStack);
-  int err = pthread_create(&s->thread, &attr, SpawnThread, s);
-  pthread_attr_destroy(&attr);
+  int err = pthread_attr_init(&attr);
+  if (err == 0) {
+    err = pthread_attr_setstacksize(&attr, kThreadStack);
+    if (err == 0) err = pthread_create(&s->thread, &attr, SpawnThread, s);
+    pthread_attr_destroy(&attr);  // always 0 on Linux
+  }
   if (err != 0) {
     ClosePoll(s);
     s->CloseAll();
@@ -1063,7 +1116,7 @@ Napi::Value WaitPidfd(const Napi::CallbackInfo& info) {
   }
   uv_loop_t* loop = nullptr;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop) {
-    close(fd);
+    CloseQuietly(fd);
     Napi::Error::New(env, "waitPidfd: no event loop").ThrowAsJavaScriptException();
     return env.Undefined();
   }
@@ -1071,7 +1124,7 @@ Napi::Value WaitPidfd(const Napi::CallbackInfo& info) {
   w->fd = fd;
   int rc = uv_poll_init(loop, &w->poll, fd);
   if (rc < 0) {
-    close(fd);
+    CloseQuietly(fd);
     delete w;
     Napi::Error::New(env, std::string("waitPidfd: uv_poll_init: ") + uv_strerror(rc)).ThrowAsJavaScriptException();
     return env.Undefined();

@@ -18,6 +18,7 @@
 //       config.json plan launch.log pid pid.start termination   as above
 //       exec.fifo      holds the created container until StartContainer writes a byte
 //       ctl.fifo       control lines to the helper ("reopen": ReopenContainerLog)
+//       attach.sock    the helper's attach socket (stdin, output, resize; containerizer/mesos/attach.ts)
 //       started        StartContainer wrote its byte
 //       status         "<wait status> <unix ns>", written by the helper when the command exits
 //
@@ -44,6 +45,7 @@ export const RUNTIME_FILES = {
   resolvConf: 'resolv.conf',
   execFifo: 'exec.fifo',
   ctlFifo: 'ctl.fifo',
+  attachSock: 'attach.sock',
   started: 'started',
   status: 'status',
 } as const;

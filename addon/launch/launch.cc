@@ -31,7 +31,9 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,9 +57,8 @@ void Diag(const char* fmt, ...) {
   if (n < 0) return;
   if ((size_t)n > sizeof buf - 2) n = sizeof buf - 2;
   buf[n++] = '\n';
-  ssize_t w = write(2, "cri-mesos-launch: ", 18);
-  w = write(2, buf, (size_t)n);
-  (void)w;
+  // A diagnostic has nowhere else to go: a failed write to fd 2 is not reported.
+  if (write(2, "cri-mesos-launch: ", 18) < 0 || write(2, buf, (size_t)n) < 0) return;
 }
 
 bool WriteAll(int fd, const char* p, size_t n) {
@@ -73,6 +74,20 @@ bool WriteAll(int fd, const char* p, size_t n) {
   return true;
 }
 
+// close() where a failure changes nothing: Linux releases the fd even when close
+// reports an error (EINTR, EIO), and for fds we only read from, sockets, pipes
+// and directories there is no written data whose loss it could report. Files we
+// wrote (the status file) are checked where they are closed.
+void CloseQuietly(int fd) {
+  if (fd >= 0 && close(fd) < 0) return;
+}
+
+// kill() of our own child: ESRCH only means it is gone already; anything else is
+// reported (a failure to kill is never silent).
+void KillChild(pid_t pid, int sig) {
+  if (pid > 0 && kill(pid, sig) < 0 && errno != ESRCH) Diag("kill %d with signal %d: %s", (int)pid, sig, strerror(errno));
+}
+
 // Setup failure: tell the daemon on the sync pipe and exit 1.
 [[noreturn]] void SetupFail(const std::string& msg) {
   Diag("%s", msg.c_str());
@@ -82,12 +97,22 @@ bool WriteAll(int fd, const char* p, size_t n) {
       if (c == '\n') c = ' ';
     }
     line += "\n";
-    WriteAll(gSyncFd, line.data(), line.size());
+    // The daemon may be gone (it closed the pipe on a timeout): the message went to fd 2 above.
+    if (!WriteAll(gSyncFd, line.data(), line.size())) Diag("sync pipe: %s", strerror(errno));
   }
   _exit(1);
 }
 
 std::string ErrStr(const std::string& what, int err) { return what + ": " + strerror(err); }
+
+// Setup succeeded: "ok" on the sync pipe. If the daemon stopped listening (its launch timeout
+// closed the pipe) it destroys the container, so the failure is only reported.
+void AnswerOk() {
+  if (gSyncFd < 0) return;
+  if (!WriteAll(gSyncFd, "ok\n", 3)) Diag("answer ok on the sync pipe: %s", strerror(errno));
+  CloseQuietly(gSyncFd);
+  gSyncFd = -1;
+}
 
 // ---------------------------------------------------------------------------
 // Plan parsing
@@ -130,7 +155,7 @@ std::string ReadFile(const char* path) {
     if (r == 0) break;
     out.append(buf, (size_t)r);
   }
-  close(fd);
+  CloseQuietly(fd);
   return out;
 }
 
@@ -174,7 +199,11 @@ struct Settings {
 struct State {
   int rundirFd = -1;
   // Names inside the runtime dir, from the plan's rundir op (src/paths.ts names them).
-  std::string execFifo, ctlFifo, status, statusTmp;
+  std::string execFifo, ctlFifo, status, statusTmp, attachSock;
+  // The stdio op: the command's terminal and stdin (CRI tty, stdin, stdin_once).
+  bool tty = false;
+  bool openStdin = false;
+  bool stdinOnce = false;
   // new-pid-ns: the command will be PID 1 of its own namespace; procFd is the helper's own /proc.
   bool newPidNs = false;
   int procFd = -1;
@@ -284,7 +313,7 @@ void OpBind(const std::vector<std::string>& f) {
     if (!ParseNum(src.substr(1), 10, &n) || n >= gTrees.size()) SetupFail("bind: unknown tree " + src);
     if (syscall(SYS_move_mount, gTrees[n], "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) < 0)
       SetupFail(ErrStr("attach mount tree on " + target, errno));
-    close(gTrees[n]);
+    CloseQuietly(gTrees[n]);
     gTrees[n] = -1;
   } else if (mount(src.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0) {
     SetupFail(ErrStr("bind mount " + src + " on " + target, errno));
@@ -359,7 +388,7 @@ void OpSysctl(const std::string& key, const std::string& value) {
   int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) SetupFail(ErrStr("sysctl " + key, errno));
   if (!WriteAll(fd, value.data(), value.size())) SetupFail(ErrStr("sysctl " + key + "=" + value, errno));
-  close(fd);
+  if (close(fd) < 0) SetupFail(ErrStr("sysctl " + key + "=" + value + ": close", errno));
 }
 
 void OpLoopbackUp() {
@@ -371,7 +400,7 @@ void OpLoopbackUp() {
   if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) SetupFail(ErrStr("loopback-up: SIOCGIFFLAGS", errno));
   ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
   if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) SetupFail(ErrStr("loopback-up: SIOCSIFFLAGS", errno));
-  close(s);
+  CloseQuietly(s);
 }
 
 void OpOomScoreAdj(const std::string& value) {
@@ -384,7 +413,7 @@ void OpOomScoreAdj(const std::string& value) {
       SetupFail(ErrStr("oom-score-adj " + value, errno));
     }
   }
-  close(fd);
+  CloseQuietly(fd);  // the write's result was checked above
 }
 
 int OpenLog() {
@@ -398,16 +427,25 @@ void RunOp(const std::vector<std::string>& f) {
   };
   Settings& set = gState.settings;
   if (op == "rundir") {
-    need(4);
+    need(5);
     gState.rundirFd = open(f[1].c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (gState.rundirFd < 0) SetupFail(ErrStr("rundir " + f[1], errno));
-    for (size_t i = 2; i <= 4; i++) {
+    for (size_t i = 2; i <= 5; i++) {
       if (f[i].empty() || f[i].find('/') != std::string::npos) SetupFail("rundir: bad file name " + f[i]);
     }
     gState.execFifo = f[2];
     gState.ctlFifo = f[3];
     gState.status = f[4];
     gState.statusTmp = f[4] + ".tmp";
+    gState.attachSock = f[5];
+  } else if (op == "stdio") {
+    need(3);
+    for (size_t i = 1; i <= 3; i++) {
+      if (f[i] != "0" && f[i] != "1") SetupFail("stdio: fields must be 0 or 1");
+    }
+    gState.tty = f[1] == "1";
+    gState.openStdin = f[2] == "1";
+    gState.stdinOnce = f[3] == "1";
   } else if (op == "log") {
     need(1);
     gState.logPath = f[1];
@@ -446,7 +484,7 @@ void RunOp(const std::vector<std::string>& f) {
       // An existing directory or device is fine: touch only ensures a mount point exists.
       if (stat(f[1].c_str(), &st) < 0) SetupFail(ErrStr("touch " + f[1], errno));
     } else {
-      close(fd);
+      CloseQuietly(fd);  // nothing was written
     }
   } else if (op == "mknod") {
     need(5);
@@ -533,7 +571,8 @@ void RunOp(const std::vector<std::string>& f) {
 
 [[noreturn]] void ChildDie(int code, const std::string& msg) {
   std::string line = "cri-mesos-launch: " + msg + "\n";
-  WriteAll(2, line.data(), line.size());
+  // The message goes to the container's stderr; if that fails the exit code still tells.
+  if (!WriteAll(2, line.data(), line.size())) _exit(code);
   _exit(code);
 }
 
@@ -559,23 +598,40 @@ void SetCaps(const Settings& set) {
   if (syscall(SYS_capset, &hdr, data) < 0) ChildDie(127, ErrStr("capset", errno));
 }
 
-[[noreturn]] void RunCommand(int outW, int errW, int devnull) {
+// The command's fds 0, 1, 2. With a terminal all three are its slave, which also becomes
+// the controlling terminal of a new session (as runc does for a tty process).
+struct CommandStdio {
+  int in = -1, out = -1, err = -1;
+  bool ctty = false;
+};
+
+[[noreturn]] void RunCommand(const CommandStdio& io) {
   const Settings& set = gState.settings;
   sigset_t none;
   sigemptyset(&none);
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
   for (int sig = 1; sig < NSIG; sig++) {
-    if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
+    // EINVAL: a signal glibc reserves for itself (32, 33), which it will not let us touch.
+    if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, &dfl, nullptr) < 0 && errno != EINVAL)
+      ChildDie(127, ErrStr("reset signal " + std::to_string(sig), errno));
   }
-  if (dup2(devnull, 0) < 0 || dup2(outW, 1) < 0 || dup2(errW, 2) < 0) _exit(127);
-  syscall(SYS_close_range, 3u, ~0u, 0u);
-  umask(022);
+  if (io.ctty) {
+    if (setsid() < 0) ChildDie(127, ErrStr("setsid", errno));
+    if (ioctl(io.in, TIOCSCTTY, 0) < 0) ChildDie(127, ErrStr("TIOCSCTTY", errno));
+  }
+  if (dup2(io.in, 0) < 0 || dup2(io.out, 1) < 0 || dup2(io.err, 2) < 0) ChildDie(127, ErrStr("dup2 stdio", errno));
+  if (syscall(SYS_close_range, 3u, ~0u, 0u) < 0) ChildDie(127, ErrStr("close_range", errno));
+  umask(022);  // cannot fail; returns the previous mask
 
   if (!set.cwd.empty()) {
     if (MkdirP(set.cwd, 0755) < 0) ChildDie(127, ErrStr("mkdir cwd \"" + set.cwd + "\"", errno));
     if (chdir(set.cwd.c_str()) < 0) ChildDie(127, ErrStr("chdir to cwd \"" + set.cwd + "\"", errno));
   }
   if (set.hasCaps) ApplyCaps(set);
-  if (set.hasCaps && set.hasUser && set.uid != 0) prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
+  if (set.hasCaps && set.hasUser && set.uid != 0 && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+    ChildDie(127, ErrStr("prctl(PR_SET_KEEPCAPS)", errno));
   if (set.hasGroups) {
     if (setgroups(set.groups.size(), set.groups.data()) < 0) ChildDie(127, ErrStr("setgroups", errno));
   } else if (set.hasUser) {
@@ -586,7 +642,7 @@ void SetCaps(const Settings& set) {
     if (setresuid(set.uid, set.uid, set.uid) < 0) ChildDie(127, ErrStr("setuid " + std::to_string(set.uid), errno));
   }
   if (set.hasCaps) {
-    prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+    if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) ChildDie(127, ErrStr("prctl(PR_SET_KEEPCAPS)", errno));
     SetCaps(set);
   }
   if (set.noNewPrivs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) ChildDie(127, ErrStr("no_new_privs", errno));
@@ -600,7 +656,7 @@ void SetCaps(const Settings& set) {
     if (e.compare(0, 5, "PATH=") == 0) path = e.substr(5);
   }
   envp.push_back(nullptr);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
+  if (sigprocmask(SIG_SETMASK, &none, nullptr) < 0) ChildDie(127, ErrStr("sigprocmask", errno));
 
   const std::string& file = set.argv[0];
   if (file.find('/') != std::string::npos) {
@@ -635,11 +691,18 @@ void SetCaps(const Settings& set) {
 // ---------------------------------------------------------------------------
 // CRI log writer
 
+// clock_gettime with a valid clock and pointer cannot fail (EFAULT/EINVAL only).
+struct timespec Now(clockid_t clock) {
+  struct timespec ts = {0, 0};
+  if (clock_gettime(clock, &ts) < 0) Diag("clock_gettime: %s", strerror(errno));
+  return ts;
+}
+
 void Timestamp(char* out, size_t size) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
+  struct timespec ts = Now(CLOCK_REALTIME);
   struct tm tm;
-  gmtime_r(&ts.tv_sec, &tm);
+  memset(&tm, 0, sizeof tm);
+  if (!gmtime_r(&ts.tv_sec, &tm)) Diag("gmtime_r: %s", strerror(errno));
   size_t n = strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm);
   snprintf(out + n, size - n, ".%09ldZ", ts.tv_nsec);
 }
@@ -697,7 +760,8 @@ void ReopenLog() {
     Diag("reopen log %s: %s", gState.logPath.c_str(), strerror(errno));
     return;
   }
-  close(gState.logFd);
+  // Every record was written with a checked write(); O_APPEND on a local file has no deferred errors.
+  CloseQuietly(gState.logFd);
   gState.logFd = fd;
 }
 
@@ -706,8 +770,7 @@ void ReopenLog() {
 
 void WriteStatus(int status) {
   if (gState.rundirFd < 0) return;
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
+  struct timespec ts = Now(CLOCK_REALTIME);
   char buf[64];
   int n = snprintf(buf, sizeof buf, "%d %lld\n", status, (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
   int fd = openat(gState.rundirFd, gState.statusTmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -716,10 +779,10 @@ void WriteStatus(int status) {
     return;
   }
   if (!WriteAll(fd, buf, (size_t)n) || fsync(fd) < 0) Diag("status: write: %s", strerror(errno));
-  close(fd);
+  if (close(fd) < 0) Diag("status: close: %s", strerror(errno));
   if (renameat(gState.rundirFd, gState.statusTmp.c_str(), gState.rundirFd, gState.status.c_str()) < 0)
     Diag("status: rename: %s", strerror(errno));
-  fsync(gState.rundirFd);
+  if (fsync(gState.rundirFd) < 0) Diag("status: fsync the runtime dir: %s", strerror(errno));
 }
 
 // ---------------------------------------------------------------------------
@@ -738,8 +801,7 @@ int SetupSignals() {
 }
 
 int64_t NowMs() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  struct timespec ts = Now(CLOCK_MONOTONIC);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -747,6 +809,9 @@ void ReapAll(pid_t mainPid, bool* mainDone, int* mainStatus) {
   while (true) {
     int st;
     pid_t p = waitpid(-1, &st, WNOHANG);
+    if (p < 0 && errno == EINTR) continue;
+    // 0: children left, none exited; ECHILD: no children. Anything else would be a bug here.
+    if (p < 0 && errno != ECHILD) Diag("waitpid: %s", strerror(errno));
     if (p <= 0) return;
     if (p == mainPid && mainDone && !*mainDone) {
       *mainDone = true;
@@ -776,7 +841,7 @@ void ReapAll(pid_t mainPid, bool* mainDone, int* mainStatus) {
 // subreaper, holds the pipes, writes the logs and the status. These ops are
 // the helper's own; the settings ops are only recorded; every other setup op
 // runs in the init.
-bool IsHelperOp(const std::string& op) { return op == "rundir" || op == "log" || op == "new-pid-ns"; }
+bool IsHelperOp(const std::string& op) { return op == "rundir" || op == "log" || op == "new-pid-ns" || op == "stdio"; }
 
 bool IsSettingOp(const std::string& op) {
   return op == "cwd" || op == "user" || op == "groups" || op == "env" || op == "argv" || op == "no-new-privs" ||
@@ -801,7 +866,7 @@ bool WaitForStart(int sigfd, int fd, Child& init) {
     if (poll(pfds, 2, -1) < 0) {
       if (errno == EINTR) continue;
       Diag("poll: %s", strerror(errno));
-      kill(init.pid, SIGKILL);
+      KillChild(init.pid, SIGKILL);
       _exit(1);
     }
     if (pfds[0].revents) {
@@ -809,14 +874,14 @@ bool WaitForStart(int sigfd, int fd, Child& init) {
       while (read(sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
         if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
           Diag("signal %d before start; exiting", (int)si.ssi_signo);
-          kill(init.pid, SIGKILL);
+          KillChild(init.pid, SIGKILL);
           _exit(128 + (int)si.ssi_signo);
         }
         if (si.ssi_signo == SIGCHLD) ReapChild(init);
       }
       if (init.done) {
         Diag("the container's init ended before start");
-        close(fd);
+        CloseQuietly(fd);
         return false;
       }
     }
@@ -826,25 +891,99 @@ bool WaitForStart(int sigfd, int fd, Child& init) {
       if (r == 1) break;
       if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
       Diag("exec.fifo closed without a start byte; not running the command");
-      kill(init.pid, SIGKILL);
+      KillChild(init.pid, SIGKILL);
       _exit(1);
     }
   }
-  close(fd);
+  CloseQuietly(fd);
   return true;
+}
+
+// Sends fd over a unix socket (SCM_RIGHTS) with one byte of data.
+bool SendFd(int sock, int fd) {
+  char byte = 'f';
+  struct iovec iov = {&byte, 1};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  memset(&u, 0, sizeof u);
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = u.buf;
+  msg.msg_controllen = sizeof u.buf;
+  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  ssize_t w;
+  do {
+    w = sendmsg(sock, &msg, MSG_NOSIGNAL);
+  } while (w < 0 && errno == EINTR);
+  return w == 1;
+}
+
+// Receives one fd sent by SendFd (O_CLOEXEC); -1 with errno on failure.
+int RecvFd(int sock) {
+  char byte;
+  struct iovec iov = {&byte, 1};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = u.buf;
+  msg.msg_controllen = sizeof u.buf;
+  ssize_t r;
+  do {
+    r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) return -1;
+  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  if (r == 0 || !c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
+    errno = EPROTO;
+    return -1;
+  }
+  int fd;
+  memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  return fd;
+}
+
+// A terminal from the container's own devpts (mounted by the setup ops; after pivot_root
+// /dev/ptmx is the container's): the master goes to the helper over ptySock, the slave is
+// returned for the command. TIOCGPTPEER opens the slave without a path lookup.
+int OpenContainerPty(int ptySock) {
+  int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0) SetupFail(ErrStr("open /dev/ptmx", errno));
+  int unlock = 0;
+  if (ioctl(master, TIOCSPTLCK, &unlock) < 0) SetupFail(ErrStr("unlock the pty (TIOCSPTLCK)", errno));
+  int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (slave < 0) SetupFail(ErrStr("open the pty slave (TIOCGPTPEER)", errno));
+  if (!SendFd(ptySock, master)) SetupFail(ErrStr("pass the pty master to the helper", errno));
+  CloseQuietly(master);  // the helper holds it now
+  CloseQuietly(ptySock);
+  return slave;
 }
 
 // The init: carries out the setup ops (mounts, pivot_root, ...), reports on
 // readyW, waits for the start byte on startR, then becomes the command.
-[[noreturn]] void InitMain(const std::vector<const std::vector<std::string>*>& setup, int outW, int errW, int startR,
-                           int readyW) {
+// stdinR: the read end of the stdin pipe (-1: /dev/null); ptySock >= 0: run on a terminal.
+[[noreturn]] void InitMain(const std::vector<const std::vector<std::string>*>& setup, int outW, int errW, int stdinR,
+                           int ptySock, int startR, int readyW) {
   // Without the helper nobody would log or record the exit: go with it.
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) SetupFail(ErrStr("prctl(PR_SET_PDEATHSIG)", errno));
-  if (gSyncFd >= 0) close(gSyncFd);
+  CloseQuietly(gSyncFd);  // the helper's end to the daemon: only the helper answers there
   gSyncFd = readyW;  // SetupFail now reports to the helper, which answers the daemon
   for (const auto* op : setup) RunOp(*op);
+  int slave = ptySock >= 0 ? OpenContainerPty(ptySock) : -1;
   if (!WriteAll(readyW, "ok\n", 3)) _exit(1);  // the helper is gone
-  close(readyW);
+  CloseQuietly(readyW);
   gSyncFd = -1;
   char b;
   ssize_t r;
@@ -852,11 +991,20 @@ bool WaitForStart(int sigfd, int fd, Child& init) {
     r = read(startR, &b, 1);
   } while (r < 0 && errno == EINTR);
   if (r != 1) _exit(1);  // the helper gave up before start
-  close(startR);
-  // After pivot_root this is the container's own /dev/null.
-  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (devnull < 0) devnull = 0;  // the helper was started with /dev/null on fd 0
-  RunCommand(outW, errW, devnull);
+  CloseQuietly(startR);
+  CommandStdio io;
+  if (slave >= 0) {
+    io.in = io.out = io.err = slave;
+    io.ctty = true;
+  } else {
+    // After pivot_root this is the container's own /dev/null.
+    int devnull = stdinR >= 0 ? stdinR : open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (devnull < 0) devnull = 0;  // the helper was started with /dev/null on fd 0
+    io.in = devnull;
+    io.out = outW;
+    io.err = errW;
+  }
+  RunCommand(io);
 }
 
 std::string ReadLine(int fd) {
@@ -884,7 +1032,7 @@ bool Catches(pid_t pid, int sig) {
   if (fd < 0) return true;  // gone: nothing to hold the signal for
   char buf[4096];
   ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
+  CloseQuietly(fd);
   if (n <= 0) return true;
   buf[n] = 0;
   const char* p = strstr(buf, "SigCgt:");
@@ -907,7 +1055,7 @@ struct Forwarder {
       held |= 1ULL << (sig - 1);
       return;
     }
-    kill(init.pid, sig);
+    KillChild(init.pid, sig);
   }
 
   void Retry(const Child& init) {
@@ -917,13 +1065,264 @@ struct Forwarder {
         held = 0;
       } else if (Catches(init.pid, sig)) {
         held &= ~(1ULL << (sig - 1));
-        kill(init.pid, sig);
+        KillChild(init.pid, sig);
       }
     }
   }
 };
 
 constexpr int kHeldSignalPollMs = 5;
+
+// ---------------------------------------------------------------------------
+// Attach: a unix stream socket in the runtime dir (its name comes from the rundir op).
+// Every frame is 1 byte type + 4 bytes big-endian length + payload (src/containerizer/
+// mesos/attach.ts is the other end and documents the protocol). Output is fanned out to
+// every client; a client that does not read is never waited for: its frames are dropped
+// once kMaxClientQueue bytes wait for it, so the log and the container never stall.
+
+constexpr uint8_t kFrameStdin = 0, kFrameStdout = 1, kFrameStderr = 2, kFrameExit = 3, kFrameResize = 4,
+                  kFrameStdinClose = 5;
+constexpr size_t kMaxFrame = 1 << 20;
+constexpr size_t kMaxClientQueue = 1 << 20;
+constexpr size_t kMaxStdinQueue = 1 << 20;
+constexpr size_t kMaxClients = 64;
+
+struct AttachClient {
+  int fd = -1;
+  std::string in, out;
+  bool wroteStdin = false;
+  size_t dropped = 0;
+};
+
+struct Attach {
+  int listenFd = -1;
+  std::vector<AttachClient> clients;
+  int stdinFd = -1;  // the stdin pipe's write end, or the pty master (also the output then)
+  bool stdinIsPty = false;
+  bool stdinClosing = false;  // close once stdinBuf is written
+  std::string stdinBuf;
+  int masterFd = -1;
+  bool lastStdinWasNewline = true;
+};
+
+Attach gAttach;
+
+// Creates the listening socket as <rundir>/<name>. bind() takes a path, and runtime dirs can be
+// longer than sun_path; the helper is single-threaded, so it binds relative to the runtime dir.
+int ListenAttach() {
+  if (gState.attachSock.empty()) return -1;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) SetupFail(ErrStr("attach socket", errno));
+  int cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (cwd < 0) SetupFail(ErrStr("open the current directory", errno));
+  if (fchdir(gState.rundirFd) < 0) SetupFail(ErrStr("fchdir to the runtime dir", errno));
+  if (unlink(gState.attachSock.c_str()) < 0 && errno != ENOENT) SetupFail(ErrStr("remove stale " + gState.attachSock, errno));
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  if (gState.attachSock.size() >= sizeof addr.sun_path) SetupFail("attach socket name too long: " + gState.attachSock);
+  memcpy(addr.sun_path, gState.attachSock.c_str(), gState.attachSock.size());
+  if (bind(fd, (struct sockaddr*)&addr, sizeof addr) < 0) SetupFail(ErrStr("bind " + gState.attachSock, errno));
+  if (fchmodat(gState.rundirFd, gState.attachSock.c_str(), 0600, 0) < 0) SetupFail(ErrStr("chmod " + gState.attachSock, errno));
+  if (fchdir(cwd) < 0) SetupFail(ErrStr("fchdir back", errno));
+  CloseQuietly(cwd);
+  if (listen(fd, 16) < 0) SetupFail(ErrStr("listen " + gState.attachSock, errno));
+  return fd;
+}
+
+void FrameHeader(char* h, uint8_t type, size_t len) {
+  h[0] = (char)type;
+  h[1] = (char)(len >> 24);
+  h[2] = (char)(len >> 16);
+  h[3] = (char)(len >> 8);
+  h[4] = (char)len;
+}
+
+void CloseClient(AttachClient& c) {
+  CloseQuietly(c.fd);
+  c.fd = -1;
+  // stdin_once: stdin ends with the first attach that wrote to it.
+  if (c.wroteStdin && gState.stdinOnce) gAttach.stdinClosing = true;
+}
+
+// Writes what waits for a client, as far as it goes without blocking.
+void FlushClient(AttachClient& c) {
+  while (c.fd >= 0 && !c.out.empty()) {
+    ssize_t w = send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) return;
+      CloseClient(c);  // EPIPE, ECONNRESET: the client went away
+      return;
+    }
+    c.out.erase(0, (size_t)w);
+  }
+}
+
+void SendFrame(AttachClient& c, uint8_t type, const char* data, size_t len) {
+  if (c.fd < 0) return;
+  if (c.out.size() + len + 5 > kMaxClientQueue) {
+    if (c.dropped++ == 0) Diag("attach client too slow; dropping output for it");
+    return;
+  }
+  char h[5];
+  FrameHeader(h, type, len);
+  c.out.append(h, 5);
+  c.out.append(data, len);
+  FlushClient(c);
+}
+
+void Broadcast(uint8_t type, const char* data, size_t len) {
+  for (auto& c : gAttach.clients) SendFrame(c, type, data, len);
+}
+
+void SetWinsize(const char* p) {
+  if (gAttach.masterFd < 0) return;
+  struct winsize ws;
+  memset(&ws, 0, sizeof ws);
+  ws.ws_col = (unsigned short)(((uint8_t)p[0] << 8) | (uint8_t)p[1]);
+  ws.ws_row = (unsigned short)(((uint8_t)p[2] << 8) | (uint8_t)p[3]);
+  if (ioctl(gAttach.masterFd, TIOCSWINSZ, &ws) < 0) Diag("resize the terminal: %s", strerror(errno));
+}
+
+// Handles the complete frames a client sent; false on a protocol error.
+bool HandleClientInput(AttachClient& c) {
+  size_t pos = 0;
+  while (c.in.size() - pos >= 5) {
+    const char* h = c.in.data() + pos;
+    size_t len = ((size_t)(uint8_t)h[1] << 24) | ((size_t)(uint8_t)h[2] << 16) | ((size_t)(uint8_t)h[3] << 8) | (uint8_t)h[4];
+    if (len > kMaxFrame) return false;
+    if (c.in.size() - pos < 5 + len) break;
+    const char* p = h + 5;
+    switch ((uint8_t)h[0]) {
+      case kFrameStdin:
+        if (gAttach.stdinFd >= 0 && !gAttach.stdinClosing) {
+          gAttach.stdinBuf.append(p, len);
+          c.wroteStdin = true;
+        }
+        break;
+      case kFrameResize:
+        if (len != 4) return false;
+        SetWinsize(p);
+        break;
+      case kFrameStdinClose:
+        // Only stdin_once ends the container's stdin; otherwise later attaches may still write.
+        if (gState.stdinOnce) gAttach.stdinClosing = true;
+        break;
+      default:
+        return false;
+    }
+    pos += 5 + len;
+  }
+  c.in.erase(0, pos);
+  return true;
+}
+
+void ReadClient(AttachClient& c, char* buf, size_t size) {
+  ssize_t n = recv(c.fd, buf, size, MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  if (n <= 0) {
+    CloseClient(c);
+    return;
+  }
+  c.in.append(buf, (size_t)n);
+  if (!HandleClientInput(c)) {
+    Diag("attach client sent a bad frame; disconnected");
+    CloseClient(c);
+  }
+}
+
+void AcceptClients() {
+  while (true) {
+    int fd = accept4(gAttach.listenFd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) {
+      if (errno == EINTR) continue;
+      // EAGAIN: no more; ECONNABORTED and the like concern that one client only.
+      if (errno != EAGAIN && errno != ECONNABORTED) Diag("accept an attach client: %s", strerror(errno));
+      return;
+    }
+    if (gAttach.clients.size() >= kMaxClients) {
+      Diag("too many attach clients; refusing one");
+      CloseQuietly(fd);
+      continue;
+    }
+    AttachClient c;
+    c.fd = fd;
+    gAttach.clients.push_back(std::move(c));
+  }
+}
+
+// The end of the container's stdin. A pipe is closed; a terminal cannot be half-closed (its
+// master is also the output), so it gets the VEOF character as a user's ^D: a reader in
+// canonical mode then reads 0 bytes (EOF). VEOF ends a pending line first, so after a
+// partial line it is sent twice.
+void EndStdin() {
+  gAttach.stdinClosing = false;
+  if (gAttach.stdinFd < 0) return;
+  if (gAttach.stdinIsPty) {
+    struct termios t;
+    char eof = 4;  // ^D
+    if (tcgetattr(gAttach.masterFd, &t) == 0) eof = (char)t.c_cc[VEOF];
+    else Diag("tcgetattr: %s (sending ^D)", strerror(errno));
+    char two[2] = {eof, eof};
+    size_t n = gAttach.lastStdinWasNewline ? 1 : 2;
+    if (write(gAttach.masterFd, two, n) < 0) Diag("send EOF to the terminal: %s", strerror(errno));
+  } else {
+    CloseQuietly(gAttach.stdinFd);
+  }
+  gAttach.stdinFd = -1;
+  gAttach.stdinBuf.clear();
+}
+
+void WriteStdin() {
+  while (!gAttach.stdinBuf.empty() && gAttach.stdinFd >= 0) {
+    ssize_t w = write(gAttach.stdinFd, gAttach.stdinBuf.data(), gAttach.stdinBuf.size());
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) return;
+      // EPIPE: the command closed its stdin. Its SIGPIPE is ours, not the command's (see the loop).
+      if (errno != EPIPE) Diag("write stdin: %s", strerror(errno));
+      gAttach.stdinBuf.clear();
+      if (!gAttach.stdinIsPty) CloseQuietly(gAttach.stdinFd);
+      gAttach.stdinFd = -1;
+      return;
+    }
+    char last = gAttach.stdinBuf[(size_t)w - 1];
+    gAttach.lastStdinWasNewline = last == '\n' || last == '\r';
+    gAttach.stdinBuf.erase(0, (size_t)w);
+  }
+  if (gAttach.stdinBuf.empty() && gAttach.stdinClosing) EndStdin();
+}
+
+void DropClosedClients() {
+  std::vector<AttachClient> live;
+  for (auto& c : gAttach.clients) {
+    if (c.fd >= 0) live.push_back(std::move(c));
+  }
+  gAttach.clients.swap(live);
+}
+
+// The command has ended: its exit frame to every client, a last flush, and goodbye.
+void FinishAttach(int status) {
+  int code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1;
+  char p[4] = {(char)(code >> 24), (char)(code >> 16), (char)(code >> 8), (char)code};
+  for (auto& c : gAttach.clients) {
+    // Past the queue limit the exit frame still goes: it is what tells the client the end.
+    char h[5];
+    FrameHeader(h, kFrameExit, 4);
+    c.out.append(h, 5);
+    c.out.append(p, 4);
+    FlushClient(c);
+    CloseQuietly(c.fd);
+    c.fd = -1;
+  }
+  gAttach.clients.clear();
+  CloseQuietly(gAttach.listenFd);
+  gAttach.listenFd = -1;
+  if (gState.rundirFd >= 0 && !gState.attachSock.empty() && unlinkat(gState.rundirFd, gState.attachSock.c_str(), 0) < 0 &&
+      errno != ENOENT)
+    Diag("remove %s: %s", gState.attachSock.c_str(), strerror(errno));
+}
 
 [[noreturn]] void ContainerMain(const std::vector<std::vector<std::string>>& ops, int sigfd) {
   std::vector<const std::vector<std::string>*> setup;
@@ -937,49 +1336,74 @@ constexpr int kHeldSignalPollMs = 5;
   if (gState.settings.argv.empty()) SetupFail("container mode without argv");
   if (gState.rundirFd < 0) SetupFail("container mode needs a rundir");
 
-  int outP[2], errP[2], startP[2], readyP[2];
-  if (pipe2(outP, O_CLOEXEC) < 0 || pipe2(errP, O_CLOEXEC) < 0 || pipe2(startP, O_CLOEXEC) < 0 ||
-      pipe2(readyP, O_CLOEXEC) < 0)
+  // Output: a terminal's master (tty), or a pipe per stream. Input: the terminal, a pipe
+  // (stdin), or /dev/null.
+  int outP[2] = {-1, -1}, errP[2] = {-1, -1}, inP[2] = {-1, -1}, ptyP[2] = {-1, -1}, startP[2], readyP[2];
+  if (gState.tty) {
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ptyP) < 0) SetupFail(ErrStr("socketpair", errno));
+  } else if (pipe2(outP, O_CLOEXEC) < 0 || pipe2(errP, O_CLOEXEC) < 0) {
     SetupFail(ErrStr("pipe", errno));
+  }
+  if (!gState.tty && gState.openStdin && pipe2(inP, O_CLOEXEC) < 0) SetupFail(ErrStr("pipe", errno));
+  if (pipe2(startP, O_CLOEXEC) < 0 || pipe2(readyP, O_CLOEXEC) < 0) SetupFail(ErrStr("pipe", errno));
+  gAttach.listenFd = ListenAttach();
   Child init;
   init.pid = fork();
   if (init.pid < 0) SetupFail(ErrStr("fork the container's init", errno));
-  if (init.pid == 0) InitMain(setup, outP[1], errP[1], startP[0], readyP[1]);
-  close(outP[1]);
-  close(errP[1]);
-  close(startP[0]);
-  close(readyP[1]);
+  if (init.pid == 0) {
+    CloseQuietly(gAttach.listenFd);
+    InitMain(setup, outP[1], errP[1], inP[0], ptyP[1], startP[0], readyP[1]);
+  }
+  // The init's ends: ours must go, or we would never see EOF on the pipes.
+  for (int fd : {outP[1], errP[1], inP[0], ptyP[1], startP[0], readyP[1]}) CloseQuietly(fd);
 
   std::string answer = ReadLine(readyP[0]);
-  close(readyP[0]);
+  CloseQuietly(readyP[0]);
   if (answer != "ok") {
-    kill(init.pid, SIGKILL);
+    KillChild(init.pid, SIGKILL);
     SetupFail(answer.compare(0, 6, "error ") == 0 ? answer.substr(6) : "the container's init ended during setup");
+  }
+  if (gState.tty) {
+    // Sent before the init said "ok", so it is already queued.
+    gAttach.masterFd = RecvFd(ptyP[0]);
+    if (gAttach.masterFd < 0) {
+      KillChild(init.pid, SIGKILL);
+      SetupFail(ErrStr("receive the pty master", errno));
+    }
+    CloseQuietly(ptyP[0]);
+    outP[0] = gAttach.masterFd;
+    if (gState.openStdin) {
+      gAttach.stdinFd = gAttach.masterFd;
+      gAttach.stdinIsPty = true;
+    }
+  } else if (gState.openStdin) {
+    gAttach.stdinFd = inP[1];
   }
   // Open for reading before answering "ok": StartContainer's non-blocking open for writing
   // fails with ENXIO while nobody has the FIFO open for reading.
   int execFd = openat(gState.rundirFd, gState.execFifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (execFd < 0) {
-    kill(init.pid, SIGKILL);
+    KillChild(init.pid, SIGKILL);
     SetupFail(ErrStr("open " + gState.execFifo, errno));
   }
-  if (gSyncFd >= 0) {
-    WriteAll(gSyncFd, "ok\n", 3);
-    close(gSyncFd);
-    gSyncFd = -1;
-  }
+  AnswerOk();
 
   if (!WaitForStart(sigfd, execFd, init)) {
     WriteStatus(init.status);
     ExitLike(init.status);
   }
   if (!WriteAll(startP[1], "x", 1)) Diag("start the init: %s", strerror(errno));
-  close(startP[1]);
+  CloseQuietly(startP[1]);
 
   int ctl = openat(gState.rundirFd, gState.ctlFifo.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (ctl < 0) Diag("open ctl.fifo: %s (log reopen disabled)", strerror(errno));
-  fcntl(outP[0], F_SETFL, O_NONBLOCK);
-  fcntl(errP[0], F_SETFL, O_NONBLOCK);
+  // Blocking reads or writes would stall the loop (and the signal forwarding) on one quiet fd.
+  for (int fd : {outP[0], errP[0], gAttach.stdinFd}) {
+    if (fd >= 0 && fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
+      Diag("make the container's stdio non-blocking: %s", strerror(errno));
+      KillChild(init.pid, SIGKILL);
+    }
+  }
 
   Stream streams[2] = {{"stdout", outP[0], {}}, {"stderr", errP[0], {}}};
   Forwarder forward;
@@ -988,19 +1412,32 @@ constexpr int kHeldSignalPollMs = 5;
   char buf[65536];
   bool wasDone = init.done;
   if (wasDone) lastData = NowMs();
+  const pid_t self = getpid();
+  std::vector<struct pollfd> pfds;
 
   while (true) {
     bool pipesOpen = streams[0].fd >= 0 || streams[1].fd >= 0;
     if (init.done && (!pipesOpen || NowMs() - lastData >= kDrainIdleMs)) break;
-    struct pollfd pfds[4];
-    pfds[0] = {sigfd, POLLIN, 0};
-    pfds[1] = {streams[0].fd, POLLIN, 0};
-    pfds[2] = {streams[1].fd, POLLIN, 0};
-    pfds[3] = {ctl, POLLIN, 0};
+    if (gAttach.stdinClosing && gAttach.stdinBuf.empty()) EndStdin();
+    DropClosedClients();
+    // Fixed slots first: signals, stdout, stderr, ctl, listen, stdin; then one per client.
+    pfds.clear();
+    pfds.push_back({sigfd, POLLIN, 0});
+    pfds.push_back({streams[0].fd, POLLIN, 0});
+    pfds.push_back({streams[1].fd, POLLIN, 0});
+    pfds.push_back({ctl, POLLIN, 0});
+    pfds.push_back({gAttach.listenFd, POLLIN, 0});
+    pfds.push_back({gAttach.stdinBuf.empty() ? -1 : gAttach.stdinFd, POLLOUT, 0});
+    // A full stdin queue stops reading clients (their frames wait in the socket), never the loop.
+    bool readClients = gAttach.stdinBuf.size() < kMaxStdinQueue;
+    for (auto& c : gAttach.clients) {
+      short ev = (short)((readClients ? POLLIN : 0) | (c.out.empty() ? 0 : POLLOUT));
+      pfds.push_back({c.fd, ev, 0});
+    }
     int timeout = -1;
     if (init.done) timeout = (int)std::max<int64_t>(0, kDrainIdleMs - (NowMs() - lastData));
     else if (forward.held) timeout = kHeldSignalPollMs;
-    int r = poll(pfds, 4, timeout);
+    int r = poll(pfds.data(), pfds.size(), timeout);
     if (r < 0) {
       if (errno == EINTR) continue;
       Diag("poll: %s", strerror(errno));
@@ -1015,6 +1452,8 @@ constexpr int kHeldSignalPollMs = 5;
             wasDone = true;
             lastData = NowMs();
           }
+        } else if (si.ssi_signo == SIGPIPE && (pid_t)si.ssi_pid == self) {
+          // Our own write to a stdin whose reader is gone: the EPIPE is handled, not forwarded.
         } else {
           forward.Send(init, (int)si.ssi_signo);
         }
@@ -1028,10 +1467,17 @@ constexpr int kHeldSignalPollMs = 5;
       if (n > 0) {
         s.buf.append(buf, (size_t)n);
         s.Consume();
+        Broadcast(i == 0 ? kFrameStdout : kFrameStderr, buf, (size_t)n);
         lastData = NowMs();
       } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+        // EIO: a terminal's master once every slave is closed, its end of file.
+        if (n < 0 && !(errno == EIO && s.fd == gAttach.masterFd)) Diag("read %s: %s", s.name, strerror(errno));
         s.Flush();
-        close(s.fd);
+        if (s.fd == gAttach.masterFd) {
+          gAttach.stdinFd = gAttach.stdinIsPty ? -1 : gAttach.stdinFd;
+          gAttach.masterFd = -1;
+        }
+        CloseQuietly(s.fd);
         s.fd = -1;
       }
     }
@@ -1049,19 +1495,33 @@ constexpr int kHeldSignalPollMs = 5;
             Diag("unknown control command: %s", cmd.c_str());
           }
         }
+      } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        Diag("read ctl.fifo: %s", strerror(errno));
       }
     }
+    if (pfds[5].revents) WriteStdin();
+    for (size_t i = 0; i < gAttach.clients.size(); i++) {
+      AttachClient& c = gAttach.clients[i];
+      short rev = pfds[6 + i].revents;
+      if (rev & POLLOUT) FlushClient(c);
+      if (c.fd >= 0 && (rev & (POLLIN | POLLHUP | POLLERR))) ReadClient(c, buf, sizeof buf);
+    }
+    if (!gAttach.stdinBuf.empty()) WriteStdin();
+    if (pfds[4].revents) AcceptClients();
   }
-  for (auto& s : streams) {
+  for (int i = 0; i < 2; i++) {
+    Stream& s = streams[i];
     // Drain whatever is already buffered in the pipe, then emit partial lines.
     while (s.fd >= 0) {
       ssize_t n = read(s.fd, buf, sizeof buf);
       if (n <= 0) break;
       s.buf.append(buf, (size_t)n);
       s.Consume();
+      Broadcast(i == 0 ? kFrameStdout : kFrameStderr, buf, (size_t)n);
     }
     s.Flush();
   }
+  FinishAttach(init.status);
   WriteStatus(init.status);
   ExitLike(init.status);
 }
@@ -1071,7 +1531,7 @@ int ReadCapLast() {
   if (fd < 0) return 40;
   char buf[16] = {0};
   ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
+  CloseQuietly(fd);
   if (n <= 0) return 40;
   int v = atoi(buf);
   return v > 0 && v < 64 ? v : 40;
@@ -1080,25 +1540,23 @@ int ReadCapLast() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // No fd 3 (EBADF): run by hand, nobody to answer.
   if (fcntl(gSyncFd, F_GETFD) < 0) gSyncFd = -1;
-  else fcntl(gSyncFd, F_SETFD, FD_CLOEXEC);
+  else if (fcntl(gSyncFd, F_SETFD, FD_CLOEXEC) < 0) SetupFail(ErrStr("fcntl(FD_CLOEXEC) on the sync pipe", errno));
   if (argc != 3) SetupFail("usage: cri-mesos-launch <pause|container> <plan path>");
   std::string mode = argv[1];
   if (mode != "pause" && mode != "container") SetupFail("unknown mode: " + mode);
 
   int sigfd = SetupSignals();
-  if (getpid() != 1) prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  // Orphans of the command must come to us to be reaped (and not outlive the container's end).
+  if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) SetupFail(ErrStr("prctl(PR_SET_CHILD_SUBREAPER)", errno));
   gState.capLast = ReadCapLast();
-  umask(0);
+  umask(0);  // cannot fail; returns the previous mask
 
   std::vector<std::vector<std::string>> ops = ParsePlan(ReadFile(argv[2]));
   if (mode == "container") ContainerMain(ops, sigfd);
 
   for (const auto& op : ops) RunOp(op);
-  if (gSyncFd >= 0) {
-    WriteAll(gSyncFd, "ok\n", 3);
-    close(gSyncFd);
-    gSyncFd = -1;
-  }
+  AnswerOk();
   PauseLoop(sigfd);
 }

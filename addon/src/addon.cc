@@ -14,7 +14,12 @@
 #include <signal.h>
 #include <string.h>
 #include <linux/capability.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <termios.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -77,8 +82,15 @@ void ThrowErrno(Napi::Env env, int err, const char* syscallName, const std::stri
   ErrnoError(env, err, syscallName, path).ThrowAsJavaScriptException();
 }
 
+// close() in cleanup paths: Linux releases the fd even when close reports an
+// error, and none of the fds closed here (pipes, namespace files, /dev/null,
+// pidfds, directories) carries written data whose loss close could report.
+void CloseQuietly(int fd) {
+  if (fd >= 0 && close(fd) < 0) return;
+}
+
 void CloseFd(int& fd) {
-  if (fd >= 0) close(fd);
+  CloseQuietly(fd);
   fd = -1;
 }
 
@@ -137,6 +149,9 @@ struct Spawn {
   bool noNewPrivs = false;
   bool doSetsid = true;
   int devnull = -1;
+  // >= 0: F opens a terminal in its (joined) mount namespace's /dev/ptmx, makes the slave
+  // its controlling terminal and stdio, and sends the master over this socket (SCM_RIGHTS).
+  int ptySock = -1;
   int syncR = -1, syncW = -1;  // release: one byte from the daemon to I
   int evR = -1, evW = -1;      // events to the main thread: I's pid (>0), clone error (<0), T done (0)
   int base = 0;                // first fd number above every fd we know of
@@ -179,10 +194,9 @@ struct Spawn {
   void CloseChildFds() {
     if (!childFdsOpen) return;
     childFdsOpen = false;
-    for (auto& j : joins)
-      if (j.fd >= 0) close(j.fd);
-    if (devnull >= 0) close(devnull);
-    if (syncR >= 0) close(syncR);
+    for (auto& j : joins) CloseQuietly(j.fd);
+    CloseQuietly(devnull);
+    CloseQuietly(syncR);
   }
   void CloseAll() {
     CloseChildFds();
@@ -260,11 +274,61 @@ size_t StrLen(const char* s) {
   _exit(127);
 }
 
-void WriteAll(int fd, const void* buf, size_t len) {
+// One small write to a pipe (at most PIPE_BUF, so never partial); false on failure.
+bool WriteSmall(int fd, const void* buf, size_t len) {
   ssize_t w;
   do {
     w = write(fd, buf, len);
   } while (w < 0 && errno == EINTR);
+  return w == (ssize_t)len;
+}
+
+// Sends fd with one byte over a unix socket (SCM_RIGHTS). Async-signal-safe.
+bool SendFd(int sock, int fd) {
+  char byte = 'f';
+  struct iovec iov = {&byte, 1};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  memset(&u, 0, sizeof u);
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = u.buf;
+  msg.msg_controllen = sizeof u.buf;
+  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  ssize_t w;
+  do {
+    w = sendmsg(sock, &msg, MSG_NOSIGNAL);
+  } while (w < 0 && errno == EINTR);
+  return w == 1;
+}
+
+// The terminal of a tty exec, from the devpts of the mount namespace F is in (the container's:
+// I joined it, and setns put F's root there). Returns the slave, already F's controlling
+// terminal, moved to fd `high` (above every fd the stdio shuffle touches).
+int OpenPty(Spawn* s, int high) {
+  int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0) ChildFail(s, "open-ptmx", errno);
+  int unlock = 0;
+  if (ioctl(master, TIOCSPTLCK, &unlock) < 0) ChildFail(s, "unlock-pty", errno);
+  // TIOCGPTPEER: the slave of this very master, without a path lookup in the container.
+  int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (slave < 0) ChildFail(s, "open-pty-slave", errno);
+  if (!SendFd(s->ptySock, master)) ChildFail(s, "send-pty-master", errno);
+  CloseQuietly(master);  // in flight to the daemon, which holds it from now on
+  if (ioctl(slave, TIOCSCTTY, 0) < 0) ChildFail(s, "tiocsctty", errno);
+  if (slave != high) {
+    if (dup3(slave, high, O_CLOEXEC) < 0) ChildFail(s, "dup-fd", errno);
+    CloseQuietly(slave);
+  }
+  return high;
 }
 
 [[noreturn]] void FinalChild(void* arg) {
@@ -274,14 +338,15 @@ void WriteAll(int fd, const void* buf, size_t len) {
   // Move every wanted fd far above all known fds first, so that moving them
   // down to 0,1,2,3... never clobbers a source that is still needed.
   const int n = 3 + (int)s->extraFds.size();
+  const int slave = s->ptySock >= 0 ? OpenPty(s, s->base + n) : -1;
   for (int k = 0; k < n; k++) {
-    int src = k < 3 ? (s->stdio[k] < 0 ? s->devnull : s->stdio[k]) : s->extraFds[k - 3];
+    int src = k < 3 ? (slave >= 0 ? slave : s->stdio[k] < 0 ? s->devnull : s->stdio[k]) : s->extraFds[k - 3];
     if (dup3(src, s->base + k, O_CLOEXEC) < 0) ChildFail(s, "dup-fd", errno);
   }
   for (int k = 0; k < n; k++) {
     if (dup2(s->base + k, k) < 0) ChildFail(s, "dup-fd", errno);
   }
-  syscall(SYS_close_range, (unsigned)n, ~0u, 0u);
+  if (syscall(SYS_close_range, (unsigned)n, ~0u, 0u) < 0) ChildFail(s, "close-range", errno);
 
   if (s->hasCwd && chdir(s->cwd.c_str()) < 0) ChildFail(s, "chdir", errno);
   // Raw syscalls: glibc's set*id would try to broadcast to the daemon's threads.
@@ -316,7 +381,7 @@ void WriteAll(int fd, const void* buf, size_t len) {
 
   sigset_t none;
   sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
+  if (sigprocmask(SIG_SETMASK, &none, nullptr) < 0) ChildFail(s, "sigprocmask", errno);
 
   int lastErr = ENOENT;
   bool sawEacces = false;
@@ -339,18 +404,22 @@ void WriteAll(int fd, const void* buf, size_t len) {
   memset(&dfl, 0, sizeof dfl);
   dfl.sa_handler = SIG_DFL;
   for (int sig = 1; sig < NSIG; sig++) {
-    if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, nullptr);
+    // EINVAL: a signal glibc keeps for itself (32, 33); it has no handler of Node's.
+    if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, &dfl, nullptr) < 0 && errno != EINVAL)
+      ChildFail(s, "sigaction", errno);
   }
   // Die with the daemon while held (the parent is T, which outlives I); F
   // does not inherit this.
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) ChildFail(s, "pdeathsig", errno);
   if (getppid() != s->parentPid) _exit(127);
 
-  close(s->syncW);
-  close(s->evR);
+  // I's own copies (no CLONE_FILES): closing them cannot affect the daemon's.
+  CloseQuietly(s->syncW);
+  CloseQuietly(s->evR);
   int32_t me = (int32_t)getpid();
-  WriteAll(s->evW, &me, sizeof me);
-  close(s->evW);
+  // Without its pid the daemon cannot place I: give up, T reports "ended before reporting".
+  if (!WriteSmall(s->evW, &me, sizeof me)) ChildFail(s, "report-pid", errno);
+  CloseQuietly(s->evW);
 
   char b;
   ssize_t r;
@@ -358,7 +427,7 @@ void WriteAll(int fd, const void* buf, size_t len) {
     r = read(s->syncR, &b, 1);
   } while (r < 0 && errno == EINTR);
   if (r != 1) _exit(126);  // aborted or the daemon went away
-  close(s->syncR);
+  CloseQuietly(s->syncR);
 
   for (const NsJoin& j : s->joins) {
     if (setns(j.fd, j.nstype) < 0) {
@@ -369,7 +438,7 @@ void WriteAll(int fd, const void* buf, size_t len) {
       stage[n] = 0;
       ChildFail(s, stage, errno);
     }
-    close(j.fd);
+    CloseQuietly(j.fd);
   }
 
   CloneArgs args;
@@ -389,6 +458,8 @@ void WriteAll(int fd, const void* buf, size_t len) {
 
 // --- T: the per-spawn thread --------------------------------------------------
 
+// Reap our own child. Only EINTR is retried: ECHILD cannot happen for a child
+// this thread cloned and nobody else waits for (the status then reads 0).
 void Reap(pid_t pid, int* status) {
   int st = 0;
   while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
@@ -396,7 +467,13 @@ void Reap(pid_t pid, int* status) {
   if (status) *status = st;
 }
 
-void Post(Spawn* s, int32_t v) { WriteAll(s->evW, &v, sizeof v); }
+// An event for the main thread: a 4-byte write to a pipe whose read end the
+// main thread keeps open until it has read "done" (0), so it cannot fail but by
+// a bug; there is no one else to tell, so it aborts loudly rather than leaving
+// the main thread waiting forever.
+void Post(Spawn* s, int32_t v) {
+  if (!WriteSmall(s->evW, &v, sizeof v)) abort();
+}
 
 void* SpawnThread(void* arg) {
   Spawn* s = static_cast<Spawn*>(arg);
@@ -404,7 +481,14 @@ void* SpawnThread(void* arg) {
   // reset the dispositions.
   sigset_t all;
   sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, nullptr);
+  int err = pthread_sigmask(SIG_SETMASK, &all, nullptr);
+  if (err != 0) {
+    s->cloneErr = err;
+    s->cloneWhat = "pthread_sigmask";
+    Post(s, -err);
+    Post(s, 0);
+    return nullptr;
+  }
 
   const size_t page = (size_t)sysconf(_SC_PAGESIZE);
   const size_t one = page + kChildStack;  // guard page below each stack
@@ -417,8 +501,15 @@ void* SpawnThread(void* arg) {
     Post(s, 0);
     return nullptr;
   }
-  mprotect(mem, page, PROT_NONE);
-  mprotect(mem + one, page, PROT_NONE);
+  // Guard pages: a child overflowing its stack must fault, never write into the other's.
+  if (mprotect(mem, page, PROT_NONE) < 0 || mprotect(mem + one, page, PROT_NONE) < 0) {
+    s->cloneErr = errno;
+    s->cloneWhat = "mprotect";
+    if (munmap(mem, 2 * one) < 0) s->cloneWhat = "mprotect (and munmap)";
+    Post(s, -s->cloneErr);
+    Post(s, 0);
+    return nullptr;
+  }
   s->stackI = mem + one;
   s->stackF = mem + 2 * one;
 
@@ -438,6 +529,8 @@ void* SpawnThread(void* arg) {
     Post(s, -s->cloneErr);
   } else {
     // I is gone (CLONE_VFORK): it has exited or was killed.
+    // Waits without reaping (WNOWAIT), so the main thread can check iReaped before a kill.
+    // Only EINTR is retried; ECHILD cannot happen (I is ours), and Reap below waits anyway.
     siginfo_t si;
     while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
     }
@@ -457,14 +550,16 @@ void* SpawnThread(void* arg) {
           s->pidfdErr = errno;
         }
       }
-      // F failed, or I died while F may still run on its stack: F goes too.
+      // F failed, or I died while F may still run on its stack: F goes too. F is our
+      // unreaped child (CLONE_PARENT), so its pid cannot be reused before Reap: kill cannot fail.
       if (!s->ok) {
-        kill(f, SIGKILL);
+        if (kill(f, SIGKILL) < 0) s->pidfdErr = s->pidfdErr ? s->pidfdErr : errno;
         Reap(f, nullptr);
       }
     }
   }
-  munmap(mem, 2 * one);
+  // Both children are gone; munmap of our own mapping fails only on bad arguments.
+  if (munmap(mem, 2 * one) < 0) abort();
   Post(s, 0);
   return nullptr;
 }
@@ -492,14 +587,15 @@ struct AddonData {
 
 void ClosePoll(Spawn* s) {
   if (!s->poll) return;
-  uv_poll_stop(s->poll);
+  uv_poll_stop(s->poll);  // always 0 for an initialised handle
   uv_close(reinterpret_cast<uv_handle_t*>(s->poll), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
   s->poll = nullptr;
 }
 
 void JoinThread(Spawn* s) {
   if (!s->threadRunning) return;
-  pthread_join(s->thread, nullptr);
+  // Fails only for a thread that is not joinable (a bug): the state below would be a lie.
+  if (pthread_join(s->thread, nullptr) != 0) abort();
   s->threadRunning = false;
   s->threadDone = true;
 }
@@ -508,7 +604,8 @@ void JoinThread(Spawn* s) {
 void KillAndJoin(Spawn* s) {
   if (s->threadRunning && s->pid > 0) {
     pthread_mutex_lock(&s->reapMu);
-    if (!s->iReaped) kill(s->pid, SIGKILL);
+    // Unreaped, so the pid is still I's: ESRCH cannot happen, and T wakes when I dies.
+    if (!s->iReaped && kill(s->pid, SIGKILL) < 0) abort();
     pthread_mutex_unlock(&s->reapMu);
   }
   JoinThread(s);
@@ -800,16 +897,34 @@ bool PrepareSpawn(Napi::Env env, Napi::Object o, Spawn* s) {
     s->caps = v;
     // Read here: the child may only make syscalls.
     int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      char buf[16] = {0};
-      if (read(fd, buf, sizeof buf - 1) > 0) s->capLast = atoi(buf);
-      close(fd);
+    if (fd < 0) {
+      ThrowErrno(env, errno, "open", "/proc/sys/kernel/cap_last_cap");
+      return false;
     }
+    char buf[16] = {0};
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    int readErr = errno;
+    CloseQuietly(fd);
+    if (n <= 0) {
+      ThrowErrno(env, n < 0 ? readErr : EIO, "read", "/proc/sys/kernel/cap_last_cap");
+      return false;
+    }
+    s->capLast = atoi(buf);
   }
   Napi::Value nnp = o.Get("noNewPrivs");
   if (nnp.IsBoolean()) s->noNewPrivs = nnp.As<Napi::Boolean>().Value();
   Napi::Value setsidV = o.Get("setsid");
   if (setsidV.IsBoolean()) s->doSetsid = setsidV.As<Napi::Boolean>().Value();
+  bool hasPty;
+  int64_t ptySock;
+  if (!OptInt(env, o, "ptySocket", &hasPty, &ptySock)) return false;
+  if (hasPty) {
+    if (ptySock < 0 || !s->doSetsid) {
+      Napi::TypeError::New(env, "ptySocket must be an fd, and needs setsid").ThrowAsJavaScriptException();
+      return false;
+    }
+    s->ptySock = (int)ptySock;
+  }
 
   // Exec candidates, computed here because the child may not allocate.
   if (s->file.find('/') != std::string::npos) {
@@ -857,10 +972,13 @@ bool PrepareSpawn(Napi::Env env, Napi::Object o, Spawn* s) {
   s->evR = p[0];
   s->evW = p[1];
   // Only the main thread's end is non-blocking (a separate open file description).
-  fcntl(s->evR, F_SETFL, O_NONBLOCK);
+  if (fcntl(s->evR, F_SETFL, O_NONBLOCK) < 0) {
+    ThrowErrno(env, errno, "fcntl", "O_NONBLOCK");
+    return false;
+  }
 
   int maxFd = std::max({s->devnull, s->syncR, s->syncW, s->evR, s->evW, s->cgroupFd, s->stdio[0], s->stdio[1],
-                        s->stdio[2]});
+                        s->stdio[2], s->ptySock});
   for (int fd : s->extraFds) maxFd = std::max(maxFd, fd);
   for (auto& j : s->joins) maxFd = std::max(maxFd, j.fd);
   s->base = std::max(maxFd + 1, 10 + (int)s->extraFds.size());
@@ -911,10 +1029,12 @@ Napi::Value SpawnHeld(const Napi::CallbackInfo& info) {
   }
 
   pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, kThreadStack);
-  int err = pthread_create(&s->thread, &attr, SpawnThread, s);
-  pthread_attr_destroy(&attr);
+  int err = pthread_attr_init(&attr);
+  if (err == 0) {
+    err = pthread_attr_setstacksize(&attr, kThreadStack);
+    if (err == 0) err = pthread_create(&s->thread, &attr, SpawnThread, s);
+    pthread_attr_destroy(&attr);  // always 0 on Linux
+  }
   if (err != 0) {
     ClosePoll(s);
     s->CloseAll();
@@ -1063,7 +1183,7 @@ Napi::Value WaitPidfd(const Napi::CallbackInfo& info) {
   }
   uv_loop_t* loop = nullptr;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop) {
-    close(fd);
+    CloseQuietly(fd);
     Napi::Error::New(env, "waitPidfd: no event loop").ThrowAsJavaScriptException();
     return env.Undefined();
   }
@@ -1071,7 +1191,7 @@ Napi::Value WaitPidfd(const Napi::CallbackInfo& info) {
   w->fd = fd;
   int rc = uv_poll_init(loop, &w->poll, fd);
   if (rc < 0) {
-    close(fd);
+    CloseQuietly(fd);
     delete w;
     Napi::Error::New(env, std::string("waitPidfd: uv_poll_init: ") + uv_strerror(rc)).ThrowAsJavaScriptException();
     return env.Undefined();
@@ -1276,6 +1396,265 @@ Napi::Value Statfs(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// ---------------------------------------------------------------------------
+// Terminals and fd passing.
+
+// socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC): carries an fd from a child (SCM_RIGHTS).
+Napi::Value SocketPair(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int p[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, p) < 0) {
+    ThrowErrno(env, errno, "socketpair");
+    return env.Undefined();
+  }
+  Napi::Array a = Napi::Array::New(env, 2);
+  a.Set(0u, Napi::Number::New(env, p[0]));
+  a.Set(1u, Napi::Number::New(env, p[1]));
+  return a;
+}
+
+// One fd sent with SendFd, without blocking: EAGAIN when none is queued.
+Napi::Value RecvFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double sock;
+  if (!ArgNumber(info, 0, "socket", &sock)) return env.Undefined();
+  char byte;
+  struct iovec iov = {&byte, 1};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = u.buf;
+  msg.msg_controllen = sizeof u.buf;
+  ssize_t r;
+  do {
+    r = recvmsg((int)sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    ThrowErrno(env, errno, "recvmsg");
+    return env.Undefined();
+  }
+  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  if (r == 0 || !c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || (msg.msg_flags & MSG_CTRUNC)) {
+    ThrowErrno(env, EPROTO, "recvmsg", "no fd in the message");
+    return env.Undefined();
+  }
+  int fd;
+  memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  return Napi::Number::New(env, fd);
+}
+
+// TIOCSWINSZ on a terminal (a pty master): the size the process on its slave sees.
+Napi::Value SetWinsize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double fd, cols, rows;
+  if (!ArgNumber(info, 0, "fd", &fd) || !ArgNumber(info, 1, "cols", &cols) || !ArgNumber(info, 2, "rows", &rows))
+    return env.Undefined();
+  if (cols < 0 || rows < 0 || cols > 65535 || rows > 65535) {
+    Napi::RangeError::New(env, "cols and rows must be 0..65535").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  struct winsize ws;
+  memset(&ws, 0, sizeof ws);
+  ws.ws_col = (unsigned short)cols;
+  ws.ws_row = (unsigned short)rows;
+  if (ioctl((int)fd, TIOCSWINSZ, &ws) < 0) ThrowErrno(env, errno, "ioctl", "TIOCSWINSZ");
+  return env.Undefined();
+}
+
+// The terminal's VEOF character (what ^D is): a pty master reports its slave's termios.
+Napi::Value TtyEofChar(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double fd;
+  if (!ArgNumber(info, 0, "fd", &fd)) return env.Undefined();
+  struct termios t;
+  if (tcgetattr((int)fd, &t) < 0) {
+    ThrowErrno(env, errno, "tcgetattr");
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, (unsigned char)t.c_cc[VEOF]);
+}
+
+// fcntl(F_DUPFD_CLOEXEC): a second fd on the same open file, owned separately.
+Napi::Value Dup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double fd;
+  if (!ArgNumber(info, 0, "fd", &fd)) return env.Undefined();
+  int d = fcntl((int)fd, F_DUPFD_CLOEXEC, 3);
+  if (d < 0) {
+    ThrowErrno(env, errno, "fcntl", "F_DUPFD_CLOEXEC");
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, d);
+}
+
+Napi::Value SetNonblocking(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double fd;
+  if (!ArgNumber(info, 0, "fd", &fd)) return env.Undefined();
+  int fl = fcntl((int)fd, F_GETFL);
+  if (fl < 0 || fcntl((int)fd, F_SETFL, fl | O_NONBLOCK) < 0) ThrowErrno(env, errno, "fcntl", "O_NONBLOCK");
+  return env.Undefined();
+}
+
+// ---------------------------------------------------------------------------
+// connectInNetns: a TCP connection to localhost:port inside a network namespace, for
+// PortForward. setns(CLONE_NEWNET) changes the calling thread only, so it runs on a fresh
+// std::thread that ends right after (never the Node thread, never a libuv pool thread that
+// would go on serving other work in the pod's namespace). As containerd does, 127.0.0.1
+// first, then [::1], serially. The socket keeps its namespace after the thread is gone.
+
+struct NetnsConnect {
+  std::string path;
+  int port = 0;
+  // Written by the thread before uv_async_send, read on the main thread after.
+  int fd = -1;
+  int err = 0;
+  const char* syscallName = "connect";
+  int err6 = 0;
+  napi_env env = nullptr;
+  napi_deferred deferred = nullptr;
+  uv_async_t async;
+  pthread_t tid{};
+};
+
+int ConnectLoopback(int family, int port, int* fdOut) {
+  int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno;
+  int r;
+  if (family == AF_INET) {
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    do {
+      r = connect(fd, (struct sockaddr*)&a, sizeof a);
+    } while (r < 0 && errno == EINTR);
+  } else {
+    struct sockaddr_in6 a;
+    memset(&a, 0, sizeof a);
+    a.sin6_family = AF_INET6;
+    a.sin6_port = htons((uint16_t)port);
+    a.sin6_addr = in6addr_loopback;
+    do {
+      r = connect(fd, (struct sockaddr*)&a, sizeof a);
+    } while (r < 0 && errno == EINTR);
+  }
+  if (r < 0) {
+    int e = errno;
+    CloseQuietly(fd);
+    return e;
+  }
+  *fdOut = fd;
+  return 0;
+}
+
+void NetnsConnectThread(NetnsConnect* c) {
+  // Process-directed signals must not pick this thread: Node's handlers expect its own threads.
+  sigset_t all;
+  sigfillset(&all);
+  int e = pthread_sigmask(SIG_SETMASK, &all, nullptr);
+  int ns = -1;
+  if (e != 0) {
+    c->err = e;
+    c->syscallName = "pthread_sigmask";
+  } else if ((ns = open(c->path.c_str(), O_RDONLY | O_CLOEXEC)) < 0) {
+    c->err = errno;
+    c->syscallName = "open";
+  } else if (setns(ns, CLONE_NEWNET) < 0) {
+    c->err = errno;
+    c->syscallName = "setns";
+  } else {
+    c->err = ConnectLoopback(AF_INET, c->port, &c->fd);
+    if (c->err != 0) c->err6 = ConnectLoopback(AF_INET6, c->port, &c->fd);
+    if (c->err6 == 0 && c->fd >= 0) c->err = 0;
+  }
+  CloseQuietly(ns);
+  // The last thing this thread does; the main thread joins it.
+  if (uv_async_send(&c->async) != 0) abort();
+}
+
+void OnNetnsConnected(uv_async_t* h) {
+  auto* c = static_cast<NetnsConnect*>(h->data);
+  // The thread's last act was uv_async_send: the join is immediate. Fails only on a bug.
+  if (pthread_join(c->tid, nullptr) != 0) abort();
+  Napi::Env env(c->env);
+  Napi::HandleScope scope(env);
+  AddonData* data = env.GetInstanceData<AddonData>();
+  Napi::CallbackScope cbScope(env, data->ctx);
+  if (c->err == 0) {
+    napi_resolve_deferred(env, c->deferred, Napi::Number::New(env, c->fd));
+  } else {
+    std::string where = c->path;
+    if (std::string(c->syscallName) == "connect") {
+      where = "127.0.0.1:" + std::to_string(c->port) + " in " + c->path;
+      if (c->err6) where += " ([::1]: " + ErrnoName(c->err6) + ")";
+    }
+    napi_reject_deferred(env, c->deferred, ErrnoError(env, c->err, c->syscallName, where).Value());
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&c->async), [](uv_handle_t* h) { delete static_cast<NetnsConnect*>(h->data); });
+}
+
+Napi::Value ConnectInNetns(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  napi_deferred d;
+  napi_value promise;
+  if (napi_create_promise(env, &d, &promise) != napi_ok) return env.Undefined();
+  std::string path;
+  double port;
+  if (!ArgString(info, 0, "nsPath", &path) || !ArgNumber(info, 1, "port", &port)) {
+    Napi::Error e = env.GetAndClearPendingException();
+    napi_reject_deferred(env, d, e.Value());
+    return Napi::Value(env, promise);
+  }
+  if (port < 1 || port > 65535 || port != (double)(int)port) {
+    napi_reject_deferred(env, d, Napi::RangeError::New(env, "port must be 1..65535").Value());
+    return Napi::Value(env, promise);
+  }
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop) {
+    napi_reject_deferred(env, d, Napi::Error::New(env, "connectInNetns: no event loop").Value());
+    return Napi::Value(env, promise);
+  }
+  auto* c = new NetnsConnect();
+  c->path = path;
+  c->port = (int)port;
+  c->env = env;
+  c->deferred = d;
+  int rc = uv_async_init(loop, &c->async, OnNetnsConnected);
+  if (rc < 0) {
+    delete c;
+    napi_reject_deferred(env, d, Napi::Error::New(env, std::string("connectInNetns: uv_async_init: ") + uv_strerror(rc)).Value());
+    return Napi::Value(env, promise);
+  }
+  c->async.data = c;
+  // std::thread reports a failed pthread_create by throwing, which this build cannot catch:
+  // create it through pthreads' own error path instead.
+  pthread_attr_t attr;
+  int err = pthread_attr_init(&attr);
+  if (err == 0) {
+    err = pthread_create(
+        &c->tid, &attr,
+        [](void* arg) -> void* {
+          NetnsConnectThread(static_cast<NetnsConnect*>(arg));
+          return nullptr;
+        },
+        c);
+    pthread_attr_destroy(&attr);
+  }
+  if (err != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&c->async), [](uv_handle_t* h) { delete static_cast<NetnsConnect*>(h->data); });
+    napi_reject_deferred(env, d, ErrnoError(env, err, "pthread_create").Value());
+    return Napi::Value(env, promise);
+  }
+  return Napi::Value(env, promise);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   napi_async_init(env, Napi::Object::New(env), Napi::String::New(env, "cri-mesos:spawn"), &data->ctx);
@@ -1296,6 +1675,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("lgetxattr", Napi::Function::New(env, Lgetxattr, "lgetxattr"));
   exports.Set("statfs", Napi::Function::New(env, Statfs, "statfs"));
   exports.Set("hasMountSetattr", Napi::Function::New(env, HasMountSetattr, "hasMountSetattr"));
+  exports.Set("socketPair", Napi::Function::New(env, SocketPair, "socketPair"));
+  exports.Set("recvFd", Napi::Function::New(env, RecvFd, "recvFd"));
+  exports.Set("setWinsize", Napi::Function::New(env, SetWinsize, "setWinsize"));
+  exports.Set("ttyEofChar", Napi::Function::New(env, TtyEofChar, "ttyEofChar"));
+  exports.Set("dup", Napi::Function::New(env, Dup, "dup"));
+  exports.Set("setNonblocking", Napi::Function::New(env, SetNonblocking, "setNonblocking"));
+  exports.Set("connectInNetns", Napi::Function::New(env, ConnectInNetns, "connectInNetns"));
   return exports;
 }
 

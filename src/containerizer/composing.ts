@@ -2,7 +2,8 @@
 // member in the configured order to claim a top-level launch; nested containers
 // and every later call go to the member that owns the root container.
 import { notFound } from '../errors.js';
-import type { Containerizer, ExecResult, LaunchRequest, LaunchResult, RecoveryReport, Termination } from './containerizer.js';
+import type { Socket } from 'node:net';
+import type { AttachHandle, Containerizer, ExecHandle, ExecIO, ExecResult, LaunchRequest, LaunchResult, RecoveryReport, Termination } from './containerizer.js';
 import { type ContainerConfig, type ContainerId, type ResourceLimits, type ResourceStatistics, idString, rootOf } from './mesos/isolator.js';
 import type { ProcessSpec } from '../store/metadata.js';
 
@@ -88,6 +89,15 @@ export class ComposingContainerizer implements Containerizer {
   }
   execSync(id: ContainerId, argv: string[], timeoutMs: number, process: ProcessSpec): Promise<ExecResult> {
     return this.must(id).execSync(id, argv, timeoutMs, process);
+  }
+  async exec(id: ContainerId, argv: string[], process: ProcessSpec, io: ExecIO): Promise<ExecHandle> {
+    return this.must(id).exec(id, argv, process, io);
+  }
+  async attach(id: ContainerId): Promise<AttachHandle> {
+    return this.must(id).attach(id);
+  }
+  async portForward(podId: ContainerId, port: number): Promise<Socket> {
+    return this.must(podId).portForward(podId, port);
   }
   control(id: ContainerId, line: string): Promise<void> {
     return this.must(id).control(id, line);

@@ -2,6 +2,8 @@
 import type { ContainerConfig, ContainerId, ResourceLimits, ResourceStatistics } from './mesos/isolator.js';
 import type { ProcessSpec } from '../store/metadata.js';
 import type { ImageRecord } from '../images/store.js';
+import type { Socket } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
 
 export type LaunchResult = 'SUCCESS' | 'ALREADY_LAUNCHED' | 'NOT_SUPPORTED';
 
@@ -31,6 +33,43 @@ export interface ExecResult {
   stderr: Buffer;
   exitCode: number;
   timedOut: boolean;
+}
+
+/** Which stdio a streaming exec has (CRI ExecRequest); tty excludes stderr (the terminal carries both). */
+export interface ExecIO {
+  tty: boolean;
+  stdin: boolean;
+  stdout: boolean;
+  stderr: boolean;
+}
+
+/** A running streaming exec. */
+export interface ExecHandle {
+  /** end() is the end of the process's input: a pipe is closed, a terminal gets its VEOF (^D). */
+  stdin?: Writable;
+  /** A tty exec's terminal output. Ends shortly after the process exits. */
+  stdout?: Readable;
+  stderr?: Readable;
+  /** The terminal's size (tty only; a no-op otherwise). */
+  resize(cols: number, rows: number): void;
+  /** The exit code (128+n for signal n) once the process exited and its output ended. */
+  wait(): Promise<number>;
+  /** SIGKILL to the process's whole process group; a no-op once it has exited. */
+  kill(): void;
+}
+
+/** An attach to a container's own process (CRI Attach), through its launch helper. */
+export interface AttachHandle {
+  /** Present when the container has stdin open; end() ends it for a stdin_once container. */
+  stdin?: Writable;
+  stdout: Readable;
+  /** Absent for a tty container (its terminal carries both). */
+  stderr?: Readable;
+  resize(cols: number, rows: number): void;
+  /** Detach; the container runs on. */
+  close(): void;
+  /** The command's exit code if it ended while attached; null when the connection ended first. */
+  exitCode: Promise<number | null>;
 }
 
 /** What a containerizer found in its own checkpoints after a restart. */
@@ -65,6 +104,12 @@ export interface Containerizer {
   usage(id: ContainerId): Promise<ResourceStatistics>;
   /** Run a command in the container's namespaces and cgroups (a DEBUG nested container). */
   execSync(id: ContainerId, argv: string[], timeoutMs: number, process: ProcessSpec): Promise<ExecResult>;
+  /** Run a command in the container's namespaces and cgroups with streamed stdio (CRI Exec). */
+  exec(id: ContainerId, argv: string[], process: ProcessSpec, io: ExecIO): Promise<ExecHandle>;
+  /** Connect to the container's own stdio (CRI Attach). */
+  attach(id: ContainerId): Promise<AttachHandle>;
+  /** A TCP connection to localhost:port in the pod's network namespace (CRI PortForward). */
+  portForward(podId: ContainerId, port: number): Promise<Socket>;
   /** Send a control line to the container's launch helper (e.g. reopen its log). */
   control(id: ContainerId, line: string): Promise<void>;
   /** Delete what a terminated container left: runtime dir, rootfs. */

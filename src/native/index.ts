@@ -50,6 +50,13 @@ export interface SpawnOptions {
   searchPath?: string;
   /** setsid() in the final child (default true). */
   setsid?: boolean;
+  /**
+   * Run on a terminal: after the joins, the final child opens /dev/ptmx of the mount namespace
+   * it is in (the container's devpts), makes the slave its controlling terminal and its fds
+   * 0, 1, 2 (`stdio` is ignored), and sends the master over this socket (one end of
+   * socketPair(); take it with recvFd once release() resolved). Needs setsid.
+   */
+  ptySocket?: number;
 }
 
 /**
@@ -112,6 +119,24 @@ export interface NativeAddon {
   statfs(path: string): StatfsInfo;
   /** The kernel has mount_setattr (Linux 5.12+): recursive read-only mounts work. */
   hasMountSetattr(): boolean;
+  /** socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC), to pass an fd (SpawnOptions.ptySocket). */
+  socketPair(): [number, number];
+  /** The fd queued on a socketPair end (O_CLOEXEC); throws EAGAIN when none is queued. */
+  recvFd(socket: number): number;
+  /** TIOCSWINSZ on a terminal, e.g. a pty master. */
+  setWinsize(fd: number, cols: number, rows: number): void;
+  /** The terminal's VEOF character (^D unless changed), read through its master. */
+  ttyEofChar(fd: number): number;
+  setNonblocking(fd: number): void;
+  /** fcntl(F_DUPFD_CLOEXEC). */
+  dup(fd: number): number;
+  /**
+   * A TCP connection to 127.0.0.1:port, else [::1]:port, inside the network namespace
+   * `nsPath`, made on a native thread of its own that joins the namespace and then ends.
+   * Resolves to the connected socket's fd (O_CLOEXEC); rejects with an errno error (code
+   * ECONNREFUSED, ENOENT for a namespace file that is gone, ...).
+   */
+  connectInNetns(nsPath: string, port: number): Promise<number>;
 }
 
 let cached: NativeAddon | undefined;

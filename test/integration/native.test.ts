@@ -38,7 +38,7 @@ const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn('\n*** SKIPPING test/integration/native.test.ts: it needs root (namespaces, mounts, cgroups) ***\n');
 const rtest = isRoot ? test : test.skip;
 /** The runtime-dir names the plan's rundir op carries, as the daemon sends them. */
-const NAMES = [RUNTIME_FILES.execFifo, RUNTIME_FILES.ctlFifo, RUNTIME_FILES.status] as const;
+const NAMES = [RUNTIME_FILES.execFifo, RUNTIME_FILES.ctlFifo, RUNTIME_FILES.status, RUNTIME_FILES.attachSock] as const;
 const rserial = isRoot ? test.serial : test.serial.skip;
 
 const SIGKILL = 9;

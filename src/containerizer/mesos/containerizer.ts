@@ -2,16 +2,18 @@
 // STARTING → PROVISIONING → PREPARING → ISOLATING → FETCHING → RUNNING → DESTROYING.
 // CRI's Create/Start split sits at FETCHING: the launch helper has set the
 // container up and waits on its exec FIFO until start() writes the byte.
-import { aborted, dataLoss, failedPrecondition, invalidArgument, notFound, unknown } from '../../errors.js';
+import { aborted, dataLoss, failedPrecondition, invalidArgument, isAbsent, notFound, unknown, withContext } from '../../errors.js';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync, constants as fsc } from 'node:fs';
 import { containerDir, containersDir, nestedContainersDir, runtimeFile, RUNTIME_FILES } from '../../paths.js';
 import type { Quarantine } from '../../store/quarantine.js';
 import { faultPoint } from '../../fault.js';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
-import { launchHelperPath, native, type NamespaceJoin, type SpawnOptions } from '../../native/index.js';
+import { launchHelperPath, native, type NamespaceJoin, type SpawnedChild, type SpawnOptions } from '../../native/index.js';
+import { attachStreams, connectAttach } from './attach.js';
+import { execFailure, failedExec, pipeExec, ttyExec } from './exec-streams.js';
 import type { Logger } from '../../log.js';
-import type { Containerizer, ExecResult, LaunchRequest, LaunchResult, RecoveryReport, Termination } from '../containerizer.js';
+import type { AttachHandle, Containerizer, ExecHandle, ExecIO, ExecResult, LaunchRequest, LaunchResult, RecoveryReport, Termination } from '../containerizer.js';
 import type { ProcessSpec } from '../../store/metadata.js';
 import type { Provisioner } from '../../provisioner/provisioner.js';
 import { readCheckpoint, writeAtomic, writeCheckpoint, type Versioned } from '../../store/checkpoint.js';
@@ -125,7 +127,7 @@ export class MesosContainerizer implements Containerizer {
     faultPoint('cgroups-create:after');
 
     this.transition(c, 'ISOLATING');
-    const plan: PlanOp[] = [['rundir', rundir, RUNTIME_FILES.execFifo, RUNTIME_FILES.ctlFifo, RUNTIME_FILES.status]];
+    const plan: PlanOp[] = [['rundir', rundir, RUNTIME_FILES.execFifo, RUNTIME_FILES.ctlFifo, RUNTIME_FILES.status, RUNTIME_FILES.attachSock]];
     if (req.logPath) plan.push(['log', req.logPath]);
     plan.push(...info.setup);
     if (c.config.oomScoreAdj !== undefined) plan.push(['oom-score-adj', c.config.oomScoreAdj]);
@@ -137,6 +139,7 @@ export class MesosContainerizer implements Containerizer {
       for (const e of p.env) plan.push(['env', e]);
       if (p.capabilities !== undefined) plan.push(['capabilities', BigInt('0x' + p.capabilities)]);
       if (p.noNewPrivs) plan.push(['no-new-privs']);
+      plan.push(['stdio', c.config.tty ? 1 : 0, c.config.stdin ? 1 : 0, c.config.stdinOnce ? 1 : 0]);
       plan.push(['argv', ...p.argv]);
       for (const fifo of [runtimeFile(rundir, 'execFifo'), runtimeFile(rundir, 'ctlFifo')]) {
         rmSync(fifo, { force: true });
@@ -333,50 +336,14 @@ export class MesosContainerizer implements Containerizer {
   }
 
   async execSync(id: ContainerId, argv: string[], timeoutMs: number, proc: ProcessSpec): Promise<ExecResult> {
-    const c = this.mustGet(id);
-    if (c.state !== 'RUNNING' || c.pid === undefined) throw failedPrecondition(`container ${id.value} is not running`);
-    const pid = c.pid;
+    const c = this.mustRun(id);
     const [outR, outW] = native().pipe();
     const [errR, errW] = native().pipe();
     const stdout = collect(outR);
     const stderr = collect(errR);
-    const pathEnv = proc.env.find((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH;
-    const spec: SpawnOptions = {
-      file: argv[0]!,
-      argv,
-      env: proc.env,
-      cloneNamespaces: [],
-      joinNamespaces: NS_FOR_EXEC.map((type) => ({ type, path: namespacePath(pid, type) })),
-      stdio: [-1, outW, errW],
-      cwd: proc.cwd,
-      uid: proc.uid,
-      gid: proc.gid,
-      groups: proc.groups,
-      ...(proc.capabilities !== undefined ? { capabilities: proc.capabilities } : {}),
-      noNewPrivs: proc.noNewPrivs ?? false,
-      searchPath: pathEnv,
-    };
     let child;
     try {
-      let held;
-      try {
-        held = await native().spawnHeld(spec);
-      } catch (err) {
-        // The namespace files vanish when the container's init has exited (or is a zombie).
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && (err as NodeJS.ErrnoException).path?.startsWith(`/proc/${pid}/`)) {
-          throw failedPrecondition(`container ${id.value} is not running: its process has exited`);
-        }
-        throw err;
-      }
-      try {
-        // A DEBUG container shares its parent's cgroups (Mesos §5.5), freezer included.
-        await this.opts.launcher.place(c.config, held.pid);
-        await Promise.all(this.isolatorsFor(c).map((i) => i.isolate(id, held.pid)));
-      } catch (err) {
-        native().abort(held);
-        throw err;
-      }
-      child = await native().release(held);
+      child = await this.spawnDebug(c, argv, proc, { stdio: [-1, outW, errW] });
     } finally {
       native().close(outW);
       native().close(errW);
@@ -407,6 +374,164 @@ export class MesosContainerizer implements Containerizer {
     const [out, err] = await Promise.all([stdout.done(1000), stderr.done(1000)]);
     const exitCode = exit.signal !== null ? 128 + exit.signal : (exit.exitCode ?? -1);
     return { stdout: out, stderr: err, exitCode, timedOut };
+  }
+
+  /** The container, which must be running (exec, attach). */
+  private mustRun(id: ContainerId): Container & { pid: number } {
+    const c = this.mustGet(id);
+    if (c.state !== 'RUNNING' || c.pid === undefined) throw failedPrecondition(`container ${id.value} is not running`);
+    return c as Container & { pid: number };
+  }
+
+  /**
+   * Spawns a process as a DEBUG nested container of `c` (Mesos §5.5): it joins all of the
+   * container's namespaces, is placed in its cgroups (freezer included) while held, and runs
+   * with the process spec's user, groups, capabilities and no_new_privs. The caller closes the
+   * fds it passed in `io` once this settles.
+   */
+  private async spawnDebug(
+    c: Container & { pid: number },
+    argv: string[],
+    proc: ProcessSpec,
+    io: Pick<SpawnOptions, 'stdio' | 'ptySocket'>,
+  ): Promise<SpawnedChild> {
+    const pid = c.pid;
+    if (argv.length === 0 || !argv[0]) throw invalidArgument('the command to run is empty');
+    const spec: SpawnOptions = {
+      file: argv[0],
+      argv,
+      env: proc.env,
+      cloneNamespaces: [],
+      joinNamespaces: NS_FOR_EXEC.map((type) => ({ type, path: namespacePath(pid, type) })),
+      cwd: proc.cwd,
+      uid: proc.uid,
+      gid: proc.gid,
+      groups: proc.groups,
+      ...(proc.capabilities !== undefined ? { capabilities: proc.capabilities } : {}),
+      noNewPrivs: proc.noNewPrivs ?? false,
+      searchPath: proc.env.find((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH,
+      ...io,
+    };
+    let held;
+    try {
+      held = await native().spawnHeld(spec);
+    } catch (err) {
+      // The namespace files vanish when the container's init has exited (or is a zombie).
+      if (isAbsent(err) && (err as NodeJS.ErrnoException).path?.startsWith(`/proc/${pid}/`)) {
+        throw failedPrecondition(`container ${c.id.value} is not running: its process has exited`, err);
+      }
+      throw err;
+    }
+    try {
+      await this.opts.launcher.place(c.config, held.pid);
+      await Promise.all(this.isolatorsFor(c).map((i) => i.isolate(c.id, held.pid)));
+    } catch (err) {
+      native().abort(held);
+      throw err;
+    }
+    return native().release(held);
+  }
+
+  /**
+   * CRI Exec: `argv` as a DEBUG nested container of a running container (as execSync), with
+   * streamed stdio. With a tty, the process runs on a terminal from the container's own devpts
+   * (opened by the spawned child after it joined the container's mount namespace); we hold the
+   * master. A command that cannot be executed is not an error here: as with runc, the handle
+   * reports 127 (not found) or 126 (not executable) with the reason on stderr (a tty's stdout).
+   */
+  async exec(id: ContainerId, argv: string[], proc: ProcessSpec, io: ExecIO): Promise<ExecHandle> {
+    const c = this.mustRun(id);
+    if (io.tty && io.stderr) throw invalidArgument('tty and stderr cannot both be true');
+    if (!io.stdin && !io.stdout && !io.stderr) throw invalidArgument('one of stdin, stdout and stderr must be true');
+    const theirs: number[] = [];
+    const ours: number[] = [];
+    const pair = () => {
+      const [r, w] = native().pipe();
+      return [r, w] as const;
+    };
+    try {
+      let stdio: [number, number, number] = [-1, -1, -1];
+      let ptySocket: number | undefined;
+      let inW = -1;
+      let outR = -1;
+      let errR = -1;
+      if (io.tty) {
+        const [mine, child] = native().socketPair();
+        ours.push(mine);
+        theirs.push(child);
+        ptySocket = child;
+      } else {
+        if (io.stdin) {
+          const [r, w] = pair();
+          theirs.push(r);
+          ours.push(w);
+          [stdio[0], inW] = [r, w];
+        }
+        if (io.stdout) {
+          const [r, w] = pair();
+          ours.push(r);
+          theirs.push(w);
+          [outR, stdio[1]] = [r, w];
+        }
+        if (io.stderr) {
+          const [r, w] = pair();
+          ours.push(r);
+          theirs.push(w);
+          [errR, stdio[2]] = [r, w];
+        }
+      }
+      let child: SpawnedChild;
+      try {
+        child = await this.spawnDebug(c, argv, proc, { stdio, ...(ptySocket !== undefined ? { ptySocket } : {}) });
+      } catch (err) {
+        const failed = execFailure(err, argv[0]!);
+        if (!failed) throw err;
+        return failedExec(io, failed.code, failed.message);
+      } finally {
+        for (const fd of theirs.splice(0)) native().close(fd);
+      }
+      if (ptySocket !== undefined) {
+        const master = native().recvFd(ours[0]!);
+        native().close(ours.splice(0)[0]!);
+        return ttyExec(child, master, io);
+      }
+      ours.length = 0; // handed to the streams below
+      return pipeExec(child, inW, outR, errR);
+    } finally {
+      for (const fd of [...theirs, ...ours]) native().close(fd);
+    }
+  }
+
+  /** CRI Attach: the container's own stdio, served by its launch helper (see attach.ts). */
+  async attach(id: ContainerId): Promise<AttachHandle> {
+    const c = this.mustGet(id);
+    if (c.config.kind !== 'container') throw invalidArgument(`${id.value} is a pod sandbox; attach needs a container`);
+    if (c.state !== 'RUNNING') throw failedPrecondition(`container ${id.value} is not running`);
+    const sock = await connectAttach(c.config.runtimeDir, RUNTIME_FILES.attachSock);
+    return attachStreams(sock, { stdin: c.config.stdin === true, tty: c.config.tty === true });
+  }
+
+  /**
+   * CRI PortForward: a TCP connection to localhost:port inside the pod's network namespace
+   * (127.0.0.1, then [::1]). A port nobody listens on is UNAVAILABLE with the ECONNREFUSED
+   * error as its cause.
+   */
+  async portForward(podId: ContainerId, port: number): Promise<Socket> {
+    const c = this.mustGet(podId);
+    if (c.config.kind !== 'pod') throw invalidArgument(`${podId.value} is not a pod sandbox`);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalidArgument(`port ${port} is not a TCP port (1-65535)`);
+    if (c.state !== 'RUNNING' || c.pid === undefined) throw failedPrecondition(`pod sandbox ${podId.value} is not running`);
+    const nsPath = namespacePath(c.pid, 'net');
+    let fd: number;
+    try {
+      fd = await native().connectInNetns(nsPath, port);
+    } catch (err) {
+      if (isAbsent(err) && (err as NodeJS.ErrnoException).syscall === 'open') {
+        throw failedPrecondition(`pod sandbox ${podId.value} is not running: its network namespace is gone`, err);
+      }
+      throw withContext(err, `port-forward to port ${port} in pod sandbox ${podId.value}`);
+    }
+    return new Socket({ fd, readable: true, writable: true });
   }
 
   async control(id: ContainerId, line: string): Promise<void> {

@@ -92,6 +92,10 @@ export interface ContainerConfig {
   imageVolumes?: string[];
   /** oom_score_adj written by the helper before exec. */
   oomScoreAdj?: number;
+  /** CRI tty, stdin, stdin_once (nested containers): the command's stdio, served by the helper's attach socket. */
+  tty?: boolean;
+  stdin?: boolean;
+  stdinOnce?: boolean;
 }
 
 export interface CriMount {

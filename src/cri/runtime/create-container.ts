@@ -94,6 +94,9 @@ async function createWithImage(
     readonlyPaths: sc?.readonly_paths,
     oomScoreAdj: resources.oomScoreAdj,
     imageVolumes: Object.keys(image.config.Volumes ?? {}),
+    tty: config.tty,
+    stdin: config.stdin,
+    stdinOnce: config.stdin_once,
   };
   let processSpec: ProcessSpec | undefined;
   const record: ContainerRecord = {

@@ -18,8 +18,6 @@ export function unappliedContainerFields(config: ContainerConfig__Output): strin
   const sc = config.linux?.security_context;
   if (config.devices.length) out.push('devices');
   if (config.CDI_devices.length) out.push('CDI_devices');
-  if (config.stdin) out.push('stdin');
-  if (config.tty) out.push('tty');
   config.mounts.forEach((m, i) => {
     if (m.selinux_relabel) out.push(`mounts[${i}].selinux_relabel`);
     if (m.uidMappings.length || m.gidMappings.length) out.push(`mounts[${i}].uidMappings/gidMappings`);

@@ -12,8 +12,15 @@
 //         it; on failure it writes "error <message>\n" and exits 1.
 //
 // Setup ops run in file order before "ok":
-//   rundir <path> <exec fifo> <ctl fifo> <status>   open the runtime dir; the names of the
-//                           FIFOs and the status file in it (src/paths.ts names them)
+//   rundir <path> <exec fifo> <ctl fifo> <status> <attach socket>   open the runtime dir; the
+//                           names of the FIFOs, the status file and the attach socket in it
+//                           (src/paths.ts names them)
+//   stdio <tty 0|1> <stdin 0|1> <stdin-once 0|1>   (container mode) the command's stdio, as
+//                           CRI's tty, stdin and stdin_once: tty runs it on a terminal from the
+//                           container's devpts (opened by the init after setup; the helper holds
+//                           the master, which is also its stdout in the log); stdin keeps its
+//                           stdin open (a pipe, or the terminal) for attach clients; stdin-once
+//                           ends it when the first attach that wrote to it leaves
 //   log <path>              open the CRI log file (O_APPEND|O_CREAT, 0640) and keep
 //                           its directory fd for `reopen`
 //   propagation <path> <flags>          mount(NULL, path, NULL, flags, NULL)
@@ -50,7 +57,8 @@
 // answers "ok" (the init is the helper's only child). After that:
 // wait for one byte on <rundir>/exec.fifo (StartContainer), let the init exec
 // the command with stdout/stderr on pipes; open <rundir>/ctl.fifo read-write;
-// write CRI log lines; forward catchable signals to the command (to a PID 1 of
+// write CRI log lines and fan the output out to attach clients on <rundir>/<attach socket>
+// (framed protocol: src/containerizer/mesos/attach.ts); forward catchable signals to the command (to a PID 1 of
 // its own namespace only once it handles them: the kernel would drop them); reap; on
 // `reopen\n` from ctl.fifo reopen the log;
 // when the command exits, drain the pipes, write `<rundir>/status` as
@@ -62,7 +70,8 @@ export type BindMode = 'rw' | 'ro' | 'rro';
 export type BindPropagation = 'private' | 'rslave' | 'rshared' | '-';
 
 export type PlanOp =
-  | ['rundir', string, string, string, string]
+  | ['rundir', string, string, string, string, string]
+  | ['stdio', 0 | 1, 0 | 1, 0 | 1]
   | ['log', string]
   | ['propagation', string, number]
   | ['mount', string | null, string, string | null, number, string | null]

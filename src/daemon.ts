@@ -177,7 +177,8 @@ async function recover(ctx: RuntimeContext, provisioner: Provisioner): Promise<v
     const r = found.get(p.id);
     const live = r && r.state !== 'TERMINATED' && r.state !== 'DESTROYING';
     if (live && p.state === 'SANDBOX_READY') ctx.watchSandbox(p.id);
-    else if (p.state === 'SANDBOX_READY') ctx.sandboxes.update(p.id, { state: 'SANDBOX_NOTREADY' });
+    // Deferred write: a pod whose init the containerizer reports dead reads NOTREADY again after a crash.
+    else if (p.state === 'SANDBOX_READY') ctx.sandboxes.updateDeferred(p.id, { state: 'SANDBOX_NOTREADY' });
   }
   const exited: Promise<unknown>[] = [];
   for (const c of ctrs) {
@@ -200,7 +201,7 @@ async function recover(ctx: RuntimeContext, provisioner: Provisioner): Promise<v
       ctx.containers.update(c.id, { state: 'CONTAINER_UNKNOWN' });
     } else if (r.state === 'TERMINATED' || r.state === 'DESTROYING') {
       // Exited while we were down: its exit status is read before the gate opens, its cleanup goes on behind.
-      exited.push(ctx.containerizer.wait(id).then((t) => t && recordTermination(ctx, c.id, t)));
+      exited.push(ctx.containerizer.wait(id).then((t) => t && recordTermination(ctx, c.id, t, { deferWrite: true })));
     } else {
       // A start cut short by the crash was completed by the containerizer (its start marker).
       if (r.state === 'RUNNING' && c.state === 'CONTAINER_CREATED') ctx.containers.update(c.id, { state: 'CONTAINER_RUNNING', startedAt: nowNanos() });
@@ -226,6 +227,10 @@ async function recover(ctx: RuntimeContext, provisioner: Provisioner): Promise<v
   const removed = await provisioner.recover([...ctx.containerizer.containers().map((id) => id.value), ...untouchable]);
   if (removed.length) ctx.log.warn('removed rootfs dirs no container knows', { removed });
   void report.cleanup.then(() => ctx.log.info('containers that exited while the daemon was down are cleaned up'));
+  // The records recovery changed reach the disk once the gate is open, behind the first RPCs.
+  setImmediate(() => {
+    Promise.all([ctx.sandboxes.flushDeferred(), ctx.containers.flushDeferred()]).catch((err) => ctx.log.error('writing recovered records', { error: String(err) }));
+  });
 }
 
 /**

@@ -57,6 +57,7 @@ export interface ContainerRecord {
 
 export class MetadataStore<T extends { id: string }> {
   private readonly records = new Map<string, T>();
+  private readonly deferred = new Set<string>();
 
   constructor(private readonly dir: string) {}
 
@@ -92,6 +93,31 @@ export class MetadataStore<T extends { id: string }> {
     return next;
   }
 
+  /**
+   * Memory now, disk by flushDeferred(). Only for a change the layer below can tell again
+   * after a crash (an exit status the containerizer still holds): recovery uses it so its
+   * gate opens without waiting for one fsync pair per container that died meanwhile.
+   */
+  updateDeferred(id: string, change: Partial<T>): T | undefined {
+    const cur = this.records.get(id);
+    if (!cur) return undefined;
+    const next = { ...cur, ...change };
+    this.records.set(id, next);
+    this.deferred.add(id);
+    return next;
+  }
+
+  /** Write the records updateDeferred() changed, yielding to the event loop between writes. */
+  async flushDeferred(): Promise<void> {
+    for (const id of this.deferred) {
+      this.deferred.delete(id);
+      const rec = this.records.get(id);
+      // A later put() wrote it already, or it was deleted: the current memory state is what counts.
+      if (rec) this.put(rec);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
   /** Drop from memory only (its file was moved away). */
   forget(id: string): void {
     this.records.delete(id);
@@ -102,6 +128,7 @@ export class MetadataStore<T extends { id: string }> {
     removeCheckpoint(join(this.dir, `${id}.json`));
     faultPoint('record-delete:after');
     this.records.delete(id);
+    this.deferred.delete(id);
   }
 
   /**

@@ -133,11 +133,13 @@ export function containerMessage(c: ContainerRecord): Container {
 }
 
 /** Apply a termination to a CRI record once; later calls change nothing. */
-export function recordTermination(ctx: RuntimeContext, id: string, t: Termination): void {
+export function recordTermination(ctx: RuntimeContext, id: string, t: Termination, opts: { deferWrite?: boolean } = {}): void {
   const rec = ctx.containers.get(id);
   if (!rec || rec.state === 'CONTAINER_EXITED') return;
   const reason = t.oomKilled ? 'OOMKilled' : t.exitCode === 0 ? 'Completed' : 'Error';
-  ctx.containers.update(id, {
+  // deferWrite (recovery): the containerizer keeps this termination until RemoveContainer, so a
+  // crash before the record reaches the disk only means the next recovery records it again.
+  (opts.deferWrite ? ctx.containers.updateDeferred.bind(ctx.containers) : ctx.containers.update.bind(ctx.containers))(id, {
     state: 'CONTAINER_EXITED',
     exitCode: t.exitCode,
     // The helper's clock and ours can differ by a few µs; a container never finishes before it started.

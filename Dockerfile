@@ -34,4 +34,4 @@ RUN npm run build
 # (or a hostPath, as in deploy/daemonset.yaml).
 VOLUME ["/var/lib/cri-mesos"]
 
-CMD ["node", "dist/src/cli.js", "daemon"]
+CMD ["bin/cri-mesos", "daemon"]

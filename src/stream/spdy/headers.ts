@@ -104,6 +104,11 @@ class FlushedZlib {
     return step;
   }
 
+  /** resolves when every queued block has been processed */
+  idle(): Promise<void> {
+    return this.tail.then(() => undefined);
+  }
+
   close(): void {
     this.abort(new Error('header compression context closed'));
   }
@@ -124,6 +129,11 @@ export class HeaderCompressor {
   /** Compress one block; `then` gets the compressed bytes in call order. */
   compress<T>(headers: SpdyHeaders, then: (block: Buffer) => T): Promise<T> {
     return this.z.run(packHeaderBlock(headers), then);
+  }
+
+  /** resolves once every frame queued through compress() has been written */
+  idle(): Promise<void> {
+    return this.z.idle();
   }
 
   close(): void {

@@ -91,11 +91,14 @@ export class SpdySession extends EventEmitter implements StreamHost {
 
     socket.on('data', (chunk: Buffer) => this.onChunk(chunk));
     socket.on('drain', () => this.flushWaiters(null));
-    socket.on('end', () => {
+    // Frames already received (possibly waiting on an inflate) are still
+    // delivered when the peer hangs up; pump() destroys the session after them.
+    const hungUp = () => {
       this.peerEnded = true;
       this.pump();
-    });
-    socket.on('close', () => this.destroy());
+    };
+    socket.on('end', hungUp);
+    socket.on('close', hungUp);
     socket.on('error', (err: Error) => {
       this.log?.debug('spdy socket error', { err: err.message });
       this.destroy();
@@ -134,8 +137,12 @@ export class SpdySession extends EventEmitter implements StreamHost {
   close(status: number = GOAWAY.OK): void {
     if (this.closing || this.destroyed) return;
     this.closing = true;
-    this.write({ type: 'GOAWAY', lastGoodStreamId: this.lastPeerStreamId, status });
-    this.socket.end();
+    // SYN_REPLYs still being compressed must go out before GOAWAY (the race
+    // k8s guards against with replySent).
+    void this.compressor.idle().then(() => {
+      this.write({ type: 'GOAWAY', lastGoodStreamId: this.lastPeerStreamId, status });
+      this.socket.end();
+    });
     setTimeout(() => this.destroy(), this.closeGraceMs).unref();
   }
 

@@ -89,11 +89,18 @@ export class SpdyStream extends Duplex {
     this.destroy();
   }
 
-  /** The session is gone: same as a reset, without sending anything. */
+  /** The session is gone. Readers still get what was received, then EOF;
+   *  writes fail from now on. */
   onSessionClosed(): void {
     this.markFailed(new Error('SPDY session closed'));
-    this.localFin = this.remoteFin = true;
-    this.destroy();
+    this.localFin = true;
+    if (!this.remoteFin) {
+      this.remoteFin = true;
+      this.push(null);
+    }
+    if (this.readableEnded) return void this.destroy();
+    this.once('end', () => this.destroy());
+    if (this.readableLength === 0) this.resume(); // nothing left to lose: let 'end' fire
   }
 
   /** resolves once the stream may carry data (our SYN_REPLY written / theirs received) */
@@ -109,6 +116,7 @@ export class SpdyStream extends Duplex {
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     if (!this.replied) this.accept();
+    // (after the session closed, `ready` is rejected and the write fails)
     this.ready.then(() => this.host.sendData(this.id, chunk, false, cb), cb);
   }
 

@@ -130,8 +130,8 @@ function runPair(error: SpdyStream, data: SpdyStream, port: number, ctx: PortFor
 
 // ---- WebSocket channels ---------------------------------------------------------------
 
-export function serveWsPortForward(ws: WebSocket, ports: readonly number[], ctx: PortForwardContext): void {
-  const codec = channelCodec(ws.protocol);
+export function serveWsPortForward(ws: WebSocket, protocol: string, ports: readonly number[], ctx: PortForwardContext): void {
+  const codec = channelCodec(protocol);
   const readers = ports.map(() => channelReader(ws));
   ws.on('message', (raw: Buffer) => {
     const m = codec.decode(raw);

@@ -184,9 +184,9 @@ function spdyIO(
 
 // ---- WebSocket ----------------------------------------------------------------------
 
-export function acceptWsRemoteCommand(ws: WebSocket, requested: RemoteCommandOptions, log?: Logger): StreamIO {
+/** `protocol`: the negotiated subprotocol ('' when the client offered none) */
+export function acceptWsRemoteCommand(ws: WebSocket, protocol: string, requested: RemoteCommandOptions, log?: Logger): StreamIO {
   const opts = normalizeOptions(requested);
-  const protocol = ws.protocol;
   const codec = channelCodec(protocol);
   const stdin = opts.stdin ? channelReader(ws) : null;
   const stdout = opts.stdout ? channelWriter(ws, codec, CH.stdout) : null;

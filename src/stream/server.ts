@@ -80,7 +80,9 @@ const ROUTE = /^\/(exec|attach|portforward)\/([A-Za-z0-9_-]{1,64})\/?$/;
 
 export class StreamServer {
   private readonly cache: RequestCache<Cached>;
-  private readonly wss = new WebSocketServer({ noServer: true, handleProtocols: pickWsProtocol });
+  // Subprotocols are negotiated here, not by ws: ws rejects crictl's
+  // 'SPDY/3.1+portforward.k8s.io' as an invalid token ('/' is a separator).
+  private readonly wss = new WebSocketServer({ noServer: true });
   private server: http.Server | https.Server | null = null;
   private readonly sockets = new Set<Socket>();
   private readonly log?: Logger;
@@ -213,27 +215,34 @@ export class StreamServer {
 
   private upgradeWebSocket(req: http.IncomingMessage, socket: Socket, head: Buffer, c: Cached): void {
     const offered = headerValues(req, 'sec-websocket-protocol');
-    if (offered.length > 0 && !negotiate(offered, wsProtocolsFor(c.kind))) {
-      return rawResponse(socket, 400, `requested protocol(s) are not supported: [${offered.join(' ')}]; supports [${wsProtocolsFor(c.kind).join(' ')}]\n`);
+    const supported = wsProtocolsFor(c.kind);
+    const protocol = offered.length > 0 ? negotiate(offered, supported) : '';
+    if (protocol === null) {
+      return rawResponse(socket, 400, `requested protocol(s) are not supported: [${offered.join(' ')}]; supports [${supported.join(' ')}]\n`);
     }
-    (req as KindTagged).streamKind = c.kind; // for pickWsProtocol
+    delete req.headers['sec-websocket-protocol'];
+    const addProtocol = (headers: string[], r: http.IncomingMessage) => {
+      if (r === req && protocol) headers.push(`Sec-WebSocket-Protocol: ${protocol}`);
+    };
+    this.wss.on('headers', addProtocol);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       socket.setNoDelay(true);
       socket.setTimeout(this.idleMs, () => ws.terminate());
       ws.on('error', (err) => this.log?.debug('stream: websocket error', { err: err.message }));
-      this.log?.debug('stream: websocket', { kind: c.kind, protocol: ws.protocol });
-      this.serveWebSocket(ws, c);
+      this.log?.debug('stream: websocket', { kind: c.kind, protocol });
+      this.serveWebSocket(ws, protocol, c);
     });
+    this.wss.off('headers', addProtocol);
   }
 
-  private serveWebSocket(ws: WebSocket, c: Cached): void {
+  private serveWebSocket(ws: WebSocket, protocol: string, c: Cached): void {
     if (c.kind === 'portforward') {
       const ctx = this.pfContext(c.req.pod_sandbox_id);
-      if (ws.protocol === TUNNEL_PORTFORWARD_PROTOCOL) serveTunnelPortForward(ws, ctx, this.idleMs);
-      else serveWsPortForward(ws, c.req.port ?? [], ctx);
+      if (protocol === TUNNEL_PORTFORWARD_PROTOCOL) serveTunnelPortForward(ws, ctx, this.idleMs);
+      else serveWsPortForward(ws, protocol, c.req.port ?? [], ctx);
       return;
     }
-    void this.runRemoteCommand(c, acceptWsRemoteCommand(ws, c.req, this.log));
+    void this.runRemoteCommand(c, acceptWsRemoteCommand(ws, protocol, c.req, this.log));
   }
 
   private async runRemoteCommand(c: Extract<Cached, { kind: 'exec' | 'attach' }>, io: StreamIO): Promise<void> {
@@ -260,14 +269,6 @@ export class StreamServer {
       log: this.log,
     };
   }
-}
-
-type KindTagged = http.IncomingMessage & { streamKind?: Cached['kind'] };
-
-/** ws's handleProtocols: the client's first offer that this route supports. */
-function pickWsProtocol(offered: Set<string>, req: http.IncomingMessage): string | false {
-  const kind = (req as KindTagged).streamKind;
-  return (kind && negotiate([...offered], wsProtocolsFor(kind))) || false;
 }
 
 function wsProtocolsFor(kind: Cached['kind']): string[] {

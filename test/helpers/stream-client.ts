@@ -203,8 +203,28 @@ export async function spdyPortForward(url: string): Promise<PortForwardClient> {
 
 /** crictl >= 1.30's --transport websocket: SPDY inside binary WebSocket messages. */
 export async function tunnelPortForward(url: string): Promise<PortForwardClient> {
-  const ws = await wsConnect(url, ['SPDY/3.1+portforward.k8s.io']);
+  const ws = await tunnelConnect(url);
   return spdyPortForwardClient(new SpdySession(wsByteStream(ws), { role: 'client' }));
+}
+
+/** ws (like RFC 6455) refuses '/' in a subprotocol name, which gorilla, and so
+ *  crictl, sends anyway: offer it as a raw header and take the answer off the
+ *  response before ws checks it. */
+function tunnelConnect(url: string): Promise<WebSocket> {
+  const protocol = 'SPDY/3.1+portforward.k8s.io';
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url.replace(/^http/, 'ws'), { headers: { 'Sec-WebSocket-Protocol': protocol } });
+    ws.once('upgrade', (res) => {
+      const answer = res.headers['sec-websocket-protocol'];
+      delete res.headers['sec-websocket-protocol'];
+      if (answer !== protocol) reject(new Error(`server chose ${String(answer)}`));
+    });
+    ws.once('open', () => resolve(ws));
+    ws.once('unexpected-response', (_req, res) => {
+      collect(res).then((b) => reject(new HttpError(res.statusCode ?? 0, res.headers, b.toString())), reject);
+    });
+    ws.once('error', reject);
+  });
 }
 
 /** Plain WebSocket port-forward: one data/error channel pair per port of the request. */

@@ -157,13 +157,18 @@ function rawPeer() {
 }
 
 const tick = () => new Promise((r) => setTimeout(r, 20));
+/** poll until `cond` holds (the session works asynchronously; fixed sleeps flake under load) */
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 400 && !cond(); i++) await tick();
+}
 
 test('session: a PING from the peer is echoed, its own parity is not', async (t) => {
   const p = rawPeer();
   p.send(encodeFrame({ type: 'PING', id: 5 }));
   p.send(encodeFrame({ type: 'PING', id: 6 })); // even: a reply to a server ping, not echoed
-  await tick();
-  t.deepEqual(p.got, [{ type: 'PING', id: 5 }]);
+  p.send(encodeFrame({ type: 'PING', id: 7 }));
+  await until(() => p.got.length >= 2);
+  t.deepEqual(p.got, [{ type: 'PING', id: 5 }, { type: 'PING', id: 7 }]);
   p.session.destroy();
 });
 
@@ -182,7 +187,7 @@ test('session: SYN_STREAM gets SYN_REPLY, data flows, FIN ends the readable side
   p.send(encodeFrame({ type: 'SETTINGS', clear: false, entries: [{ flags: 0, id: 7, value: 1 }] }));
   p.send(encodeFrame({ type: 'WINDOW_UPDATE', streamId: 1, delta: 1 }));
   p.send(encodeFrame({ type: 'DATA', streamId: 1, fin: true, data: Buffer.from('in') }));
-  await tick();
+  await until(() => streams.length === 2 && p.got.filter((f) => f.type === 'SYN_REPLY').length === 2);
   t.deepEqual(streams.map((s) => s.headers.streamtype), ['stdin', 'stdout']);
   const replies = p.got.filter((f) => f.type === 'SYN_REPLY');
   t.deepEqual(replies.map((f) => f.type === 'SYN_REPLY' && f.streamId), [1, 3]);
@@ -194,12 +199,12 @@ test('session: SYN_STREAM gets SYN_REPLY, data flows, FIN ends the readable side
   // far more than SPDY's 64 KiB initial window, without any WINDOW_UPDATE from the peer
   streams[1].end(Buffer.alloc(200_000, 1));
   await once(streams[1], 'finish');
-  await tick();
+  await until(() => p.got.some((f) => f.type === 'DATA' && f.streamId === 3 && f.fin));
   const data = p.got.filter((f): f is Extract<Frame, { type: 'DATA' }> => f.type === 'DATA' && f.streamId === 3);
   t.is(data.reduce((n, f) => n + f.data.length, 0), 200_000);
   t.true(data.at(-1)!.fin);
   p.send(encodeFrame({ type: 'RST_STREAM', streamId: 3, status: RST.CANCEL }));
-  await tick();
+  await until(() => streams[1].destroyed);
   t.true(streams[1].destroyed);
   t.is(streams[1].resetStatus, RST.CANCEL);
   p.session.destroy();
@@ -220,7 +225,7 @@ test('session: an even (server-parity) SYN_STREAM from a client is reset with PR
   const c = new HeaderCompressor();
   p.session.on('stream', () => t.fail('must not surface'));
   p.send(encodeFrame({ type: 'SYN_STREAM', streamId: 2, associatedId: 0, priority: 0, fin: false, unidirectional: false, headerBlock: await c.compress({}, (b) => b) }));
-  await tick();
+  await until(() => p.got.length > 0);
   t.deepEqual(p.got, [{ type: 'RST_STREAM', streamId: 2, status: RST.PROTOCOL_ERROR }]);
   p.session.destroy();
   c.close();

@@ -167,8 +167,10 @@ for (const protocol of ['v4.channel.k8s.io', 'v4.base64.channel.k8s.io', 'v5.cha
       t.is((await err).toString(), 'E');
       t.is(exitCodeOf(await c.status), 7);
     } else {
-      // before v5 stdin can only end with the connection: the status is lost
-      await sleep(100);
+      // before v5 stdin can only end with the connection (the status is lost):
+      // hang up once the echo is back
+      let seen = '';
+      await new Promise<void>((resolve) => c.stdout!.on('data', (b: Buffer) => (seen += b) === 'over websocket' && resolve()));
       c.close();
       t.is((await out).toString(), 'over websocket');
     }

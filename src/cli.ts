@@ -24,7 +24,12 @@ function withConfigFlags(cmd: Command): Command {
     .option('--shm-size <bytes>', `size of a pod's /dev/shm (default ${d.shmSize})`)
     .option('--launch-timeout-seconds <n>', `how long container setup may take (default ${d.launchTimeoutSeconds})`)
     .option('--cgroup-favor-dynmods <bool>', `host-wide: cgroup moves skip the RCU grace-period wait (default ${d.cgroupFavorDynmods})`)
-    .option('--cri-front <bool>', `serve the socket through the HTTP/2 front that lets pre-1.57 grpc-go clients in (default ${d.criFront})`);
+    .option('--cri-front <bool>', `serve the socket through the HTTP/2 front that lets pre-1.57 grpc-go clients in (default ${d.criFront})`)
+    .option('--stream-server-address <addr>', `address of the Exec/Attach/PortForward server (default ${d.streamServerAddress})`)
+    .option('--stream-server-port <port>', `its port, 0 for a free one (default ${d.streamServerPort})`)
+    .option('--stream-idle-timeout <duration>', `close a stream idle this long (default ${d.streamIdleTimeout})`)
+    .option('--stream-tls-cert <path>', 'PEM certificate: serve streams over TLS (with --stream-tls-key)')
+    .option('--stream-tls-key <path>', 'PEM key of --stream-tls-cert');
 }
 
 function configFrom(opts: Record<string, string | undefined>): DaemonConfig {

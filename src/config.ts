@@ -38,6 +38,18 @@ export interface DaemonConfig {
   criFront: boolean;
   /** image registries: mirrors, insecure hosts, pull limits (TOML table [registry]) */
   registries: RegistriesConfig;
+  /**
+   * Address the streaming server (Exec, Attach, PortForward URLs) listens on. Loopback by
+   * default, as containerd's: the kubelet proxies the streams, so nothing needs more.
+   */
+  streamServerAddress: string;
+  /** its TCP port; 0 picks a free one at every start */
+  streamServerPort: number;
+  /** a stream with no traffic for this long is closed (Go duration: "4h", "30m", "1h30m", "90s") */
+  streamIdleTimeout: string;
+  /** PEM certificate and key: serve the streams over TLS (both or neither) */
+  streamTlsCert: string;
+  streamTlsKey: string;
 }
 
 /** TOML `[registry]`. */
@@ -87,6 +99,11 @@ export function defaultConfig(): DaemonConfig {
     cgroupFavorDynmods: false,
     criFront: true,
     registries: defaultRegistriesConfig(),
+    streamServerAddress: '127.0.0.1',
+    streamServerPort: 0,
+    streamIdleTimeout: '4h',
+    streamTlsCert: '',
+    streamTlsKey: '',
   };
 }
 
@@ -106,6 +123,11 @@ const TOML_KEYS: Record<string, keyof DaemonConfig> = {
   launch_timeout_seconds: 'launchTimeoutSeconds',
   cgroup_favor_dynmods: 'cgroupFavorDynmods',
   cri_front: 'criFront',
+  stream_server_address: 'streamServerAddress',
+  stream_server_port: 'streamServerPort',
+  stream_idle_timeout: 'streamIdleTimeout',
+  stream_tls_cert: 'streamTlsCert',
+  stream_tls_key: 'streamTlsKey',
 };
 
 export function parseConfigToml(text: string, base: DaemonConfig = defaultConfig()): DaemonConfig {
@@ -170,7 +192,27 @@ export function validateConfig(cfg: DaemonConfig): DaemonConfig {
     if (!cfg[k].startsWith('/')) throw new Error(`${k}: must be an absolute path`);
   }
   validateRegistries(cfg.registries);
+  if (!cfg.streamServerAddress || /[\s/]/.test(cfg.streamServerAddress)) throw new Error(`stream_server_address: "${cfg.streamServerAddress}" is not a host or IP address`);
+  if (!Number.isInteger(cfg.streamServerPort) || cfg.streamServerPort > 65535) throw new Error('stream_server_port: must be an integer from 0 to 65535');
+  parseDuration(cfg.streamIdleTimeout, 'stream_idle_timeout');
+  if (!cfg.streamTlsCert !== !cfg.streamTlsKey) throw new Error('stream_tls_cert and stream_tls_key: give both or neither');
   return cfg;
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** A Go duration ("4h", "1h30m", "90s", "500ms", "0s") in milliseconds; 0 means none. */
+export function parseDuration(text: string, what: string): number {
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
+  let ms = 0;
+  let m: RegExpExecArray | null;
+  let end = 0;
+  while ((m = re.exec(text)) !== null) {
+    ms += Number(m[1]) * DURATION_UNITS[m[2]!]!;
+    end = re.lastIndex;
+  }
+  if (text === '' || end !== text.length) throw new Error(`${what}: "${text}" is not a duration such as "4h", "30m" or "1h30m"`);
+  return ms;
 }
 
 const REGISTRY_KEYS = ['mirrors', 'insecure', 'pull_progress_timeout_seconds', 'max_concurrent_downloads', 'fallback_to_upstream'];

@@ -6,7 +6,7 @@ import { createConnection } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { containerRecordsDir, containersDir, imagesDir, provisionerDir, quarantineDir, sandboxRecordsDir } from './paths.js';
 import { Quarantine } from './store/quarantine.js';
-import type { DaemonConfig } from './config.js';
+import { parseDuration, type DaemonConfig } from './config.js';
 import type { Logger } from './log.js';
 import { Cgroups } from './cgroups/index.js';
 import { enableFavorDynmods } from './cgroups/favordynmods.js';
@@ -33,6 +33,8 @@ import { createCriServer } from './cri/server.js';
 import { recordTermination } from './cri/runtime/common.js';
 import { CpuSampleCache } from './cri/stats.js';
 import { CriFront } from './cri/h2front/front.js';
+import { StreamServer, type Runtime } from './stream/server.js';
+import { streamRuntime } from './cri/streaming/runtime.js';
 
 export class Daemon {
   private constructor(
@@ -40,7 +42,13 @@ export class Daemon {
     private readonly server: grpc.Server,
     private readonly front: CriFront | undefined,
     readonly ready: Promise<void>,
+    private readonly streams: StreamServer,
   ) {}
+
+  /** The stream server's base URL (Exec, Attach and PortForward URLs start with it). */
+  streamUrl(): string {
+    return this.streams.url();
+  }
 
   static async start(config: DaemonConfig, log: Logger): Promise<Daemon> {
     for (const dir of [config.workDir, config.runtimeDir, containersDir(config.runtimeDir)]) mkdirSync(dir, { recursive: true, mode: 0o711 });
@@ -97,6 +105,22 @@ export class Daemon {
     const sandboxes = new MetadataStore<SandboxRecord>(sandboxRecordsDir(config.workDir));
     const containers = new MetadataStore<ContainerRecord>(containerRecordsDir(config.workDir));
 
+    // The runtime is bound late (ctx below): no stream can arrive before a URL was handed out.
+    let runtime: Runtime | undefined;
+    const streams = new StreamServer(
+      {
+        exec: (req, io) => runtime!.exec(req, io),
+        attach: (req, io) => runtime!.attach(req, io),
+        portForward: (pod, port) => runtime!.portForward(pod, port),
+      },
+      {
+        address: config.streamServerAddress,
+        port: config.streamServerPort,
+        idleTimeoutMs: parseDuration(config.streamIdleTimeout, 'stream_idle_timeout'),
+        ...(config.streamTlsCert ? { tlsCertFile: config.streamTlsCert, tlsKeyFile: config.streamTlsKey } : {}),
+        logger: log,
+      },
+    );
     const ctx: RuntimeContext = {
       config,
       log,
@@ -108,6 +132,7 @@ export class Daemon {
       cpuSamples: new CpuSampleCache(),
       podCidr: '',
       quarantine,
+      streams,
       imageUsers: (imageId) => containers.list().filter((c) => c.imageId === imageId).map((c) => c.id),
       watchContainer: (record) => {
         void containerizer.wait(containerId(record)).then((t) => {
@@ -124,15 +149,24 @@ export class Daemon {
       },
     };
 
+    runtime = streamRuntime(ctx);
     const ready = recover(ctx, provisioner);
     const server = createCriServer(ctx, ready);
-    const front = await listen(server, config, log);
+    // Listening before the CRI socket is: every Exec URL handed out points at a live server.
+    await streams.start();
+    let front;
+    try {
+      front = await listen(server, config, log);
+    } catch (err) {
+      await streams.stop();
+      throw err;
+    }
     log.info('serving CRI', { socket: config.socket, containerizers: config.containerizers.join(','), launcher: launcher.name, front: config.criFront });
     ready.then(
       () => log.info('recovery done', { pods: sandboxes.list().length, containers: containers.list().length }),
       (err) => log.error('recovery failed', { error: String(err) }),
     );
-    return new Daemon(ctx, server, front, ready);
+    return new Daemon(ctx, server, front, ready, streams);
   }
 
   /** Stop serving. Containers keep running: their launch helpers hold their pipes and exit statuses. */
@@ -140,6 +174,7 @@ export class Daemon {
     this.front?.stopAccepting();
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
     this.front?.close();
+    await this.streams.stop();
     rmSync(this.ctx.config.socket, { force: true });
   }
 }

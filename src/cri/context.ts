@@ -9,6 +9,7 @@ import type { ImageServiceContext } from './image/context.js';
 import type { ContainerId } from '../containerizer/mesos/isolator.js';
 import type { CpuSampleCache } from './stats.js';
 import type { Quarantine } from '../store/quarantine.js';
+import type { StreamServer } from '../stream/server.js';
 
 export interface RuntimeContext extends ImageServiceContext {
   config: DaemonConfig;
@@ -28,6 +29,8 @@ export interface RuntimeContext extends ImageServiceContext {
   quarantine: Quarantine;
   /** Previous CPU samples, for usage_nano_cores. */
   cpuSamples: CpuSampleCache;
+  /** The Exec/Attach/PortForward server: parks a request, hands out its URL. */
+  streams: Pick<StreamServer, 'getExecUrl' | 'getAttachUrl' | 'getPortForwardUrl'>;
 }
 
 export function podId(id: string): ContainerId {

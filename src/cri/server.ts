@@ -26,6 +26,9 @@ import { listContainers } from './runtime/list-containers.js';
 import { containerStatus } from './runtime/container-status.js';
 import { updateContainerResources } from './runtime/update-container-resources.js';
 import { reopenContainerLog } from './runtime/reopen-container-log.js';
+import { exec } from './runtime/exec.js';
+import { attach } from './runtime/attach.js';
+import { portForward } from './runtime/port-forward.js';
 import { execSync } from './runtime/exec-sync.js';
 import { containerStats } from './runtime/container-stats.js';
 import { listContainerStats } from './runtime/list-container-stats.js';
@@ -59,6 +62,9 @@ const RUNTIME: Record<string, AnyHandler> = {
   UpdateContainerResources: updateContainerResources,
   ReopenContainerLog: reopenContainerLog,
   ExecSync: execSync,
+  Exec: exec,
+  Attach: attach,
+  PortForward: portForward,
   ContainerStats: containerStats,
   ListContainerStats: listContainerStats,
   PodSandboxStats: podSandboxStats,

@@ -3,10 +3,11 @@
 // single-use token; the HTTP request that follows consumes it. Unused tokens
 // expire after the TTL, and the number parked at once is capped.
 import { randomBytes } from 'node:crypto';
+import { Code, StatusError } from '../errors.js';
 
-export class CacheFullError extends Error {
+export class CacheFullError extends StatusError {
   constructor(max: number) {
-    super(`too many pending stream requests (at most ${max})`);
+    super(Code.RESOURCE_EXHAUSTED, `too many pending stream requests (at most ${max})`);
     this.name = 'CacheFullError';
   }
 }

@@ -12,6 +12,7 @@ import type { AttachRequest__Output } from '../../api/generated/runtime/v1/Attac
 import type { ExecRequest__Output } from '../../api/generated/runtime/v1/ExecRequest.js';
 import type { PortForwardRequest__Output } from '../../api/generated/runtime/v1/PortForwardRequest.js';
 import type { Logger } from '../log.js';
+import { Code, StatusError } from '../errors.js';
 import { RequestCache } from './cache.js';
 import { headerValues, isSpdyUpgrade, isWebSocketUpgrade, negotiate, rawResponse, spdyUpgrade } from './handshake.js';
 import {
@@ -64,9 +65,9 @@ export interface StreamServerOptions {
 }
 
 /** A request the streaming server cannot serve (maps to gRPC InvalidArgument). */
-export class StreamRequestError extends Error {
+export class StreamRequestError extends StatusError {
   constructor(message: string) {
-    super(message);
+    super(Code.INVALID_ARGUMENT, message);
     this.name = 'StreamRequestError';
   }
 }

@@ -4,7 +4,7 @@ import test from 'ava';
 import { mkdtempSync, mkdirSync, symlinkSync, writeFileSync, rmSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defaultConfig, loadConfig, parseConfigToml } from '../../src/config.js';
+import { defaultConfig, loadConfig, parseConfigToml, parseDuration } from '../../src/config.js';
 import { decodePlan, encodePlan } from '../../src/containerizer/mesos/launcher/plan.js';
 import { mergeArgv, mergeEnv } from '../../src/cri/runtime/create-container.js';
 import { secureJoin } from '../../src/containerizer/mesos/isolators/filesystem/linux.js';
@@ -214,4 +214,36 @@ test('list order: oldest created_at first, also across a change in digit count',
   const recs = ['1700000000000000002', '999999999999999999', '1700000000000000001'].map((createdAt) => ({ createdAt }));
   t.deepEqual(recs.sort(byCreatedAt).map((r) => r.createdAt), ['999999999999999999', '1700000000000000001', '1700000000000000002']);
   t.is(latest('1700000000000000001', '999999999999999999'), '1700000000000000001');
+});
+
+test('MetadataStore.updateDeferred: memory at once, the disk at flushDeferred, a deleted record never comes back', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'cm-meta-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const store = new MetadataStore<{ id: string; state: string }>(dir);
+  store.put({ id: 'a', state: 'RUNNING' });
+  store.put({ id: 'b', state: 'RUNNING' });
+  store.updateDeferred('a', { state: 'EXITED' });
+  store.updateDeferred('b', { state: 'EXITED' });
+  t.is(store.get('a')?.state, 'EXITED');
+  const onDisk = () => new MetadataStore<{ id: string; state: string }>(dir).load(() => t.fail('unreadable record'));
+  t.deepEqual(onDisk().map((r) => r.state), ['RUNNING', 'RUNNING'], 'not written yet');
+  store.delete('b');
+  await store.flushDeferred();
+  t.deepEqual(onDisk(), [{ id: 'a', state: 'EXITED' }]);
+});
+
+test('stream server config: Go durations, port range, TLS pair', (t) => {
+  t.is(parseDuration('4h', 'x'), 4 * 3_600_000);
+  t.is(parseDuration('1h30m', 'x'), 5_400_000);
+  t.is(parseDuration('90s', 'x'), 90_000);
+  t.is(parseDuration('0s', 'x'), 0);
+  t.throws(() => parseDuration('4 hours', 'stream_idle_timeout'), { message: /stream_idle_timeout: "4 hours" is not a duration/ });
+  t.throws(() => parseDuration('', 'x'));
+  const c = parseConfigToml('stream_server_address = "0.0.0.0"\nstream_server_port = 10010\nstream_idle_timeout = "30m"');
+  t.is(c.streamServerAddress, '0.0.0.0');
+  t.is(c.streamServerPort, 10010);
+  t.is(defaultConfig().streamServerAddress, '127.0.0.1');
+  t.is(defaultConfig().streamServerPort, 0);
+  t.throws(() => parseConfigToml('stream_server_port = 70000'), { message: /stream_server_port/ });
+  t.throws(() => parseConfigToml('stream_tls_cert = "/x.pem"'), { message: /stream_tls_cert and stream_tls_key/ });
 });

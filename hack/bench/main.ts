@@ -15,6 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BUNDLE_FILE, projectRoot } from '../../src/util/paths.js';
 import { CriClient, TestDaemon, waitFor } from '../../test/helpers/daemon.js';
 import { leaked, leftovers } from '../../test/helpers/leaks.js';
+import { collect, exitCodeOf, spdyExec, spdyPortForward } from '../../test/helpers/stream-client.js';
 import { BENCH_IMAGE, buildReferenceImages } from './images.js';
 import { cpuSeconds, descendants, exited, listProcs, loadavg, memTotalMb, pssKb, rssKb, socketOwner, type Proc } from './proc.js';
 import {
@@ -32,10 +33,10 @@ import {
 } from './report.js';
 import { interleaveOrder, logTime, phasesFromLog, rounds, rpcTimesFromLog, summarize } from './stats.js';
 
-const WORKLOADS = ['pod', 'container', 'exec', 'list', 'burst', 'front', 'soak', 'restart'] as const;
+const WORKLOADS = ['pod', 'container', 'exec', 'stream', 'list', 'burst', 'front', 'soak', 'restart'] as const;
 type Workload = (typeof WORKLOADS)[number];
 /** soak and restart take minutes and need a daemon of our own: only when asked for */
-const DEFAULT_WORKLOADS: Workload[] = ['pod', 'container', 'exec', 'list', 'burst', 'front'];
+const DEFAULT_WORKLOADS: Workload[] = ['pod', 'container', 'exec', 'stream', 'list', 'burst', 'front'];
 /** wait after the soak's last cycle: sockets and pipes are closed on later turns of the daemon's loop */
 const SOAK_SETTLE_MS = 2000;
 const RUNNING_CAP = 100;
@@ -271,6 +272,92 @@ async function execSync(o: Opts): Promise<void> {
     if (r && r.exit_code !== 0) recordError(t, w, 'ExecSync', new Error(`exit code ${r.exit_code}: ${String(r.stderr)}`));
   });
   for (const t of targets) await removePod(t, ctrs.get(t.id)!.pod);
+}
+
+/** A timed step that is not one CRI call (a whole streaming session); failures are recorded, never thrown. */
+async function timedStep(t: Target, workload: string, op: string, fn: () => Promise<void>): Promise<number | undefined> {
+  if (aborted) throw new Aborted();
+  const t0 = process.hrtime.bigint();
+  try {
+    await fn();
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    (rec(workload, op).samples[t.id] ??= []).push(ms);
+    return ms;
+  } catch (e) {
+    recordError(t, workload, op, e);
+    return undefined;
+  }
+}
+
+/**
+ * CRI streaming as kubectl/crictl use it (SPDY/3.1, the project's own client): an exec round
+ * trip (Exec RPC, upgrade, streams, `true`, exit status) and port-forward throughput (a
+ * PF_MB round trip through an echo server in the pod: nc -e cat, the same busybox everywhere).
+ */
+const PF_MB = 64;
+async function streaming(o: Opts): Promise<void> {
+  const w = 'stream';
+  const execOp = 'Exec `true` (RPC, SPDY, exit)';
+  const pfOp = `port-forward ${PF_MB} MB echo`;
+  declare(w, [execOp, pfOp]);
+  const objs = new Map<string, { pod: string; ctr: string }>();
+  for (const t of targets) {
+    const p = await runPod(t, 'st');
+    if (!p) throw new Error(`${t.id}: cannot create the pod for streaming`);
+    const ids: string[] = [];
+    for (const [name, command] of [
+      ['st', ['sleep', '3600']],
+      // -ll: keep listening, one `cat` per connection (no gap between connections)
+      ['echo', ['nc', '-ll', '-p', '17000', '-e', 'cat']],
+    ] as const) {
+      const c = await call(t, 'CreateContainer', { pod_sandbox_id: p.id, config: { ...ctrCfg(name), command }, sandbox_config: p.config });
+      if (!c || !(await call(t, 'StartContainer', { container_id: c.container_id }))) throw new Error(`${t.id}: cannot start the ${name} container`);
+      ids.push(c.container_id);
+    }
+    objs.set(t.id, { pod: p.id, ctr: ids[0]! });
+  }
+  await interleaved(o.iterations, o.concurrency, async (t) => {
+    await timedStep(t, w, execOp, async () => {
+      const { url } = await t.client.call<{ url: string }>('Exec', { container_id: objs.get(t.id)!.ctr, cmd: ['true'], stdout: true, stderr: true });
+      const c = await spdyExec(url, { stdout: true, stderr: true });
+      c.stdout?.resume();
+      c.stderr?.resume();
+      const code = exitCodeOf(await c.status);
+      c.close();
+      if (code !== 0) throw new Error(`exit code ${code}`);
+    });
+  });
+  const payload = randomBytes(PF_MB * 1024 * 1024);
+  const mbps: Record<string, number[]> = {};
+  await interleaved(Math.max(3, Math.ceil(o.iterations / 5)), 1, async (t) => {
+    const { url } = (await call<{ url: string }>(t, 'PortForward', { pod_sandbox_id: objs.get(t.id)!.pod, port: [] })) ?? { url: '' };
+    if (!url) return;
+    const pf = await spdyPortForward(url);
+    try {
+      // Wait until the echo server listens (untimed).
+      await waitFor('the echo server', async () => {
+        const c = await pf.open(17000);
+        const probe = collect(c.data);
+        c.data.end('ping');
+        return (await probe).toString() === 'ping';
+      }, 20_000);
+      const ms = await timedStep(t, w, pfOp, async () => {
+        const c = await pf.open(17000);
+        const back = collect(c.data);
+        c.data.end(payload);
+        const got = await back;
+        if (got.length !== payload.length || !got.equals(payload)) throw new Error(`echoed ${got.length} of ${payload.length} bytes, or different ones`);
+      });
+      if (ms !== undefined) (mbps[t.id] ??= []).push(PF_MB / (ms / 1000));
+    } finally {
+      pf.close();
+    }
+  });
+  for (const [id, v] of Object.entries(mbps)) {
+    const sorted = [...v].sort((a, b) => a - b);
+    notes.push(`${id} port-forward: ${sorted[Math.floor(sorted.length / 2)]!.toFixed(1)} MB/s median (${PF_MB} MB sent and echoed back per run, ${v.length} runs: ${v.map((x) => x.toFixed(1)).join(', ')})`);
+  }
+  for (const t of targets) await removePod(t, objs.get(t.id)!.pod);
 }
 
 async function burst(o: Opts, bursts: BurstRun[]): Promise<void> {
@@ -914,6 +1001,7 @@ async function main(): Promise<void> {
     if (o.workloads.includes('pod')) await phase('pod', () => podLifecycle(o));
     if (o.workloads.includes('container')) await phase('container', () => containerLifecycle(o));
     if (o.workloads.includes('exec')) await phase('exec', () => execSync(o));
+    if (o.workloads.includes('stream')) await phase('stream', () => streaming(o));
     if (o.workloads.includes('front')) await phase('front', () => frontCost(o));
     if (o.workloads.includes('burst')) await phase('burst', () => burst(o, bursts));
     if (o.workloads.includes('list')) await phase('list', () => lists(o, resources));

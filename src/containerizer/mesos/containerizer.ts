@@ -625,7 +625,14 @@ export class MesosContainerizer implements Containerizer {
       await this.destroy(c.id);
     });
     return {
-      containers: [...this.containers_.values()].map((c) => ({ id: c.id, config: c.config, state: c.state, unverified: c.unverified !== undefined })),
+      // A dead container still queued for its destroy is reported as what it is: DESTROYING (the
+      // CRI layer waits for its exit status, which destroy reads, before opening its gate).
+      containers: [...this.containers_.values()].map((c) => ({
+        id: c.id,
+        config: c.config,
+        state: dead.includes(c) && c.state !== 'TERMINATED' ? 'DESTROYING' : c.state,
+        unverified: c.unverified !== undefined,
+      })),
       protected: found.protected.map((c) => c.id),
       orphans,
       cleanup,

@@ -40,6 +40,8 @@
 #include <string>
 #include <vector>
 
+#include "../common/fd_passing.h"
+
 namespace {
 
 constexpr size_t kMaxLogLine = 16384;
@@ -899,61 +901,7 @@ bool WaitForStart(int sigfd, int fd, Child& init) {
   return true;
 }
 
-// Sends fd over a unix socket (SCM_RIGHTS) with one byte of data.
-bool SendFd(int sock, int fd) {
-  char byte = 'f';
-  struct iovec iov = {&byte, 1};
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } u;
-  memset(&u, 0, sizeof u);
-  struct msghdr msg;
-  memset(&msg, 0, sizeof msg);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = u.buf;
-  msg.msg_controllen = sizeof u.buf;
-  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  ssize_t w;
-  do {
-    w = sendmsg(sock, &msg, MSG_NOSIGNAL);
-  } while (w < 0 && errno == EINTR);
-  return w == 1;
-}
-
-// Receives one fd sent by SendFd (O_CLOEXEC); -1 with errno on failure.
-int RecvFd(int sock) {
-  char byte;
-  struct iovec iov = {&byte, 1};
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } u;
-  struct msghdr msg;
-  memset(&msg, 0, sizeof msg);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = u.buf;
-  msg.msg_controllen = sizeof u.buf;
-  ssize_t r;
-  do {
-    r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-  } while (r < 0 && errno == EINTR);
-  if (r < 0) return -1;
-  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  if (r == 0 || !c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
-    errno = EPROTO;
-    return -1;
-  }
-  int fd;
-  memcpy(&fd, CMSG_DATA(c), sizeof fd);
-  return fd;
-}
+using fdpass::SendFd;
 
 // A terminal from the container's own devpts (mounted by the setup ops; after pivot_root
 // /dev/ptmx is the container's): the master goes to the helper over ptySock, the slave is
@@ -1365,7 +1313,7 @@ void FinishAttach(int status) {
   }
   if (gState.tty) {
     // Sent before the init said "ok", so it is already queued.
-    gAttach.masterFd = RecvFd(ptyP[0]);
+    gAttach.masterFd = fdpass::RecvFd(ptyP[0], 0);
     if (gAttach.masterFd < 0) {
       KillChild(init.pid, SIGKILL);
       SetupFail(ErrStr("receive the pty master", errno));

@@ -36,6 +36,8 @@
 #include <string>
 #include <vector>
 
+#include "../common/fd_passing.h"
+
 #ifndef P_PIDFD
 #define P_PIDFD 3
 #endif
@@ -283,32 +285,7 @@ bool WriteSmall(int fd, const void* buf, size_t len) {
   return w == (ssize_t)len;
 }
 
-// Sends fd with one byte over a unix socket (SCM_RIGHTS). Async-signal-safe.
-bool SendFd(int sock, int fd) {
-  char byte = 'f';
-  struct iovec iov = {&byte, 1};
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } u;
-  memset(&u, 0, sizeof u);
-  struct msghdr msg;
-  memset(&msg, 0, sizeof msg);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = u.buf;
-  msg.msg_controllen = sizeof u.buf;
-  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  ssize_t w;
-  do {
-    w = sendmsg(sock, &msg, MSG_NOSIGNAL);
-  } while (w < 0 && errno == EINTR);
-  return w == 1;
-}
+using fdpass::SendFd;
 
 // The terminal of a tty exec, from the devpts of the mount namespace F is in (the container's:
 // I joined it, and setns put F's root there). Returns the slave, already F's controlling
@@ -1265,6 +1242,14 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// [p[0], p[1]] for JS.
+Napi::Array FdPair(Napi::Env env, const int p[2]) {
+  Napi::Array a = Napi::Array::New(env, 2);
+  a.Set(0u, Napi::Number::New(env, p[0]));
+  a.Set(1u, Napi::Number::New(env, p[1]));
+  return a;
+}
+
 Napi::Value Pipe(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int p[2];
@@ -1272,10 +1257,7 @@ Napi::Value Pipe(const Napi::CallbackInfo& info) {
     ThrowErrno(env, errno, "pipe2");
     return env.Undefined();
   }
-  Napi::Array a = Napi::Array::New(env, 2);
-  a.Set(0u, Napi::Number::New(env, p[0]));
-  a.Set(1u, Napi::Number::New(env, p[1]));
-  return a;
+  return FdPair(env, p);
 }
 
 Napi::Value Mkfifo(const Napi::CallbackInfo& info) {
@@ -1407,10 +1389,7 @@ Napi::Value SocketPair(const Napi::CallbackInfo& info) {
     ThrowErrno(env, errno, "socketpair");
     return env.Undefined();
   }
-  Napi::Array a = Napi::Array::New(env, 2);
-  a.Set(0u, Napi::Number::New(env, p[0]));
-  a.Set(1u, Napi::Number::New(env, p[1]));
-  return a;
+  return FdPair(env, p);
 }
 
 // One fd sent with SendFd, without blocking: EAGAIN when none is queued.
@@ -1418,33 +1397,11 @@ Napi::Value RecvFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   double sock;
   if (!ArgNumber(info, 0, "socket", &sock)) return env.Undefined();
-  char byte;
-  struct iovec iov = {&byte, 1};
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } u;
-  struct msghdr msg;
-  memset(&msg, 0, sizeof msg);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = u.buf;
-  msg.msg_controllen = sizeof u.buf;
-  ssize_t r;
-  do {
-    r = recvmsg((int)sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-  } while (r < 0 && errno == EINTR);
-  if (r < 0) {
-    ThrowErrno(env, errno, "recvmsg");
+  int fd = fdpass::RecvFd((int)sock, MSG_DONTWAIT);
+  if (fd < 0) {
+    ThrowErrno(env, errno, "recvmsg", errno == EPROTO ? "no fd in the message" : "");
     return env.Undefined();
   }
-  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  if (r == 0 || !c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || (msg.msg_flags & MSG_CTRUNC)) {
-    ThrowErrno(env, EPROTO, "recvmsg", "no fd in the message");
-    return env.Undefined();
-  }
-  int fd;
-  memcpy(&fd, CMSG_DATA(c), sizeof fd);
   return Napi::Number::New(env, fd);
 }
 

@@ -11,7 +11,7 @@ import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { launchHelperPath, native, type NamespaceJoin, type SpawnedChild, type SpawnOptions } from '../../native/index.js';
 import { attachStreams, connectAttach } from './attach.js';
-import { execFailure, failedExec, pipeExec, ttyExec } from './exec-streams.js';
+import { execFailure, failedExec, killSessionLeader, pipeExec, ttyExec } from './exec-streams.js';
 import type { Logger } from '../../log.js';
 import type { AttachHandle, Containerizer, ExecHandle, ExecIO, ExecResult, LaunchRequest, LaunchResult, RecoveryReport, Termination } from '../containerizer.js';
 import type { ProcessSpec } from '../../store/metadata.js';
@@ -353,18 +353,8 @@ export class MesosContainerizer implements Containerizer {
       timeoutMs > 0
         ? setTimeout(() => {
             timedOut = true;
-            // The command is a session leader (spawn's setsid): kill its whole process group, so
-            // children it forked do not outlive the timeout; the pidfd covers the leader regardless.
-            try {
-              process.kill(-child.pid, 'SIGKILL');
-            } catch {
-              // group gone meanwhile
-            }
-            try {
-              native().pidfdSendSignal(child.pidfd, 9);
-            } catch {
-              // exited meanwhile
-            }
+            // The whole group: children it forked must not outlive the timeout either.
+            killSessionLeader(child);
           }, timeoutMs)
         : undefined;
     const exit = await native().waitPidfd(child.pidfd);

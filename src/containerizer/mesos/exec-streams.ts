@@ -49,6 +49,24 @@ export function failedExec(io: ExecIO, code: number, message: string): ExecHandl
   };
 }
 
+/**
+ * SIGKILL to a spawned command's whole process group (spawn makes it a session leader, so the
+ * children it forked go too) and, through its pidfd, to the leader even if the group is gone.
+ * Only while it is not reaped: until then its pid and group are ours.
+ */
+export function killSessionLeader(child: Pick<SpawnedChild, 'pid' | 'pidfd'>): void {
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    // the group is gone; the pidfd below reaches the leader regardless
+  }
+  try {
+    native().pidfdSendSignal(child.pidfd, 9);
+  } catch {
+    // exited meanwhile
+  }
+}
+
 /** The process and its end: exit code once reaped, kill of its group until then. */
 function processOf(child: SpawnedChild) {
   let reaped = false;
@@ -64,17 +82,7 @@ function processOf(child: SpawnedChild) {
     });
   const kill = () => {
     // Until it is reaped its pid (and so its process group, it is a session leader) is ours.
-    if (reaped) return;
-    try {
-      process.kill(-child.pid, 'SIGKILL');
-    } catch {
-      // the group is gone; the pidfd below reaches the leader regardless
-    }
-    try {
-      native().pidfdSendSignal(child.pidfd, 9);
-    } catch {
-      // exited meanwhile
-    }
+    if (!reaped) killSessionLeader(child);
   };
   return { exited, kill };
 }

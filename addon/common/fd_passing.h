@@ -10,21 +10,33 @@
 
 namespace fdpass {
 
-// Sends fd with one byte of data. False with errno on failure.
-inline bool SendFd(int sock, int fd) {
+// A message of one data byte with room for one fd; not copyable (it points into itself).
+struct OneFdMessage {
   char byte = 'f';
-  struct iovec iov = {&byte, 1};
+  struct iovec iov;
+  struct msghdr msg;
+  // Last: cmsghdr ends in a flexible array member.
   union {
     char buf[CMSG_SPACE(sizeof(int))];
     struct cmsghdr align;
   } u;
-  memset(&u, 0, sizeof u);
-  struct msghdr msg;
-  memset(&msg, 0, sizeof msg);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = u.buf;
-  msg.msg_controllen = sizeof u.buf;
+  OneFdMessage() {
+    iov = {&byte, 1};
+    memset(&u, 0, sizeof u);
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = u.buf;
+    msg.msg_controllen = sizeof u.buf;
+  }
+  OneFdMessage(const OneFdMessage&) = delete;
+  OneFdMessage& operator=(const OneFdMessage&) = delete;
+};
+
+// Sends fd with one byte of data. False with errno on failure.
+inline bool SendFd(int sock, int fd) {
+  OneFdMessage m;
+  struct msghdr& msg = m.msg;
   struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
   c->cmsg_level = SOL_SOCKET;
   c->cmsg_type = SCM_RIGHTS;
@@ -40,18 +52,8 @@ inline bool SendFd(int sock, int fd) {
 // Receives one fd sent by SendFd, O_CLOEXEC. flags: 0 or MSG_DONTWAIT (then EAGAIN when none
 // is queued). -1 with errno on failure; EPROTO when the message carries no fd.
 inline int RecvFd(int sock, int flags) {
-  char byte;
-  struct iovec iov = {&byte, 1};
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } u;
-  struct msghdr msg;
-  memset(&msg, 0, sizeof msg);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = u.buf;
-  msg.msg_controllen = sizeof u.buf;
+  OneFdMessage m;
+  struct msghdr& msg = m.msg;
   ssize_t r;
   do {
     r = recvmsg(sock, &msg, flags | MSG_CMSG_CLOEXEC);

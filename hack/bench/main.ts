@@ -120,13 +120,18 @@ function recordError(t: Target, workload: string, op: string, e: unknown): void 
 
 /** One timed CRI call (rpc, by default the row's op); failures are recorded (and returned as undefined), never thrown. */
 async function timed<T = any>(t: Target, workload: string, op: string, req: object, timeoutMs = 120_000, rpc = op): Promise<T | undefined> {
+  return (await timedStep(t, workload, op, () => t.client.call<T>(rpc, req, timeoutMs)))?.value;
+}
+
+/** A timed step (a CRI call, or a whole streaming session); failures are recorded, never thrown. */
+async function timedStep<T>(t: Target, workload: string, op: string, fn: () => Promise<T>): Promise<{ value: T; ms: number } | undefined> {
   if (aborted) throw new Aborted();
   const t0 = process.hrtime.bigint();
   try {
-    const res = await t.client.call<T>(rpc, req, timeoutMs);
+    const value = await fn();
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     (rec(workload, op).samples[t.id] ??= []).push(ms);
-    return res;
+    return { value, ms };
   } catch (e) {
     recordError(t, workload, op, e);
     return undefined;
@@ -274,21 +279,6 @@ async function execSync(o: Opts): Promise<void> {
   for (const t of targets) await removePod(t, ctrs.get(t.id)!.pod);
 }
 
-/** A timed step that is not one CRI call (a whole streaming session); failures are recorded, never thrown. */
-async function timedStep(t: Target, workload: string, op: string, fn: () => Promise<void>): Promise<number | undefined> {
-  if (aborted) throw new Aborted();
-  const t0 = process.hrtime.bigint();
-  try {
-    await fn();
-    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    (rec(workload, op).samples[t.id] ??= []).push(ms);
-    return ms;
-  } catch (e) {
-    recordError(t, workload, op, e);
-    return undefined;
-  }
-}
-
 /**
  * CRI streaming as kubectl/crictl use it (SPDY/3.1, the project's own client): an exec round
  * trip (Exec RPC, upgrade, streams, `true`, exit status) and port-forward throughput (a
@@ -341,14 +331,14 @@ async function streaming(o: Opts): Promise<void> {
         c.data.end('ping');
         return (await probe).toString() === 'ping';
       }, 20_000);
-      const ms = await timedStep(t, w, pfOp, async () => {
+      const step = await timedStep(t, w, pfOp, async () => {
         const c = await pf.open(17000);
         const back = collect(c.data);
         c.data.end(payload);
         const got = await back;
         if (got.length !== payload.length || !got.equals(payload)) throw new Error(`echoed ${got.length} of ${payload.length} bytes, or different ones`);
       });
-      if (ms !== undefined) (mbps[t.id] ??= []).push(PF_MB / (ms / 1000));
+      if (step) (mbps[t.id] ??= []).push(PF_MB / (step.ms / 1000));
     } finally {
       pf.close();
     }

@@ -4,6 +4,10 @@
 // exit status encodings, resize events, and the single-use tokens.
 import test from 'ava';
 import { once } from 'node:events';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StreamServer, StreamRequestError, type ExitStatus, type Runtime, type StreamIO, type TerminalSize } from '../../src/stream/server.js';
@@ -235,4 +239,26 @@ test('requests the server cannot serve are refused before a URL is made', (t) =>
   t.throws(() => exec(['echo'], { tty: true, stderr: true }), { instanceOf: StreamRequestError, message: /tty and stderr/ });
   t.throws(() => exec(['echo'], { stdin: false, stdout: false, stderr: false }), { instanceOf: StreamRequestError });
   t.throws(() => server.getPortForwardUrl({ pod_sandbox_id: '', port: [] }), { instanceOf: StreamRequestError });
+});
+
+test('with stream_tls_cert/key the streams are served over TLS (https URLs, SPDY inside TLS)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'cm-stream-tls-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const [cert, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  const tls = new StreamServer(runtime, { tlsCertFile: cert, tlsKeyFile: key });
+  await tls.start();
+  try {
+    const url = tls.getExecUrl({ container_id: 'c', cmd: ['echo', '5'], stdin: true, stdout: true, stderr: true, tty: false });
+    t.regex(url, /^https:\/\/127\.0\.0\.1:\d+\/exec\//);
+    const c = await spdyExec(url, { stdin: true, stdout: true, stderr: true });
+    c.stdin!.end('over tls');
+    const [out, st] = await Promise.all([collect(c.stdout!), c.status]);
+    t.is(out.toString(), 'over tls');
+    t.is(exitCodeOf(st), 5);
+    // Plain HTTP to the TLS port is not served.
+    await t.throwsAsync(spdyExec(url.replace('https:', 'http:'), { stdout: true }));
+  } finally {
+    await tls.stop();
+  }
 });

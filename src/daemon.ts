@@ -45,11 +45,6 @@ export class Daemon {
     private readonly streams: StreamServer,
   ) {}
 
-  /** The stream server's base URL (Exec, Attach and PortForward URLs start with it). */
-  streamUrl(): string {
-    return this.streams.url();
-  }
-
   static async start(config: DaemonConfig, log: Logger): Promise<Daemon> {
     for (const dir of [config.workDir, config.runtimeDir, containersDir(config.runtimeDir)]) mkdirSync(dir, { recursive: true, mode: 0o711 });
     if (config.cgroupFavorDynmods) {

@@ -111,7 +111,17 @@ export class CniNetworkIsolator extends LoopbackNetworkIsolator {
     }
     // State of pods the containerizer does not know (their runtime dir is gone: a reboot, or a
     // crash before the containerizer's checkpoint): DEL them, so host-local frees their IPs.
-    const orphans = listDir(cniStateDir(this.workDir)).filter((pod) => !known.has(pod));
+    // A pod whose namespace file is still there has runtime state the containerizer could not
+    // read (a quarantined checkpoint): left alone, like its container.
+    const orphans = listDir(cniStateDir(this.workDir)).filter((pod) => {
+      if (known.has(pod)) return false;
+      const netns = this.readState(pod)?.record.invocation.netns;
+      if (netns && existsSync(netns)) {
+        this.log.warn('CNI state of a pod the containerizer cannot read; left alone', { pod, netns });
+        return false;
+      }
+      return true;
+    });
     this.recovered = runBounded([...checks.map((c) => () => this.checkPod(c[0], c[1])), ...orphans.map((pod) => () => this.teardown(pod))], 8);
   }
 

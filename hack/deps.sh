@@ -17,6 +17,10 @@ if [ "${1:-}" = --test ]; then
   command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
   command -v openssl >/dev/null 2>&1 || need+=(openssl)
   command -v zstd >/dev/null 2>&1 || need+=(zstd)
+  # CNI: Debian's plugins (in /usr/lib/cni) and iptables for portmap and ipMasq, used only inside
+  # the network namespaces the tests make; nsenter (util-linux) enters them.
+  [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+  command -v iptables >/dev/null 2>&1 || need+=(iptables)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing ${need[*]}"

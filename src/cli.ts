@@ -29,7 +29,10 @@ function withConfigFlags(cmd: Command): Command {
     .option('--stream-server-port <port>', `its port, 0 for a free one (default ${d.streamServerPort})`)
     .option('--stream-idle-timeout <duration>', `close a stream idle this long (default ${d.streamIdleTimeout})`)
     .option('--stream-tls-cert <path>', 'PEM certificate: serve streams over TLS (with --stream-tls-key)')
-    .option('--stream-tls-key <path>', 'PEM key of --stream-tls-cert');
+    .option('--stream-tls-key <path>', 'PEM key of --stream-tls-cert')
+    .option('--cni-conf-dir <path>', `CNI network configs, watched (default ${d.cniConfDir})`)
+    .option('--cni-bin-dirs <list>', `comma-separated CNI plugin dirs (default ${d.cniBinDirs.join(',')})`)
+    .option('--cni-conf-template <path>', 'conflist template with {{.PodCIDR}}, written to the conf dir when it has none and a pod CIDR is set');
 }
 
 function configFrom(opts: Record<string, string | undefined>): DaemonConfig {

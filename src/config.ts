@@ -50,6 +50,15 @@ export interface DaemonConfig {
   /** PEM certificate and key: serve the streams over TLS (both or neither) */
   streamTlsCert: string;
   streamTlsKey: string;
+  /** CNI network configs: the first valid .conflist/.conf/.json in lexical order is used (watched) */
+  cniConfDir: string;
+  /** where CNI plugin binaries are looked for, in order (also CNI_PATH) */
+  cniBinDirs: string[];
+  /**
+   * containerd's conf_template: a conflist file with {{.PodCIDR}}; when the conf dir holds no
+   * config and UpdateRuntimeConfig gives a pod CIDR, it is written to the conf dir. '' = off.
+   */
+  cniConfTemplate: string;
 }
 
 /** TOML `[registry]`. */
@@ -104,6 +113,9 @@ export function defaultConfig(): DaemonConfig {
     streamIdleTimeout: '4h',
     streamTlsCert: '',
     streamTlsKey: '',
+    cniConfDir: '/etc/cni/net.d',
+    cniBinDirs: ['/opt/cni/bin', '/usr/lib/cni'],
+    cniConfTemplate: '',
   };
 }
 
@@ -128,6 +140,9 @@ const TOML_KEYS: Record<string, keyof DaemonConfig> = {
   stream_idle_timeout: 'streamIdleTimeout',
   stream_tls_cert: 'streamTlsCert',
   stream_tls_key: 'streamTlsKey',
+  cni_conf_dir: 'cniConfDir',
+  cni_bin_dirs: 'cniBinDirs',
+  cni_conf_template: 'cniConfTemplate',
 };
 
 export function parseConfigToml(text: string, base: DaemonConfig = defaultConfig()): DaemonConfig {
@@ -188,9 +203,13 @@ export function validateConfig(cfg: DaemonConfig): DaemonConfig {
   if (cfg.launcher !== 'linux' && cfg.launcher !== 'posix') throw new Error(`launcher: must be linux or posix, not "${cfg.launcher}"`);
   if (cfg.logFormat !== 'text' && cfg.logFormat !== 'json') throw new Error(`log_format: must be text or json`);
   if (!/^[\w.-]+(\/[\w.-]+)*$/.test(cfg.cgroupRoot) || cfg.cgroupRoot.split('/').some((c) => c === '.' || c === '..')) throw new Error(`cgroup_root: "${cfg.cgroupRoot}" is not a relative cgroup path`);
-  for (const k of ['socket', 'workDir', 'runtimeDir'] as const) {
+  for (const k of ['socket', 'workDir', 'runtimeDir', 'cniConfDir'] as const) {
     if (!cfg[k].startsWith('/')) throw new Error(`${k}: must be an absolute path`);
   }
+  if (cfg.cniBinDirs.length === 0 || cfg.cniBinDirs.some((d) => !d.startsWith('/') || d.includes(':'))) {
+    throw new Error('cni_bin_dirs: a list of absolute paths without ":" is needed');
+  }
+  if (cfg.cniConfTemplate && !cfg.cniConfTemplate.startsWith('/')) throw new Error('cni_conf_template: must be an absolute path');
   validateRegistries(cfg.registries);
   if (!cfg.streamServerAddress || /[\s/]/.test(cfg.streamServerAddress)) throw new Error(`stream_server_address: "${cfg.streamServerAddress}" is not a host or IP address`);
   if (!Number.isInteger(cfg.streamServerPort) || cfg.streamServerPort > 65535) throw new Error('stream_server_port: must be an integer from 0 to 65535');

@@ -23,7 +23,9 @@ import { CpusetIsolator } from './containerizer/mesos/isolators/cgroups/cpuset.j
 import { HugetlbIsolator } from './containerizer/mesos/isolators/cgroups/hugetlb.js';
 import { PidNamespaceIsolator } from './containerizer/mesos/isolators/namespaces/pid.js';
 import { IpcNamespaceIsolator } from './containerizer/mesos/isolators/namespaces/ipc.js';
-import { LoopbackNetworkIsolator } from './containerizer/mesos/isolators/network/loopback.js';
+import { CniNetworkIsolator } from './containerizer/mesos/isolators/network/cni.js';
+import { CniExec } from './network/cni.js';
+import { NetworkConfigWatcher } from './network/conf-dir.js';
 import { LinuxFilesystemIsolator } from './containerizer/mesos/isolators/filesystem/linux.js';
 import { ImageStore } from './images/store.js';
 import { Provisioner } from './provisioner/provisioner.js';
@@ -64,13 +66,16 @@ export class Daemon {
       launcher = new PosixLauncher();
     }
     const cg = { cgroups, root: config.cgroupRoot, log };
+    // The CNI network: read (plugins asked for their versions) behind the recovery gate, then watched.
+    const network = config.launcher === 'linux' ? new NetworkConfigWatcher(config.cniConfDir, new CniExec(config.cniBinDirs), log, config.cniConfTemplate) : undefined;
+    const cni = network ? new CniNetworkIsolator(config.workDir, network, network.exec, log) : undefined;
     // filesystem/linux goes last: its plan ends with pivot_root, after which host paths are gone.
     const isolators: Isolator[] =
       config.launcher === 'linux'
         ? [
             new PidNamespaceIsolator(),
             new IpcNamespaceIsolator(config.shmSize),
-            new LoopbackNetworkIsolator(),
+            cni!,
             new CpuIsolator(cg),
             new MemoryIsolator(cg),
             new PidsIsolator(cg),
@@ -126,6 +131,7 @@ export class Daemon {
       images,
       cpuSamples: new CpuSampleCache(),
       podCidr: '',
+      ...(network ? { network } : {}),
       quarantine,
       streams,
       imageUsers: (imageId) => containers.list().filter((c) => c.imageId === imageId).map((c) => c.id),
@@ -145,7 +151,15 @@ export class Daemon {
     };
 
     runtime = streamRuntime(ctx);
-    const ready = recover(ctx, provisioner);
+    if (cni) {
+      // A recovered pod whose CNI CHECK fails is NOTREADY; the reason is in its verbose status.
+      cni.onProblem = (id, problem) => {
+        if (ctx.sandboxes.get(id.value)?.state !== 'SANDBOX_READY') return;
+        ctx.sandboxes.update(id.value, { state: 'SANDBOX_NOTREADY' });
+        log.warn('pod sandbox NOTREADY: its network is broken', { pod: id.value, problem });
+      };
+    }
+    const ready = Promise.all([recover(ctx, provisioner), network?.start()]).then(() => undefined);
     const server = createCriServer(ctx, ready);
     // Listening before the CRI socket is: every Exec URL handed out points at a live server.
     await streams.start();
@@ -166,6 +180,7 @@ export class Daemon {
 
   /** Stop serving. Containers keep running: their launch helpers hold their pipes and exit statuses. */
   async stop(): Promise<void> {
+    this.ctx.network?.close();
     this.front?.stopAccepting();
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
     this.front?.close();

@@ -24,6 +24,11 @@ export const FAULT_POINTS = [
   // cgroups (isolator prepare)
   'cgroups-create:before',
   'cgroups-create:after',
+  // network/cni: the ADD (after the netns is pinned and the network checkpointed), and the DEL
+  'cni-add:before',
+  'cni-add:after',
+  'cni-del:before',
+  'cni-del:after',
   // the launch helper: cloned and held, then released
   'spawn:before',
   'spawn:after',

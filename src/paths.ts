@@ -14,6 +14,8 @@
 //     termination      how it ended, once destroyed
 //     shm/             the pod's /dev/shm (a tmpfs), when it has its own IPC namespace
 //     hostname, hosts, resolv.conf     bind-mounted into the pod's containers
+//     netns            the pod's network namespace, pinned by a bind mount (network/cni),
+//                      unmounted and removed by RemovePodSandbox
 //     containers/<ctr>/                a CRI container: the nested container
 //       config.json plan launch.log pid pid.start termination   as above
 //       exec.fifo      holds the created container until StartContainer writes a byte
@@ -28,6 +30,9 @@
 //   meta/quarantine/     checkpoints that could not be read, moved aside (never deleted)
 //   images/              the image store (its own layout: images/store.ts)
 //   provisioner/<ctr>/{upper,work,rootfs}                    a container's overlay
+//   isolators/network/cni/<pod>/     the network/cni isolator's state (Mesos' cni/paths.hpp):
+//     network.json     the network list and the CNI arguments of the ADD, written before it
+//     result.json      the ADD result, cached for CHECK and DEL (also after a restart or reboot)
 import { join } from 'node:path';
 import type { ContainerId } from './containerizer/mesos/isolator.js';
 
@@ -48,6 +53,7 @@ export const RUNTIME_FILES = {
   attachSock: 'attach.sock',
   started: 'started',
   status: 'status',
+  netns: 'netns',
 } as const;
 
 export type RuntimeFile = keyof typeof RUNTIME_FILES;
@@ -90,4 +96,14 @@ export function imagesDir(workDir: string): string {
 
 export function provisionerDir(workDir: string): string {
   return join(workDir, 'provisioner');
+}
+
+/** The network/cni isolator's state of every pod. */
+export function cniStateDir(workDir: string): string {
+  return join(workDir, 'isolators', 'network', 'cni');
+}
+
+/** The files of one pod's CNI state (see the top). */
+export function cniPodFile(workDir: string, pod: string, file: 'network' | 'result'): string {
+  return join(cniStateDir(workDir), pod, file === 'network' ? 'network.json' : 'result.json');
 }

@@ -1612,6 +1612,108 @@ Napi::Value ConnectInNetns(const Napi::CallbackInfo& info) {
   return Napi::Value(env, promise);
 }
 
+// ---------------------------------------------------------------------------
+// pinNetns: a new network namespace, pinned by a bind mount of the namespace file onto
+// `path` (created here if missing, as an empty file), for the network/cni isolator. As
+// connectInNetns: unshare(CLONE_NEWNET) affects the calling thread only, so it runs on a fresh
+// pthread that ends right after; the bind mount keeps the namespace alive without it.
+
+struct NetnsPin {
+  std::string path;
+  int err = 0;
+  const char* syscallName = "unshare";
+  napi_env env = nullptr;
+  napi_deferred deferred = nullptr;
+  uv_async_t async;
+  pthread_t tid{};
+};
+
+void NetnsPinThread(NetnsPin* c) {
+  sigset_t all;
+  sigfillset(&all);
+  int e = pthread_sigmask(SIG_SETMASK, &all, nullptr);
+  int fd = -1;
+  if (e != 0) {
+    c->err = e;
+    c->syscallName = "pthread_sigmask";
+  } else if ((fd = open(c->path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0444)) < 0) {
+    c->err = errno;
+    c->syscallName = "open";
+  } else if (close(fd) < 0 && errno != EINTR) {
+    c->err = errno;
+    c->syscallName = "close";
+  } else if (unshare(CLONE_NEWNET) < 0) {
+    c->err = errno;
+    c->syscallName = "unshare";
+  } else if (mount("/proc/thread-self/ns/net", c->path.c_str(), nullptr, MS_BIND, nullptr) < 0) {
+    c->err = errno;
+    c->syscallName = "mount";
+  }
+  if (uv_async_send(&c->async) != 0) abort();
+}
+
+void OnNetnsPinned(uv_async_t* h) {
+  auto* c = static_cast<NetnsPin*>(h->data);
+  if (pthread_join(c->tid, nullptr) != 0) abort();
+  Napi::Env env(c->env);
+  Napi::HandleScope scope(env);
+  AddonData* data = env.GetInstanceData<AddonData>();
+  Napi::CallbackScope cbScope(env, data->ctx);
+  if (c->err == 0) {
+    napi_resolve_deferred(env, c->deferred, env.Undefined());
+  } else {
+    napi_reject_deferred(env, c->deferred, ErrnoError(env, c->err, c->syscallName, c->path).Value());
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&c->async), [](uv_handle_t* h) { delete static_cast<NetnsPin*>(h->data); });
+}
+
+Napi::Value PinNetns(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  napi_deferred d;
+  napi_value promise;
+  if (napi_create_promise(env, &d, &promise) != napi_ok) return env.Undefined();
+  std::string path;
+  if (!ArgString(info, 0, "path", &path)) {
+    Napi::Error e = env.GetAndClearPendingException();
+    napi_reject_deferred(env, d, e.Value());
+    return Napi::Value(env, promise);
+  }
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop) {
+    napi_reject_deferred(env, d, Napi::Error::New(env, "pinNetns: no event loop").Value());
+    return Napi::Value(env, promise);
+  }
+  auto* c = new NetnsPin();
+  c->path = path;
+  c->env = env;
+  c->deferred = d;
+  int rc = uv_async_init(loop, &c->async, OnNetnsPinned);
+  if (rc < 0) {
+    delete c;
+    napi_reject_deferred(env, d, Napi::Error::New(env, std::string("pinNetns: uv_async_init: ") + uv_strerror(rc)).Value());
+    return Napi::Value(env, promise);
+  }
+  c->async.data = c;
+  pthread_attr_t attr;
+  int err = pthread_attr_init(&attr);
+  if (err == 0) {
+    err = pthread_create(
+        &c->tid, &attr,
+        [](void* arg) -> void* {
+          NetnsPinThread(static_cast<NetnsPin*>(arg));
+          return nullptr;
+        },
+        c);
+    pthread_attr_destroy(&attr);
+  }
+  if (err != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&c->async), [](uv_handle_t* h) { delete static_cast<NetnsPin*>(h->data); });
+    napi_reject_deferred(env, d, ErrnoError(env, err, "pthread_create").Value());
+    return Napi::Value(env, promise);
+  }
+  return Napi::Value(env, promise);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   napi_async_init(env, Napi::Object::New(env), Napi::String::New(env, "cri-mesos:spawn"), &data->ctx);
@@ -1639,6 +1741,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("dup", Napi::Function::New(env, Dup, "dup"));
   exports.Set("setNonblocking", Napi::Function::New(env, SetNonblocking, "setNonblocking"));
   exports.Set("connectInNetns", Napi::Function::New(env, ConnectInNetns, "connectInNetns"));
+  exports.Set("pinNetns", Napi::Function::New(env, PinNetns, "pinNetns"));
   return exports;
 }
 

@@ -3,7 +3,7 @@
 // and every later call go to the member that owns the root container.
 import { notFound } from '../errors.js';
 import type { Socket } from 'node:net';
-import type { AttachHandle, Containerizer, ExecHandle, ExecIO, ExecResult, LaunchRequest, LaunchResult, RecoveryReport, Termination } from './containerizer.js';
+import type { AttachHandle, Containerizer, ContainerStatus, ExecHandle, ExecIO, ExecResult, LaunchRequest, LaunchResult, RecoveryReport, Termination } from './containerizer.js';
 import { type ContainerConfig, type ContainerId, type ResourceLimits, type ResourceStatistics, idString, rootOf } from './mesos/isolator.js';
 import type { ProcessSpec } from '../store/metadata.js';
 
@@ -98,6 +98,9 @@ export class ComposingContainerizer implements Containerizer {
   }
   async portForward(podId: ContainerId, port: number): Promise<Socket> {
     return this.must(podId).portForward(podId, port);
+  }
+  async status(id: ContainerId): Promise<ContainerStatus> {
+    return this.must(id).status(id);
   }
   control(id: ContainerId, line: string): Promise<void> {
     return this.must(id).control(id, line);

@@ -90,6 +90,14 @@ export interface RecoveryReport {
   cleanup: Promise<void>;
 }
 
+/** Mesos ContainerStatus, trimmed: what PodSandboxStatus shows of the network. */
+export interface ContainerStatus {
+  /** IPv4 first; the first is PodSandboxStatus.network.ip, the rest additional_ips. */
+  ips: string[];
+  /** Set when the network isolator found the pod's network broken (a failed CNI CHECK at recovery). */
+  networkProblem?: string;
+}
+
 export interface Containerizer {
   /** Reattach to what survived a daemon restart, from the containerizer's own checkpoints. */
   recover(): Promise<RecoveryReport>;
@@ -101,6 +109,8 @@ export interface Containerizer {
   wait(id: ContainerId): Promise<Termination | undefined>;
   destroy(id: ContainerId): Promise<Termination | undefined>;
   update(id: ContainerId, resources: ResourceLimits): Promise<void>;
+  /** Addresses and network state (unknown ids: NOT_FOUND). */
+  status(id: ContainerId): Promise<ContainerStatus>;
   usage(id: ContainerId): Promise<ResourceStatistics>;
   /** Run a command in the container's namespaces and cgroups (a DEBUG nested container). */
   execSync(id: ContainerId, argv: string[], timeoutMs: number, process: ProcessSpec): Promise<ExecResult>;

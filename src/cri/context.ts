@@ -10,6 +10,7 @@ import type { ContainerId } from '../containerizer/mesos/isolator.js';
 import type { CpuSampleCache } from './stats.js';
 import type { Quarantine } from '../store/quarantine.js';
 import type { StreamServer } from '../stream/server.js';
+import type { NetworkConfigWatcher } from '../network/conf-dir.js';
 
 export interface RuntimeContext extends ImageServiceContext {
   config: DaemonConfig;
@@ -25,6 +26,8 @@ export interface RuntimeContext extends ImageServiceContext {
   watchSandbox(id: string): void;
   /** The node's pod CIDR(s) from UpdateRuntimeConfig ('' until kubelet sends it). */
   podCidr: string;
+  /** The CNI network (NetworkReady); absent with the posix launcher, which has no network isolator. */
+  network?: NetworkConfigWatcher;
   /** Checkpoints recovery could not read, moved aside (shown in Status). */
   quarantine: Quarantine;
   /** Previous CPU samples, for usage_nano_cores. */

@@ -137,6 +137,13 @@ export interface NativeAddon {
    * ECONNREFUSED, ENOENT for a namespace file that is gone, ...).
    */
   connectInNetns(nsPath: string, port: number): Promise<number>;
+  /**
+   * A new network namespace, pinned at `path` (an empty file, created if missing) by a bind
+   * mount of its namespace file. Made on a native thread of its own that unshares
+   * CLONE_NEWNET, mounts and ends (never a Node or libuv pool thread). Rejects with an errno
+   * error naming the syscall.
+   */
+  pinNetns(path: string): Promise<void>;
 }
 
 let cached: NativeAddon | undefined;

@@ -5,8 +5,8 @@
 // the benchmark (hack/bench/main.ts) use it too.
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -95,7 +95,17 @@ export interface DaemonOptions {
   prefix?: string;
   /** extra environment of the daemon, over ours (e.g. CRI_MESOS_TEST_HOLD_CREATE) */
   env?: Record<string, string>;
+  /**
+   * Run the daemon inside a network namespace of its own (`ip netns add`, entered with nsenter),
+   * with a CNI conf dir in the temp dir holding a bridge + host-local (10.88.0.0/24, its store in
+   * the temp dir) + portmap + loopback conflist. Bridges, iptables rules, IPs and ports stay in
+   * that namespace, which teardown deletes. Read by the constructor only.
+   */
+  cni?: boolean;
 }
+
+/** The test network's subnet (private, and only inside the daemon's own netns). */
+export const TEST_SUBNET = '10.88.0';
 
 export class TestDaemon {
   readonly id = randomBytes(4).toString('hex');
@@ -111,6 +121,10 @@ export class TestDaemon {
   private proc?: ChildProcess;
   private output = '';
   private opts: DaemonOptions;
+  /** With `cni`: the daemon's network namespace (a name for ip netns), its conf dir, host-local's store. */
+  readonly netnsName?: string;
+  readonly cniConfDir: string;
+  readonly ipamDir: string;
 
   constructor(opts: DaemonOptions = {}) {
     this.opts = opts;
@@ -122,6 +136,43 @@ export class TestDaemon {
     this.logDir = join(this.dir, 'logs');
     this.logFile = join(this.dir, 'daemon.log');
     this.cgroupRoot = `${prefix}-${this.id}`;
+    this.cniConfDir = join(this.dir, 'cni', 'net.d');
+    this.ipamDir = join(this.dir, 'cni', 'ipam');
+    if (opts.cni) this.netnsName = `cm-test-${this.id}`;
+  }
+
+  /** The conflist the `cni` option writes (bridge + host-local + portmap + loopback). */
+  testConflist(): string {
+    return JSON.stringify({
+      cniVersion: '1.0.0',
+      name: 'cri-mesos-test',
+      plugins: [
+        {
+          type: 'bridge',
+          bridge: 'cni0',
+          isGateway: true,
+          ipMasq: true,
+          hairpinMode: true,
+          ipam: { type: 'host-local', dataDir: this.ipamDir, ranges: [[{ subnet: `${TEST_SUBNET}.0/24` }]], routes: [{ dst: '0.0.0.0/0' }] },
+        },
+        { type: 'portmap', capabilities: { portMappings: true } },
+        { type: 'loopback' },
+      ],
+    });
+  }
+
+  /** Run a command inside the daemon's network namespace; its stdout. */
+  inNetns(argv: string[], timeoutMs = 10_000): string {
+    if (!this.netnsName) throw new Error('the daemon has no network namespace of its own (option cni)');
+    return execFileSync('nsenter', [`--net=/run/netns/${this.netnsName}`, '--', ...argv], { timeout: timeoutMs, encoding: 'utf8' });
+  }
+
+  private makeNetns(): void {
+    if (!this.netnsName || existsSync(`/run/netns/${this.netnsName}`)) return;
+    execFileSync('ip', ['netns', 'add', this.netnsName]);
+    execFileSync('ip', ['-n', this.netnsName, 'link', 'set', 'lo', 'up']);
+    mkdirSync(this.cniConfDir, { recursive: true });
+    writeFileSync(join(this.cniConfDir, '10-test.conflist'), this.testConflist());
   }
 
   /** Import the images and launch; on failure, remove what was made and throw. */
@@ -140,6 +191,7 @@ export class TestDaemon {
   async init(opts: DaemonOptions = {}): Promise<void> {
     this.opts = { ...this.opts, ...opts };
     mkdirSync(this.logDir, { recursive: true });
+    this.makeNetns();
     if (this.opts.importImages !== false) {
       const imgs = await testImages();
       const store = new ImageStore(join(this.workDir, 'images'));
@@ -182,20 +234,24 @@ export class TestDaemon {
       '/dev/null',
       '--log-level',
       this.opts.logLevel ?? process.env.CRI_MESOS_TEST_LOG_LEVEL ?? 'info',
+      ...(this.netnsName ? ['--cni-conf-dir', this.cniConfDir, '--cni-bin-dirs', '/usr/lib/cni'] : []),
       ...flags,
     ];
+    // nsenter joins the namespace and execs: the pid we hold is the daemon's.
+    const spawnCmd = this.netnsName ? 'nsenter' : command!;
+    const spawnArgs = this.netnsName ? [`--net=/run/netns/${this.netnsName}`, '--', command!, ...args] : args;
     let proc: ChildProcess;
     const detached = this.opts.detached ?? false;
     const env = { ...process.env, ...this.opts.env };
     if (this.opts.logTo === 'file') {
       const out = openSync(this.logFile, 'a');
       try {
-        proc = spawn(command!, args, { cwd: projectRoot(), env, stdio: ['ignore', out, out], detached });
+        proc = spawn(spawnCmd, spawnArgs, { cwd: projectRoot(), env, stdio: ['ignore', out, out], detached });
       } finally {
         closeSync(out);
       }
     } else {
-      proc = spawn(command!, args, { cwd: projectRoot(), env, stdio: ['ignore', 'pipe', 'pipe'], detached });
+      proc = spawn(spawnCmd, spawnArgs, { cwd: projectRoot(), env, stdio: ['ignore', 'pipe', 'pipe'], detached });
       proc.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));
       proc.stderr!.on('data', (d: Buffer) => (this.output += d.toString()));
     }
@@ -322,6 +378,13 @@ export class TestDaemon {
     }
     await this.stop();
     await sweep(this.cgroupRoot, this.dir);
+    if (this.netnsName) {
+      try {
+        execFileSync('ip', ['netns', 'del', this.netnsName]);
+      } catch {
+        // never made
+      }
+    }
   }
 }
 

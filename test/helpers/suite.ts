@@ -18,7 +18,7 @@ export function useDaemon(what: string, opts: DaemonOptions = {}): TestDaemon | 
     test.skip(`${what} need root`, () => {});
     return undefined;
   }
-  const d = new TestDaemon();
+  const d = new TestDaemon({ ...(opts.cni ? { cni: true } : {}) });
   test.serial.before(async () => {
     await d.init(opts);
   });

@@ -13,7 +13,7 @@ import { launchHelperPath, native, type NamespaceJoin, type SpawnedChild, type S
 import { attachStreams, connectAttach } from './attach.js';
 import { execFailure, failedExec, killSessionLeader, pipeExec, ttyExec } from './exec-streams.js';
 import type { Logger } from '../../log.js';
-import type { AttachHandle, Containerizer, ExecHandle, ExecIO, ExecResult, LaunchRequest, LaunchResult, RecoveryReport, Termination } from '../containerizer.js';
+import type { AttachHandle, Containerizer, ContainerStatus, ExecHandle, ExecIO, ExecResult, LaunchRequest, LaunchResult, RecoveryReport, Termination } from '../containerizer.js';
 import type { ProcessSpec } from '../../store/metadata.js';
 import type { Provisioner } from '../../provisioner/provisioner.js';
 import { readCheckpoint, writeAtomic, writeCheckpoint, type Versioned } from '../../store/checkpoint.js';
@@ -50,6 +50,8 @@ interface Container {
   termination?: Termination;
   /** Set by destroy as soon as the exit status is read, before isolator cleanup ends. */
   exitStatus?: Termination;
+  /** Recovered as terminated: a crash may have cut its isolator cleanup short (cleanup is idempotent). */
+  cleanupUnsure?: boolean;
   waiters: ((t: Termination) => void)[];
   children: Set<string>;
 }
@@ -312,6 +314,9 @@ export class MesosContainerizer implements Containerizer {
     faultPoint('remove-rootfs:before');
     if (config?.kind === 'container' || (!config && id.parent)) await this.opts.provisioner.destroy(id.value);
     faultPoint('remove-rootfs:after');
+    if (config && c?.cleanupUnsure) for (const isolator of [...this.isolatorsFor({ config })].reverse()) await isolator.cleanup(id);
+    // What isolators keep past cleanup (the pod's pinned network namespace), before its dir goes.
+    if (config) for (const isolator of [...this.isolatorsFor({ config })].reverse()) await isolator.remove?.(config);
     if (config) removeRuntimeDir(config.runtimeDir);
     faultPoint('remove-rundir:after');
   }
@@ -325,6 +330,18 @@ export class MesosContainerizer implements Containerizer {
     for (const isolator of this.isolatorsFor(c)) await isolator.check?.(resources);
     for (const isolator of this.isolatorsFor(c)) await isolator.update(id, resources);
     c.config.resources = { ...c.config.resources, ...resources };
+  }
+
+  /** Mesos' status(): the container's addresses and network problems, from its isolators. */
+  async status(id: ContainerId): Promise<ContainerStatus> {
+    const c = this.mustGet(id);
+    const out: ContainerStatus = { ips: [] };
+    for (const isolator of this.isolatorsFor(c)) {
+      const s = await isolator.status(id);
+      if (s.ips?.length) out.ips.push(...s.ips);
+      if (s.networkProblem) out.networkProblem = s.networkProblem;
+    }
+    return out;
   }
 
   async usage(id: ContainerId): Promise<ResourceStatistics> {
@@ -586,6 +603,8 @@ export class MesosContainerizer implements Containerizer {
         if (termination) {
           c.termination = termination;
           c.state = 'TERMINATED';
+          // Destroyed before the restart, but its cleanup may have been cut short: remove redoes it.
+          c.cleanupUnsure = true;
           continue;
         }
         const alive = attach(config.runtimeDir);

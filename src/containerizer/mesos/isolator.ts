@@ -96,6 +96,19 @@ export interface ContainerConfig {
   tty?: boolean;
   stdin?: boolean;
   stdinOnce?: boolean;
+  /** Pods: what the network/cni isolator passes to the plugins (CNI_ARGS and runtimeConfig). */
+  network?: PodNetwork;
+}
+
+/** CRI-shaped network facts of a pod, as containerd hands them to CNI. */
+export interface PodNetwork {
+  podName: string;
+  podNamespace: string;
+  podUid: string;
+  /** CRI port_mappings with a host port (the portMappings capability). */
+  portMappings: { hostPort: number; containerPort: number; protocol: 'tcp' | 'udp' | 'sctp'; hostIP: string }[];
+  /** kubernetes.io/{ingress,egress}-bandwidth, in bits per second (the bandwidth capability). */
+  bandwidth?: { ingressRate?: number; egressRate?: number };
 }
 
 export interface CriMount {
@@ -143,6 +156,10 @@ export interface ResourceStatistics {
 
 export interface IsolatorStatus {
   oomKilled?: boolean;
+  /** The container's addresses (network isolators; IPv4 first). */
+  ips?: string[];
+  /** What a network isolator found wrong with the container's network (a failed CHECK). */
+  networkProblem?: string;
 }
 
 export interface Isolator {
@@ -162,4 +179,6 @@ export interface Isolator {
   status(id: ContainerId): Promise<IsolatorStatus>;
   /** After every process is gone. Unknown ids are fine. */
   cleanup(id: ContainerId): Promise<void>;
+  /** The container is being removed (its runtime dir goes next): drop what was kept for it after cleanup. */
+  remove?(config: ContainerConfig): Promise<void>;
 }

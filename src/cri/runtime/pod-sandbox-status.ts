@@ -8,9 +8,18 @@ export async function podSandboxStatus(ctx: RuntimeContext, req: PodSandboxStatu
   const s = mustSandbox(ctx, req.pod_sandbox_id);
   const modes = namespaceModes(s.config.linux?.security_context?.namespace_options);
   const pid = ctx.containerizer.pid(podId(s.id));
+  // The containerizer may not know the pod (its runtime state is gone after a reboot): no addresses then.
+  const net = modes.network === 'NODE' ? undefined : await ctx.containerizer.status(podId(s.id)).catch(() => undefined);
+  const [ip = '', ...more] = net?.ips ?? [];
   const info: Record<string, string> = {};
   if (req.verbose) {
-    info.info = JSON.stringify({ pid: pid ?? 0, runtimeDir: s.mesos.runtimeDir, cgroupParent: s.mesos.cgroupParent ?? '', config: s.config });
+    info.info = JSON.stringify({
+      pid: pid ?? 0,
+      runtimeDir: s.mesos.runtimeDir,
+      cgroupParent: s.mesos.cgroupParent ?? '',
+      config: s.config,
+      ...(net?.networkProblem ? { networkProblem: net.networkProblem } : {}),
+    });
   }
   return {
     status: {
@@ -18,8 +27,8 @@ export async function podSandboxStatus(ctx: RuntimeContext, req: PodSandboxStatu
       metadata: s.config.metadata,
       state: s.state,
       created_at: s.createdAt,
-      // No CNI yet: a POD-network pod has only loopback, a NODE pod uses the host's address.
-      network: { ip: '', additional_ips: [] },
+      // From the CNI ADD result; a NODE pod uses the host's addresses, which the kubelet knows.
+      network: { ip, additional_ips: more.map((x: string) => ({ ip: x })) },
       linux: { namespaces: { options: { network: modes.network, pid: modes.pid === 'NODE' ? 'NODE' : 'POD', ipc: modes.ipc } } },
       labels: s.config.labels,
       annotations: s.config.annotations,

@@ -1,7 +1,8 @@
 import { runtimeFile } from '../../paths.js';
 import type { RunPodSandboxRequest__Output } from '../../../api/generated/runtime/v1/RunPodSandboxRequest.js';
 import type { RunPodSandboxResponse } from '../../../api/generated/runtime/v1/RunPodSandboxResponse.js';
-import type { ContainerConfig } from '../../containerizer/mesos/isolator.js';
+import type { ContainerConfig, PodNetwork } from '../../containerizer/mesos/isolator.js';
+import type { PodSandboxConfig__Output } from '../../../api/generated/runtime/v1/PodSandboxConfig.js';
 import { sandboxName, type SandboxRecord } from '../../store/metadata.js';
 import { alreadyExists, failedPrecondition, invalidArgument } from '../../errors.js';
 import { nowNanos, podId, podRuntimeDir, type RuntimeContext } from '../context.js';
@@ -52,6 +53,7 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
     sandboxFilesDir: rundir,
     dns: dns ? { servers: dns.servers, searches: dns.searches, options: dns.options } : undefined,
     sysctls: config.linux?.sysctls,
+    network: podNetwork(config),
   };
   const record: SandboxRecord = { id, config, runtimeHandler: handler, createdAt: nowNanos(), state: 'SANDBOX_NOTREADY', mesos };
   try {
@@ -62,7 +64,8 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
     ctx.sandboxes.update(id, { state: 'SANDBOX_READY' });
     ctx.watchSandbox(id);
     ctx.log.info('pod sandbox ready', { pod: id, name });
-    const unapplied = unappliedSandboxFields(config);
+    const networked = modes.network === 'POD' && (await ctx.containerizer.status(podId(id))).ips.length > 0;
+    const unapplied = unappliedSandboxFields(config, networked);
     if (unapplied.length) ctx.log.warn('pod sandbox fields accepted but not applied', { pod: id, fields: unapplied });
     return { pod_sandbox_id: id };
   } catch (err) {
@@ -71,4 +74,41 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
     ctx.names.release(name);
     throw err;
   }
+}
+
+const PROTOCOLS = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' } as const;
+
+/** What CNI gets of the pod (containerd's cniNamespaceOpts): names, port mappings, bandwidth. */
+function podNetwork(config: PodSandboxConfig__Output): PodNetwork {
+  const meta = config.metadata!;
+  const portMappings: PodNetwork['portMappings'] = [];
+  config.port_mappings.forEach((pm, i) => {
+    // As containerd: a mapping without a host port is informational.
+    if (pm.host_port <= 0) return;
+    const protocol = PROTOCOLS[pm.protocol as keyof typeof PROTOCOLS];
+    if (!protocol) throw invalidArgument(`config.port_mappings[${i}].protocol "${String(pm.protocol)}" is not TCP, UDP or SCTP`);
+    if (pm.host_port > 65535) throw invalidArgument(`config.port_mappings[${i}].host_port ${pm.host_port} is not a port`);
+    if (pm.container_port <= 0 || pm.container_port > 65535) throw invalidArgument(`config.port_mappings[${i}].container_port ${pm.container_port} is not a port`);
+    portMappings.push({ hostPort: pm.host_port, containerPort: pm.container_port, protocol, hostIP: pm.host_ip ?? '' });
+  });
+  const net: PodNetwork = { podName: meta.name, podNamespace: meta.namespace, podUid: meta.uid, portMappings };
+  const ingress = bandwidth(config.annotations, 'kubernetes.io/ingress-bandwidth');
+  const egress = bandwidth(config.annotations, 'kubernetes.io/egress-bandwidth');
+  if (ingress || egress) net.bandwidth = { ...(ingress ? { ingressRate: ingress } : {}), ...(egress ? { egressRate: egress } : {}) };
+  return net;
+}
+
+const SUFFIXES: Record<string, number> = { '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60 };
+
+/** A bandwidth annotation (a Kubernetes quantity such as "10M") in bits per second; undefined when absent. */
+export function bandwidth(annotations: Record<string, string> | undefined, key: string): number | undefined {
+  const text = annotations?.[key];
+  if (text === undefined) return undefined;
+  const m = /^(\d+(?:\.\d+)?)([a-zA-Z]*)$/.exec(text.trim());
+  const mult = m ? SUFFIXES[m[2]!] : undefined;
+  if (!m || mult === undefined) throw invalidArgument(`config.annotations["${key}"] "${text}" is not a quantity such as 10M`);
+  const bits = Math.floor(Number(m[1]) * mult);
+  // The kubelet's own limits: 1 kbit/s to 1 Pbit/s.
+  if (bits < 1000 || bits > 1e15) throw invalidArgument(`config.annotations["${key}"] "${text}" is outside 1k..1P bits per second`);
+  return bits;
 }

@@ -9,16 +9,13 @@ export async function status(ctx: RuntimeContext, req: StatusRequest__Output): P
   if (req.verbose) {
     info.config = JSON.stringify(ctx.config);
     info.podCidr = ctx.podCidr;
+    const net = ctx.network?.state();
+    if (net?.ready) info.cniconfig = JSON.stringify({ file: net.file, network: net.list });
   }
   const handlers = ['', ...ctx.config.containerizers.filter((c) => c !== '')];
   const conditions: RuntimeCondition[] = [
     { type: 'RuntimeReady', status: true, reason: '', message: '' },
-    {
-      type: 'NetworkReady',
-      status: false,
-      reason: 'NetworkPluginNotReady',
-      message: 'CNI is not implemented yet: POD-network pods get a private network namespace with loopback only',
-    },
+    networkCondition(ctx),
   ];
   const quarantined = ctx.quarantine.list();
   if (quarantined.length) {
@@ -40,4 +37,14 @@ export async function status(ctx: RuntimeContext, req: StatusRequest__Output): P
     features: { supplemental_groups_policy: false },
     info,
   };
+}
+
+/** NetworkReady: a valid CNI network is configured (the conf dir is watched). */
+function networkCondition(ctx: RuntimeContext): RuntimeCondition {
+  const net = ctx.network?.state();
+  if (!net) {
+    return { type: 'NetworkReady', status: false, reason: 'NetworkPluginNotReady', message: 'the posix launcher has no network isolator: only NODE-network pods run' };
+  }
+  if (net.ready) return { type: 'NetworkReady', status: true, reason: '', message: '' };
+  return { type: 'NetworkReady', status: false, reason: net.reason, message: net.message };
 }

@@ -36,10 +36,13 @@ export function unappliedContainerFields(config: ContainerConfig__Output): strin
   return out;
 }
 
-export function unappliedSandboxFields(config: PodSandboxConfig__Output): string[] {
+/** `cniNetwork`: the pod got a CNI network (port_mappings then go to the portmap plugin). */
+export function unappliedSandboxFields(config: PodSandboxConfig__Output, cniNetwork: boolean): string[] {
   const out: string[] = [];
   const sc = config.linux?.security_context;
-  if (config.port_mappings.length) out.push('port_mappings');
+  // A NODE pod's ports are the host's own; a POD pod without a CNI network cannot map any.
+  const hostNetwork = sc?.namespace_options?.network === 'NODE';
+  if (config.port_mappings.length && !hostNetwork && !cniNetwork) out.push('port_mappings');
   if (config.linux?.overhead) out.push('linux.overhead');
   if (sc) {
     if (confined(sc.seccomp)) out.push('linux.security_context.seccomp');

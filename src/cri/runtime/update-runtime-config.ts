@@ -4,8 +4,8 @@ import type { RuntimeContext } from '../context.js';
 import { invalidArgument } from '../../errors.js';
 
 /**
- * kubelet sends the node's pod CIDR at start. Without CNI nothing consumes it
- * yet; it is kept (and shown by verbose Status) for the network isolator.
+ * kubelet sends the node's pod CIDR at start. It is kept (and shown by verbose Status); with
+ * cni_conf_template set and no CNI config in the conf dir, a config is written from the template.
  */
 export async function updateRuntimeConfig(ctx: RuntimeContext, req: UpdateRuntimeConfigRequest__Output): Promise<UpdateRuntimeConfigResponse> {
   const cidr = req.runtime_config?.network_config?.pod_cidr ?? '';
@@ -15,6 +15,7 @@ export async function updateRuntimeConfig(ctx: RuntimeContext, req: UpdateRuntim
   if (cidr && cidr !== ctx.podCidr) {
     ctx.podCidr = cidr;
     ctx.log.info('pod CIDR updated', { podCidr: cidr });
+    await ctx.network?.podCidr(cidr);
   }
   return {};
 }

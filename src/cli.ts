@@ -29,7 +29,8 @@ function withConfigFlags(cmd: Command): Command {
     .option('--stream-server-port <port>', `its port, 0 for a free one (default ${d.streamServerPort})`)
     .option('--stream-idle-timeout <duration>', `close a stream idle this long (default ${d.streamIdleTimeout})`)
     .option('--stream-tls-cert <path>', 'PEM certificate: serve streams over TLS (with --stream-tls-key)')
-    .option('--stream-tls-key <path>', 'PEM key of --stream-tls-cert');
+    .option('--stream-tls-key <path>', 'PEM key of --stream-tls-cert')
+    .option('--seccomp-default <bool>', `RuntimeDefault seccomp for containers that name no profile (default ${d.seccompDefault})`);
 }
 
 function configFrom(opts: Record<string, string | undefined>): DaemonConfig {

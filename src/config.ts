@@ -50,6 +50,12 @@ export interface DaemonConfig {
   /** PEM certificate and key: serve the streams over TLS (both or neither) */
   streamTlsCert: string;
   streamTlsKey: string;
+  /**
+   * A container with no seccomp profile (no `seccomp` message and an empty
+   * `seccomp_profile_path`) gets RuntimeDefault rather than none (CRI-O's
+   * seccomp_use_default_when_empty; the kubelet always sends an explicit type).
+   */
+  seccompDefault: boolean;
 }
 
 /** TOML `[registry]`. */
@@ -104,6 +110,7 @@ export function defaultConfig(): DaemonConfig {
     streamIdleTimeout: '4h',
     streamTlsCert: '',
     streamTlsKey: '',
+    seccompDefault: false,
   };
 }
 
@@ -128,6 +135,7 @@ const TOML_KEYS: Record<string, keyof DaemonConfig> = {
   stream_idle_timeout: 'streamIdleTimeout',
   stream_tls_cert: 'streamTlsCert',
   stream_tls_key: 'streamTlsKey',
+  seccomp_default: 'seccompDefault',
 };
 
 export function parseConfigToml(text: string, base: DaemonConfig = defaultConfig()): DaemonConfig {

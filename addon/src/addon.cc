@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "../common/fd_passing.h"
+#include "../common/seccomp_filter.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -149,6 +150,9 @@ struct Spawn {
   uint64_t caps = 0;
   int capLast = 40;
   bool noNewPrivs = false;
+  // Compiled on the calling thread before the clone (libseccomp allocates); F only installs it.
+  bool hasSeccomp = false;
+  std::vector<sock_filter> seccomp;
   bool doSetsid = true;
   int devnull = -1;
   // >= 0: F opens a terminal in its (joined) mount namespace's /dev/ptmx, makes the slave
@@ -326,6 +330,8 @@ int OpenPty(Spawn* s, int high) {
   if (syscall(SYS_close_range, (unsigned)n, ~0u, 0u) < 0) ChildFail(s, "close-range", errno);
 
   if (s->hasCwd && chdir(s->cwd.c_str()) < 0) ChildFail(s, "chdir", errno);
+  // Without no_new_privs installing a filter needs CAP_SYS_ADMIN: before the credentials change.
+  if (s->hasSeccomp && !s->noNewPrivs && seccompf::Install(s->seccomp) < 0) ChildFail(s, "seccomp", errno);
   // Raw syscalls: glibc's set*id would try to broadcast to the daemon's threads.
   if (s->hasGroups) {
     if (syscall(SYS_setgroups, s->groups.size(), s->groups.data()) < 0) ChildFail(s, "setgroups", errno);
@@ -355,6 +361,8 @@ int OpenPty(Spawn* s, int high) {
     if (syscall(SYS_capset, &hdr, data) < 0) ChildFail(s, "capset", errno);
   }
   if (s->noNewPrivs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) ChildFail(s, "no-new-privs", errno);
+  // With no_new_privs, the last step before exec (after it: sigprocmask and execve only).
+  if (s->hasSeccomp && s->noNewPrivs && seccompf::Install(s->seccomp) < 0) ChildFail(s, "seccomp", errno);
 
   sigset_t none;
   sigemptyset(&none);
@@ -890,6 +898,18 @@ bool PrepareSpawn(Napi::Env env, Napi::Object o, Spawn* s) {
   }
   Napi::Value nnp = o.Get("noNewPrivs");
   if (nnp.IsBoolean()) s->noNewPrivs = nnp.As<Napi::Boolean>().Value();
+  Napi::Value sc = o.Get("seccomp");
+  if (sc.IsString()) {
+    std::string err = seccompf::Compile(sc.As<Napi::String>().Utf8Value(), &s->seccomp);
+    if (!err.empty()) {
+      Napi::Error::New(env, err).ThrowAsJavaScriptException();
+      return false;
+    }
+    s->hasSeccomp = true;
+  } else if (!sc.IsUndefined() && !sc.IsNull()) {
+    Napi::TypeError::New(env, "seccomp must be a string").ThrowAsJavaScriptException();
+    return false;
+  }
   Napi::Value setsidV = o.Get("setsid");
   if (setsidV.IsBoolean()) s->doSetsid = setsidV.As<Napi::Boolean>().Value();
   bool hasPty;

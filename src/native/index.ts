@@ -46,6 +46,12 @@ export interface SpawnOptions {
   capabilities?: string;
   /** PR_SET_NO_NEW_PRIVS before exec. */
   noNewPrivs?: boolean;
+  /**
+   * A seccomp filter in the text form of src/security/seccomp/compile.ts: compiled before the clone
+   * (a bad one throws), installed in the final child (before the credentials change without
+   * noNewPrivs, which needs CAP_SYS_ADMIN; last before exec with it).
+   */
+  seccomp?: string;
   /** PATH value used to search `file` when it has no slash. */
   searchPath?: string;
   /** setsid() in the final child (default true). */

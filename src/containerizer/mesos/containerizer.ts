@@ -139,6 +139,7 @@ export class MesosContainerizer implements Containerizer {
       for (const e of p.env) plan.push(['env', e]);
       if (p.capabilities !== undefined) plan.push(['capabilities', BigInt('0x' + p.capabilities)]);
       if (p.noNewPrivs) plan.push(['no-new-privs']);
+      if (p.seccomp !== undefined) plan.push(['seccomp', p.seccomp]);
       plan.push(['stdio', c.config.tty ? 1 : 0, c.config.stdin ? 1 : 0, c.config.stdinOnce ? 1 : 0]);
       plan.push(['argv', ...p.argv]);
       for (const fifo of [runtimeFile(rundir, 'execFifo'), runtimeFile(rundir, 'ctlFifo')]) {
@@ -399,6 +400,7 @@ export class MesosContainerizer implements Containerizer {
       groups: proc.groups,
       ...(proc.capabilities !== undefined ? { capabilities: proc.capabilities } : {}),
       noNewPrivs: proc.noNewPrivs ?? false,
+      ...(proc.seccomp !== undefined ? { seccomp: proc.seccomp } : {}),
       searchPath: proc.env.find((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH,
       ...io,
     };

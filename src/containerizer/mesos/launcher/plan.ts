@@ -50,6 +50,9 @@
 // Settings applied in the forked command (container mode):
 //   cwd <dir>  user <uid> <gid>  groups <gid>...  env <KEY=VALUE>  argv <arg0> <arg>...
 //   no-new-privs  capabilities <hex mask kept in every set>
+//   seccomp <filter text>   (addon/common/seccomp_filter.h): compiled by the helper before it forks
+//                           the init; installed before the user and capabilities change without
+//                           no-new-privs (it needs CAP_SYS_ADMIN), as the last step before exec with it
 //
 // Container mode: the helper runs rundir, log and new-pid-ns itself, then forks
 // the container's init, which runs every other setup op (so that /proc is
@@ -96,7 +99,8 @@ export type PlanOp =
   | ['env', string]
   | ['argv', ...string[]]
   | ['no-new-privs']
-  | ['capabilities', bigint];
+  | ['capabilities', bigint]
+  | ['seccomp', string];
 
 function escapeField(value: string): string {
   return value.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n');

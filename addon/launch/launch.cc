@@ -1519,6 +1519,8 @@ int main(int argc, char** argv) {
   if (mode == "container") ContainerMain(ops, sigfd);
 
   for (const auto& op : ops) RunOp(op);
+  // The pod's profile confines the pause helper too (root with CAP_SYS_ADMIN: no no_new_privs needed).
+  if (gState.settings.hasSeccomp && seccompf::Install(gState.settings.seccomp) < 0) SetupFail(ErrStr("seccomp", errno));
   AnswerOk();
   PauseLoop(sigfd);
 }

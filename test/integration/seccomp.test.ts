@@ -3,7 +3,7 @@ import test from 'ava';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
-import { podConfig, containerConfig } from '../helpers/daemon.js';
+import { podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
 import { useDaemon } from '../helpers/suite.js';
 
 const d = useDaemon('seccomp tests');
@@ -120,5 +120,26 @@ if (d) {
     t.regex(missing!.message, /\/nonexistent\/profile\.json/);
     await d.client.call('StopPodSandbox', { pod_sandbox_id: pod });
     await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+  });
+
+  test.serial('the pod\'s profile confines its pause helper (as containerd\'s pause container); none leaves it unconfined', async (t) => {
+    const pausePid = async (pod: string) =>
+      waitFor('pod pid', async () => {
+        const s = await d.client.call('PodSandboxStatus', { pod_sandbox_id: pod, verbose: true });
+        const pid = (JSON.parse(s.info.info) as { pid: number }).pid;
+        return pid > 0 ? pid : undefined;
+      });
+    const seccompOf = (pid: number) => /^Seccomp:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    for (const [name, sc, want] of [['pod-default', { seccomp: { profile_type: 'RuntimeDefault' } }, '2'], ['pod-none', {}, '0']] as const) {
+      const cfg = podConfig(name, {}, join(d.logDir, name));
+      Object.assign(cfg.linux.security_context, sc);
+      const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg });
+      t.is(seccompOf(await pausePid(pod)), want, name);
+      // A container still starts in it, and the pod stops cleanly.
+      const out = await run(pod, cfg, 'in-pod', {}, "echo alive");
+      t.regex(out, /^alive$/m);
+      await d.client.call('StopPodSandbox', { pod_sandbox_id: pod });
+      await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+    }
   });
 }

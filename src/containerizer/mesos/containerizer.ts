@@ -131,6 +131,7 @@ export class MesosContainerizer implements Containerizer {
     if (req.logPath) plan.push(['log', req.logPath]);
     plan.push(...info.setup);
     if (c.config.oomScoreAdj !== undefined) plan.push(['oom-score-adj', c.config.oomScoreAdj]);
+    if (!nested && req.seccomp !== undefined) plan.push(['seccomp', req.seccomp]);
     if (nested) {
       if (!req.process) throw invalidArgument('a nested container needs a process to run');
       const p = await req.process(c.config.rootfs);

@@ -40,8 +40,6 @@ export function unappliedSandboxFields(config: PodSandboxConfig__Output): string
   if (config.port_mappings.length) out.push('port_mappings');
   if (config.linux?.overhead) out.push('linux.overhead');
   if (sc) {
-    if (confined(sc.seccomp)) out.push('linux.security_context.seccomp');
-    if (sc.seccomp_profile_path && sc.seccomp_profile_path !== 'unconfined') out.push('linux.security_context.seccomp_profile_path');
     if (confined(sc.apparmor)) out.push('linux.security_context.apparmor');
     if (selinux(sc.selinux_options)) out.push('linux.security_context.selinux_options');
     // The pod's pause helper runs as root with no rootfs of its own.

@@ -12,7 +12,6 @@
       "target_name": "cri-mesos-launch",
       "type": "executable",
       "sources": ["launch/launch.cc"],
-      "libraries": ["-lseccomp"],
       "defines": ["_GNU_SOURCE"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
     }

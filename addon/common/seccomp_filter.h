@@ -1,6 +1,8 @@
 // Seccomp for the addon's spawned processes and cri-mesos-launch's containers, as runc does it:
 // Compile() runs libseccomp (which allocates: not async-signal-safe) BEFORE any fork or clone and
 // leaves a plain BPF program in memory; Install() is one raw syscall, safe in a child after clone.
+// Only the addon compiles (and caches: addon.cc CompiledSeccomp); the launch helper gets the
+// program in its plan and only installs it, so it does not link libseccomp.
 //
 // The filter comes from TypeScript already resolved (src/security/seccomp/compile.ts writes it),
 // one item per line, fields separated by single spaces:

@@ -197,7 +197,7 @@ struct Settings {
   bool noNewPrivs = false;
   bool hasCaps = false;
   uint64_t caps = 0;
-  // The seccomp op: compiled by the helper before it forks the init (libseccomp allocates).
+  // The seccomp op: a compiled BPF program, installed by the init.
   bool hasSeccomp = false;
   std::vector<sock_filter> seccomp;
 };
@@ -562,8 +562,19 @@ void RunOp(const std::vector<std::string>& f) {
     set.noNewPrivs = true;
   } else if (op == "seccomp") {
     need(1);
-    std::string err = seccompf::Compile(f[1], &set.seccomp);
-    if (!err.empty()) SetupFail(err);
+    // The BPF program in hex (the daemon compiled it: addon seccompCompile); kept until the init
+    // installs it, which is then one syscall.
+    const std::string& hex = f[1];
+    size_t bytes = hex.size() / 2;
+    if (hex.size() % 2 || bytes == 0 || bytes % sizeof(sock_filter) || bytes / sizeof(sock_filter) > BPF_MAXINSNS)
+      SetupFail("seccomp: bad program length");
+    set.seccomp.resize(bytes / sizeof(sock_filter));
+    unsigned char* p = reinterpret_cast<unsigned char*>(set.seccomp.data());
+    for (size_t i = 0; i < bytes; i++) {
+      unsigned long long b;
+      if (!ParseNum(hex.substr(2 * i, 2), 16, &b)) SetupFail("seccomp: bad hex in the program");
+      p[i] = (unsigned char)b;
+    }
     set.hasSeccomp = true;
   } else if (op == "capabilities") {
     need(1);

@@ -50,9 +50,10 @@
 // Settings applied in the forked command (container mode):
 //   cwd <dir>  user <uid> <gid>  groups <gid>...  env <KEY=VALUE>  argv <arg0> <arg>...
 //   no-new-privs  capabilities <hex mask kept in every set>
-//   seccomp <filter text>   (addon/common/seccomp_filter.h): compiled by the helper before it forks
-//                           the init; installed before the user and capabilities change without
-//                           no-new-privs (it needs CAP_SYS_ADMIN), as the last step before exec with it
+//   seccomp <hex BPF>       the compiled program (struct sock_filter[], native seccompCompile); the
+//                           init installs it before the user and capabilities change without
+//                           no-new-privs (that needs CAP_SYS_ADMIN), as the last step before exec
+//                           with it; pause mode: before "ok"
 //
 // Container mode: the helper runs rundir, log and new-pid-ns itself, then forks
 // the container's init, which runs every other setup op (so that /proc is

@@ -1,10 +1,12 @@
 // Seccomp (issue 11): what a container's processes can observe under each CRI profile.
 import test from 'ava';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
 import { useDaemon } from '../helpers/suite.js';
+import { collect, spdyExec } from '../helpers/stream-client.js';
 
 const d = useDaemon('seccomp tests');
 if (d) {
@@ -32,7 +34,7 @@ if (d) {
   }
   const field = (out: string, key: string) => new RegExp(`^${key}[=:]\\s*(\\S+)`, 'm').exec(out)?.[1];
 
-  test.serial('RuntimeDefault: Seccomp 2, namespaces, mounts and hostname refused with EPERM, shell work fine; ExecSync too', async (t) => {
+  test.serial('RuntimeDefault: Seccomp 2; unshare, mount, hostname and keyctl refused with EPERM, shell work fine; ExecSync and Exec too', async (t) => {
     const cfg = podConfig('seccomp-default', {}, join(d.logDir, 'seccomp-default'));
     const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg });
     const out = await run(pod, cfg, 'default', { seccomp: { profile_type: 'RuntimeDefault' } });
@@ -52,6 +54,28 @@ if (d) {
     const admin = await run(pod, cfg, 'admin', { seccomp: { profile_type: 'RuntimeDefault' }, capabilities: { add_capabilities: ['SYS_ADMIN'] } });
     t.is(field(admin, 'Seccomp'), '2', admin);
     t.is(field(admin, 'hostname'), '0', admin);
+    // keyctl: busybox has no applet, so a static probe from the host is bind-mounted in.
+    const probe = join(d.dir, 'keyctl-probe');
+    writeFileSync(`${probe}.c`, [
+      '#include <errno.h>', '#include <stdio.h>', '#include <string.h>', '#include <sys/syscall.h>', '#include <unistd.h>',
+      // KEYCTL_GET_KEYRING_ID (0) of KEY_SPEC_SESSION_KEYRING (-3), creating it (1)
+      'int main(void) { long r = syscall(SYS_keyctl, 0, -3, 1); printf("keyctl=%s\\n", r < 0 ? strerror(errno) : "ok"); return 0; }',
+    ].join('\n'));
+    execFileSync('gcc', ['-static', '-O', '-o', probe, `${probe}.c`]);
+    const withProbe = async (name: string, seccomp: object) => {
+      const { container_id } = await d.client.call('CreateContainer', {
+        pod_sandbox_id: pod,
+        config: containerConfig(name, ['/keyctl-probe'], {
+          linux: { security_context: { seccomp } },
+          mounts: [{ container_path: '/keyctl-probe', host_path: probe, readonly: true }],
+        }),
+        sandbox_config: cfg,
+      });
+      await d.client.call('StartContainer', { container_id });
+      return readFileSync((await d.waitExited(container_id)).log_path, 'utf8');
+    };
+    t.regex(await withProbe('keyctl-default', { profile_type: 'RuntimeDefault' }), /keyctl=Operation not permitted/);
+    t.regex(await withProbe('keyctl-unconfined', { profile_type: 'Unconfined' }), /keyctl=ok/);
     // The deprecated path form, and ExecSync processes, with and without no_new_privs.
     for (const nnp of [false, true]) {
       const { container_id } = await d.client.call('CreateContainer', {
@@ -66,6 +90,11 @@ if (d) {
       t.is(field(eo, 'Seccomp_filters'), '1', eo);
       t.regex(eo, /unshare.*Operation not permitted/);
       t.is(field(eo, 'shell'), '0', eo);
+      // Streaming Exec: the same DEBUG container, so the same filter.
+      const { url } = await d.client.call('Exec', { container_id, cmd: ['grep', '^Seccomp:', '/proc/self/status'], stdout: true, stderr: false, stdin: false, tty: false });
+      const c = await spdyExec(url as string, { stdout: true });
+      t.regex((await collect(c.stdout!)).toString(), /^Seccomp:\s+2$/m);
+      await c.status;
     }
     await d.client.call('StopPodSandbox', { pod_sandbox_id: pod });
     await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });

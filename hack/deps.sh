@@ -10,6 +10,8 @@ command -v g++ >/dev/null 2>&1 || need+=(g++)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+# libseccomp compiles the seccomp filters (linked into the addon and the launch helper).
+[ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 if [ "${1:-}" = --test ]; then
   # Only the tests need these: a loopback registry, htpasswd (bcrypt) and openssl for its token auth,
   # and the zstd CLI to make zstd-compressed layers.

@@ -59,6 +59,12 @@ export interface DaemonConfig {
    * config and UpdateRuntimeConfig gives a pod CIDR, it is written to the conf dir. '' = off.
    */
   cniConfTemplate: string;
+  /**
+   * A container with no seccomp profile (no `seccomp` message and an empty
+   * `seccomp_profile_path`) gets RuntimeDefault rather than none (CRI-O's
+   * seccomp_use_default_when_empty; the kubelet always sends an explicit type).
+   */
+  seccompDefault: boolean;
 }
 
 /** TOML `[registry]`. */
@@ -116,6 +122,7 @@ export function defaultConfig(): DaemonConfig {
     cniConfDir: '/etc/cni/net.d',
     cniBinDirs: ['/opt/cni/bin', '/usr/lib/cni'],
     cniConfTemplate: '',
+    seccompDefault: false,
   };
 }
 
@@ -143,6 +150,7 @@ const TOML_KEYS: Record<string, keyof DaemonConfig> = {
   cni_conf_dir: 'cniConfDir',
   cni_bin_dirs: 'cniBinDirs',
   cni_conf_template: 'cniConfTemplate',
+  seccomp_default: 'seccompDefault',
 };
 
 export function parseConfigToml(text: string, base: DaemonConfig = defaultConfig()): DaemonConfig {

@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "../common/fd_passing.h"
+#include "../common/seccomp_filter.h"
 
 namespace {
 
@@ -196,6 +197,9 @@ struct Settings {
   bool noNewPrivs = false;
   bool hasCaps = false;
   uint64_t caps = 0;
+  // The seccomp op: a compiled BPF program, installed by the init.
+  bool hasSeccomp = false;
+  std::vector<sock_filter> seccomp;
 };
 
 struct State {
@@ -556,6 +560,22 @@ void RunOp(const std::vector<std::string>& f) {
     set.argv.assign(f.begin() + 1, f.end());
   } else if (op == "no-new-privs") {
     set.noNewPrivs = true;
+  } else if (op == "seccomp") {
+    need(1);
+    // The BPF program in hex (the daemon compiled it: addon seccompCompile); kept until the init
+    // installs it, which is then one syscall.
+    const std::string& hex = f[1];
+    size_t bytes = hex.size() / 2;
+    if (hex.size() % 2 || bytes == 0 || bytes % sizeof(sock_filter) || bytes / sizeof(sock_filter) > BPF_MAXINSNS)
+      SetupFail("seccomp: bad program length");
+    set.seccomp.resize(bytes / sizeof(sock_filter));
+    unsigned char* p = reinterpret_cast<unsigned char*>(set.seccomp.data());
+    for (size_t i = 0; i < bytes; i++) {
+      unsigned long long b;
+      if (!ParseNum(hex.substr(2 * i, 2), 16, &b)) SetupFail("seccomp: bad hex in the program");
+      p[i] = (unsigned char)b;
+    }
+    set.hasSeccomp = true;
   } else if (op == "capabilities") {
     need(1);
     unsigned long long mask;
@@ -631,6 +651,9 @@ struct CommandStdio {
     if (MkdirP(set.cwd, 0755) < 0) ChildDie(127, ErrStr("mkdir cwd \"" + set.cwd + "\"", errno));
     if (chdir(set.cwd.c_str()) < 0) ChildDie(127, ErrStr("chdir to cwd \"" + set.cwd + "\"", errno));
   }
+  // Without no_new_privs the kernel wants CAP_SYS_ADMIN to install a filter: so now, before the
+  // user and the capabilities change (runc's order). The filter then sees setgroups..capset.
+  if (set.hasSeccomp && !set.noNewPrivs && seccompf::Install(set.seccomp) < 0) ChildDie(127, ErrStr("seccomp", errno));
   if (set.hasCaps) ApplyCaps(set);
   if (set.hasCaps && set.hasUser && set.uid != 0 && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
     ChildDie(127, ErrStr("prctl(PR_SET_KEEPCAPS)", errno));
@@ -658,6 +681,8 @@ struct CommandStdio {
     if (e.compare(0, 5, "PATH=") == 0) path = e.substr(5);
   }
   envp.push_back(nullptr);
+  // With no_new_privs, the last step before exec (after it: sigprocmask, the PATH search, execve).
+  if (set.hasSeccomp && set.noNewPrivs && seccompf::Install(set.seccomp) < 0) ChildDie(127, ErrStr("seccomp", errno));
   if (sigprocmask(SIG_SETMASK, &none, nullptr) < 0) ChildDie(127, ErrStr("sigprocmask", errno));
 
   const std::string& file = set.argv[0];
@@ -847,7 +872,7 @@ bool IsHelperOp(const std::string& op) { return op == "rundir" || op == "log" ||
 
 bool IsSettingOp(const std::string& op) {
   return op == "cwd" || op == "user" || op == "groups" || op == "env" || op == "argv" || op == "no-new-privs" ||
-         op == "capabilities";
+         op == "capabilities" || op == "seccomp";
 }
 
 struct Child {
@@ -1505,6 +1530,8 @@ int main(int argc, char** argv) {
   if (mode == "container") ContainerMain(ops, sigfd);
 
   for (const auto& op : ops) RunOp(op);
+  // The pod's profile confines the pause helper too (root with CAP_SYS_ADMIN: no no_new_privs needed).
+  if (gState.settings.hasSeccomp && seccompf::Install(gState.settings.seccomp) < 0) SetupFail(ErrStr("seccomp", errno));
   AnswerOk();
   PauseLoop(sigfd);
 }

@@ -17,6 +17,8 @@ export interface LaunchRequest {
   process?: (rootfs: string | undefined) => Promise<ProcessSpec>;
   /** absolute CRI log path; '' or undefined discards output */
   logPath?: string;
+  /** top-level (pod) containers: the pause helper's seccomp filter (nested ones carry theirs in the process) */
+  seccomp?: string;
 }
 
 export interface Termination {

@@ -46,6 +46,12 @@ export interface SpawnOptions {
   capabilities?: string;
   /** PR_SET_NO_NEW_PRIVS before exec. */
   noNewPrivs?: boolean;
+  /**
+   * A seccomp filter in the text form of src/security/seccomp/compile.ts: compiled before the clone
+   * (a bad one throws), installed in the final child (before the credentials change without
+   * noNewPrivs, which needs CAP_SYS_ADMIN; last before exec with it).
+   */
+  seccomp?: string;
   /** PATH value used to search `file` when it has no slash. */
   searchPath?: string;
   /** setsid() in the final child (default true). */
@@ -111,6 +117,11 @@ export interface NativeAddon {
   /** pipe2(O_CLOEXEC): [readFd, writeFd]. */
   pipe(): [number, number];
   mkfifo(path: string, mode: number): void;
+  /**
+   * A seccomp filter (text of src/security/seccomp/compile.ts) compiled with libseccomp to its BPF
+   * program (struct sock_filter[]), for the launch helper. Cached by text; throws on a bad filter.
+   */
+  seccompCompile(text: string): Buffer;
   mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void;
   umount2(target: string, flags: number): void;
   mknod(path: string, mode: number, major: number, minor: number): void;

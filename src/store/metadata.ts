@@ -32,6 +32,8 @@ export interface ProcessSpec {
   /** Capability mask (hex) kept in every set; absent = keep all (privileged). */
   capabilities?: string;
   noNewPrivs?: boolean;
+  /** The seccomp filter, resolved for this container (src/security/seccomp/compile.ts); absent = unconfined. */
+  seccomp?: string;
 }
 
 export interface ContainerRecord {

@@ -133,6 +133,7 @@ export class MesosContainerizer implements Containerizer {
     if (req.logPath) plan.push(['log', req.logPath]);
     plan.push(...info.setup);
     if (c.config.oomScoreAdj !== undefined) plan.push(['oom-score-adj', c.config.oomScoreAdj]);
+    if (!nested && req.seccomp !== undefined) plan.push(['seccomp', native().seccompCompile(req.seccomp).toString('hex')]);
     if (nested) {
       if (!req.process) throw invalidArgument('a nested container needs a process to run');
       const p = await req.process(c.config.rootfs);
@@ -141,6 +142,7 @@ export class MesosContainerizer implements Containerizer {
       for (const e of p.env) plan.push(['env', e]);
       if (p.capabilities !== undefined) plan.push(['capabilities', BigInt('0x' + p.capabilities)]);
       if (p.noNewPrivs) plan.push(['no-new-privs']);
+      if (p.seccomp !== undefined) plan.push(['seccomp', native().seccompCompile(p.seccomp).toString('hex')]);
       plan.push(['stdio', c.config.tty ? 1 : 0, c.config.stdin ? 1 : 0, c.config.stdinOnce ? 1 : 0]);
       plan.push(['argv', ...p.argv]);
       for (const fifo of [runtimeFile(rundir, 'execFifo'), runtimeFile(rundir, 'ctlFifo')]) {
@@ -416,6 +418,7 @@ export class MesosContainerizer implements Containerizer {
       groups: proc.groups,
       ...(proc.capabilities !== undefined ? { capabilities: proc.capabilities } : {}),
       noNewPrivs: proc.noNewPrivs ?? false,
+      ...(proc.seccomp !== undefined ? { seccomp: proc.seccomp } : {}),
       searchPath: proc.env.find((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH,
       ...io,
     };

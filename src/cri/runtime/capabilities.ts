@@ -59,3 +59,8 @@ export function capabilityMask(privileged: boolean, add: string[], drop: string[
   const missing = mask & wanted & ~have;
   return { mask: mask & have, unavailable: CAPS.filter((_c, i) => (missing >> BigInt(i)) & 1n).map((c) => `CAP_${c}`) };
 }
+
+/** The names (CAP_…) of the capabilities in a mask. */
+export function capabilityNames(mask: bigint): string[] {
+  return CAPS.filter((_c, i) => (mask >> BigInt(i)) & 1n).map((c) => `CAP_${c}`);
+}

@@ -11,7 +11,8 @@ import { containerName, type ContainerRecord, type ProcessSpec, type SandboxReco
 import { containerId, containerRuntimeDir, nowNanos, podId, type RuntimeContext } from '../context.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from '../../errors.js';
 import { checkName, destroyFailedLaunch, findContainer, mustSandbox, namespaceModes, newId, toLimits } from './common.js';
-import { capabilityMask } from './capabilities.js';
+import { capabilityMask, capabilityNames } from './capabilities.js';
+import { chooseSeccomp, hostTarget, seccompFilter } from '../../security/seccomp/compile.js';
 import { criMounts } from './mounts.js';
 import { unappliedContainerFields } from './unapplied.js';
 import { holdCreate } from '../../fault.js';
@@ -188,7 +189,15 @@ async function buildProcess(ctx: RuntimeContext, config: ContainerConfig__Output
   const hostname = sandbox.mesos.namespaces.network === 'NODE' ? '' : sandbox.config.hostname;
   const caps = capabilityMask(sc?.privileged ?? false, sc?.capabilities?.add_capabilities ?? [], sc?.capabilities?.drop_capabilities ?? []);
   if (caps.unavailable.length) ctx.log.warn('capabilities the runtime does not hold are not given', { container: config.metadata?.name, capabilities: caps.unavailable });
+  const field = 'linux.security_context';
+  const seccomp = seccompFilter(
+    chooseSeccomp(sc, ctx.config.seccompDefault, field),
+    // Privileged (no mask) is unconfined.
+    hostTarget(capabilityNames(caps.mask ?? 0n)),
+    field,
+  );
   return {
+    ...(seccomp !== undefined ? { seccomp } : {}),
     ...(caps.mask !== undefined ? { capabilities: caps.mask.toString(16) } : {}),
     noNewPrivs: sc?.no_new_privs ?? false,
     argv,

@@ -6,6 +6,8 @@ import type { PodSandboxConfig__Output } from '../../../api/generated/runtime/v1
 import { sandboxName, type SandboxRecord } from '../../store/metadata.js';
 import { alreadyExists, failedPrecondition, invalidArgument } from '../../errors.js';
 import { nowNanos, podId, podRuntimeDir, type RuntimeContext } from '../context.js';
+import { capabilityNames, runtimeBoundingSet } from './capabilities.js';
+import { chooseSeccomp, hostTarget, seccompFilter } from '../../security/seccomp/compile.js';
 import { unappliedSandboxFields } from './unapplied.js';
 import { checkName, destroyFailedLaunch, namespaceModes, newId, toLimits } from './common.js';
 
@@ -26,6 +28,13 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
   const resources = toLimits(config.linux?.resources, 'config.linux.resources');
   const psc = config.linux?.security_context;
   if (psc?.run_as_group && !psc.run_as_user) throw invalidArgument('config.linux.security_context.run_as_group needs run_as_user');
+  // As containerd does for its pause container: the pod's profile confines the pause helper, which
+  // runs as root with the runtime's capabilities.
+  const seccomp = seccompFilter(
+    chooseSeccomp(psc, ctx.config.seccompDefault, 'config.linux.security_context'),
+    hostTarget(capabilityNames(runtimeBoundingSet())),
+    'config.linux.security_context',
+  );
   const id = newId();
   const name = sandboxName(config);
   const owner = ctx.names.reserve(name, id);
@@ -59,7 +68,7 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
   try {
     // Checkpoint first: a crash mid-launch leaves a record that recovery can clean up.
     ctx.sandboxes.put(record);
-    const result = await ctx.containerizer.launch({ config: mesos, runtimeHandler: handler });
+    const result = await ctx.containerizer.launch({ config: mesos, runtimeHandler: handler, ...(seccomp !== undefined ? { seccomp } : {}) });
     if (result === 'NOT_SUPPORTED') throw failedPrecondition(`no containerizer claims runtime_handler "${handler}"`);
     ctx.sandboxes.update(id, { state: 'SANDBOX_READY' });
     ctx.watchSandbox(id);

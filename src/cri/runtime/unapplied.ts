@@ -24,8 +24,6 @@ export function unappliedContainerFields(config: ContainerConfig__Output): strin
     if (m.mount_options.length) out.push(`mounts[${i}].mount_options`);
   });
   if (sc) {
-    if (confined(sc.seccomp)) out.push('linux.security_context.seccomp');
-    if (sc.seccomp_profile_path && sc.seccomp_profile_path !== 'unconfined') out.push('linux.security_context.seccomp_profile_path');
     if (confined(sc.apparmor)) out.push('linux.security_context.apparmor');
     if (sc.apparmor_profile && sc.apparmor_profile !== 'unconfined') out.push('linux.security_context.apparmor_profile');
     if (selinux(sc.selinux_options)) out.push('linux.security_context.selinux_options');
@@ -45,8 +43,6 @@ export function unappliedSandboxFields(config: PodSandboxConfig__Output, cniNetw
   if (config.port_mappings.length && !hostNetwork && !cniNetwork) out.push('port_mappings');
   if (config.linux?.overhead) out.push('linux.overhead');
   if (sc) {
-    if (confined(sc.seccomp)) out.push('linux.security_context.seccomp');
-    if (sc.seccomp_profile_path && sc.seccomp_profile_path !== 'unconfined') out.push('linux.security_context.seccomp_profile_path');
     if (confined(sc.apparmor)) out.push('linux.security_context.apparmor');
     if (selinux(sc.selinux_options)) out.push('linux.security_context.selinux_options');
     // The pod's pause helper runs as root with no rootfs of its own.

@@ -50,6 +50,10 @@
 // Settings applied in the forked command (container mode):
 //   cwd <dir>  user <uid> <gid>  groups <gid>...  env <KEY=VALUE>  argv <arg0> <arg>...
 //   no-new-privs  capabilities <hex mask kept in every set>
+//   seccomp <hex BPF>       the compiled program (struct sock_filter[], native seccompCompile); the
+//                           init installs it before the user and capabilities change without
+//                           no-new-privs (that needs CAP_SYS_ADMIN), as the last step before exec
+//                           with it; pause mode: before "ok"
 //
 // Container mode: the helper runs rundir, log and new-pid-ns itself, then forks
 // the container's init, which runs every other setup op (so that /proc is
@@ -96,7 +100,8 @@ export type PlanOp =
   | ['env', string]
   | ['argv', ...string[]]
   | ['no-new-privs']
-  | ['capabilities', bigint];
+  | ['capabilities', bigint]
+  | ['seccomp', string];
 
 function escapeField(value: string): string {
   return value.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n');

@@ -1519,6 +1519,57 @@ Napi::Value SetNonblocking(const Napi::CallbackInfo& info) {
 // would go on serving other work in the pod's namespace). As containerd does, 127.0.0.1
 // first, then [::1], serially. The socket keeps its namespace after the thread is gone.
 
+// Runs work(job) on a pthread of its own, which ends afterwards (a thread that setns'd never
+// serves anything else); the job's uv_async (done) settles the promise on the loop. Job has
+// env, deferred, async and tid members; on failure here the job is freed and the promise rejected.
+template <typename Job>
+Napi::Value StartOwnThread(Napi::Env env, napi_deferred d, napi_value promise, Job* c, const char* what, uv_async_cb done, void (*work)(Job*)) {
+  c->env = env;
+  c->deferred = d;
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop) {
+    delete c;
+    napi_reject_deferred(env, d, Napi::Error::New(env, std::string(what) + ": no event loop").Value());
+    return Napi::Value(env, promise);
+  }
+  int rc = uv_async_init(loop, &c->async, done);
+  if (rc < 0) {
+    delete c;
+    napi_reject_deferred(env, d, Napi::Error::New(env, std::string(what) + ": uv_async_init: " + uv_strerror(rc)).Value());
+    return Napi::Value(env, promise);
+  }
+  c->async.data = c;
+  struct Start {
+    Job* job;
+    void (*work)(Job*);
+  };
+  auto* start = new Start{c, work};
+  // std::thread reports a failed pthread_create by throwing, which this build cannot catch:
+  // create it through pthreads' own error path instead.
+  pthread_attr_t attr;
+  int err = pthread_attr_init(&attr);
+  if (err == 0) {
+    err = pthread_create(
+        &c->tid, &attr,
+        [](void* arg) -> void* {
+          auto* st = static_cast<Start*>(arg);
+          Job* job = st->job;
+          void (*fn)(Job*) = st->work;
+          delete st;
+          fn(job);
+          return nullptr;
+        },
+        start);
+    pthread_attr_destroy(&attr);
+  }
+  if (err != 0) {
+    delete start;
+    uv_close(reinterpret_cast<uv_handle_t*>(&c->async), [](uv_handle_t* h) { delete static_cast<Job*>(h->data); });
+    napi_reject_deferred(env, d, ErrnoError(env, err, "pthread_create").Value());
+  }
+  return Napi::Value(env, promise);
+}
+
 struct NetnsConnect {
   std::string path;
   int port = 0;
@@ -1627,43 +1678,10 @@ Napi::Value ConnectInNetns(const Napi::CallbackInfo& info) {
     napi_reject_deferred(env, d, Napi::RangeError::New(env, "port must be 1..65535").Value());
     return Napi::Value(env, promise);
   }
-  uv_loop_t* loop = nullptr;
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop) {
-    napi_reject_deferred(env, d, Napi::Error::New(env, "connectInNetns: no event loop").Value());
-    return Napi::Value(env, promise);
-  }
   auto* c = new NetnsConnect();
   c->path = path;
   c->port = (int)port;
-  c->env = env;
-  c->deferred = d;
-  int rc = uv_async_init(loop, &c->async, OnNetnsConnected);
-  if (rc < 0) {
-    delete c;
-    napi_reject_deferred(env, d, Napi::Error::New(env, std::string("connectInNetns: uv_async_init: ") + uv_strerror(rc)).Value());
-    return Napi::Value(env, promise);
-  }
-  c->async.data = c;
-  // std::thread reports a failed pthread_create by throwing, which this build cannot catch:
-  // create it through pthreads' own error path instead.
-  pthread_attr_t attr;
-  int err = pthread_attr_init(&attr);
-  if (err == 0) {
-    err = pthread_create(
-        &c->tid, &attr,
-        [](void* arg) -> void* {
-          NetnsConnectThread(static_cast<NetnsConnect*>(arg));
-          return nullptr;
-        },
-        c);
-    pthread_attr_destroy(&attr);
-  }
-  if (err != 0) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&c->async), [](uv_handle_t* h) { delete static_cast<NetnsConnect*>(h->data); });
-    napi_reject_deferred(env, d, ErrnoError(env, err, "pthread_create").Value());
-    return Napi::Value(env, promise);
-  }
-  return Napi::Value(env, promise);
+  return StartOwnThread(env, d, promise, c, "connectInNetns", OnNetnsConnected, NetnsConnectThread);
 }
 
 // ---------------------------------------------------------------------------
@@ -1732,40 +1750,9 @@ Napi::Value PinNetns(const Napi::CallbackInfo& info) {
     napi_reject_deferred(env, d, e.Value());
     return Napi::Value(env, promise);
   }
-  uv_loop_t* loop = nullptr;
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop) {
-    napi_reject_deferred(env, d, Napi::Error::New(env, "pinNetns: no event loop").Value());
-    return Napi::Value(env, promise);
-  }
   auto* c = new NetnsPin();
   c->path = path;
-  c->env = env;
-  c->deferred = d;
-  int rc = uv_async_init(loop, &c->async, OnNetnsPinned);
-  if (rc < 0) {
-    delete c;
-    napi_reject_deferred(env, d, Napi::Error::New(env, std::string("pinNetns: uv_async_init: ") + uv_strerror(rc)).Value());
-    return Napi::Value(env, promise);
-  }
-  c->async.data = c;
-  pthread_attr_t attr;
-  int err = pthread_attr_init(&attr);
-  if (err == 0) {
-    err = pthread_create(
-        &c->tid, &attr,
-        [](void* arg) -> void* {
-          NetnsPinThread(static_cast<NetnsPin*>(arg));
-          return nullptr;
-        },
-        c);
-    pthread_attr_destroy(&attr);
-  }
-  if (err != 0) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&c->async), [](uv_handle_t* h) { delete static_cast<NetnsPin*>(h->data); });
-    napi_reject_deferred(env, d, ErrnoError(env, err, "pthread_create").Value());
-    return Napi::Value(env, promise);
-  }
-  return Napi::Value(env, promise);
+  return StartOwnThread(env, d, promise, c, "pinNetns", OnNetnsPinned, NetnsPinThread);
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {

@@ -2,6 +2,7 @@
 // STARTING → PROVISIONING → PREPARING → ISOLATING → FETCHING → RUNNING → DESTROYING.
 // CRI's Create/Start split sits at FETCHING: the launch helper has set the
 // container up and waits on its exec FIFO until start() writes the byte.
+import { listDir } from '../../util/listdir.js';
 import { aborted, dataLoss, failedPrecondition, invalidArgument, isAbsent, notFound, unknown, withContext } from '../../errors.js';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync, constants as fsc } from 'node:fs';
 import { containerDir, containersDir, nestedContainersDir, runtimeFile, RUNTIME_FILES } from '../../paths.js';
@@ -850,15 +851,6 @@ function removeRuntimeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-/** Entries of a directory; a missing one has none (any other error is thrown). */
-function listDir(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
-}
 
 /** Run `fn` over `items`, at most `limit` at a time; never rejects (fn logs its own errors). */
 async function runBounded<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {

@@ -11,6 +11,7 @@
 //              containerizer no longer knows (a reboot) gets its DEL, so no IP leaks.
 // Containers join the pod's namespaces as with network/loopback; NODE pods, and POD pods
 // while no valid network config exists, are network/loopback's.
+import { listDir } from '../../../../util/listdir.js';
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -223,14 +224,6 @@ function unpinNetns(path: string): void {
   rmSync(path, { force: true });
 }
 
-function listDir(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
-}
 
 /** Run the tasks, at most `limit` at a time; never rejects (each task logs its own errors). */
 async function runBounded(tasks: (() => Promise<void>)[], limit: number): Promise<void> {

@@ -12,7 +12,7 @@
 // Containers join the pod's namespaces as with network/loopback; NODE pods, and POD pods
 // while no valid network config exists, are network/loopback's.
 import { listDir } from '../../../../util/listdir.js';
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cniPodFile, cniStateDir, runtimeFile } from '../../../../paths.js';

@@ -11,7 +11,16 @@
 #   /run/cri-mesos-bench-containerd/        socket, config, pid file, log, state, runc root
 #   /var/lib/cri-mesos-bench-containerd/    root (content store, snapshots)
 # IMAGES_DIR must hold busybox.tar and pause.tar (hack/bench/images.ts); without it they are built into the state dir.
-# No CNI: the benchmark only runs host-network pods (NamespaceOption network NODE), like cri-mesos without CNI.
+#
+# By default no CNI: an empty conf dir, for host-network pods (NamespaceOption network NODE) only.
+# A second instance (the benchmark's cni workload) gets, through the environment (the same for start and stop):
+#   CRI_BENCH_CONTAINERD_RUN, CRI_BENCH_CONTAINERD_ROOT   its own state and root instead of the two above
+#   CRI_BENCH_CNI_CONF_DIR, CRI_BENCH_CNI_BIN_DIR         the CNI conf dir and plugin dir containerd uses
+#   CRI_BENCH_NETNS                                       a network namespace file (/run/netns/<name>) that containerd
+#                                                         is started in (nsenter --net), so it, its shims and the CNI
+#                                                         plugins (bridge, iptables rules, IPs) live there, never on
+#                                                         the host's network; the caller makes and deletes it
+# The pods' own namespaces are pinned under the state dir (netns_mounts_under_state_dir), so stop unmounts them too.
 set -euo pipefail
 
 NAME=cri-mesos-bench-containerd
@@ -20,6 +29,9 @@ ROOT=${CRI_BENCH_CONTAINERD_ROOT:-/var/lib/$NAME}
 SOCK=$RUN/containerd.sock
 PIDFILE=$RUN/containerd.pid
 CGROUPS_CREATED=$RUN/cgroups-created
+CNI_CONF_DIR=${CRI_BENCH_CNI_CONF_DIR:-$RUN/cni-conf}
+CNI_BIN_DIR=${CRI_BENCH_CNI_BIN_DIR:-$RUN/cni-bin}
+NETNS=${CRI_BENCH_NETNS:-}
 PAUSE_IMAGE=cri-mesos.test/pause:bench
 HERE=$(cd "$(dirname "$0")" && pwd)
 
@@ -33,7 +45,7 @@ install() {
 }
 
 write_config() {
-  mkdir -p "$RUN/cni-conf" "$RUN/cni-bin" "$ROOT"
+  mkdir -p "$CNI_CONF_DIR" "$CNI_BIN_DIR" "$ROOT"
   cat >"$RUN/config.toml" <<EOF
 version = 2
 root = "$ROOT"
@@ -57,10 +69,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   enable_selinux = false
   disable_apparmor = true
   stats_collect_period = 10
+  # pod network namespaces under the state dir (not /run/netns), so stop finds and removes them
+  netns_mounts_under_state_dir = true
   [plugins."io.containerd.grpc.v1.cri".cni]
-    # empty: no CNI, host-network pods only
-    conf_dir = "$RUN/cni-conf"
-    bin_dir = "$RUN/cni-bin"
+    # by default empty: no CNI, host-network pods only
+    conf_dir = "$CNI_CONF_DIR"
+    bin_dir = "$CNI_BIN_DIR"
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -99,8 +113,14 @@ start() {
     (cd "$HERE/../.." && npx tsx hack/bench/images.ts "$images" >/dev/null)
   fi
   # Its own session: a Ctrl-C in the terminal must not kill it before the benchmark has removed its pods.
-  # (Without job control the background child is no group leader, so setsid execs in place: $! is containerd.)
-  setsid containerd --config "$RUN/config.toml" >"$RUN/containerd.log" 2>&1 </dev/null &
+  # (Without job control the background child is no group leader, so setsid execs in place: $! is containerd;
+  # nsenter execs too.)
+  local in_netns=()
+  if [ -n "$NETNS" ]; then
+    [ -e "$NETNS" ] || { log "no network namespace $NETNS"; exit 1; }
+    in_netns=(nsenter "--net=$NETNS" --)
+  fi
+  setsid "${in_netns[@]}" containerd --config "$RUN/config.toml" >"$RUN/containerd.log" 2>&1 </dev/null &
   echo $! >"$PIDFILE"
   for _ in $(seq 1 100); do
     if [ -S "$SOCK" ] && ctr -a "$SOCK" version >/dev/null 2>&1; then break; fi
@@ -113,7 +133,7 @@ start() {
   for t in pause busybox; do
     ctr -a "$SOCK" -n k8s.io images import "$images/$t.tar" >&2
   done
-  log "containerd $(containerd --version | awk '{print $3}') running, pid $(cat "$PIDFILE"), socket $SOCK"
+  log "containerd $(containerd --version | awk '{print $3}') running, pid $(cat "$PIDFILE"), socket $SOCK${NETNS:+, network namespace $NETNS, CNI conf $CNI_CONF_DIR}"
   echo "$SOCK"
 }
 

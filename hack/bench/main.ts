@@ -4,8 +4,8 @@
 //   npm run bench -- [--endpoint SOCK] [--vs SOCK|reference] [-n 20] [-c 1] [--out DIR] …
 //   npm run bench -- --soak 1000           (only the soak workload)
 import { Command, Option } from 'commander';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { cpus, release, tmpdir } from 'node:os';
@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BUNDLE_FILE, projectRoot } from '../../src/util/paths.js';
-import { CriClient, TestDaemon, waitFor } from '../../test/helpers/daemon.js';
+import { CriClient, TEST_SUBNET, TestDaemon, testConflist, waitFor } from '../../test/helpers/daemon.js';
 import { leaked, leftovers } from '../../test/helpers/leaks.js';
 import { collect, exitCodeOf, spdyExec, spdyPortForward } from '../../test/helpers/stream-client.js';
 import { BENCH_IMAGE, buildReferenceImages } from './images.js';
@@ -33,10 +33,10 @@ import {
 } from './report.js';
 import { interleaveOrder, logTime, phasesFromLog, rounds, rpcTimesFromLog, summarize } from './stats.js';
 
-const WORKLOADS = ['pod', 'container', 'exec', 'stream', 'list', 'burst', 'front', 'soak', 'restart'] as const;
+const WORKLOADS = ['pod', 'container', 'exec', 'stream', 'list', 'burst', 'front', 'cni', 'soak', 'restart'] as const;
 type Workload = (typeof WORKLOADS)[number];
 /** soak and restart take minutes and need a daemon of our own: only when asked for */
-const DEFAULT_WORKLOADS: Workload[] = ['pod', 'container', 'exec', 'stream', 'list', 'burst', 'front'];
+const DEFAULT_WORKLOADS: Workload[] = ['pod', 'container', 'exec', 'stream', 'list', 'burst', 'front', 'cni'];
 /** wait after the soak's last cycle: sockets and pipes are closed on later turns of the daemon's loop */
 const SOAK_SETTLE_MS = 2000;
 const RUNNING_CAP = 100;
@@ -76,6 +76,12 @@ interface Target {
   /** pods this run created and has not removed yet */
   pods: Set<string>;
   logRoot: string;
+  /** a reference containerd started with this environment for containerd-reference.sh (a second instance) */
+  referenceEnv?: Record<string, string>;
+  /** where cleanup copies its daemon's log, in --out (default daemon-<id>.log) */
+  logName?: string;
+  /** run by cleanup after the daemon or containerd is stopped (a netns, dirs) */
+  after?: () => void;
 }
 
 // ---- plumbing -----------------------------------------------------------------
@@ -86,6 +92,8 @@ let tmp = '';
 const targets: Target[] = [];
 /** daemons a workload starts besides the targets' (front, restart): cleanup() tears down those still up */
 const extraDaemons = new Set<TestDaemon>();
+/** targets a workload starts for itself (cni): cleanup() removes their pods and stops them, before the main targets */
+const extraTargets = new Set<Target>();
 const ops = new Map<string, OpSamples>();
 const notes: string[] = [];
 let aborted = false;
@@ -163,14 +171,14 @@ async function pool<T>(items: T[], concurrency: number, fn: (item: T, i: number)
 }
 
 /** n iterations in rounds of `concurrency` parallel ones; per round A then B, the next round B then A. */
-async function interleaved(n: number, concurrency: number, fn: (t: Target, i: number) => Promise<void>): Promise<void> {
+async function interleaved(n: number, concurrency: number, fn: (t: Target, i: number) => Promise<void>, ts: Target[] = targets): Promise<void> {
   const rs = rounds(n, concurrency);
-  const order = interleaveOrder(rs.length, targets.length);
+  const order = interleaveOrder(rs.length, ts.length);
   let base = 0;
   for (let r = 0; r < rs.length; r++) {
     for (const ti of order[r]!) {
       if (aborted) throw new Aborted();
-      await Promise.all(Array.from({ length: rs[r]! }, (_, k) => fn(targets[ti]!, base + k)));
+      await Promise.all(Array.from({ length: rs[r]! }, (_, k) => fn(ts[ti]!, base + k)));
     }
     base += rs[r]!;
   }
@@ -178,17 +186,19 @@ async function interleaved(n: number, concurrency: number, fn: (t: Target, i: nu
 
 // ---- CRI objects (identical for every runtime) -----------------------------------
 
-function podCfg(t: Target, name: string, labels: Record<string, string> = {}) {
+/** network NODE: host network (every workload but cni); POD: the pod's own namespace, set up through CNI */
+function podCfg(t: Target, name: string, labels: Record<string, string> = {}, network: 'NODE' | 'POD' = 'NODE') {
   const logDir = join(t.logRoot, name);
   mkdirSync(logDir, { recursive: true }); // kubelet creates the pod log directory before RunPodSandbox
   return {
     metadata: { name, namespace: 'cri-mesos-bench', uid: `${runId}-${name}`, attempt: 0 },
-    // kubelet sends no hostname for host-network pods (runc refuses to set one without a private UTS namespace)
-    hostname: '',
+    // kubelet sends no hostname for host-network pods (runc refuses to set one without a private UTS namespace),
+    // and the pod's name for the others
+    hostname: network === 'NODE' ? '' : name,
     log_directory: logDir,
     labels: { 'cri-mesos-bench': runId, ...labels },
     annotations: {},
-    linux: { security_context: { namespace_options: { network: 'NODE', pid: 'CONTAINER', ipc: 'POD' } } },
+    linux: { security_context: { namespace_options: { network, pid: 'CONTAINER', ipc: 'POD' } } },
   };
 }
 
@@ -417,6 +427,157 @@ async function frontCost(o: Opts): Promise<void> {
     `front: Status p50 ${front.toFixed(3)} ms through the front, ${rewrite.toFixed(3)} ms when it re-encodes (socket-path :authority), ` +
       `${none.toFixed(3)} ms without it: ${diff(front)} / ${diff(rewrite)} ms`,
   );
+}
+
+/** cri-mesos's log breakdown of daemons a workload started for itself (cni), keyed like report phases ("A cni"). */
+const extraPhases: RawResults['phases'] = {};
+
+/** A target not yet answering, for cleanup() to stop and remove should the run end while it starts. */
+function pendingTarget(id: string, socket: string, extra: Partial<Target>): Target {
+  const t: Target = {
+    id,
+    client: new CriClient(socket),
+    socket,
+    kind: 'other',
+    pods: new Set(),
+    logRoot: join(tmp, 'logs', id),
+    info: { id, label: id, endpoint: `unix://${socket}`, runtimeName: '', runtimeVersion: '', origin: 'starting' },
+    ...extra,
+  };
+  extraTargets.add(t);
+  return t;
+}
+
+/**
+ * RunPodSandbox with pod networking through CNI, the same conflist on both sides (bridge +
+ * host-local with its own store and the private TEST_SUBNET /24 + portmap + loopback, Debian's
+ * plugins in /usr/lib/cni). Neither touches the host's network: each runtime runs in a network
+ * namespace the run made (cm-bench-…), so the bridge, veths, iptables rules and IPs live there.
+ *   A: a cri-mesos daemon of its own (A's build and flags) with TestDaemon's cni option;
+ *   B: with --vs reference, a second containerd (containerd-reference.sh with its own dirs, the
+ *      conf dir and CRI_BENCH_NETNS), started under nsenter --net.
+ * One untimed cycle each (the first ADD makes the bridge), then N × RunPodSandbox (network
+ * POD) → PodSandboxStatus (must be READY with an IP in the subnet) → StopPodSandbox →
+ * RemovePodSandbox, interleaved. Then both are stopped, the namespaces, conf dirs and
+ * host-local stores removed.
+ */
+async function cniPods(o: Opts): Promise<void> {
+  const a = targets.find((t) => t.daemon);
+  if (!a) {
+    notes.push('cni: skipped; it needs a daemon the benchmark starts (no --endpoint)');
+    return;
+  }
+  const w = 'cni pod lifecycle';
+  declare(w, ['RunPodSandbox', 'PodSandboxStatus', 'StopPodSandbox', 'RemovePodSandbox']);
+  const ts: Target[] = [];
+  // unless cleanup() (a signal) took it already
+  const stop = async (t: Target) => {
+    if (extraTargets.delete(t)) await cleanupTarget(t, o);
+  };
+  try {
+    say('  A: a cri-mesos daemon in a network namespace of its own, with the bridge conflist');
+    const d = new TestDaemon({
+      from: o.daemon,
+      logLevel: o.logLevel,
+      logTo: 'file',
+      detached: true,
+      importImages: false,
+      prefix: 'cri-mesos-bench-cni',
+      flags: o.daemonFlag,
+      cni: true,
+      netnsPrefix: 'cm-bench',
+    });
+    const logName = `daemon-${a.id}-cni.log`;
+    const pendingA = pendingTarget(a.id, d.socket, { daemon: d, logName });
+    await d.init();
+    extraTargets.delete(pendingA);
+    const ta = await makeTarget(a.id, d.socket, d.client, `own daemon in netns ${d.netnsName} (${o.daemon}/, --log-level ${o.logLevel})`, { daemon: d, pid: d.pid, logName, own: true });
+    extraTargets.add(ta);
+    ts.push(ta);
+
+    const b = targets.find((t) => t.reference);
+    if (b) {
+      const ns = `cm-bench-${runId}`;
+      const dir = join(tmp, 'cni-containerd');
+      const confDir = join(dir, 'net.d');
+      const env = {
+        CRI_BENCH_CONTAINERD_RUN: `/run/cri-mesos-bench-containerd-cni-${runId}`,
+        CRI_BENCH_CONTAINERD_ROOT: `/var/lib/cri-mesos-bench-containerd-cni-${runId}`,
+        CRI_BENCH_CNI_CONF_DIR: confDir,
+        CRI_BENCH_CNI_BIN_DIR: '/usr/lib/cni',
+        CRI_BENCH_NETNS: `/run/netns/${ns}`,
+      };
+      const after = () => {
+        try {
+          if (existsSync(`/run/netns/${ns}`)) execFileSync('ip', ['netns', 'del', ns]);
+        } catch (e) {
+          say(`cannot delete the network namespace ${ns}: ${errText(e)}`);
+        }
+        rmSync(dir, { recursive: true, force: true });
+      };
+      const socket = join(env.CRI_BENCH_CONTAINERD_RUN, 'containerd.sock');
+      const pendingB = pendingTarget(b.id, socket, { reference: true, referenceEnv: env, after });
+      say(`  ${b.id}: a second containerd in network namespace ${ns}, with the same conflist`);
+      execFileSync('ip', ['netns', 'add', ns]);
+      execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+      mkdirSync(confDir, { recursive: true });
+      writeFileSync(join(confDir, '10-test.conflist'), testConflist(join(dir, 'ipam')));
+      const got = await startReference(env);
+      if (got !== socket) throw new Error(`containerd-reference.sh answered socket ${got}, expected ${socket}`);
+      extraTargets.delete(pendingB);
+      // its socket is in another network namespace, where socketOwner cannot see it: the script's pid file
+      const pid = Number(readFileSync(join(env.CRI_BENCH_CONTAINERD_RUN, 'containerd.pid'), 'utf8').trim()) || undefined;
+      const tb = await makeTarget(b.id, socket, new CriClient(socket), `containerd-reference.sh in netns ${ns}`, {
+        reference: true,
+        referenceEnv: env,
+        after,
+        own: true,
+        pid,
+      });
+      extraTargets.add(tb);
+      ts.push(tb);
+    } else if (o.vs) {
+      notes.push('cni: B skipped; only --vs reference gets a containerd with the same CNI config');
+    }
+
+    notes.push(`cni: ${ts.map((t) => `${t.id} = ${t.info.runtimeName} ${t.info.runtimeVersion}, ${t.info.origin}`).join('; ')}; one untimed cycle each first`);
+    for (const t of ts) {
+      await waitFor(`${t.id}: NetworkReady`, async () => {
+        const st = await t.client.call('Status', {}, 10_000);
+        return (st.status?.conditions ?? []).some((c: { type: string; status: boolean }) => c.type === 'NetworkReady' && c.status);
+      }, 30_000);
+    }
+
+    const cycle = async (t: Target, name: string, timedAs?: string) => {
+      const rpc = (op: string, req: object) => (timedAs ? timed(t, timedAs, op, req) : call(t, op, req));
+      const config = podCfg(t, name, {}, 'POD');
+      const id: string | undefined = (await rpc('RunPodSandbox', { config }))?.pod_sandbox_id;
+      if (!id) return;
+      t.pods.add(id);
+      const st = await rpc('PodSandboxStatus', { pod_sandbox_id: id });
+      const ip: string = st?.status?.network?.ip ?? '';
+      if (st && (st.status?.state !== 'SANDBOX_READY' || !ip.startsWith(`${TEST_SUBNET}.`))) {
+        recordError(t, timedAs ?? 'setup/teardown', 'PodSandboxStatus', new Error(`state ${st.status?.state}, ip "${ip}": not READY with an IP in ${TEST_SUBNET}.0/24`));
+      }
+      await rpc('StopPodSandbox', { pod_sandbox_id: id });
+      if (await rpc('RemovePodSandbox', { pod_sandbox_id: id })) t.pods.delete(id);
+      else await removePod(t, id);
+    };
+    // untimed: the first ADD makes the bridge (and iptables chains) in the namespace
+    for (const t of ts) await cycle(t, 'cniw');
+    await interleaved(o.iterations, o.concurrency, (t, i) => cycle(t, `cni-${i}`, w), ts);
+
+    const log = d.logs();
+    extraPhases[`${a.id} cni`] = phasesFromLog(log);
+    const rpc = rpcTimesFromLog(log);
+    const parts = ['RunPodSandbox', 'PodSandboxStatus', 'StopPodSandbox', 'RemovePodSandbox']
+      .filter((k) => rpc[k]?.length)
+      .map((k) => `${k} ${summarize(rpc[k]!)!.p50.toFixed(1)}`);
+    if (parts.length) notes.push(`${a.id} cni server-side p50 ms (its daemon's log "response" lines, warm-up included): ${parts.join(', ')}`);
+  } finally {
+    for (const t of ts) await stop(t);
+    for (const t of [...extraTargets]) await stop(t);
+  }
 }
 
 /** A daemon of our own besides A's, with A's build and flags; cleanup() tears it down if the workload cannot. */
@@ -803,18 +964,31 @@ async function ownDaemon(id: string, o: Opts): Promise<Target> {
   return makeTarget(id, daemon.socket, daemon.client, `own daemon (${o.daemon}/, --log-level ${o.logLevel}${flags})`, { daemon, pid: daemon.pid });
 }
 
-async function reference(id: string): Promise<Target> {
+const REFERENCE_SCRIPT = () => join(projectRoot(), 'hack', 'bench', 'containerd-reference.sh');
+
+/** containerd-reference.sh start (env: a second instance's dirs, CNI, netns); its socket. */
+async function startReference(env: Record<string, string> = {}): Promise<string> {
   const imagesDir = join(tmp, 'reference-images');
-  await buildReferenceImages(imagesDir);
-  const script = join(projectRoot(), 'hack', 'bench', 'containerd-reference.sh');
-  say(`${id}: starting Debian's containerd via ${script}`);
+  if (!existsSync(join(imagesDir, 'pause.tar'))) await buildReferenceImages(imagesDir);
+  const script = REFERENCE_SCRIPT();
   const out = await new Promise<string>((res, rej) => {
-    const p = spawn('bash', [script, 'start', imagesDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const p = spawn('bash', [script, 'start', imagesDir], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
     let s = '';
     p.stdout.on('data', (d: Buffer) => (s += d.toString()));
     p.on('exit', (code) => (code === 0 ? res(s) : rej(new Error(`${script} start failed (${code})`))));
   });
-  const socket = out.trim().split('\n').pop()!;
+  return out.trim().split('\n').pop()!;
+}
+
+async function stopReference(env: Record<string, string> = {}): Promise<void> {
+  await new Promise<void>((res) =>
+    spawn('bash', [REFERENCE_SCRIPT(), 'stop'], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, ...env } }).on('exit', () => res()),
+  );
+}
+
+async function reference(id: string): Promise<Target> {
+  say(`${id}: starting Debian's containerd via ${REFERENCE_SCRIPT()}`);
+  const socket = await startReference();
   const client = new CriClient(socket);
   return makeTarget(id, socket, client, 'containerd-reference.sh', { reference: true });
 }
@@ -824,7 +998,7 @@ async function makeTarget(
   socket: string,
   client: CriClient,
   origin: string,
-  extra: { daemon?: TestDaemon; pid?: number; reference?: boolean },
+  extra: { daemon?: TestDaemon; pid?: number; reference?: boolean; referenceEnv?: Record<string, string>; logName?: string; after?: () => void; own?: boolean },
 ): Promise<Target> {
   const v = await client.call('Version', {}, 10_000);
   const pid = extra.pid ?? socketOwner(socket);
@@ -841,11 +1015,15 @@ async function makeTarget(
     pid,
     daemon: extra.daemon,
     reference: extra.reference,
+    referenceEnv: extra.referenceEnv,
+    logName: extra.logName,
+    after: extra.after,
     pods: new Set(),
     logRoot,
     info: { id, label: name, endpoint: `unix://${socket}`, runtimeName: name, runtimeVersion: v.runtime_version, pid, origin },
   };
-  targets.push(t);
+  // own: a workload's target of its own (cni), not one of the run's
+  if (!extra.own) targets.push(t);
   return t;
 }
 
@@ -865,22 +1043,22 @@ async function cleanupTarget(t: Target, o: Opts): Promise<void> {
   }
   if (t.daemon) {
     mkdirSync(resolve(o.out), { recursive: true });
-    writeFileSync(join(resolve(o.out), `daemon-${t.id}.log`), t.daemon.logs());
+    writeFileSync(join(resolve(o.out), t.logName ?? `daemon-${t.id}.log`), t.daemon.logs());
     await t.daemon.teardown(o.setupConcurrency);
   } else {
     t.client.close();
   }
-  if (t.reference) {
-    const script = join(projectRoot(), 'hack', 'bench', 'containerd-reference.sh');
-    await new Promise<void>((res) => spawn('bash', [script, 'stop'], { stdio: ['ignore', 'inherit', 'inherit'] }).on('exit', () => res()));
-  }
+  if (t.reference) await stopReference(t.referenceEnv);
+  t.after?.();
 }
 
 let cleaning: Promise<void> | undefined;
 function cleanup(o: Opts): Promise<void> {
   cleaning ??= (async () => {
     aborted = true;
-    for (const t of targets) {
+    // a workload's own targets first: the main reference containerd's stop kills what is left in its k8s.io cgroups
+    for (const t of [...extraTargets, ...targets]) {
+      extraTargets.delete(t);
       try {
         await cleanupTarget(t, o);
       } catch (e) {
@@ -995,6 +1173,7 @@ async function main(): Promise<void> {
     if (o.workloads.includes('front')) await phase('front', () => frontCost(o));
     if (o.workloads.includes('burst')) await phase('burst', () => burst(o, bursts));
     if (o.workloads.includes('list')) await phase('list', () => lists(o, resources));
+    if (o.workloads.includes('cni')) await phase('cni', () => cniPods(o), false);
     if (o.workloads.includes('soak')) await phase('soak', () => soak(o, soakRuns));
     if (o.workloads.includes('restart')) await phase('restart', () => restart(o, restartRuns), false);
     for (const t of targets) {
@@ -1024,6 +1203,7 @@ async function main(): Promise<void> {
       .map(([k, v]) => `${k} ${summarize(v)!.p50.toFixed(1)}`);
     if (parts.length) notes.push(`${t.id} server-side p50 ms (daemon log "response" lines, all workloads): ${parts.join(', ')}`);
   }
+  Object.assign(phases, extraPhases);
   const finishedAt = new Date().toISOString();
   const raw: RawResults = {
     startedAt,
@@ -1043,7 +1223,9 @@ async function main(): Promise<void> {
       command: ['sleep', '3600'],
       interleave: 'per round: A,B then B,A',
     },
-    networkMode: 'host network (NamespaceOption network NODE, no CNI)',
+    networkMode: o.workloads.some((w) => w !== 'cni')
+      ? `host network (NamespaceOption network NODE, no CNI)${o.workloads.includes('cni') ? '; cni: network POD through CNI (bridge conflist)' : ''}`
+      : 'network POD through CNI (bridge + host-local + portmap + loopback, each runtime in a netns of its own)',
     runtimes: targets.map((t) => t.info),
     ops: [...ops.values()].filter((x) => Object.keys(x.samples).length || Object.keys(x.errors).length),
     bursts,

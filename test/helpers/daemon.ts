@@ -102,10 +102,35 @@ export interface DaemonOptions {
    * that namespace, which teardown deletes. Read by the constructor only.
    */
   cni?: boolean;
+  /** With `cni`: the namespace's name is `<netnsPrefix>-<id>` (default "cm-test"). Read by the constructor only. */
+  netnsPrefix?: string;
 }
 
 /** The test network's subnet (private, and only inside the daemon's own netns). */
 export const TEST_SUBNET = '10.88.0';
+
+/**
+ * The conflist of the `cni` option (bridge + host-local with its store at `ipamDir` and the
+ * private TEST_SUBNET /24 + portmap + loopback). The benchmark gives containerd the same one.
+ */
+export function testConflist(ipamDir: string): string {
+  return JSON.stringify({
+    cniVersion: '1.0.0',
+    name: 'cri-mesos-test',
+    plugins: [
+      {
+        type: 'bridge',
+        bridge: 'cni0',
+        isGateway: true,
+        ipMasq: true,
+        hairpinMode: true,
+        ipam: { type: 'host-local', dataDir: ipamDir, ranges: [[{ subnet: `${TEST_SUBNET}.0/24` }]], routes: [{ dst: '0.0.0.0/0' }] },
+      },
+      { type: 'portmap', capabilities: { portMappings: true } },
+      { type: 'loopback' },
+    ],
+  });
+}
 
 export class TestDaemon {
   readonly id = randomBytes(4).toString('hex');
@@ -138,27 +163,12 @@ export class TestDaemon {
     this.cgroupRoot = `${prefix}-${this.id}`;
     this.cniConfDir = join(this.dir, 'cni', 'net.d');
     this.ipamDir = join(this.dir, 'cni', 'ipam');
-    if (opts.cni) this.netnsName = `cm-test-${this.id}`;
+    if (opts.cni) this.netnsName = `${opts.netnsPrefix ?? 'cm-test'}-${this.id}`;
   }
 
   /** The conflist the `cni` option writes (bridge + host-local + portmap + loopback). */
   testConflist(): string {
-    return JSON.stringify({
-      cniVersion: '1.0.0',
-      name: 'cri-mesos-test',
-      plugins: [
-        {
-          type: 'bridge',
-          bridge: 'cni0',
-          isGateway: true,
-          ipMasq: true,
-          hairpinMode: true,
-          ipam: { type: 'host-local', dataDir: this.ipamDir, ranges: [[{ subnet: `${TEST_SUBNET}.0/24` }]], routes: [{ dst: '0.0.0.0/0' }] },
-        },
-        { type: 'portmap', capabilities: { portMappings: true } },
-        { type: 'loopback' },
-      ],
-    });
+    return testConflist(this.ipamDir);
   }
 
   /** Run a command inside the daemon's network namespace; its stdout. */

@@ -614,7 +614,14 @@ rserial('many held spawns outstanding at once, released in any order: no threadp
     ),
   );
   t.is(new Set(held.map((h) => h.pid)).size, N);
-  for (const h of held) t.regex(readFileSync(`/proc/${h.pid}/status`, 'utf8'), /^State:\s+S/m, 'held on the sync pipe');
+  // Each child goes on to block on its sync pipe: right after spawnHeld it may still be running
+  // (R) on a loaded machine, so give it a moment; one that never sleeps is not held.
+  const state = (pid: number) => /^State:\s+(\S)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  for (const h of held) {
+    const deadline = Date.now() + 5000;
+    while (state(h.pid) !== 'S' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    t.is(state(h.pid), 'S', `pid ${h.pid} held on the sync pipe`);
+  }
   // While all of them are held the threadpool still works (the daemon writes cgroup files with async fs then).
   const reads = await Promise.all(Array.from({ length: 16 }, () => readFileAsync('/proc/self/stat', 'utf8')));
   t.is(reads.length, 16);

@@ -1522,6 +1522,22 @@ Napi::Value SetNonblocking(const Napi::CallbackInfo& info) {
 // Runs work(job) on a pthread of its own, which ends afterwards (a thread that setns'd never
 // serves anything else); the job's uv_async (done) settles the promise on the loop. Job has
 // env, deferred, async and tid members; on failure here the job is freed and the promise rejected.
+// The loop side of a job on its own thread: join it (its last act was uv_async_send, so the
+// join is immediate; it fails only on a bug), settle the promise, free the job.
+template <typename Job, void (*Settle)(Napi::Env, Job*)>
+void OwnThreadDone(uv_async_t* h) {
+  auto* c = static_cast<Job*>(h->data);
+  if (pthread_join(c->tid, nullptr) != 0) abort();
+  {
+    Napi::Env env(c->env);
+    Napi::HandleScope scope(env);
+    AddonData* data = env.GetInstanceData<AddonData>();
+    Napi::CallbackScope cbScope(env, data->ctx);
+    Settle(env, c);
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&c->async), [](uv_handle_t* u) { delete static_cast<Job*>(u->data); });
+}
+
 template <typename Job>
 Napi::Value StartOwnThread(Napi::Env env, napi_deferred d, napi_value promise, Job* c, const char* what, uv_async_cb done, void (*work)(Job*)) {
   c->env = env;
@@ -1641,14 +1657,7 @@ void NetnsConnectThread(NetnsConnect* c) {
   if (uv_async_send(&c->async) != 0) abort();
 }
 
-void OnNetnsConnected(uv_async_t* h) {
-  auto* c = static_cast<NetnsConnect*>(h->data);
-  // The thread's last act was uv_async_send: the join is immediate. Fails only on a bug.
-  if (pthread_join(c->tid, nullptr) != 0) abort();
-  Napi::Env env(c->env);
-  Napi::HandleScope scope(env);
-  AddonData* data = env.GetInstanceData<AddonData>();
-  Napi::CallbackScope cbScope(env, data->ctx);
+void SettleNetnsConnect(Napi::Env env, NetnsConnect* c) {
   if (c->err == 0) {
     napi_resolve_deferred(env, c->deferred, Napi::Number::New(env, c->fd));
   } else {
@@ -1659,7 +1668,6 @@ void OnNetnsConnected(uv_async_t* h) {
     }
     napi_reject_deferred(env, c->deferred, ErrnoError(env, c->err, c->syscallName, where).Value());
   }
-  uv_close(reinterpret_cast<uv_handle_t*>(&c->async), [](uv_handle_t* h) { delete static_cast<NetnsConnect*>(h->data); });
 }
 
 Napi::Value ConnectInNetns(const Napi::CallbackInfo& info) {
@@ -1681,7 +1689,7 @@ Napi::Value ConnectInNetns(const Napi::CallbackInfo& info) {
   auto* c = new NetnsConnect();
   c->path = path;
   c->port = (int)port;
-  return StartOwnThread(env, d, promise, c, "connectInNetns", OnNetnsConnected, NetnsConnectThread);
+  return StartOwnThread(env, d, promise, c, "connectInNetns", OwnThreadDone<NetnsConnect, SettleNetnsConnect>, NetnsConnectThread);
 }
 
 // ---------------------------------------------------------------------------
@@ -1724,19 +1732,12 @@ void NetnsPinThread(NetnsPin* c) {
   if (uv_async_send(&c->async) != 0) abort();
 }
 
-void OnNetnsPinned(uv_async_t* h) {
-  auto* c = static_cast<NetnsPin*>(h->data);
-  if (pthread_join(c->tid, nullptr) != 0) abort();
-  Napi::Env env(c->env);
-  Napi::HandleScope scope(env);
-  AddonData* data = env.GetInstanceData<AddonData>();
-  Napi::CallbackScope cbScope(env, data->ctx);
+void SettleNetnsPin(Napi::Env env, NetnsPin* c) {
   if (c->err == 0) {
     napi_resolve_deferred(env, c->deferred, env.Undefined());
   } else {
     napi_reject_deferred(env, c->deferred, ErrnoError(env, c->err, c->syscallName, c->path).Value());
   }
-  uv_close(reinterpret_cast<uv_handle_t*>(&c->async), [](uv_handle_t* h) { delete static_cast<NetnsPin*>(h->data); });
 }
 
 Napi::Value PinNetns(const Napi::CallbackInfo& info) {
@@ -1752,7 +1753,7 @@ Napi::Value PinNetns(const Napi::CallbackInfo& info) {
   }
   auto* c = new NetnsPin();
   c->path = path;
-  return StartOwnThread(env, d, promise, c, "pinNetns", OnNetnsPinned, NetnsPinThread);
+  return StartOwnThread(env, d, promise, c, "pinNetns", OwnThreadDone<NetnsPin, SettleNetnsPin>, NetnsPinThread);
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {

@@ -340,7 +340,8 @@ export class MesosContainerizer implements Containerizer {
     const c = this.mustGet(id);
     const out: ContainerStatus = { ips: [] };
     for (const isolator of this.isolatorsFor(c)) {
-      const s = await isolator.status(id);
+      if (!isolator.networkStatus) continue;
+      const s = await isolator.networkStatus(id);
       if (s.ips?.length) out.ips.push(...s.ips);
       if (s.networkProblem) out.networkProblem = s.networkProblem;
     }

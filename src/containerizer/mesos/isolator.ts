@@ -177,6 +177,11 @@ export interface Isolator {
   update(id: ContainerId, resources: ResourceLimits): Promise<void>;
   usage(id: ContainerId): Promise<Partial<ResourceStatistics>>;
   status(id: ContainerId): Promise<IsolatorStatus>;
+  /**
+   * Network isolators only: addresses and problems, from memory. PodSandboxStatus asks for this
+   * on every call, so it must not read cgroup files as status() does.
+   */
+  networkStatus?(id: ContainerId): Promise<Pick<IsolatorStatus, 'ips' | 'networkProblem'>>;
   /** After every process is gone. Unknown ids are fine. */
   cleanup(id: ContainerId): Promise<void>;
   /** The container is being removed (its runtime dir goes next): drop what was kept for it after cleanup. */

@@ -81,7 +81,7 @@ export class CniNetworkIsolator extends LoopbackNetworkIsolator {
     return this.launchInfo(config, netns);
   }
 
-  override async status(id: ContainerId): Promise<IsolatorStatus> {
+  async networkStatus(id: ContainerId): Promise<Pick<IsolatorStatus, 'ips' | 'networkProblem'>> {
     const state = this.pods.get(idString(id));
     if (!state) return {};
     return { ips: resultIps(state.result), ...(state.problem ? { networkProblem: state.problem } : {}) };

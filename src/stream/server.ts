@@ -276,7 +276,8 @@ function wsProtocolsFor(kind: Cached['kind']): string[] {
   return kind === 'portforward' ? [TUNNEL_PORTFORWARD_PROTOCOL, ...WS_PORTFORWARD_PROTOCOLS] : WS_REMOTECOMMAND_PROTOCOLS;
 }
 
-function checkStreams(r: { tty: boolean; stdin: boolean; stdout: boolean; stderr: boolean }): void {
-  if (r.tty && r.stderr) throw new StreamRequestError('tty and stderr cannot both be true');
-  if (!r.stdin && !r.stdout && !r.stderr) throw new StreamRequestError('one of stdin, stdout, or stderr must be set');
+/** At least one stream; a terminal carries stderr in stdout (INVALID_ARGUMENT otherwise). */
+export function checkStreams(r: { tty: boolean; stdin: boolean; stdout: boolean; stderr: boolean }): void {
+  if (!r.stdin && !r.stdout && !r.stderr) throw new StreamRequestError('one of stdin, stdout and stderr must be true');
+  if (r.tty && r.stderr) throw new StreamRequestError('tty and stderr cannot both be true (a terminal carries stderr in stdout)');
 }

@@ -3,7 +3,7 @@ import type { AttachResponse } from '../../../api/generated/runtime/v1/AttachRes
 import { failedPrecondition } from '../../errors.js';
 import type { RuntimeContext } from '../context.js';
 import { mustContainer } from './common.js';
-import { checkStreams } from './exec.js';
+import { checkStreams } from '../../stream/server.js';
 
 /** A URL on the stream server to the container's own stdio, kept by its launch helper. */
 export async function attach(ctx: RuntimeContext, req: AttachRequest__Output): Promise<AttachResponse> {

@@ -567,6 +567,8 @@ async function cniPods(o: Opts): Promise<void> {
     for (const t of ts) await cycle(t, 'cniw');
     await interleaved(o.iterations, o.concurrency, (t, i) => cycle(t, `cni-${i}`, w), ts);
 
+    await pluginFloor(o, d, w, ts);
+
     const log = d.logs();
     extraPhases[`${a.id} cni`] = phasesFromLog(log);
     const rpc = rpcTimesFromLog(log);
@@ -577,6 +579,53 @@ async function cniPods(o: Opts): Promise<void> {
   } finally {
     for (const t of ts) await stop(t);
     for (const t of [...extraTargets]) await stop(t);
+  }
+}
+
+/**
+ * The plugins alone (hack/bench/cni-floor.ts), in A's namespace once its pods are gone: the
+ * same conflist, ADD and DEL chains into namespaces of our own, plus the loopback network
+ * containerd also runs. What is left of each side's RunPodSandbox p50 once its plugin execs
+ * are taken out is what the runtime itself costs around them.
+ */
+async function pluginFloor(o: Opts, d: TestDaemon, w: string, ts: Target[]): Promise<void> {
+  const n = Math.min(Math.max(o.iterations, 5), 20);
+  const names = Array.from({ length: n }, (_, i) => `cm-bench-floor-${runId}-${i}`);
+  const made: string[] = [];
+  try {
+    for (const ns of names) {
+      execFileSync('ip', ['netns', 'add', ns]);
+      made.push(ns);
+    }
+    const tsx = join(projectRoot(), 'node_modules', '.bin', 'tsx');
+    const out = execFileSync('ip', ['netns', 'exec', d.netnsName!, tsx, join(projectRoot(), 'hack', 'bench', 'cni-floor.ts'), d.ipamDir, ...names.map((x) => `/run/netns/${x}`)], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    const r = JSON.parse(out.trim().split('\n').pop()!) as { add: number[]; del: number[]; lo: number[] };
+    const add = summarize(r.add)!.p50;
+    const del = summarize(r.del)!.p50;
+    const lo = summarize(r.lo)!.p50;
+    notes.push(`cni plugins alone (n = ${n}, from a Node process in A's namespace, no runtime): ADD chain p50 ${add.toFixed(1)} ms, DEL chain ${del.toFixed(1)} ms, containerd's extra loopback network ${lo.toFixed(1)} ms`);
+    const p50 = (t: Target, op: string) => summarize(rec(w, op).samples[t.id] ?? [])?.p50 ?? NaN;
+    const around = ts.map((t) => {
+      const floor = add + (t.reference ? lo : 0);
+      return { t, run: p50(t, 'RunPodSandbox') - floor, stop: p50(t, 'StopPodSandbox') - del - (t.reference ? lo : 0) };
+    });
+    notes.push(
+      `cni around the plugins (p50 minus the plugin floor): ${around.map((x) => `${x.t.id} RunPodSandbox ${x.run.toFixed(1)} ms, StopPodSandbox ${x.stop.toFixed(1)} ms`).join('; ')}` +
+        (around.length === 2 ? `; B/A ${(around[1]!.run / around[0]!.run).toFixed(2)}x and ${(around[1]!.stop / around[0]!.stop).toFixed(2)}x` : ''),
+    );
+  } catch (e) {
+    notes.push(`cni plugins alone: not measured (${errText(e)})`);
+  } finally {
+    for (const ns of made) {
+      try {
+        execFileSync('ip', ['netns', 'del', ns]);
+      } catch (e) {
+        say(`cannot delete the network namespace ${ns}: ${errText(e)}`);
+      }
+    }
   }
 }
 

@@ -144,6 +144,9 @@ export function phasesFromLog(log: string): PhaseSample[] {
         out.push({ kind, phase: `${prev.state}→${f.state}`, ms: t - prev.t });
       }
       last.set(f.container, { state: f.state, t });
+    } else if ((msg === 'CNI ADD' || msg === 'CNI DEL') && f.pod && f.ms) {
+      // inside PREPARING→ISOLATING (ADD) and DESTROYING→TERMINATED (DEL): the plugins' own time
+      out.push({ kind: 'pod', phase: `${msg} (plugins)`, ms: Number(f.ms) });
     } else if (msg === 'pod sandbox ready' && f.pod) {
       const prev = last.get(f.pod);
       if (prev) out.push({ kind: 'pod', phase: `${prev.state}→ready`, ms: t - prev.t });

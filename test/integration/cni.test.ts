@@ -177,6 +177,33 @@ if (d) {
     t.deepEqual(leasedIps(), []);
   });
 
+  test.serial('an ADD that fails half-way is undone: the error names the plugin, DEL frees the IP, nothing is left', async (t) => {
+    // bridge + host-local take an IP, then tuning fails on a sysctl that does not exist.
+    const file = join(d.cniConfDir, '10-test.conflist');
+    const good = d.testConflist();
+    const list = JSON.parse(good) as { plugins: object[] };
+    list.plugins.splice(1, 0, { type: 'tuning', sysctl: { 'net.ipv4.conf.eth0.no_such_key': '1' } });
+    writeFileSync(file, JSON.stringify(list));
+    t.teardown(() => writeFileSync(file, good));
+    // The watcher has it once the tuning plugin was asked for its versions: wait for a pod to fail on it.
+    const err = await waitFor('a pod to fail in tuning', async () => {
+      try {
+        const { pod } = await runPod(`net-tuning-${Date.now()}`);
+        await removePod(pod);
+        return undefined;
+      } catch (e) {
+        return String((e as Error).message).includes('tuning') ? (e as { code: number; details: string }) : undefined;
+      }
+    });
+    t.regex(err.details, /tuning/);
+    t.regex(err.details, /no_such_key/);
+    t.deepEqual((await d.client.call('ListPodSandbox', {})).items, []);
+    await waitFor('no IP held', () => leasedIps().length === 0 || undefined, 15_000);
+    t.deepEqual(netnsMounts(), []);
+    t.deepEqual(readdirSync(containersDir(d.runtimeDir)), []);
+    t.deepEqual(existsSync(cniStateDir(d.workDir)) ? readdirSync(cniStateDir(d.workDir)) : [], []);
+  });
+
   // kill -9 at each CNI fault point (the others are walked by fault-injection.test.ts), then
   // as a kubelet: restart, retry, remove. The restarted daemon runs the DEL; no IP leaks.
   for (const point of FAULT_POINTS.filter((p) => p.startsWith('cni-'))) {

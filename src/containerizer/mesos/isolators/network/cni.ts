@@ -1,8 +1,9 @@
 // network/cni (Mesos' isolators/network/cni/cni.cpp), for pods on the POD network:
 //   prepare  - the network and the CNI arguments are checkpointed (work dir), a new network
 //              namespace is pinned at <pod runtime dir>/netns (made on a native thread), and
-//              CNI ADD runs; its result is cached next to the checkpoint. The pod's helper
-//              then joins that namespace (a join in its launch), so the pod starts networked.
+//              CNI ADD starts; its result is cached next to the checkpoint. The pod's helper
+//              joins that namespace (a join in its launch).
+//   isolate  - the held helper waits for the ADD, so the pod starts networked.
 //   status   - the pod's IPs from the ADD result.
 //   cleanup  - CNI DEL with the cached result (retried; idempotent), then the state is dropped.
 //   remove   - (RemovePodSandbox) the pinned namespace is unmounted and removed.
@@ -36,6 +37,8 @@ interface PodState {
   record: NetworkRecord;
   result?: CniResult;
   problem?: string;
+  /** The ADD of a launch in progress. */
+  adding?: Promise<void>;
 }
 
 const DEL_ATTEMPTS = 3;
@@ -73,12 +76,29 @@ export class CniNetworkIsolator extends LoopbackNetworkIsolator {
     writeCheckpoint(file, record);
     this.pods.set(idString(config.id), state);
     await native().pinNetns(netns);
-    faultPoint('cni-add:before');
-    state.result = await this.exec.add(record.list, record.invocation);
-    faultPoint('cni-add:after');
-    writeCheckpoint(cniPodFile(this.workDir, config.id.value, 'result'), state.result);
-    this.log.debug('CNI ADD', { pod: config.id.value, network: record.list.name, ips: resultIps(state.result) });
+    // The ADD runs while the other isolators prepare and the helper is forked; isolate() holds
+    // the helper until it is done (as Mesos runs it in isolate), so the pod's own setup
+    // (sysctls) finds eth0. The rejection is isolate's (or teardown's) to report.
+    state.adding = this.add(config.id.value, state);
+    state.adding.catch(() => undefined);
     return this.launchInfo(config, netns);
+  }
+
+  private async add(pod: string, state: PodState): Promise<void> {
+    faultPoint('cni-add:before');
+    const t0 = performance.now();
+    const result = await this.exec.add(state.record.list, state.record.invocation);
+    const ms = performance.now() - t0;
+    faultPoint('cni-add:after');
+    writeCheckpoint(cniPodFile(this.workDir, pod, 'result'), result);
+    state.result = result;
+    // ms: the plugins' share of the pod's start (the benchmark reads it).
+    this.log.info('CNI ADD', { pod, network: state.record.list.name, ips: resultIps(result), ms: Number(ms.toFixed(1)) });
+  }
+
+  override async isolate(id: ContainerId): Promise<void> {
+    if (id.parent) return;
+    await this.pods.get(idString(id))?.adding;
   }
 
   async networkStatus(id: ContainerId): Promise<Pick<IsolatorStatus, 'ips' | 'networkProblem'>> {
@@ -142,10 +162,14 @@ export class CniNetworkIsolator extends LoopbackNetworkIsolator {
     const key = pod;
     const state = this.pods.get(key) ?? this.readState(pod);
     if (!state) return;
+    // A launch that failed elsewhere may leave its ADD running: DEL after it, or its IP leaks.
+    await state.adding?.catch(() => undefined);
     faultPoint('cni-del:before');
     for (let attempt = 1; ; attempt++) {
       try {
+        const t0 = performance.now();
         await this.exec.del(state.record.list, state.record.invocation, state.result);
+        this.log.info('CNI DEL', { pod, network: state.record.list.name, ms: Number((performance.now() - t0).toFixed(1)) });
         break;
       } catch (err) {
         if (attempt >= DEL_ATTEMPTS) {

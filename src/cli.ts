@@ -32,7 +32,7 @@ function withConfigFlags(cmd: Command): Command {
     .option('--stream-tls-key <path>', 'PEM key of --stream-tls-cert')
     .option('--cni-conf-dir <path>', `CNI network configs, watched (default ${d.cniConfDir})`)
     .option('--cni-bin-dirs <list>', `comma-separated CNI plugin dirs (default ${d.cniBinDirs.join(',')})`)
-    .option('--cni-conf-template <path>', 'conflist template with {{.PodCIDR}}, written to the conf dir when it has none and a pod CIDR is set')
+    .option('--cni-conf-template <path>', 'conflist template ({{.PodCIDR}}, {{.PodCIDRRanges}}, {{.Routes}}), rendered into the conf dir while no valid config is loaded and a pod CIDR is set')
     .option('--seccomp-default <bool>', `RuntimeDefault seccomp for containers that name no profile (default ${d.seccompDefault})`);
 }
 

@@ -55,8 +55,9 @@ export interface DaemonConfig {
   /** where CNI plugin binaries are looked for, in order (also CNI_PATH) */
   cniBinDirs: string[];
   /**
-   * containerd's conf_template: a conflist file with {{.PodCIDR}}; when the conf dir holds no
-   * config and UpdateRuntimeConfig gives a pod CIDR, it is written to the conf dir. '' = off.
+   * containerd's conf_template: a conflist template ({{.PodCIDR}}, {{.PodCIDRRanges}}, {{.Routes}};
+   * network/conf-template.ts); while no valid config is loaded, UpdateRuntimeConfig's pod CIDR
+   * renders it into the conf dir. '' = off.
    */
   cniConfTemplate: string;
   /**

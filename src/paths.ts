@@ -33,6 +33,10 @@
 //   isolators/network/cni/<pod>/     the network/cni isolator's state (Mesos' cni/paths.hpp):
 //     network.json     the network list and the CNI arguments of the ADD, written before it
 //     result.json      the ADD result, cached for CHECK and DEL (also after a restart or reboot)
+//
+// CNI conf dir (cni_conf_dir, default /etc/cni/net.d; the network's, we only read it but for):
+//
+//   10-cri-mesos.conflist    written from cni_conf_template (containerd's is 10-containerd-net.conflist)
 import { join } from 'node:path';
 import type { ContainerId } from './containerizer/mesos/isolator.js';
 
@@ -96,6 +100,11 @@ export function imagesDir(workDir: string): string {
 
 export function provisionerDir(workDir: string): string {
   return join(workDir, 'provisioner');
+}
+
+/** The config written into the CNI conf dir from cni_conf_template. */
+export function cniTemplateConfFile(confDir: string): string {
+  return join(confDir, '10-cri-mesos.conflist');
 }
 
 /** The network/cni isolator's state of every pod. */

@@ -2,10 +2,13 @@
 // .conflist/.conf/.json in lexical order is the network. The directory is watched
 // (fs.watch, and a slow poll while it does not exist), and every change is validated
 // again, plugins and versions included, so Status can say NetworkReady and why not.
-import { existsSync, mkdirSync, readdirSync, readFileSync, watch, writeFileSync, renameSync, type FSWatcher } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import { CniExec, parseNetworkConfig, type NetworkList } from './cni.js';
+import { renderConfTemplate, templateValues, TemplateError } from './conf-template.js';
+import { failedPrecondition } from '../errors.js';
+import { cniTemplateConfFile } from '../paths.js';
 
 export interface NetworkState {
   ready: boolean;
@@ -60,7 +63,7 @@ export class NetworkConfigWatcher {
     readonly dir: string,
     readonly exec: CniExec,
     private readonly log: Logger,
-    /** containerd's conf_template: a conflist with {{.PodCIDR}}, written when no config exists and a pod CIDR is known. */
+    /** containerd's conf_template (conf-template.ts): rendered into the dir when no valid config exists and a pod CIDR is known. */
     private readonly template = '',
   ) {}
 
@@ -89,21 +92,39 @@ export class NetworkConfigWatcher {
   }
 
   /**
-   * UpdateRuntimeConfig's pod CIDR: with a template and no config in the dir, write one from
-   * the template (containerd writes it whenever the CIDR changes; so do we, to our own file).
+   * UpdateRuntimeConfig's pod CIDRs: with a template and no valid network, write one from the
+   * template, as containerd does (it skips the template while a valid config is loaded, so a
+   * file it wrote once is not rewritten). The dir is read again first, as containerd loads it
+   * again. Returns the file written, if any; a template that cannot be read or rendered, or
+   * that renders no JSON, is a FAILED_PRECONDITION naming it, and nothing is written.
    */
-  async podCidr(cidrs: string): Promise<void> {
-    if (!this.template || !cidrs) return;
-    const ours = join(this.dir, '10-cri-mesos.conflist');
-    const others = existsSync(this.dir) ? readdirSync(this.dir).filter((n) => EXTENSIONS.some((e) => n.endsWith(e)) && join(this.dir, n) !== ours) : [];
-    if (others.length) return;
-    const first = cidrs.split(',')[0]!;
-    const text = readFileSync(this.template, 'utf8').replaceAll('{{.PodCIDR}}', first);
+  async podCidr(cidrs: string[]): Promise<string | undefined> {
+    if (!this.template || cidrs.length === 0) return undefined;
+    await this.reload();
+    if (this.state_.ready) {
+      this.log.info('CNI network ready: the config template is not used', { template: this.template, file: this.state_.file });
+      return undefined;
+    }
+    const bad = (what: string, err: unknown) =>
+      failedPrecondition(`cni_conf_template ${this.template}: ${what}: ${err instanceof Error ? err.message : String(err)}`, err);
+    let text: string;
+    try {
+      text = renderConfTemplate(readFileSync(this.template, 'utf8'), templateValues(cidrs));
+    } catch (err) {
+      throw bad(err instanceof TemplateError ? 'cannot render it' : 'cannot read it', err);
+    }
+    try {
+      JSON.parse(text);
+    } catch (err) {
+      throw bad(`rendered for pod CIDR ${cidrs.join(',')} it is not JSON`, err);
+    }
+    const ours = cniTemplateConfFile(this.dir);
     mkdirSync(this.dir, { recursive: true, mode: 0o755 });
     writeFileSync(`${ours}.tmp`, text, { mode: 0o644 });
     renameSync(`${ours}.tmp`, ours);
-    this.log.info('CNI config written from the template', { file: ours, podCidr: first });
+    this.log.info('CNI config written from the template', { file: ours, template: this.template, podCidr: cidrs.join(',') });
     await this.reload();
+    return ours;
   }
 
   close(): void {

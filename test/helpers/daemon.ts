@@ -104,6 +104,13 @@ export interface DaemonOptions {
   cni?: boolean;
   /** With `cni`: the namespace's name is `<netnsPrefix>-<id>` (default "cm-test"). Read by the constructor only. */
   netnsPrefix?: string;
+  /** With `cni`: write the test conflist into the conf dir (default true); false leaves the dir empty. */
+  cniConflist?: boolean;
+  /**
+   * With `cni`: a cni_conf_template (containerd's conf_template) for the daemon, given host-local's
+   * store dir; written to `cniTemplateFile` and passed with --cni-conf-template.
+   */
+  cniTemplate?: (ipamDir: string) => string;
 }
 
 /** The test network's subnet (private, and only inside the daemon's own netns). */
@@ -150,6 +157,8 @@ export class TestDaemon {
   readonly netnsName?: string;
   readonly cniConfDir: string;
   readonly ipamDir: string;
+  /** With `cniTemplate`: where the template is. */
+  readonly cniTemplateFile: string;
 
   constructor(opts: DaemonOptions = {}) {
     this.opts = opts;
@@ -163,6 +172,7 @@ export class TestDaemon {
     this.cgroupRoot = `${prefix}-${this.id}`;
     this.cniConfDir = join(this.dir, 'cni', 'net.d');
     this.ipamDir = join(this.dir, 'cni', 'ipam');
+    this.cniTemplateFile = join(this.dir, 'cni', 'template.conflist');
     if (opts.cni) this.netnsName = `${opts.netnsPrefix ?? 'cm-test'}-${this.id}`;
   }
 
@@ -182,7 +192,8 @@ export class TestDaemon {
     execFileSync('ip', ['netns', 'add', this.netnsName]);
     execFileSync('ip', ['-n', this.netnsName, 'link', 'set', 'lo', 'up']);
     mkdirSync(this.cniConfDir, { recursive: true });
-    writeFileSync(join(this.cniConfDir, '10-test.conflist'), this.testConflist());
+    if (this.opts.cniConflist !== false) writeFileSync(join(this.cniConfDir, '10-test.conflist'), this.testConflist());
+    if (this.opts.cniTemplate) writeFileSync(this.cniTemplateFile, this.opts.cniTemplate(this.ipamDir));
   }
 
   /** Import the images and launch; on failure, remove what was made and throw. */
@@ -245,6 +256,7 @@ export class TestDaemon {
       '--log-level',
       this.opts.logLevel ?? process.env.CRI_MESOS_TEST_LOG_LEVEL ?? 'info',
       ...(this.netnsName ? ['--cni-conf-dir', this.cniConfDir, '--cni-bin-dirs', '/usr/lib/cni'] : []),
+      ...(this.netnsName && this.opts.cniTemplate ? ['--cni-conf-template', this.cniTemplateFile] : []),
       ...flags,
     ];
     // nsenter joins the namespace and execs: the pid we hold is the daemon's.

@@ -2,8 +2,9 @@
 // The daemon runs inside a network namespace this test made (TestDaemon option `cni`): the
 // bridge, the iptables rules of portmap, the IPs and the host ports all live in it and die
 // with it. The conflist is bridge + host-local (10.88.0.0/24) + portmap + loopback.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { isDeepStrictEqual } from 'node:util';
 import { join } from 'node:path';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { FAULT_POINTS } from '../../src/fault.js';
@@ -202,6 +203,138 @@ if (d) {
     t.deepEqual(netnsMounts(), []);
     t.deepEqual(readdirSync(containersDir(d.runtimeDir)), []);
     t.deepEqual(existsSync(cniStateDir(d.workDir)) ? readdirSync(cniStateDir(d.workDir)) : [], []);
+  });
+
+  /**
+   * Put `list` in place of the test conflist for this test (the dir is watched), and wait until
+   * the daemon has loaded it (verbose Status names the loaded network); the test conflist is
+   * back, and loaded, when the test ends. Pods keep the network their ADD used: DEL reads it
+   * from their checkpoint.
+   */
+  const useConflist = async (t: ExecutionContext, list: { plugins: object[] }) => {
+    const file = join(d.cniConfDir, '10-test.conflist');
+    const loaded = (want: { plugins: object[] }) =>
+      waitFor('the daemon to load the conflist', async () => {
+        const net = (await d.client.call('Status', { verbose: true })).info.cniconfig as string | undefined;
+        return (net && isDeepStrictEqual(JSON.parse(net).network.plugins, want.plugins)) || undefined;
+      });
+    t.teardown(async () => {
+      writeFileSync(file, d.testConflist());
+      await loaded(JSON.parse(d.testConflist()));
+    });
+    writeFileSync(file, JSON.stringify(list));
+    await loaded(list);
+  };
+  /** The test conflist with `change` applied to a copy of it. */
+  const conflistWith = (change: (list: { plugins: Record<string, unknown>[] }) => void) => {
+    const list = JSON.parse(d.testConflist());
+    change(list);
+    return list;
+  };
+  /** The name of a daemon-namespace link by its index. */
+  const linkName = (index: number) => {
+    const links = JSON.parse(d.inNetns(['ip', '-j', 'link', 'show'])) as { ifindex: number; ifname: string; link_type: string }[];
+    return links.find((l) => l.ifindex === index)?.ifname;
+  };
+  const qdiscs = (dev: string) =>
+    JSON.parse(d.inNetns(['tc', '-j', 'qdisc', 'show', 'dev', dev])) as { kind: string; handle: string; options?: { rate?: number; burst?: number } }[];
+
+  test.serial('bandwidth plugin: the ingress/egress-bandwidth annotations become tbf qdiscs (host veth for ingress, an ifb for egress), gone with the pod', async (t) => {
+    await useConflist(t, conflistWith((l) => l.plugins.push({ type: 'bandwidth', capabilities: { bandwidth: true } })));
+    const { pod, config } = await runPod('net-bw', {
+      annotations: { 'kubernetes.io/ingress-bandwidth': '1M', 'kubernetes.io/egress-bandwidth': '2M' },
+    });
+    t.teardown(() => removePod(pod).catch(() => undefined));
+    const ctr = await d.runContainer(pod, config, 'c', ['sleep', '1000']);
+    // The host side of the pod's veth: eth0's peer, by the index the container sees.
+    const peer = Number((await exec(ctr.id, ['cat', '/sys/class/net/eth0/iflink'])).out.trim());
+    const veth = linkName(peer);
+    t.truthy(veth, `no link ${peer} in the daemon's namespace`);
+    // Ingress (towards the pod) is shaped where it leaves the host: a tbf on the host veth.
+    const ingress = qdiscs(veth!).find((q) => q.kind === 'tbf');
+    t.truthy(ingress, JSON.stringify(qdiscs(veth!)));
+    t.is(ingress?.options?.rate, 1_000_000 / 8); // tc -j gives bytes per second
+    // Egress (from the pod) arrives on the host veth's ingress and is redirected to an ifb,
+    // which carries the other tbf.
+    const filters = d.inNetns(['tc', 'filter', 'show', 'dev', veth!, 'parent', 'ffff:']);
+    const ifb = /Redirect to device (\S+)\)/.exec(filters)?.[1];
+    t.truthy(ifb, filters);
+    t.regex(d.inNetns(['ip', '-d', 'link', 'show', ifb!]), /\bifb\b/);
+    const egress = qdiscs(ifb!).find((q) => q.kind === 'tbf');
+    t.truthy(egress, JSON.stringify(qdiscs(ifb!)));
+    t.is(egress?.options?.rate, 2_000_000 / 8);
+    t.regex(d.inNetns(['tc', 'qdisc', 'show', 'dev', ifb!]), /tbf .* rate 2Mbit/);
+    t.regex(d.inNetns(['tc', 'qdisc', 'show', 'dev', veth!]), /tbf .* rate 1Mbit/);
+    await removePod(pod);
+    t.notRegex(d.inNetns(['ip', 'link', 'show']), new RegExp(`\\b${ifb}\\b`));
+  });
+
+  test.serial('dual-stack: host-local with an IPv4 and an IPv6 range; ip is the IPv4, additional_ips the IPv6; the container has both on eth0 and answers on both', async (t) => {
+    const v6Subnet = 'fd00:10:88::';
+    await useConflist(
+      t,
+      conflistWith((l) => {
+        const bridge = l.plugins[0] as { ipam: { ranges: unknown[]; routes: unknown[] } };
+        bridge.ipam.ranges.push([{ subnet: `${v6Subnet}/64` }]);
+        bridge.ipam.routes.push({ dst: '::/0' });
+      }),
+    );
+    const { pod, config } = await runPod('net-dual');
+    t.teardown(() => removePod(pod).catch(() => undefined));
+    const net = (await d.client.call('PodSandboxStatus', { pod_sandbox_id: pod })).status.network;
+    t.regex(net.ip, new RegExp(`^${TEST_SUBNET.replaceAll('.', '\\.')}\\.\\d+$`));
+    t.is(net.additional_ips.length, 1);
+    const v6 = net.additional_ips[0].ip as string;
+    t.true(v6.startsWith(v6Subnet), v6);
+    await d.runContainer(pod, config, 'srv', server(8080, 'hello-dual'));
+    const addr = (await exec((await d.runContainer(pod, config, 'cli', ['sleep', '1000'])).id, ['ip', 'addr', 'show', 'eth0'])).out;
+    t.true(addr.includes(`inet ${net.ip}/24`), addr);
+    t.true(addr.includes(`inet6 ${v6}/64`), addr);
+    // The pod answers from the daemon's namespace (the bridge's side) on both addresses.
+    for (const host of [net.ip, v6]) {
+      const out = await waitFor(`the pod at ${host}`, () => {
+        try {
+          const o = d.inNetns(['busybox', 'sh', '-c', `busybox nc -w 2 ${host} 8080 </dev/null`]);
+          return o.includes('hello-dual') ? o : undefined;
+        } catch {
+          return undefined;
+        }
+      });
+      t.true(out.includes('hello-dual'), host);
+    }
+    // host-local frees both addresses.
+    await removePod(pod);
+    const leases = readdirSync(join(d.ipamDir, netName));
+    t.false(leases.includes(v6), leases.join(' '));
+    t.false(leases.includes(net.ip), leases.join(' '));
+  });
+
+  test.serial("namespaced net.* sysctls are set in the pod's network namespace, not the daemon's; NODE pods may not set them", async (t) => {
+    const sysctls = { 'net.ipv4.ip_unprivileged_port_start': '80', 'net.ipv4.ping_group_range': '0 2147483647' };
+    const ns = (network: string) => ({ security_context: { namespace_options: { network, pid: 'CONTAINER', ipc: 'POD' } } });
+    const outside = () => ({
+      port: d.inNetns(['cat', '/proc/sys/net/ipv4/ip_unprivileged_port_start']).trim(),
+      ping: d.inNetns(['cat', '/proc/sys/net/ipv4/ping_group_range']).trim(),
+    });
+    const before = outside();
+    t.not(before.port, '80');
+    const { pod, config } = await runPod('net-sysctl', { linux: { sysctls, ...ns('POD') } });
+    t.teardown(() => removePod(pod).catch(() => undefined));
+    const c = await d.runContainer(pod, config, 'c', ['sleep', '1000']);
+    t.is((await exec(c.id, ['cat', '/proc/sys/net/ipv4/ip_unprivileged_port_start'])).out.trim(), '80');
+    t.is((await exec(c.id, ['cat', '/proc/sys/net/ipv4/ping_group_range'])).out.trim().split(/\s+/).join(' '), '0 2147483647');
+    // The pod's namespace is the CNI one (it has eth0), and the daemon's keeps its values.
+    t.true((await exec(c.id, ['ip', 'addr', 'show', 'eth0'])).out.includes(`inet ${await podIp(pod)}/`));
+    t.deepEqual(outside(), before);
+    // A host-network pod would write the node's values: refused, naming the field, and nothing runs.
+    const err = (await t.throwsAsync(d.client.call('RunPodSandbox', { config: podConfig('net-sysctl-node', { linux: { sysctls, ...ns('NODE') } }) }))) as unknown as {
+      code: number;
+      details: string;
+    };
+    t.is(err.code, grpcStatus.INVALID_ARGUMENT, err.details);
+    t.regex(err.details, /config\.linux\.sysctls\["net\.ipv4\.[a-z_]+"\].*namespace_options\.network NODE/);
+    t.deepEqual(outside(), before);
+    t.false(((await d.client.call('ListPodSandbox', {})).items as { metadata: { name: string } }[]).some((p) => p.metadata.name === 'net-sysctl-node'));
   });
 
   // kill -9 at each CNI fault point (the others are walked by fault-injection.test.ts), then

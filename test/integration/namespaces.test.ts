@@ -189,4 +189,38 @@ if (d) {
     }
   });
 
+  test.serial("a host-network pod: /etc/resolv.conf from dns_config when given, else the host's; /etc/hosts the host's", async (t) => {
+    const hostNet = { linux: { security_context: { namespace_options: { network: 'NODE', pid: 'CONTAINER', ipc: 'POD' } } } };
+    const dns = { servers: ['10.96.0.10', '10.96.0.11'], searches: ['kube-system.svc.cluster.local', 'svc.cluster.local'], options: ['ndots:5', 'timeout:2'] };
+    const withDns = podConfig('ns-hostdns', { ...hostNet, dns_config: dns });
+    const without = podConfig('ns-hostnodns', hostNet);
+    const a = (await d.client.call('RunPodSandbox', { config: withDns })).pod_sandbox_id as string;
+    t.teardown(() => removePod(a).catch(() => undefined));
+    const b = (await d.client.call('RunPodSandbox', { config: without })).pod_sandbox_id as string;
+    t.teardown(() => removePod(b).catch(() => undefined));
+    const ca = await run(a, withDns, 'c', ['sleep', '3600']);
+    const cb = await run(b, without, 'c', ['sleep', '3600']);
+    const cat = async (id: string, file: string) => {
+      const r = await exec(id, ['cat', file]);
+      t.is(r.exit_code, 0, r.stderr);
+      return r.stdout;
+    };
+    t.is(
+      await cat(ca.id, '/etc/resolv.conf'),
+      'nameserver 10.96.0.10\nnameserver 10.96.0.11\nsearch kube-system.svc.cluster.local svc.cluster.local\noptions ndots:5 timeout:2\n',
+    );
+    t.is(await cat(cb.id, '/etc/resolv.conf'), readFileSync('/etc/resolv.conf', 'utf8'));
+    for (const c of [ca, cb]) t.is(await cat(c.id, '/etc/hosts'), readFileSync('/etc/hosts', 'utf8'));
+  });
+
+  test.serial("a POD-network pod gets a generated /etc/hosts (localhost and its own hostname), not the host's", async (t) => {
+    const sandbox = podConfig('ns-hosts');
+    const pod = (await d.client.call('RunPodSandbox', { config: sandbox })).pod_sandbox_id as string;
+    t.teardown(() => removePod(pod).catch(() => undefined));
+    const c = await run(pod, sandbox, 'c', ['sleep', '3600']);
+    const r = await exec(c.id, ['cat', '/etc/hosts']);
+    t.is(r.exit_code, 0, r.stderr);
+    t.is(r.stdout, '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tns-hosts\n');
+  });
+
 }

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Code } from '../../src/errors.js';
 import { CniError, CniExec, CNI_NOT_FOUND, parseNetworkConfig, resultIps, type Invocation } from '../../src/network/cni.js';
 import { loadNetwork } from '../../src/network/conf-dir.js';
+import { renderConfTemplate, templateValues, TemplateError } from '../../src/network/conf-template.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cni-unit-'));
 test.after.always(() => rmSync(dir, { recursive: true, force: true }));
@@ -146,4 +147,32 @@ test.serial('the conf dir: the first valid file in lexical order wins; none give
   t.false(bad.ready);
   t.is(bad.reason, 'InvalidCNIConfig');
   t.regex(bad.message, /05-broken\.conflist: invalid JSON/);
+});
+
+test("conf template: {{.PodCIDR}}, containerd's documented range/if form with trim markers, routes per family", (t) => {
+  const dual = templateValues(['10.244.1.0/24', 'fd00:10:244:1::/64']);
+  t.deepEqual(dual, { PodCIDR: '10.244.1.0/24', PodCIDRRanges: ['10.244.1.0/24', 'fd00:10:244:1::/64'], Routes: ['0.0.0.0/0', '::/0'] });
+  t.deepEqual(templateValues(['fd00::/64']).Routes, ['::/0']);
+  t.is(renderConfTemplate('{"subnet": "{{.PodCIDR}}", "x": "{{ .PodCIDR }}"}', dual), '{"subnet": "10.244.1.0/24", "x": "10.244.1.0/24"}');
+  const ranges = '[{{range $i, $range := .PodCIDRRanges}}{{if $i}}, {{end}}[{"subnet": "{{$range}}"}]{{end}}]';
+  t.is(renderConfTemplate(ranges, dual), '[[{"subnet": "10.244.1.0/24"}], [{"subnet": "fd00:10:244:1::/64"}]]');
+  t.is(renderConfTemplate(ranges, templateValues(['10.244.1.0/24'])), '[[{"subnet": "10.244.1.0/24"}]]');
+  const routes = '[\n  {{- range $i, $route := .Routes}}{{if $i}}, {{end}}\n  {"dst": "{{$route}}"}\n  {{- end}}\n]';
+  t.is(renderConfTemplate(routes, dual), '[\n  {"dst": "0.0.0.0/0"}, \n  {"dst": "::/0"}\n]');
+  // {{range .X}} with {{.}}, a single variable, else, comments, right trim.
+  t.is(renderConfTemplate('{{range .Routes}}<{{.}}>{{end}}', dual), '<0.0.0.0/0><::/0>');
+  t.is(renderConfTemplate('{{range $r := .Routes}}{{$r}} {{end}}', dual), '0.0.0.0/0 ::/0 ');
+  t.is(renderConfTemplate('{{range $i, $r := .Routes}}{{if $i}}+{{else}}={{end}}{{end}}', dual), '=+');
+  t.is(renderConfTemplate('a {{/* note */}}b {{- /* x */ -}} c', dual), 'a bc');
+});
+
+test('conf template: anything else is refused by name', (t) => {
+  const v = templateValues(['10.0.0.0/24']);
+  t.throws(() => renderConfTemplate('{{.PodCIDR | printf "%s"}}', v), { instanceOf: TemplateError, message: /unsupported action \{\{\.PodCIDR \| printf "%s"\}\}/ });
+  t.throws(() => renderConfTemplate('{{.NodeName}}', v), { message: /unknown field \.NodeName/ });
+  t.throws(() => renderConfTemplate('{{$x}}', v), { message: /undefined variable \$x/ });
+  t.throws(() => renderConfTemplate('{{range .Routes}}x', v), { message: /has no \{\{end\}\}/ });
+  t.throws(() => renderConfTemplate('x{{end}}', v), { message: /without an opening/ });
+  t.throws(() => renderConfTemplate('{{range .PodCIDR}}{{end}}', v), { message: /not a list/ });
+  t.throws(() => renderConfTemplate('{"a": "{{.PodCIDR"}', v), { message: /unclosed action/ });
 });

@@ -13,6 +13,9 @@ import { readTermination } from '../../src/containerizer/mesos/containerizer.js'
 import { toLimits, signalNumber, byCreatedAt, latest } from '../../src/cri/runtime/common.js';
 import { MetadataStore, NameRegistry } from '../../src/store/metadata.js';
 import type { ImageRecord } from '../../src/images/store.js';
+import { checkSysctls } from '../../src/cri/runtime/sysctls.js';
+import { parsePodCidrs } from '../../src/cri/runtime/update-runtime-config.js';
+import { Code } from '../../src/errors.js';
 
 const tmp = () => {
   const d = mkdtempSync(join(tmpdir(), 'cri-mesos-unit-'));
@@ -246,4 +249,35 @@ test('stream server config: Go durations, port range, TLS pair', (t) => {
   t.is(defaultConfig().streamServerPort, 0);
   t.throws(() => parseConfigToml('stream_server_port = 70000'), { message: /stream_server_port/ });
   t.throws(() => parseConfigToml('stream_tls_cert = "/x.pem"'), { message: /stream_tls_cert and stream_tls_key/ });
+});
+
+test('pod sysctls: only those of a namespace the pod has of its own; the field is named', (t) => {
+  const pod = { network: 'POD', ipc: 'POD' } as const;
+  const node = { network: 'NODE', ipc: 'NODE' } as const;
+  const ok = { 'net.ipv4.ip_unprivileged_port_start': '80', 'net/ipv4/conf/eth0.100/forwarding': '1', 'kernel.shmmax': '1', 'fs.mqueue.msg_max': '20', 'kernel.domainname': 'x' };
+  t.notThrows(() => checkSysctls(ok, pod));
+  t.notThrows(() => checkSysctls(undefined, node));
+  const refused = (sysctls: Record<string, string>, modes: { network: 'POD' | 'NODE'; ipc: 'POD' | 'NODE' }, msg: RegExp) => {
+    const err = t.throws(() => checkSysctls(sysctls, modes)) as unknown as { status: number; message: string };
+    t.is(err.status, Code.INVALID_ARGUMENT);
+    t.regex(err.message, msg);
+  };
+  refused({ 'net.core.somaxconn': '1024' }, { network: 'NODE', ipc: 'POD' }, /config\.linux\.sysctls\["net\.core\.somaxconn"\].*network NODE/);
+  refused({ 'kernel.domainname': 'x' }, { network: 'NODE', ipc: 'POD' }, /UTS/);
+  refused({ 'kernel.sem': '1 2 3 4' }, { network: 'POD', ipc: 'NODE' }, /ipc NODE/);
+  refused({ 'fs.mqueue.queues_max': '1' }, { network: 'POD', ipc: 'NODE' }, /ipc NODE/);
+  refused({ 'vm.swappiness': '10' }, pod, /"vm\.swappiness"\]: not a namespaced sysctl/);
+  refused({ 'kernel.hostname': 'x' }, pod, /config\.hostname/);
+  refused({ 'net..x': '1' }, pod, /not a sysctl name/);
+  refused({ 'net/../../x': '1' }, pod, /not a sysctl name/);
+});
+
+test('pod CIDRs: IPv4 and IPv6 CIDRs, comma-separated, spaces trimmed; anything else names the field', (t) => {
+  t.deepEqual(parsePodCidrs('10.244.1.0/24'), ['10.244.1.0/24']);
+  t.deepEqual(parsePodCidrs('10.244.1.0/24, fd00:10:244:1::/64'), ['10.244.1.0/24', 'fd00:10:244:1::/64']);
+  for (const bad of ['ten', '10.0.0.0', '10.0.0.0/33', '300.0.0.0/8', 'fd00::/129', '10.0.0.0/24,', '10.0.0.0/-1', '/24']) {
+    const err = t.throws(() => parsePodCidrs(bad)) as unknown as { status: number; message: string };
+    t.is(err.status, Code.INVALID_ARGUMENT, bad);
+    t.regex(err.message, /runtime_config\.network_config\.pod_cidr/);
+  }
 });

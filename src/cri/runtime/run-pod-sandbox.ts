@@ -10,6 +10,7 @@ import { capabilityNames, runtimeBoundingSet } from './capabilities.js';
 import { chooseSeccomp, hostTarget, seccompFilter } from '../../security/seccomp/compile.js';
 import { unappliedSandboxFields } from './unapplied.js';
 import { checkName, destroyFailedLaunch, namespaceModes, newId, toLimits } from './common.js';
+import { checkSysctls } from './sysctls.js';
 
 export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxRequest__Output): Promise<RunPodSandboxResponse> {
   const config = req.config;
@@ -35,12 +36,13 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
     hostTarget(capabilityNames(runtimeBoundingSet())),
     'config.linux.security_context',
   );
+  const modes = namespaceModes(config.linux?.security_context?.namespace_options);
+  checkSysctls(config.linux?.sysctls, modes);
   const id = newId();
   const name = sandboxName(config);
   const owner = ctx.names.reserve(name, id);
   if (owner) throw alreadyExists(`pod sandbox name "${name}" (config.metadata) is reserved for ${owner}`);
 
-  const modes = namespaceModes(config.linux?.security_context?.namespace_options);
   if (ctx.config.launcher === 'posix' && (modes.network !== 'NODE' || modes.pid !== 'NODE' || modes.ipc !== 'NODE')) {
     ctx.names.release(name);
     throw failedPrecondition(

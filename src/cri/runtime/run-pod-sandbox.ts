@@ -44,7 +44,7 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
   checkSysctls(config.linux?.sysctls, modes);
   const hostname = podHostname(config.hostname, config.linux?.sysctls);
   // As containerd does for its pause container: the pod's profile confines the pause helper, which
-  // runs as root with the runtime's capabilities.
+  // installs it as root with the runtime's capabilities (before it takes the pod's user, if any).
   const seccomp = seccompFilter(
     chooseSeccomp(psc, ctx.config.seccompDefault, 'config.linux.security_context'),
     hostTarget(capabilityNames(runtimeBoundingSet())),

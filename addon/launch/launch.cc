@@ -40,6 +40,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/apparmor_exec.h"
 #include "../common/fd_passing.h"
 #include "../common/seccomp_filter.h"
 
@@ -200,6 +201,9 @@ struct Settings {
   // The seccomp op: a compiled BPF program, installed by the init.
   bool hasSeccomp = false;
   std::vector<sock_filter> seccomp;
+  // The apparmor op: "exec <profile>", written by the init before the credentials change.
+  bool hasAppArmor = false;
+  std::string appArmorMsg;
 };
 
 struct State {
@@ -576,6 +580,12 @@ void RunOp(const std::vector<std::string>& f) {
       p[i] = (unsigned char)b;
     }
     set.hasSeccomp = true;
+  } else if (op == "apparmor") {
+    need(1);
+    if (f[1].empty() || f[1].find('\0') != std::string::npos || f[1].find('\n') != std::string::npos)
+      SetupFail("apparmor: bad profile name");
+    set.hasAppArmor = true;
+    set.appArmorMsg = apparmorf::ExecMessage(f[1]);
   } else if (op == "capabilities") {
     need(1);
     unsigned long long mask;
@@ -650,6 +660,13 @@ struct CommandStdio {
   if (!set.cwd.empty()) {
     if (MkdirP(set.cwd, 0755) < 0) ChildDie(127, ErrStr("mkdir cwd \"" + set.cwd + "\"", errno));
     if (chdir(set.cwd.c_str()) < 0) ChildDie(127, ErrStr("chdir to cwd \"" + set.cwd + "\"", errno));
+  }
+  // The AppArmor profile of the execve below, set while we are still root with every capability
+  // and before no_new_privs and seccomp (runc's order); a failure is never ignored.
+  if (set.hasAppArmor) {
+    const char* stage = "";
+    if (apparmorf::SetExecProfile(set.appArmorMsg, &stage) < 0)
+      ChildDie(127, ErrStr("apparmor \"" + set.appArmorMsg.substr(5) + "\": " + stage, errno));
   }
   // Without no_new_privs the kernel wants CAP_SYS_ADMIN to install a filter: so now, before the
   // user and the capabilities change (runc's order). The filter then sees setgroups..capset.
@@ -872,7 +889,7 @@ bool IsHelperOp(const std::string& op) { return op == "rundir" || op == "log" ||
 
 bool IsSettingOp(const std::string& op) {
   return op == "cwd" || op == "user" || op == "groups" || op == "env" || op == "argv" || op == "no-new-privs" ||
-         op == "capabilities" || op == "seccomp";
+         op == "capabilities" || op == "seccomp" || op == "apparmor";
 }
 
 struct Child {
@@ -1531,7 +1548,16 @@ int main(int argc, char** argv) {
 
   for (const auto& op : ops) RunOp(op);
   // The pod's profile confines the pause helper too (root with CAP_SYS_ADMIN: no no_new_privs needed).
-  if (gState.settings.hasSeccomp && seccompf::Install(gState.settings.seccomp) < 0) SetupFail(ErrStr("seccomp", errno));
+  const Settings& set = gState.settings;
+  if (set.hasSeccomp && seccompf::Install(set.seccomp) < 0) SetupFail(ErrStr("seccomp", errno));
+  // The pod's user (run_as_user, run_as_group, supplemental_groups), as containerd runs the pause
+  // container: taken once the setup that needs root is done. Reaping and signals need nothing more.
+  if (set.hasUser) {
+    int n = set.hasGroups ? (int)set.groups.size() : 0;
+    if (setgroups((size_t)n, n ? set.groups.data() : nullptr) < 0) SetupFail(ErrStr("setgroups", errno));
+    if (setresgid(set.gid, set.gid, set.gid) < 0) SetupFail(ErrStr("setgid " + std::to_string(set.gid), errno));
+    if (setresuid(set.uid, set.uid, set.uid) < 0) SetupFail(ErrStr("setuid " + std::to_string(set.uid), errno));
+  }
   AnswerOk();
   PauseLoop(sigfd);
 }

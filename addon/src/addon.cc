@@ -40,6 +40,7 @@
 
 #include "../common/fd_passing.h"
 #include "../common/seccomp_filter.h"
+#include "../common/apparmor_exec.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -155,6 +156,9 @@ struct Spawn {
   // Compiled on the calling thread before the clone (libseccomp allocates); F only installs it.
   bool hasSeccomp = false;
   std::vector<sock_filter> seccomp;
+  // "exec <profile>", built before the clone; F writes it to its AppArmor exec attribute.
+  bool hasAppArmor = false;
+  std::string appArmorMsg;
   bool doSetsid = true;
   int devnull = -1;
   // >= 0: F opens a terminal in its (joined) mount namespace's /dev/ptmx, makes the slave
@@ -332,6 +336,11 @@ int OpenPty(Spawn* s, int high) {
   if (syscall(SYS_close_range, (unsigned)n, ~0u, 0u) < 0) ChildFail(s, "close-range", errno);
 
   if (s->hasCwd && chdir(s->cwd.c_str()) < 0) ChildFail(s, "chdir", errno);
+  // The AppArmor profile of the execve below, while F still holds its privileges (runc's order).
+  if (s->hasAppArmor) {
+    const char* stage;
+    if (apparmorf::SetExecProfile(s->appArmorMsg, &stage) < 0) ChildFail(s, "apparmor", errno);
+  }
   // Without no_new_privs installing a filter needs CAP_SYS_ADMIN: before the credentials change.
   if (s->hasSeccomp && !s->noNewPrivs && seccompf::Install(s->seccomp) < 0) ChildFail(s, "seccomp", errno);
   // Raw syscalls: glibc's set*id would try to broadcast to the daemon's threads.
@@ -651,6 +660,7 @@ void SettleRelease(Napi::Env env, Spawn* s) {
     code = err ? ErrnoName(err) : "";
     std::string what = stage == "exec" ? "exec '" + s->file + "'" : stage;
     if (stage == "chdir") what += " '" + s->cwd + "'";
+    if (stage == "apparmor") what += " '" + s->appArmorMsg.substr(5) + "'";
     msg = "spawn failed: " + what + ": " + (err ? strerror(err) : "unknown error");
   } else if (s->pidfdErr) {
     code = ErrnoName(s->pidfdErr);
@@ -928,6 +938,19 @@ bool PrepareSpawn(Napi::Env env, Napi::Object o, Spawn* s) {
     s->hasSeccomp = true;
   } else if (!sc.IsUndefined() && !sc.IsNull()) {
     Napi::TypeError::New(env, "seccomp must be a string").ThrowAsJavaScriptException();
+    return false;
+  }
+  Napi::Value aa = o.Get("apparmor");
+  if (aa.IsString()) {
+    std::string profile = aa.As<Napi::String>().Utf8Value();
+    if (profile.empty() || profile.find('\0') != std::string::npos || profile.find('\n') != std::string::npos) {
+      Napi::TypeError::New(env, "apparmor must be a profile name").ThrowAsJavaScriptException();
+      return false;
+    }
+    s->appArmorMsg = apparmorf::ExecMessage(profile);
+    s->hasAppArmor = true;
+  } else if (!aa.IsUndefined() && !aa.IsNull()) {
+    Napi::TypeError::New(env, "apparmor must be a string").ThrowAsJavaScriptException();
     return false;
   }
   Napi::Value setsidV = o.Get("setsid");

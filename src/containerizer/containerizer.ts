@@ -19,6 +19,11 @@ export interface LaunchRequest {
   logPath?: string;
   /** top-level (pod) containers: the pause helper's seccomp filter (nested ones carry theirs in the process) */
   seccomp?: string;
+  /**
+   * top-level (pod) containers: the pause helper's user (CRI run_as_user, run_as_group,
+   * supplemental_groups), taken once its setup is done, as containerd runs the pause container
+   */
+  podUser?: { uid: number; gid: number; groups: number[] };
 }
 
 export interface Termination {

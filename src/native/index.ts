@@ -52,6 +52,12 @@ export interface SpawnOptions {
    * noNewPrivs, which needs CAP_SYS_ADMIN; last before exec with it).
    */
   seccomp?: string;
+  /**
+   * An AppArmor profile: the final child writes "exec <profile>" to its
+   * /proc/thread-self/attr/apparmor/exec (attr/exec on kernels before 5.8) while it still holds
+   * its privileges, so the profile applies from its execve.
+   */
+  apparmor?: string;
   /** PATH value used to search `file` when it has no slash. */
   searchPath?: string;
   /** setsid() in the final child (default true). */

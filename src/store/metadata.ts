@@ -34,6 +34,8 @@ export interface ProcessSpec {
   noNewPrivs?: boolean;
   /** The seccomp filter, resolved for this container (src/security/seccomp/compile.ts); absent = unconfined. */
   seccomp?: string;
+  /** The AppArmor profile the command and its exec'd processes run under (src/security/apparmor.ts); absent = none. */
+  apparmor?: string;
 }
 
 export interface ContainerRecord {

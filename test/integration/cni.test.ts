@@ -332,7 +332,7 @@ if (d) {
       details: string;
     };
     t.is(err.code, grpcStatus.INVALID_ARGUMENT, err.details);
-    t.regex(err.details, /config\.linux\.sysctls\["net\.ipv4\.[a-z_]+"\].*namespace_options\.network NODE/);
+    t.regex(err.details, /config\.linux\.sysctls\["net\.ipv4\.[a-z_]+"\].*namespace_options\.network is NODE/);
     t.deepEqual(outside(), before);
     t.false(((await d.client.call('ListPodSandbox', {})).items as { metadata: { name: string } }[]).some((p) => p.metadata.name === 'net-sysctl-node'));
   });

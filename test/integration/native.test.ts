@@ -33,6 +33,7 @@ import type { NamespaceType, SpawnOptions, SpawnedChild } from '../../src/native
 import { RUNTIME_FILES } from '../../src/paths.js';
 import { encodePlan } from '../../src/containerizer/mesos/launcher/plan.js';
 import type { PlanOp } from '../../src/containerizer/mesos/launcher/plan.js';
+import { thisHost as thisAppArmor } from '../../src/security/apparmor.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn('\n*** SKIPPING test/integration/native.test.ts: it needs root (namespaces, mounts, cgroups) ***\n');
@@ -560,6 +561,39 @@ rserial('launch helper: settings (cwd, user, groups, caps, no-new-privs) and sys
     logRecords(asUser.log).map((r) => r.content.replace(/\s+/g, ' ')),
     ['65534', '65533', '65533 100', 'CapEff: 0000000000000000', `CapBnd: ${caps}`],
   );
+});
+
+// The AppArmor write path (addon/common/apparmor_exec.h). The daemon plans it only where the kernel
+// has AppArmor; the helper and the addon carry it out wherever they are told to, and never ignore
+// a refusal. The profile "unconfined" exists on every AppArmor host, so no profile is loaded here.
+const appArmor = isRoot && thisAppArmor().enabled;
+(appArmor || !isRoot ? test.serial.skip : test.serial)('launch helper and addon: without AppArmor in the kernel, the apparmor write fails and nothing is run', async (t) => {
+  const h = await startHelper(t, 'container', (p) => containerPlan(p, ['sh', '-c', 'echo ran'], [['apparmor', 'cri-mesos-test']]));
+  t.is(await h.syncMessage, 'ok\n');
+  await startContainer(h.rundir);
+  t.deepEqual(await addon.waitPidfd(h.child.pidfd), { exitCode: 127, signal: null });
+  const out = logRecords(h.log).map((r) => r.content);
+  t.is(out.length, 1, out.join('\n'));
+  t.regex(out[0]!, /^cri-mesos-launch: apparmor "cri-mesos-test": (open|write|close) [^:]+: .+$/);
+  const held = await addon.spawnHeld(baseOpts({ argv: ['sh', '-c', 'echo ran'], apparmor: 'cri-mesos-test' }));
+  const e = await t.throwsAsync(addon.release(held));
+  t.regex(e!.message, /^spawn failed: apparmor 'cri-mesos-test': /);
+  t.is((e as { stage?: string }).stage, 'apparmor');
+  await t.throwsAsync(async () => addon.spawnHeld(baseOpts({ apparmor: 'a\nb' })), { message: /apparmor must be a profile name/ });
+});
+
+(appArmor ? test.serial : test.serial.skip)('launch helper and addon: with AppArmor, the command runs under the planned profile', async (t) => {
+  const h = await startHelper(t, 'container', (p) => containerPlan(p, ['cat', '/proc/self/attr/current'], [['apparmor', 'unconfined']]));
+  t.is(await h.syncMessage, 'ok\n');
+  await startContainer(h.rundir);
+  t.deepEqual(await addon.waitPidfd(h.child.pidfd), { exitCode: 0, signal: null });
+  t.deepEqual(logRecords(h.log).map((r) => r.content.trim()), ['unconfined']);
+  const file = join(tempDir(t, 'apparmor'), 'out');
+  const fd = openSync(file, 'w');
+  const child = await run(t, baseOpts({ argv: ['sh', '-c', 'cat /proc/self/attr/current'], apparmor: 'unconfined', stdio: [-1, fd, -1] }));
+  closeSync(fd);
+  await addon.waitPidfd(child.pidfd);
+  t.is(readFileSync(file, 'utf8').trim(), 'unconfined');
 });
 
 rserial('launch helper: SIGTERM before StartContainer makes the helper exit', async (t) => {

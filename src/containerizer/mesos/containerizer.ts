@@ -135,6 +135,10 @@ export class MesosContainerizer implements Containerizer {
     plan.push(...info.setup);
     if (c.config.oomScoreAdj !== undefined) plan.push(['oom-score-adj', c.config.oomScoreAdj]);
     if (!nested && req.seccomp !== undefined) plan.push(['seccomp', native().seccompCompile(req.seccomp).toString('hex')]);
+    if (!nested && req.podUser) {
+      plan.push(['user', req.podUser.uid, req.podUser.gid]);
+      if (req.podUser.groups.length > 0) plan.push(['groups', ...req.podUser.groups]);
+    }
     if (nested) {
       if (!req.process) throw invalidArgument('a nested container needs a process to run');
       const p = await req.process(c.config.rootfs);
@@ -144,6 +148,7 @@ export class MesosContainerizer implements Containerizer {
       if (p.capabilities !== undefined) plan.push(['capabilities', BigInt('0x' + p.capabilities)]);
       if (p.noNewPrivs) plan.push(['no-new-privs']);
       if (p.seccomp !== undefined) plan.push(['seccomp', native().seccompCompile(p.seccomp).toString('hex')]);
+      if (p.apparmor !== undefined) plan.push(['apparmor', p.apparmor]);
       plan.push(['stdio', c.config.tty ? 1 : 0, c.config.stdin ? 1 : 0, c.config.stdinOnce ? 1 : 0]);
       plan.push(['argv', ...p.argv]);
       for (const fifo of [runtimeFile(rundir, 'execFifo'), runtimeFile(rundir, 'ctlFifo')]) {
@@ -421,6 +426,7 @@ export class MesosContainerizer implements Containerizer {
       ...(proc.capabilities !== undefined ? { capabilities: proc.capabilities } : {}),
       noNewPrivs: proc.noNewPrivs ?? false,
       ...(proc.seccomp !== undefined ? { seccomp: proc.seccomp } : {}),
+      ...(proc.apparmor !== undefined ? { apparmor: proc.apparmor } : {}),
       searchPath: proc.env.find((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH,
       ...io,
     };

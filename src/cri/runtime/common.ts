@@ -8,7 +8,7 @@ import type { Container } from '../../../api/generated/runtime/v1/Container.js';
 import type { ContainerId, ResourceLimits } from '../../containerizer/mesos/isolator.js';
 import type { Termination } from '../../containerizer/containerizer.js';
 import type { ContainerRecord, SandboxRecord } from '../../store/metadata.js';
-import { invalidArgument, notFound } from '../../errors.js';
+import { invalidArgument, notFound, unimplemented } from '../../errors.js';
 import type { RuntimeContext } from '../context.js';
 
 export function newId(): string {
@@ -56,6 +56,41 @@ export function namespaceModes(opts: NamespaceOption__Output | null | undefined)
     pid: (opts?.pid ?? 'CONTAINER') as 'POD' | 'CONTAINER' | 'NODE' | 'TARGET',
     ipc: opts?.ipc === 'NODE' ? ('NODE' as const) : ('POD' as const),
   };
+}
+
+/**
+ * User namespaces (`userns_options` with a mode other than NODE, Kubernetes' `hostUsers: false`)
+ * are not built: refused, never run in the host's user namespace instead.
+ */
+export function refuseUserNamespace(opts: NamespaceOption__Output | null | undefined, field: string): void {
+  const u = opts?.userns_options;
+  if (!u || u.mode === 'NODE') return;
+  throw unimplemented(
+    `${field}.namespace_options.userns_options: user namespaces (mode ${String(u.mode)}) are not implemented; use mode NODE (the runtime handler does not advertise user_namespaces)`,
+  );
+}
+
+const MAX_ID = 0xfffffffe;
+
+/** A CRI int64 uid or gid (a string on the wire) as an id the kernel takes. */
+export function checkId(id: string | number, field: string): number {
+  const n = Number(id);
+  if (!Number.isInteger(n) || n < 0 || n > MAX_ID) throw invalidArgument(`${field}: ${String(id)} is not a user or group id`);
+  return n;
+}
+
+/** A list of them; `field` names the list. */
+export function checkIds(ids: (string | number)[], field: string): number[] {
+  return ids.map((g, i) => checkId(g, `${field}[${i}]`));
+}
+
+export type GroupsPolicy = 'Merge' | 'Strict';
+
+/** CRI supplemental_groups_policy: Merge (the zero value) or Strict. */
+export function groupsPolicy(policy: unknown, field: string): GroupsPolicy {
+  if (policy === undefined || policy === null || policy === 'Merge' || policy === 0) return 'Merge';
+  if (policy === 'Strict' || policy === 1) return 'Strict';
+  throw invalidArgument(`${field}.supplemental_groups_policy: unknown policy ${String(policy)} (Merge or Strict)`);
 }
 
 /** Names become paths (log dirs, cgroup-free but kubelet-visible): keep them plain. */

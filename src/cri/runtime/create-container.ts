@@ -10,9 +10,10 @@ import { readImageUser } from '../../provisioner/user.js';
 import { containerName, type ContainerRecord, type ProcessSpec, type SandboxRecord } from '../../store/metadata.js';
 import { containerId, containerRuntimeDir, nowNanos, podId, type RuntimeContext } from '../context.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from '../../errors.js';
-import { checkName, destroyFailedLaunch, findContainer, mustSandbox, namespaceModes, newId, toLimits } from './common.js';
+import { checkIds, checkName, destroyFailedLaunch, findContainer, groupsPolicy, mustSandbox, namespaceModes, newId, refuseUserNamespace, toLimits, type GroupsPolicy } from './common.js';
 import { capabilityMask, capabilityNames } from './capabilities.js';
 import { chooseSeccomp, hostTarget, seccompFilter } from '../../security/seccomp/compile.js';
+import { appArmorProfile, thisHost } from '../../security/apparmor.js';
 import { criMounts } from './mounts.js';
 import { unappliedContainerFields } from './unapplied.js';
 import { holdCreate } from '../../fault.js';
@@ -60,6 +61,13 @@ async function createWithImage(
   if (sc?.run_as_group && !sc.run_as_user && !sc.run_as_username) {
     throw invalidArgument('config.linux.security_context.run_as_group needs run_as_user or run_as_username');
   }
+  const field = 'config.linux.security_context';
+  refuseUserNamespace(sc?.namespace_options, field);
+  const security: Security = {
+    groupsPolicy: groupsPolicy(sc?.supplemental_groups_policy, field),
+    supplementalGroups: checkIds(sc?.supplemental_groups ?? [], `${field}.supplemental_groups`),
+    apparmor: appArmorProfile(sc, thisHost(), field),
+  };
   const pidMode = namespaceModes(sc?.namespace_options).pid;
   let targetPid: number | undefined;
   if (pidMode === 'TARGET') {
@@ -128,7 +136,7 @@ async function createWithImage(
       logPath,
       process: async (rootfs) => {
         await holdCreate(config.metadata?.name ?? '');
-        return (processSpec = await buildProcess(ctx, config, image, rootfs, sandbox));
+        return (processSpec = await buildProcess(ctx, config, image, rootfs, sandbox, security));
       },
     });
     if (result !== 'SUCCESS') throw failedPrecondition(`container launch was not accepted: ${result}`);
@@ -176,7 +184,32 @@ export function mergeEnv(imageEnv: string[], criEnv: { key: string; value: Buffe
   return [...env].map(([k, v]) => `${k}=${v}`);
 }
 
-async function buildProcess(ctx: RuntimeContext, config: ContainerConfig__Output, image: ImageRecord, rootfs: string | undefined, sandbox: SandboxRecord): Promise<ProcessSpec> {
+/** Security settings checked before anything is created, applied once the process is built. */
+interface Security {
+  groupsPolicy: GroupsPolicy;
+  supplementalGroups: number[];
+  /** The AppArmor profile to apply; undefined: none. */
+  apparmor: string | undefined;
+}
+
+/**
+ * The process's groups, as containerd 2.0 sets them and ContainerStatus.user reports them: the
+ * primary gid first, then with Merge the groups the image's /etc/group lists the user in, then
+ * supplemental_groups; with Strict nothing from the image's /etc/group.
+ */
+export function effectiveGroups(user: { gid: number; additionalGids: number[] }, supplemental: number[], policy: GroupsPolicy): number[] {
+  const fromImage = policy === 'Strict' ? [user.gid] : [user.gid, ...user.additionalGids];
+  return [...new Set([...fromImage, ...supplemental])];
+}
+
+async function buildProcess(
+  ctx: RuntimeContext,
+  config: ContainerConfig__Output,
+  image: ImageRecord,
+  rootfs: string | undefined,
+  sandbox: SandboxRecord,
+  security: Security,
+): Promise<ProcessSpec> {
   const argv = mergeArgv(config, image);
   if (argv.length === 0) throw invalidArgument('no command specified: config.command, config.args and the image Entrypoint/Cmd are all empty');
   const sc = config.linux?.security_context;
@@ -185,7 +218,7 @@ async function buildProcess(ctx: RuntimeContext, config: ContainerConfig__Output
   else if (sc?.run_as_user) userSpec = String(sc.run_as_user.value);
   if (sc?.run_as_group && userSpec) userSpec = `${userSpec.split(':')[0]}:${String(sc.run_as_group.value)}`;
   const user = rootfs ? await readImageUser(rootfs, userSpec || '0') : { uid: 0, gid: 0, additionalGids: [] };
-  const groups = [...new Set([...user.additionalGids, ...(sc?.supplemental_groups ?? []).map(Number)])];
+  const groups = effectiveGroups(user, security.supplementalGroups, security.groupsPolicy);
   const hostname = sandbox.mesos.namespaces.network === 'NODE' ? '' : sandbox.config.hostname;
   const caps = capabilityMask(sc?.privileged ?? false, sc?.capabilities?.add_capabilities ?? [], sc?.capabilities?.drop_capabilities ?? []);
   if (caps.unavailable.length) ctx.log.warn('capabilities the runtime does not hold are not given', { container: config.metadata?.name, capabilities: caps.unavailable });
@@ -199,6 +232,7 @@ async function buildProcess(ctx: RuntimeContext, config: ContainerConfig__Output
   return {
     ...(seccomp !== undefined ? { seccomp } : {}),
     ...(caps.mask !== undefined ? { capabilities: caps.mask.toString(16) } : {}),
+    ...(security.apparmor !== undefined ? { apparmor: security.apparmor } : {}),
     noNewPrivs: sc?.no_new_privs ?? false,
     argv,
     env: mergeEnv(image.config.Env ?? [], config.envs, hostname),

@@ -3,14 +3,17 @@ import type { RunPodSandboxRequest__Output } from '../../../api/generated/runtim
 import type { RunPodSandboxResponse } from '../../../api/generated/runtime/v1/RunPodSandboxResponse.js';
 import type { ContainerConfig, PodNetwork } from '../../containerizer/mesos/isolator.js';
 import type { PodSandboxConfig__Output } from '../../../api/generated/runtime/v1/PodSandboxConfig.js';
+import type { LinuxSandboxSecurityContext__Output } from '../../../api/generated/runtime/v1/LinuxSandboxSecurityContext.js';
+import type { Int64Value__Output } from '../../../api/generated/runtime/v1/Int64Value.js';
 import { sandboxName, type SandboxRecord } from '../../store/metadata.js';
 import { alreadyExists, failedPrecondition, invalidArgument } from '../../errors.js';
 import { nowNanos, podId, podRuntimeDir, type RuntimeContext } from '../context.js';
 import { capabilityNames, runtimeBoundingSet } from './capabilities.js';
 import { chooseSeccomp, hostTarget, seccompFilter } from '../../security/seccomp/compile.js';
 import { unappliedSandboxFields } from './unapplied.js';
-import { checkName, destroyFailedLaunch, namespaceModes, newId, toLimits } from './common.js';
-import { checkSysctls } from './sysctls.js';
+import { checkId, checkIds, checkName, destroyFailedLaunch, groupsPolicy, namespaceModes, newId, refuseUserNamespace, toLimits } from './common.js';
+import { checkSysctls, podHostname } from '../../security/sysctl.js';
+import { appArmorProfile, thisHost } from '../../security/apparmor.js';
 
 export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxRequest__Output): Promise<RunPodSandboxResponse> {
   const config = req.config;
@@ -28,16 +31,25 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
 
   const resources = toLimits(config.linux?.resources, 'config.linux.resources');
   const psc = config.linux?.security_context;
-  if (psc?.run_as_group && !psc.run_as_user) throw invalidArgument('config.linux.security_context.run_as_group needs run_as_user');
+  const field = 'config.linux.security_context';
+  if (psc?.run_as_group && !psc.run_as_user) throw invalidArgument(`${field}.run_as_group needs run_as_user`);
+  refuseUserNamespace(psc?.namespace_options, field);
+  const podUser = pauseUser(psc);
+  // The pause helper has no image: no /etc/group to merge, so Merge and Strict are the same here.
+  groupsPolicy(psc?.supplemental_groups_policy, field);
+  // Confinement the host cannot give is refused (as containerd does); where AppArmor is enabled the
+  // pause helper is not confined yet, which is logged below.
+  const podAppArmor = appArmorProfile(psc, thisHost(), field);
+  const modes = namespaceModes(psc?.namespace_options);
+  checkSysctls(config.linux?.sysctls, modes);
+  const hostname = podHostname(config.hostname, config.linux?.sysctls);
   // As containerd does for its pause container: the pod's profile confines the pause helper, which
-  // runs as root with the runtime's capabilities.
+  // installs it as root with the runtime's capabilities (before it takes the pod's user, if any).
   const seccomp = seccompFilter(
     chooseSeccomp(psc, ctx.config.seccompDefault, 'config.linux.security_context'),
     hostTarget(capabilityNames(runtimeBoundingSet())),
     'config.linux.security_context',
   );
-  const modes = namespaceModes(config.linux?.security_context?.namespace_options);
-  checkSysctls(config.linux?.sysctls, modes);
   const id = newId();
   const name = sandboxName(config);
   const owner = ctx.names.reserve(name, id);
@@ -59,7 +71,7 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
     resources,
     runtimeDir: rundir,
     namespaces: { network: modes.network, pid: modes.pid === 'NODE' ? 'NODE' : 'POD', ipc: modes.ipc },
-    hostname: config.hostname || undefined,
+    hostname: hostname || undefined,
     shmPath: modes.ipc === 'POD' ? runtimeFile(rundir, 'shm') : undefined,
     sandboxFilesDir: rundir,
     dns: dns ? { servers: dns.servers, searches: dns.searches, options: dns.options } : undefined,
@@ -70,13 +82,19 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
   try {
     // Checkpoint first: a crash mid-launch leaves a record that recovery can clean up.
     ctx.sandboxes.put(record);
-    const result = await ctx.containerizer.launch({ config: mesos, runtimeHandler: handler, ...(seccomp !== undefined ? { seccomp } : {}) });
+    const result = await ctx.containerizer.launch({
+      config: mesos,
+      runtimeHandler: handler,
+      ...(seccomp !== undefined ? { seccomp } : {}),
+      ...(podUser ? { podUser } : {}),
+    });
     if (result === 'NOT_SUPPORTED') throw failedPrecondition(`no containerizer claims runtime_handler "${handler}"`);
     ctx.sandboxes.update(id, { state: 'SANDBOX_READY' });
     ctx.watchSandbox(id);
     ctx.log.info('pod sandbox ready', { pod: id, name });
     const networked = modes.network === 'POD' && (await ctx.containerizer.status(podId(id))).ips.length > 0;
     const unapplied = unappliedSandboxFields(config, networked);
+    if (podAppArmor !== undefined) unapplied.push('linux.security_context.apparmor');
     if (unapplied.length) ctx.log.warn('pod sandbox fields accepted but not applied', { pod: id, fields: unapplied });
     return { pod_sandbox_id: id };
   } catch (err) {
@@ -85,6 +103,21 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
     ctx.names.release(name);
     throw err;
   }
+}
+
+/**
+ * The pause helper's user, as containerd runs the pause container: run_as_user (else root),
+ * run_as_group (else 0), and the primary gid plus supplemental_groups as its groups. Undefined:
+ * none of them set, it stays root.
+ */
+function pauseUser(psc: LinuxSandboxSecurityContext__Output | null | undefined) {
+  if (!psc || (!psc.run_as_user && !psc.supplemental_groups.length)) return undefined;
+  const field = 'config.linux.security_context';
+  const one = (v: Int64Value__Output | null, name: string) => (v ? checkId(v.value, `${field}.${name}`) : 0);
+  const uid = one(psc.run_as_user, 'run_as_user');
+  const gid = one(psc.run_as_group, 'run_as_group');
+  const groups = [...new Set([gid, ...checkIds(psc.supplemental_groups, `${field}.supplemental_groups`)])];
+  return { uid, gid, groups };
 }
 
 const PROTOCOLS = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' } as const;

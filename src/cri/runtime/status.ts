@@ -34,7 +34,8 @@ export async function status(ctx: RuntimeContext, req: StatusRequest__Output): P
       name,
       features: { recursive_read_only_mounts: recursiveReadOnlySupported(), user_namespaces: false },
     })),
-    features: { supplemental_groups_policy: false },
+    // Strict keeps the image's /etc/group out of the groups (create-container.ts effectiveGroups).
+    features: { supplemental_groups_policy: true },
     info,
   };
 }

@@ -4,13 +4,8 @@
 // container, and listed in the README's known differences.
 import type { ContainerConfig__Output } from '../../../api/generated/runtime/v1/ContainerConfig.js';
 import type { PodSandboxConfig__Output } from '../../../api/generated/runtime/v1/PodSandboxConfig.js';
-import type { SecurityProfile__Output } from '../../../api/generated/runtime/v1/SecurityProfile.js';
-import type { UserNamespace__Output } from '../../../api/generated/runtime/v1/UserNamespace.js';
 import type { SELinuxOption__Output } from '../../../api/generated/runtime/v1/SELinuxOption.js';
 
-/** A profile other than Unconfined (an absent message means none; a present one defaults to RuntimeDefault). */
-const confined = (p: SecurityProfile__Output | null | undefined) => !!p && p.profile_type !== 'Unconfined';
-const userNamespace = (u: UserNamespace__Output | null | undefined) => !!u && u.mode !== 'NODE';
 const selinux = (o: SELinuxOption__Output | null | undefined) => !!o && !!(o.user || o.role || o.type || o.level);
 
 export function unappliedContainerFields(config: ContainerConfig__Output): string[] {
@@ -24,12 +19,9 @@ export function unappliedContainerFields(config: ContainerConfig__Output): strin
     if (m.mount_options.length) out.push(`mounts[${i}].mount_options`);
   });
   if (sc) {
-    if (confined(sc.apparmor)) out.push('linux.security_context.apparmor');
-    if (sc.apparmor_profile && sc.apparmor_profile !== 'unconfined') out.push('linux.security_context.apparmor_profile');
+    // AppArmor is applied or refused (src/security/apparmor.ts), user namespaces refused.
     if (selinux(sc.selinux_options)) out.push('linux.security_context.selinux_options');
-    if (sc.supplemental_groups_policy === 'Strict') out.push('linux.security_context.supplemental_groups_policy');
     if (sc.capabilities?.add_ambient_capabilities.length) out.push('linux.security_context.capabilities.add_ambient_capabilities');
-    if (userNamespace(sc.namespace_options?.userns_options)) out.push('linux.security_context.namespace_options.userns_options');
   }
   return out;
 }
@@ -42,15 +34,9 @@ export function unappliedSandboxFields(config: PodSandboxConfig__Output, cniNetw
   const hostNetwork = sc?.namespace_options?.network === 'NODE';
   if (config.port_mappings.length && !hostNetwork && !cniNetwork) out.push('port_mappings');
   if (config.linux?.overhead) out.push('linux.overhead');
-  if (sc) {
-    if (confined(sc.apparmor)) out.push('linux.security_context.apparmor');
-    if (selinux(sc.selinux_options)) out.push('linux.security_context.selinux_options');
-    // The pod's pause helper runs as root with no rootfs of its own.
-    if (sc.run_as_user) out.push('linux.security_context.run_as_user');
-    if (sc.run_as_group) out.push('linux.security_context.run_as_group');
-    if (sc.supplemental_groups.length) out.push('linux.security_context.supplemental_groups');
-    if (sc.supplemental_groups_policy === 'Strict') out.push('linux.security_context.supplemental_groups_policy');
-    if (userNamespace(sc.namespace_options?.userns_options)) out.push('linux.security_context.namespace_options.userns_options');
-  }
+  // The pause helper takes run_as_user, run_as_group and supplemental_groups (it has no image
+  // /etc/group, so either groups policy is the same); AppArmor the host cannot apply is refused,
+  // and where it could the handler adds the field; user namespaces are refused.
+  if (sc && selinux(sc.selinux_options)) out.push('linux.security_context.selinux_options');
   return out;
 }

@@ -54,6 +54,14 @@
 //                           init installs it before the user and capabilities change without
 //                           no-new-privs (that needs CAP_SYS_ADMIN), as the last step before exec
 //                           with it; pause mode: before "ok"
+//   apparmor <profile>      (container mode) the init writes "exec <profile>" to
+//                           /proc/thread-self/attr/apparmor/exec (attr/exec where the kernel has no
+//                           per-LSM directory, before 5.8) while it still holds its privileges, as
+//                           runc does; the profile applies from the command's execve. Planned only
+//                           where /sys/module/apparmor/parameters/enabled is Y (src/security/apparmor.ts)
+//   user, groups            (pause mode) the pause helper takes this uid, gid and groups after its
+//                           setup and seccomp, before "ok" (the pod's run_as_user, run_as_group and
+//                           supplemental_groups)
 //
 // Container mode: the helper runs rundir, log and new-pid-ns itself, then forks
 // the container's init, which runs every other setup op (so that /proc is
@@ -101,7 +109,8 @@ export type PlanOp =
   | ['argv', ...string[]]
   | ['no-new-privs']
   | ['capabilities', bigint]
-  | ['seccomp', string];
+  | ['seccomp', string]
+  | ['apparmor', string];
 
 function escapeField(value: string): string {
   return value.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n');

@@ -21,6 +21,7 @@ import { MemoryIsolator } from './containerizer/mesos/isolators/cgroups/memory.j
 import { PidsIsolator } from './containerizer/mesos/isolators/cgroups/pids.js';
 import { CpusetIsolator } from './containerizer/mesos/isolators/cgroups/cpuset.js';
 import { HugetlbIsolator } from './containerizer/mesos/isolators/cgroups/hugetlb.js';
+import { DevicesIsolator } from './containerizer/mesos/isolators/cgroups/devices.js';
 import { PidNamespaceIsolator } from './containerizer/mesos/isolators/namespaces/pid.js';
 import { IpcNamespaceIsolator } from './containerizer/mesos/isolators/namespaces/ipc.js';
 import { CniNetworkIsolator } from './containerizer/mesos/isolators/network/cni.js';
@@ -81,6 +82,7 @@ export class Daemon {
             new PidsIsolator(cg),
             new CpusetIsolator(cg),
             new HugetlbIsolator(cg),
+            new DevicesIsolator(cg),
             new LinuxFilesystemIsolator(),
           ]
         : [];

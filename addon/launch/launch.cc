@@ -222,6 +222,8 @@ struct State {
   std::string logName;
   std::string logPath;
   int capLast = 40;
+  // The console op: where the terminal's slave is bound once the init opened it.
+  std::string consolePath;
   Settings settings;
 };
 
@@ -426,6 +428,32 @@ void OpOomScoreAdj(const std::string& value) {
   CloseQuietly(fd);  // the write's result was checked above
 }
 
+// mknod <path> <c|b> <mode> <major> <minor> <uid> <gid>. A node of that device already there is
+// kept; any other file in the way (an image's, not a directory) is replaced. Owner and mode are
+// set after: mknod's mode goes through the umask. The node is ours, never a symlink, when
+// chown and chmod follow the path.
+void OpMknod(const std::vector<std::string>& f) {
+  unsigned long long mode, major, minor, uid, gid;
+  if (!ParseNum(f[3], 8, &mode) || !ParseNum(f[4], 10, &major) || !ParseNum(f[5], 10, &minor) ||
+      !ParseNum(f[6], 10, &uid) || !ParseNum(f[7], 10, &gid) || (f[2] != "c" && f[2] != "b"))
+    SetupFail("mknod: bad fields for " + f[1]);
+  const char* path = f[1].c_str();
+  mode_t type = f[2] == "c" ? S_IFCHR : S_IFBLK;
+  dev_t dev = makedev(major, minor);
+  if (mknod(path, type | (mode_t)(mode & 07777), dev) < 0) {
+    if (errno != EEXIST) SetupFail(ErrStr("mknod " + f[1], errno));
+    struct stat st;
+    if (lstat(path, &st) < 0) SetupFail(ErrStr("lstat " + f[1], errno));
+    if ((st.st_mode & S_IFMT) != type || st.st_rdev != dev) {
+      if (S_ISDIR(st.st_mode)) SetupFail("mknod " + f[1] + ": a directory is in the way");
+      if (unlink(path) < 0) SetupFail(ErrStr("unlink " + f[1], errno));
+      if (mknod(path, type | (mode_t)(mode & 07777), dev) < 0) SetupFail(ErrStr("mknod " + f[1], errno));
+    }
+  }
+  if (chown(path, (uid_t)uid, (gid_t)gid) < 0) SetupFail(ErrStr("chown " + f[1], errno));
+  if (chmod(path, (mode_t)(mode & 07777)) < 0) SetupFail(ErrStr("chmod " + f[1], errno));
+}
+
 int OpenLog() {
   return openat(gState.logDirFd, gState.logName.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 }
@@ -497,15 +525,11 @@ void RunOp(const std::vector<std::string>& f) {
       CloseQuietly(fd);  // nothing was written
     }
   } else if (op == "mknod") {
-    need(5);
-    unsigned long long mode, major, minor;
-    if (!ParseNum(f[3], 8, &mode) || !ParseNum(f[4], 10, &major) || !ParseNum(f[5], 10, &minor) ||
-        (f[2] != "c" && f[2] != "b"))
-      SetupFail("mknod: bad fields for " + f[1]);
-    mode_t type = f[2] == "c" ? S_IFCHR : S_IFBLK;
-    if (mknod(f[1].c_str(), type | (mode_t)(mode & 07777), makedev(major, minor)) < 0 && errno != EEXIST)
-      SetupFail(ErrStr("mknod " + f[1], errno));
-    if (chmod(f[1].c_str(), (mode_t)(mode & 07777)) < 0) SetupFail(ErrStr("chmod " + f[1], errno));
+    need(7);
+    OpMknod(f);
+  } else if (op == "console") {
+    need(1);
+    gState.consolePath = f[1];
   } else if (op == "symlink") {
     need(2);
     if (symlink(f[1].c_str(), f[2].c_str()) < 0 && errno != EEXIST) SetupFail(ErrStr("symlink " + f[2], errno));
@@ -945,6 +969,17 @@ bool WaitForStart(int sigfd, int fd, Child& init) {
 
 using fdpass::SendFd;
 
+// The console op, as runc's /dev/console: the slave (/dev/pts/<n> of the container's devpts)
+// bind-mounted on `path`, created as an empty file first.
+void BindConsole(int master, const std::string& path) {
+  int n;
+  if (ioctl(master, TIOCGPTN, &n) < 0) SetupFail(ErrStr("the pty number (TIOCGPTN)", errno));
+  std::string slavePath = "/dev/pts/" + std::to_string(n);
+  if (mknod(path.c_str(), S_IFREG | 0666, 0) < 0 && errno != EEXIST) SetupFail(ErrStr("create " + path, errno));
+  if (mount(slavePath.c_str(), path.c_str(), nullptr, MS_BIND, nullptr) < 0)
+    SetupFail(ErrStr("bind " + slavePath + " on " + path, errno));
+}
+
 // A terminal from the container's own devpts (mounted by the setup ops; after pivot_root
 // /dev/ptmx is the container's): the master goes to the helper over ptySock, the slave is
 // returned for the command. TIOCGPTPEER opens the slave without a path lookup.
@@ -955,6 +990,7 @@ int OpenContainerPty(int ptySock) {
   if (ioctl(master, TIOCSPTLCK, &unlock) < 0) SetupFail(ErrStr("unlock the pty (TIOCSPTLCK)", errno));
   int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (slave < 0) SetupFail(ErrStr("open the pty slave (TIOCGPTPEER)", errno));
+  if (!gState.consolePath.empty()) BindConsole(master, gState.consolePath);
   if (!SendFd(ptySock, master)) SetupFail(ErrStr("pass the pty master to the helper", errno));
   CloseQuietly(master);  // the helper holds it now
   CloseQuietly(ptySock);

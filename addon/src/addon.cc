@@ -38,6 +38,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/bpf_device_filter.h"
 #include "../common/fd_passing.h"
 #include "../common/seccomp_filter.h"
 #include "../common/apparmor_exec.h"
@@ -1389,6 +1390,34 @@ Napi::Value Mknod(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// attachDeviceFilter(dir, insns): a cgroup2 device program (struct bpf_insn[], built by
+// src/cgroups/devices.ts) loaded and attached to the cgroup directory, replacing its old ones.
+Napi::Value AttachDeviceFilter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string dir;
+  if (!ArgString(info, 0, "dir", &dir)) return env.Undefined();
+  if (info.Length() < 2 || !info[1].IsBuffer()) {
+    Napi::TypeError::New(env, "insns must be a Buffer").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Buffer<char> buf = info[1].As<Napi::Buffer<char>>();
+  if (buf.Length() == 0 || buf.Length() % sizeof(struct bpf_insn) != 0) {
+    Napi::TypeError::New(env, "insns must hold whole struct bpf_insn records").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  // Copied: a Buffer's memory need not be aligned for struct bpf_insn.
+  std::vector<struct bpf_insn> insns(buf.Length() / sizeof(struct bpf_insn));
+  memcpy(insns.data(), buf.Data(), buf.Length());
+  std::string what, log;
+  int err = bpfdev::AttachDeviceFilter(dir.c_str(), insns.data(), (uint32_t)insns.size(), &what, &log);
+  if (err != 0) {
+    Napi::Error e = ErrnoError(env, err, what.c_str(), dir);
+    if (!log.empty()) e.Set("verifierLog", Napi::String::New(env, log));
+    e.ThrowAsJavaScriptException();
+  }
+  return env.Undefined();
+}
+
 Napi::Value Lsetxattr(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path, name;
@@ -1796,6 +1825,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("mount", Napi::Function::New(env, Mount, "mount"));
   exports.Set("umount2", Napi::Function::New(env, Umount2, "umount2"));
   exports.Set("mknod", Napi::Function::New(env, Mknod, "mknod"));
+  exports.Set("attachDeviceFilter", Napi::Function::New(env, AttachDeviceFilter, "attachDeviceFilter"));
   exports.Set("lsetxattr", Napi::Function::New(env, Lsetxattr, "lsetxattr"));
   exports.Set("lgetxattr", Napi::Function::New(env, Lgetxattr, "lgetxattr"));
   exports.Set("statfs", Napi::Function::New(env, Statfs, "statfs"));

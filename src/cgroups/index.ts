@@ -30,3 +30,13 @@ export {
   UNLIMITED_THRESHOLD,
   USER_HZ,
 } from './convert.js';
+export {
+  applyV1DeviceRules,
+  applyV2DeviceRules,
+  deviceFilterInsns,
+  deviceFilterProgram,
+  v1RuleText,
+  validAccess,
+  type DeviceRule,
+  type DeviceType,
+} from './devices.js';

@@ -131,6 +131,13 @@ export interface NativeAddon {
   mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void;
   umount2(target: string, flags: number): void;
   mknod(path: string, mode: number, major: number, minor: number): void;
+  /**
+   * Loads a BPF_PROG_TYPE_CGROUP_DEVICE program (struct bpf_insn[], src/cgroups/devices.ts) and
+   * attaches it to the cgroup2 directory `dir` (BPF_F_ALLOW_MULTI), then detaches the device
+   * programs attached there before. Throws an errno error naming the bpf() command; a program
+   * the verifier refused carries its log in `.verifierLog`.
+   */
+  attachDeviceFilter(dir: string, insns: Buffer): void;
   lsetxattr(path: string, name: string, value: Buffer, flags: number): void;
   lgetxattr(path: string, name: string): Buffer | null;
   statfs(path: string): StatfsInfo;

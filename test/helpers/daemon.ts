@@ -464,6 +464,12 @@ export function podConfig(name: string, extra: Record<string, unknown> = {}, log
   };
 }
 
+/** A pod whose linux.security_context.privileged is true: only such a pod may hold privileged containers. */
+export function privilegedPodConfig(name: string, logDir?: string) {
+  const cfg = podConfig(name, {}, logDir);
+  return { ...cfg, linux: { security_context: { ...cfg.linux.security_context, privileged: true } } };
+}
+
 export function containerConfig(name: string, command: string[], extra: Record<string, unknown> = {}) {
   return {
     metadata: { name, attempt: 0 },

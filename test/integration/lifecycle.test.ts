@@ -5,7 +5,7 @@ import { busyboxLayer, writeOciLayout } from '../../hack/build-test-images.js';
 import { importImage } from '../../src/images/import.js';
 import { ImageStore } from '../../src/images/store.js';
 import { join } from 'node:path';
-import { podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
+import { podConfig, containerConfig, privilegedPodConfig, waitFor } from '../helpers/daemon.js';
 import { useDaemon } from '../helpers/suite.js';
 
 const CRI_LINE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z) (stdout|stderr) ([PF]) (.*)$/;
@@ -43,7 +43,8 @@ if (d) {
 
   test.serial('the command runs with the default capability set (add/drop honoured) and no_new_privs when asked', async (t) => {
     const logDir = join(d.logDir, 'caps');
-    const cfg = podConfig('caps', {}, logDir);
+    // Privileged, so that it may also hold the privileged container below.
+    const cfg = privilegedPodConfig('caps', logDir);
     const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg });
     const run = async (name: string, sc: object) => {
       const { container_id } = await d.client.call('CreateContainer', {

@@ -5,15 +5,16 @@ import test, { type ExecutionContext } from 'ava';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MNT_DETACH, MS, native } from '../../src/native/index.js';
-import { podConfig } from '../helpers/daemon.js';
+import { privilegedPodConfig } from '../helpers/daemon.js';
 import { tempDir, useDaemon } from '../helpers/suite.js';
 
 const d = useDaemon('mount tests');
 if (d) {
   let pod: string;
-  let sandbox: ReturnType<typeof podConfig>;
+  let sandbox: ReturnType<typeof privilegedPodConfig>;
   test.serial.before(async () => {
-    sandbox = podConfig('mounts');
+    // Privileged: the propagation test mounts from inside a privileged container.
+    sandbox = privilegedPodConfig('mounts');
     pod = (await d.client.call('RunPodSandbox', { config: sandbox })).pod_sandbox_id;
   });
 

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
-import { podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
+import { podConfig, containerConfig, privilegedPodConfig, waitFor } from '../helpers/daemon.js';
 import { useDaemon } from '../helpers/suite.js';
 import { collect, spdyExec } from '../helpers/stream-client.js';
 
@@ -101,7 +101,7 @@ if (d) {
   });
 
   test.serial('Unconfined, an absent profile and privileged: Seccomp 0', async (t) => {
-    const cfg = podConfig('seccomp-none', {}, join(d.logDir, 'seccomp-none'));
+    const cfg = privilegedPodConfig('seccomp-none', join(d.logDir, 'seccomp-none'));
     const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg });
     const unconfined = await run(pod, cfg, 'unconfined', { seccomp: { profile_type: 'Unconfined' } });
     t.is(field(unconfined, 'Seccomp'), '0', unconfined);

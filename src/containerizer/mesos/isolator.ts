@@ -2,6 +2,7 @@
 // prepare runs in order, isolate in parallel, cleanup in reverse order.
 import { Code, StatusError } from '../../errors.js';
 import type { NamespaceJoin, NamespaceType } from '../../native/index.js';
+import type { ContainerDevice } from './devices.js';
 import type { PlanOp } from './launcher/plan.js';
 
 /** Mesos ContainerID: a chain up to the root (the pod). */
@@ -79,7 +80,10 @@ export interface ContainerConfig {
   mounts?: CriMount[];
   /** The pod's /dev/shm (a tmpfs on the host, owned by the namespaces/ipc isolator). */
   shmPath?: string;
+  /** All capabilities, every host device, device cgroup "a *:* rwm", /sys read-write, nothing masked. */
   privileged?: boolean;
+  /** Device nodes made in the container besides the defaults (the CRI devices; the host's for privileged). */
+  devices?: ContainerDevice[];
   readonlyRootfs?: boolean;
   maskedPaths?: string[];
   readonlyPaths?: string[];

@@ -14,6 +14,7 @@ import { checkIds, checkName, destroyFailedLaunch, findContainer, groupsPolicy, 
 import { capabilityMask, capabilityNames } from './capabilities.js';
 import { chooseSeccomp, hostTarget, seccompFilter } from '../../security/seccomp/compile.js';
 import { appArmorProfile, thisHost } from '../../security/apparmor.js';
+import { criDevices, hostDevices } from './devices.js';
 import { criMounts } from './mounts.js';
 import { unappliedContainerFields } from './unapplied.js';
 import { holdCreate } from '../../fault.js';
@@ -57,6 +58,15 @@ async function createWithImage(
   const resources = toLimits(config.linux?.resources, 'config.linux.resources');
 
   const sc = config.linux?.security_context;
+  const privileged = sc?.privileged ?? false;
+  // As containerd and CRI-O (their words): only a privileged pod may hold a privileged container.
+  if (privileged && !sandbox.config.linux?.security_context?.privileged) {
+    throw invalidArgument(
+      `no privileged container allowed in sandbox: config.linux.security_context.privileged is true but the pod's linux.security_context.privileged is not (pod ${sandbox.id})`,
+    );
+  }
+  // The host's devices first: a CRI device may put one of them at another path too.
+  const devices = [...(privileged ? hostDevices() : []), ...criDevices(config.devices)];
   // The CRI: run_as_group only with run_as_user or run_as_username, or the runtime must error.
   if (sc?.run_as_group && !sc.run_as_user && !sc.run_as_username) {
     throw invalidArgument('config.linux.security_context.run_as_group needs run_as_user or run_as_username');
@@ -97,7 +107,8 @@ async function createWithImage(
     mounts,
     shmPath: pod.shmPath,
     sandboxFilesDir: pod.sandboxFilesDir,
-    privileged: sc?.privileged ?? false,
+    privileged,
+    devices,
     readonlyRootfs: sc?.readonly_rootfs ?? false,
     maskedPaths: sc?.masked_paths,
     readonlyPaths: sc?.readonly_paths,

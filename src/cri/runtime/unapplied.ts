@@ -11,7 +11,6 @@ const selinux = (o: SELinuxOption__Output | null | undefined) => !!o && !!(o.use
 export function unappliedContainerFields(config: ContainerConfig__Output): string[] {
   const out: string[] = [];
   const sc = config.linux?.security_context;
-  if (config.devices.length) out.push('devices');
   if (config.CDI_devices.length) out.push('CDI_devices');
   config.mounts.forEach((m, i) => {
     if (m.selinux_relabel) out.push(`mounts[${i}].selinux_relabel`);

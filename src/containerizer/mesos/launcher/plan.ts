@@ -35,11 +35,16 @@
 //   remount-ro <path>                   remount an existing mount read-only, keeping locked flags
 //   mkdir <path> <octal mode>           mkdir -p
 //   touch <path>                        create an empty file (and parents) if missing
-//   mknod <path> <c|b> <octal mode> <major> <minor>
+//   mknod <path> <c|b> <octal mode> <major> <minor> <uid> <gid>   a device node, owned and moded
+//                                       as given; one already there of that device is kept, any other
+//                                       file (not a directory) is replaced
 //   symlink <target> <linkpath>         EEXIST is fine
 //   pivot_root <newroot>                chdir, pivot_root(".", "."), detach the old root, chdir /
 //   mask <path>                         /dev/null over a file, empty ro tmpfs over a dir; ENOENT skipped
 //   readonly <path>                     bind onto itself and remount read-only; ENOENT skipped
+//   console <path>                      (container mode, with tty) once the init has opened the
+//                                       command's terminal, its slave is bind-mounted on <path>
+//                                       (a file created 0666 if missing), as runc's /dev/console
 //   hostname <name>
 //   sysctl <key> <value>                write /proc/sys/<key with . as />
 //   loopback-up                         bring `lo` up in the current network namespace
@@ -93,7 +98,8 @@ export type PlanOp =
   | ['new-pid-ns']
   | ['mkdir', string, number]
   | ['touch', string]
-  | ['mknod', string, 'c' | 'b', number, number, number]
+  | ['mknod', string, 'c' | 'b', number, number, number, number, number]
+  | ['console', string]
   | ['symlink', string, string]
   | ['pivot_root', string]
   | ['mask', string]

@@ -1,4 +1,4 @@
-// Shared machinery of the cgroups/{cpu,memory,pids,cpuset} isolators: back-end choice (v1 hierarchy,
+// Shared machinery of the cgroups/{cpu,memory,pids,cpuset,hugetlb,devices} isolators: back-end choice (v1 hierarchy,
 // cgroup2 controller, or nothing), the id → cgroup path map, create / join / remove. Each container
 // gets its own cgroup (share_cgroups=false): pod → <parent|root>/<pod>, container → <pod>/<ctr>.
 import { alreadyExists, notFound } from '../../../../errors.js';
@@ -44,6 +44,8 @@ interface Spec {
   controller: string;
   /** Extra v1 hierarchies used when mounted (e.g. 'cpuacct' for cpu usage). */
   extraV1?: string[];
+  /** cgroup2 needs no controller for this isolator (devices: a BPF program on the cgroup). */
+  v2WithoutController?: boolean;
 }
 
 /** Whether `pid` is in the cgroup2 cgroup `path` (as /proc/<pid>/cgroup's "0::" line names it). */
@@ -63,6 +65,8 @@ export abstract class CgroupsIsolatorBase implements Isolator {
   protected readonly root: string;
   protected readonly log: Logger;
   private readonly controller: string;
+  /** cgroup2: enable the controller for the children of each level (false: there is none to enable). */
+  private readonly v2Controller: boolean;
   /** v1: distinct mount points to create the cgroup in ([mountPoint, has cpuset]). */
   private readonly v1Mounts: Array<{ mountPoint: string; cpuset: boolean }> = [];
   private readonly paths = new Map<string, string>();
@@ -72,6 +76,7 @@ export abstract class CgroupsIsolatorBase implements Isolator {
     this.root = opts.root;
     this.log = opts.log;
     this.controller = spec.controller;
+    this.v2Controller = !spec.v2WithoutController;
     if (opts.cgroups.v1(spec.controller) !== undefined) {
       this.backend = 'v1';
       for (const c of [spec.controller, ...(spec.extraV1 ?? [])]) {
@@ -80,7 +85,7 @@ export abstract class CgroupsIsolatorBase implements Isolator {
         const h = opts.cgroups.v1Hierarchies().find((x) => x.mountPoint === mp);
         this.v1Mounts.push({ mountPoint: mp, cpuset: h?.controllers.includes('cpuset') ?? false });
       }
-    } else if (opts.cgroups.hasV2Controller(spec.controller)) {
+    } else if (spec.v2WithoutController ? opts.cgroups.v2Root() !== undefined : opts.cgroups.hasV2Controller(spec.controller)) {
       this.backend = 'v2';
     } else {
       this.backend = 'none';
@@ -134,13 +139,13 @@ export abstract class CgroupsIsolatorBase implements Isolator {
     return launch;
   }
 
-  /** mkdir every level, enabling our controller for the children of each ancestor, plus <rel>/leaf. */
+  /** mkdir every level, enabling our controller (if any) for the children of each ancestor, plus <rel>/leaf. */
   private async createV2(rel: string): Promise<void> {
     let cur = this.cgroups.v2Root()!;
     for (const part of rel.split('/').filter(Boolean)) {
       // Enabling a controller makes the kernel re-check its tasks under cgroup_threadgroup_rwsem,
       // which waits for an RCU grace period (ms): only write where it is not on yet.
-      const on = (await readCgroupFileOpt(cur, 'cgroup.subtree_control'))?.split(/\s+/).includes(this.controller);
+      const on = !this.v2Controller || (await readCgroupFileOpt(cur, 'cgroup.subtree_control'))?.split(/\s+/).includes(this.controller);
       if (!on) await writeCgroupFile(cur, 'cgroup.subtree_control', `+${this.controller}`);
       cur = join(cur, part);
       await mkdir(cur, { recursive: true });

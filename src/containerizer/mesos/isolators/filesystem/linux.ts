@@ -9,6 +9,7 @@ import { mkdirp } from '../../../../util/mkdirp.js';
 import { join, posix } from 'node:path';
 import { MS } from '../../../../native/index.js';
 import { runtimeFile, type RuntimeFile } from '../../../../paths.js';
+import { DEFAULT_DEVICES, type ContainerDevice } from '../../devices.js';
 import type { ContainerConfig, CriMount, LaunchInfo } from '../../isolator.js';
 import type { BindMode, BindPropagation, PlanOp } from '../../launcher/plan.js';
 import { LaunchOnlyIsolator } from '../base.js';
@@ -28,15 +29,6 @@ export const DEFAULT_MASKED_PATHS = [
 ];
 
 export const DEFAULT_READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
-
-const DEVICES: [string, number, number][] = [
-  ['null', 1, 3],
-  ['zero', 1, 5],
-  ['full', 1, 7],
-  ['random', 1, 8],
-  ['urandom', 1, 9],
-  ['tty', 5, 0],
-];
 
 const SANDBOX_FILES: [RuntimeFile, string][] = [
   ['hostname', '/etc/hostname'],
@@ -88,17 +80,21 @@ export function containerMountPlan(config: ContainerConfig): PlanOp[] {
 
   const dev = inRoot('/dev');
   ops.push(['mkdir', dev, 0o755], ['mount', 'tmpfs', dev, 'tmpfs', MS.NOSUID | MS.STRICTATIME, 'mode=755,size=65536k']);
-  for (const [name, major, minor] of DEVICES) ops.push(['mknod', join(dev, name), 'c', 0o666, major, minor]);
+  for (const d of DEFAULT_DEVICES) ops.push(mknod(join(dev, posix.relative('/dev', d.path)), d));
   ops.push(
     ['mkdir', join(dev, 'pts'), 0o755],
-    ['mount', 'devpts', join(dev, 'pts'), 'devpts', MS.NOSUID | MS.NOEXEC, 'newinstance,ptmxmode=0666,mode=0620'],
+    // A private devpts: its own ptmx and pty numbers; slaves are group tty (5), 0620.
+    ['mount', 'devpts', join(dev, 'pts'), 'devpts', MS.NOSUID | MS.NOEXEC, 'newinstance,ptmxmode=0666,mode=0620,gid=5'],
     ['symlink', 'pts/ptmx', join(dev, 'ptmx')],
     ['symlink', '/proc/self/fd', join(dev, 'fd')],
     ['symlink', '/proc/self/fd/0', join(dev, 'stdin')],
     ['symlink', '/proc/self/fd/1', join(dev, 'stdout')],
     ['symlink', '/proc/self/fd/2', join(dev, 'stderr')],
+    ['symlink', '/proc/kcore', join(dev, 'core')],
     ['mkdir', join(dev, 'shm'), 0o1777],
   );
+  // With a terminal, its slave is bound on /dev/console once the init opened it (after setup).
+  if (config.tty) ops.push(['console', '/dev/console']);
   // /dev/shm stays writable, also with readonly_rootfs.
   if (config.shmPath) ops.push(['bind', config.shmPath, join(dev, 'shm'), 'rw', '-']);
   else ops.push(['mount', 'shm', join(dev, 'shm'), 'tmpfs', MS.NOSUID | MS.NODEV | MS.NOEXEC, 'mode=1777,size=65536k']);
@@ -110,6 +106,15 @@ export function containerMountPlan(config: ContainerConfig): PlanOp[] {
   for (const m of mounts) ops.push(...bindMount(m, inRoot(m.containerPath), trees.get(m)));
   // Image volumes are plain directories of the container's writable layer unless a CRI mount covers them.
   for (const v of config.imageVolumes ?? []) if (!mounted.has(posix.normalize(v))) ops.push(['mkdir', inRoot(v), 0o755]);
+  // As runc: after the mounts, so a mount does not hide them; before the rootfs turns read-only.
+  for (const d of config.devices ?? []) {
+    const path = posix.normalize(d.path);
+    // devpts' own ptmx stays (a privileged container's host list has the host's /dev/ptmx).
+    if (path === '/dev/ptmx') continue;
+    // Our /dev is a fresh tmpfs: the image's /dev (and its symlinks) is not under it.
+    const target = path.startsWith('/dev/') ? join(dev, posix.relative('/dev', path)) : inRoot(path);
+    ops.push(['mkdir', posix.dirname(target), 0o755], mknod(target, d));
+  }
 
   // Only the rootfs' own mount: /dev, /dev/shm, /proc and each CRI mount keep their own flags.
   if (config.readonlyRootfs) ops.push(['remount-ro', root]);
@@ -121,6 +126,10 @@ export function containerMountPlan(config: ContainerConfig): PlanOp[] {
     for (const p of readonly) ops.push(['readonly', p]);
   }
   return ops;
+}
+
+function mknod(target: string, d: ContainerDevice): PlanOp {
+  return ['mknod', target, d.type, d.fileMode, d.major, d.minor, d.uid, d.gid];
 }
 
 const PROPAGATION: Record<CriMount['propagation'], BindPropagation> = {

@@ -14,9 +14,13 @@
 //   - test-image-digest@sha256:9700f9a2...: a digest names exact upstream
 //     bytes, so "public image with digest" cannot pass against stand-ins;
 //   - Debian's busybox-static is built with FEATURE_SH_STANDALONE, so `sh -c ls`
-//     runs the ls applet in-process and never execs /bin/ls: "runtime should
+//     runs the ls applet in-process and never execs /bin/ls, and "runtime should
 //     support MaskedPaths" (masks /bin/ls, expects "/bin/sh: ls: Permission
-//     denied") cannot pass with this busybox whatever the runtime does;
+//     denied") cannot pass with it. So the base is Debian's dynamically linked
+//     busybox package (built without it, as the upstream image's busybox is),
+//     fetched with `apt-get download` into .test-tmp and unpacked, never
+//     installed (it conflicts with busybox-static), with the host's libc beside
+//     it; where apt cannot fetch it, busybox-static, and that spec fails;
 //   - the images are amd64 only (nonewprivs' setuid helper is x86-64 code).
 //
 // Usage (as any user; the registry listens on 127.0.0.1 only):
@@ -25,14 +29,16 @@
 // cri-mesos config (and writes it to FILE), and serves until Ctrl-C/SIGTERM,
 // then stops the registry and removes its temp dir (DIR, when given, is kept
 // and reused: pushing again skips the blobs it already has).
-import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { arch } from 'node:os';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BUSYBOX, busyboxLayer, buildImageBlobs, makeTar, type TarEntrySpec } from './build-test-images.js';
 import { REGISTRY_BIN, TestRegistry } from '../test/helpers/registry.js';
+import { projectRoot } from '../src/util/paths.js';
 
 export const UPSTREAM_HOSTS = ['registry.k8s.io', 'gcr.io'] as const;
 const E2E = 'e2e-test-images';
@@ -368,9 +374,49 @@ export interface BuiltStandIn {
   manifestDigest: string;
 }
 
-export async function buildStandIns(busybox = BUSYBOX): Promise<BuiltStandIn[]> {
+/**
+ * Debian's dynamically linked busybox (package `busybox`), unpacked under `cacheDir`, and a layer
+ * with the shared libraries it needs, copied from this host (ldd). Undefined, with the reason
+ * printed, when apt cannot fetch it.
+ */
+export function dynamicBusybox(cacheDir: string): { busybox: string; libs: TarEntrySpec[] } | undefined {
+  const busybox = join(cacheDir, 'root', 'bin', 'busybox');
+  try {
+    if (!existsSync(busybox)) {
+      rmSync(cacheDir, { recursive: true, force: true });
+      mkdirSync(cacheDir, { recursive: true });
+      execFileSync('apt-get', ['download', 'busybox'], { cwd: cacheDir, stdio: ['ignore', 'ignore', 'pipe'] });
+      const deb = readdirSync(cacheDir).find((f) => f.endsWith('.deb'));
+      if (!deb) throw new Error('apt-get download busybox left no .deb');
+      execFileSync('dpkg-deb', ['-x', join(cacheDir, deb), join(cacheDir, 'root')]);
+    }
+    const libs: TarEntrySpec[] = [];
+    const seenDirs = new Set<string>();
+    for (const line of execFileSync('ldd', [busybox], { encoding: 'utf8' }).split('\n')) {
+      // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)" or "/lib64/ld-linux-x86-64.so.2 (0x…)"
+      const path = /=>\s*(\/\S+)/.exec(line)?.[1] ?? /^\s*(\/\S+)\s+\(/.exec(line)?.[1];
+      if (!path) continue;
+      const parts = path.slice(1).split('/');
+      for (let i = 1; i < parts.length; i++) {
+        const dir = parts.slice(0, i).join('/') + '/';
+        if (!seenDirs.has(dir)) libs.push({ name: dir, type: 'directory', mode: 0o755 });
+        seenDirs.add(dir);
+      }
+      libs.push({ name: path.slice(1), content: readFileSync(realpathSync(path)), mode: 0o755 });
+    }
+    return { busybox, libs };
+  } catch (e) {
+    console.error(`Debian's dynamic busybox is not available (${e instanceof Error ? e.message : String(e)}); using ${BUSYBOX}: the MaskedPaths spec will fail`);
+    return undefined;
+  }
+}
+
+export async function buildStandIns(busybox = BUSYBOX, cacheDir = join(projectRoot(), '.test-tmp', 'critest-busybox')): Promise<BuiltStandIn[]> {
   if (arch() !== 'x64') throw new Error(`the critest stand-ins are amd64 only (nonewprivs has x86-64 code); this is ${arch()}`);
-  const base = [await busyboxLayer(busybox, { hardlinks: true }), await critestBaseLayer()];
+  const dyn = dynamicBusybox(cacheDir);
+  const base = dyn
+    ? [await busyboxLayer(dyn.busybox, { hardlinks: true }), await makeTar(dyn.libs), await critestBaseLayer()]
+    : [await busyboxLayer(busybox, { hardlinks: true }), await critestBaseLayer()];
   const out: BuiltStandIn[] = [];
   for (const image of IMAGES) {
     const layers = [...base];

@@ -18,6 +18,7 @@ import { criDevices, hostDevices } from './devices.js';
 import { criMounts } from './mounts.js';
 import { unappliedContainerFields } from './unapplied.js';
 import { holdCreate } from '../../fault.js';
+import { containerPreLaunchHook } from './pre-launch-hook.js';
 
 export async function createContainer(ctx: RuntimeContext, req: CreateContainerRequest__Output): Promise<CreateContainerResponse> {
   const config = req.config;
@@ -93,6 +94,14 @@ async function createWithImage(
   const name = containerName(config, sandbox.config);
   const owner = ctx.names.reserve(name, id);
   if (owner) throw alreadyExists(`container name "${name}" (config.metadata) is reserved for ${owner}`);
+  // Before anything is made: a refusal leaves only the name to release. The hook's env and
+  // labels are in `config` from here on, so the record and the process get them.
+  try {
+    config = await containerPreLaunchHook(ctx, id, sandbox, config, { ref: imageRef, id: image.id });
+  } catch (err) {
+    ctx.names.release(name);
+    throw err;
+  }
 
   const pod = sandbox.mesos;
   const mesos: ContainerConfig = {

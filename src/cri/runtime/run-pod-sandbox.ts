@@ -14,6 +14,7 @@ import { unappliedSandboxFields } from './unapplied.js';
 import { checkId, checkIds, checkName, destroyFailedLaunch, groupsPolicy, namespaceModes, newId, refuseUserNamespace, toLimits } from './common.js';
 import { checkSysctls, podHostname } from '../../security/sysctl.js';
 import { appArmorProfile, thisHost } from '../../security/apparmor.js';
+import { podPreLaunchHook } from './pre-launch-hook.js';
 
 export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxRequest__Output): Promise<RunPodSandboxResponse> {
   const config = req.config;
@@ -61,6 +62,14 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
       'the posix launcher cannot create namespaces: set linux.security_context.namespace_options network, pid and ipc to NODE, or start the daemon with --launcher=linux',
     );
   }
+  // Before anything is made: a refusal leaves only the name to release.
+  let labels: Record<string, string>;
+  try {
+    labels = await podPreLaunchHook(ctx, id, handler, config);
+  } catch (err) {
+    ctx.names.release(name);
+    throw err;
+  }
   const rundir = podRuntimeDir(ctx.config, id);
   const dns = config.dns_config;
   const mesos: ContainerConfig = {
@@ -78,7 +87,7 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
     sysctls: config.linux?.sysctls,
     network: podNetwork(config),
   };
-  const record: SandboxRecord = { id, config, runtimeHandler: handler, createdAt: nowNanos(), state: 'SANDBOX_NOTREADY', mesos };
+  const record: SandboxRecord = { id, config: { ...config, labels }, runtimeHandler: handler, createdAt: nowNanos(), state: 'SANDBOX_NOTREADY', mesos };
   try {
     // Checkpoint first: a crash mid-launch leaves a record that recovery can clean up.
     ctx.sandboxes.put(record);

@@ -168,6 +168,10 @@ struct Spawn {
   int syncR = -1, syncW = -1;  // release: one byte from the daemon to I
   int evR = -1, evW = -1;      // events to the main thread: I's pid (>0), clone error (<0), T done (0)
   int base = 0;                // first fd number above every fd we know of
+  // The fds I and F use, sorted: I closes every other one before it is held. Its fd table is a
+  // copy of the daemon's, and a held I must not keep, say, the write end of a CNI plugin's
+  // stdin open (the plugin would wait for EOF, and the pod's isolate step for the plugin).
+  std::vector<int> keepFds;
   pid_t parentPid = 0;
   char* stackI = nullptr;  // tops of the children's stacks (set by T)
   char* stackF = nullptr;
@@ -410,9 +414,14 @@ int OpenPty(Spawn* s, int high) {
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) ChildFail(s, "pdeathsig", errno);
   if (getppid() != s->parentPid) _exit(127);
 
-  // I's own copies (no CLONE_FILES): closing them cannot affect the daemon's.
-  CloseQuietly(s->syncW);
-  CloseQuietly(s->evR);
+  // I's own copies (no CLONE_FILES): closing them cannot affect the daemon's. Everything but
+  // what I and F use goes (syncW and evR too), in the gaps between the sorted keepFds.
+  unsigned from = 3;
+  for (int fd : s->keepFds) {
+    if ((unsigned)fd > from && syscall(SYS_close_range, from, (unsigned)fd - 1, 0u) < 0) ChildFail(s, "close-range", errno);
+    if ((unsigned)fd + 1 > from) from = (unsigned)fd + 1;
+  }
+  if (syscall(SYS_close_range, from, ~0u, 0u) < 0) ChildFail(s, "close-range", errno);
   int32_t me = (int32_t)getpid();
   // Without its pid the daemon cannot place I: give up, T reports "ended before reporting".
   if (!WriteSmall(s->evW, &me, sizeof me)) ChildFail(s, "report-pid", errno);
@@ -1023,6 +1032,14 @@ bool PrepareSpawn(Napi::Env env, Napi::Object o, Spawn* s) {
   for (int fd : s->extraFds) maxFd = std::max(maxFd, fd);
   for (auto& j : s->joins) maxFd = std::max(maxFd, j.fd);
   s->base = std::max(maxFd + 1, 10 + (int)s->extraFds.size());
+  for (int fd : {s->devnull, s->syncR, s->evW, s->stdio[0], s->stdio[1], s->stdio[2], s->ptySock})
+    if (fd >= 3) s->keepFds.push_back(fd);
+  for (int fd : s->extraFds)
+    if (fd >= 3) s->keepFds.push_back(fd);
+  for (auto& j : s->joins)
+    if (j.fd >= 3) s->keepFds.push_back(j.fd);
+  std::sort(s->keepFds.begin(), s->keepFds.end());
+  s->keepFds.erase(std::unique(s->keepFds.begin(), s->keepFds.end()), s->keepFds.end());
   s->parentPid = getpid();
   return true;
 }

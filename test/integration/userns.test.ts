@@ -121,14 +121,16 @@ if (d) {
       t.is(r.out.trim(), '1400');
     });
 
-    test.serial('a second container and an exec join the same user namespace; a non-root user is mapped too', async (t) => {
+    test.serial('a second container (pid POD) and an exec join the same user namespace; a non-root user is mapped too', async (t) => {
       const { pod, sandbox } = await runPod(t, 'userns-two');
       const a = await d.runContainer(pod, sandbox, 'a', ['sleep', '3600'], withUserns(K8S));
-      const b = await d.runContainer(pod, sandbox, 'b', ['sleep', '3600'], withUserns(K8S, { run_as_username: 'tester' }));
+      // b shares the pod's PID namespace (the kubelet's shareProcessNamespace): the pause helper is its PID 1.
+      const b = await d.runContainer(pod, sandbox, 'b', ['sleep', '3600'], withUserns(K8S, { run_as_username: 'tester' }, { pid: 'POD' }));
       t.is(readlinkSync(`/proc/${a.pid}/ns/user`), readlinkSync(`/proc/${b.pid}/ns/user`));
       t.deepEqual(uidLine(b.pid), [HOST + 1000, HOST + 1000, HOST + 1000, HOST + 1000]);
       const ids = await sh(b.id, 'id -u; id -g; readlink /proc/self/ns/user');
       t.deepEqual(ids.out.trim().split('\n'), ['1000', '1000', readlinkSync(`/proc/${b.pid}/ns/user`)]);
+      t.is((await sh(b.id, 'cat /proc/1/comm')).out.trim(), 'cri-mesos-launc');
       // The exec's own process is unprivileged on the host as well.
       const hostUid = await sh(a.id, 'cat /proc/self/status | grep ^Uid');
       t.regex(hostUid.out, /^Uid:\s+0\s+0\s+0\s+0$/m, 'inside: root');
@@ -290,6 +292,23 @@ if (d) {
       t.false(readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${pin} `));
       t.false(existsSync(pin));
       t.false(existsSync(join(d.workDir, 'provisioner', c.id)));
+    });
+
+    test.serial('after a kill -9 of the daemon the pod keeps its namespace: exec joins it, remove unpins it', async (t) => {
+      const sandbox = podConfig('userns-restart', withUserns(K8S));
+      const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: sandbox });
+      const c = await d.runContainer(pod, sandbox, 'r', ['sleep', '3600'], withUserns(K8S));
+      await d.kill9();
+      await d.launch();
+      const r = await sh(c.id, 'cat /proc/self/uid_map; id -u');
+      t.is(r.code, 0, r.err);
+      t.is(r.out.trim().split(/\s+/).join(' '), `0 ${HOST} ${SIZE} 0`);
+      t.deepEqual(uidLine(c.pid), [HOST, HOST, HOST, HOST], 'the same container');
+      const pin = join(d.runtimeDir, 'containers', pod, 'userns');
+      await d.client.call('StopPodSandbox', { pod_sandbox_id: pod });
+      await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+      t.false(existsSync(pin));
+      t.false(readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${pin} `));
     });
 
     test.serial('CNI: the pod gets an address in a network namespace its user namespace owns, and reaches the bridge', async (t) => {

@@ -15,9 +15,10 @@
 //   fd 4, 5, ...: what isolators pass (LaunchInfo.passFds, in order), named by tree-fd ops
 //
 // Setup ops run in file order before "ok":
-//   rundir <path> <exec fifo> <ctl fifo> <status> <attach socket>   open the runtime dir; the
-//                           names of the FIFOs, the status file and the attach socket in it
-//                           (src/paths.ts names them)
+//   rundir <path> <exec fifo> <ctl fifo> <status> <attach socket>   (container mode) open the
+//                           runtime dir; the names of the FIFOs, the status file and the attach
+//                           socket in it (src/paths.ts names them). A pause helper gets none: it
+//                           writes nothing there (and in a user namespace could not open it)
 //   stdio <tty 0|1> <stdin 0|1> <stdin-once 0|1>   (container mode) the command's stdio, as
 //                           CRI's tty, stdin and stdin_once: tty runs it on a terminal from the
 //                           container's devpts (opened by the init after setup; the helper holds

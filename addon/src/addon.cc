@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include <map>
+#include <memory>
 #include <mutex>
 #include <algorithm>
 #include <cstdint>
@@ -141,6 +142,10 @@ struct Spawn {
   std::string cwd;
   bool hasCwd = false;
   std::vector<NsJoin> joins;
+  // One of the joins is a user namespace: I becomes its root (uid and gid 0, no groups) after the
+  // joins, so that F and what it execs hold their capabilities there (exec drops them from a uid
+  // the namespace does not map, and the daemon's root is not mapped in a pod's namespace).
+  bool joinsUser = false;
   uint64_t cloneFlags = 0;
   int stdio[3] = {-1, -1, -1};
   std::vector<int> extraFds;
@@ -445,6 +450,12 @@ int OpenPty(Spawn* s, int high) {
       ChildFail(s, stage, errno);
     }
     CloseQuietly(j.fd);
+  }
+  // Raw syscalls: glibc's would try to broadcast to the daemon's threads (I shares its memory).
+  if (s->joinsUser) {
+    if (syscall(SYS_setgroups, 0, nullptr) < 0) ChildFail(s, "setgroups", errno);
+    if (syscall(SYS_setresgid, 0, 0, 0) < 0) ChildFail(s, "setgid", errno);
+    if (syscall(SYS_setresuid, 0, 0, 0) < 0) ChildFail(s, "setuid", errno);
   }
 
   CloneArgs args;
@@ -847,6 +858,7 @@ bool PrepareSpawn(Napi::Env env, Napi::Object o, Spawn* s) {
       Napi::TypeError::New(env, "unknown namespace type: " + j.type).ThrowAsJavaScriptException();
       return false;
     }
+    if (j.nstype == CLONE_NEWUSER) s->joinsUser = true;
     s->joins.push_back(j);
   }
   std::stable_sort(s->joins.begin(), s->joins.end(), [](const NsJoin& a, const NsJoin& b) { return a.rank < b.rank; });
@@ -1825,6 +1837,301 @@ Napi::Value PinNetns(const Napi::CallbackInfo& info) {
   return StartOwnThread(env, d, promise, c, "pinNetns", OwnThreadDone<NetnsPin, SettleNetnsPin>, NetnsPinThread);
 }
 
+// ---------------------------------------------------------------------------
+// nsPin: namespaces made by a short-lived child process and pinned by bind mounts of its
+// namespace files, for the namespaces/user and network/cni isolators. A user namespace (and a
+// namespace owned by one) cannot be made on a thread of a multithreaded process: setns into a
+// user namespace and unshare(CLONE_NEWUSER) refuse one. So a fresh pthread clones a child
+// (fork-like: no CLONE_VM, so the child's errno and stack are its own) that, optionally created
+// in a new user namespace, joins a pinned user namespace and unshares the namespaces asked for,
+// reports, and waits to be killed. The thread writes the new namespace's uid_map and gid_map
+// (setgroups stays "allow", as runc leaves it for a privileged runtime), bind-mounts the child's
+// /proc/<pid>/ns/<type> files on the pin paths, kills and reaps the child. The pins keep the
+// namespaces alive without any process.
+
+struct NsPinJob {
+  bool newUser = false;
+  std::string uidMap, gidMap;
+  std::string joinUser;  // a user namespace file to join first ("" = none)
+  int unshareFlags = 0;
+  std::vector<std::pair<std::string, std::string>> pins;  // namespace file name, pin path
+  // Written by the thread before uv_async_send, read on the main thread after.
+  int err = 0;
+  std::string what, where;
+  napi_env env = nullptr;
+  napi_deferred deferred = nullptr;
+  uv_async_t async;
+  pthread_t tid{};
+};
+
+// Writes `text` to `path` in one write(2): a uid_map or gid_map takes exactly one.
+int WriteWhole(const std::string& path, const std::string& text) {
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  ssize_t w;
+  do {
+    w = write(fd, text.data(), text.size());
+  } while (w < 0 && errno == EINTR);
+  int e = w == (ssize_t)text.size() ? 0 : (w < 0 ? errno : EIO);
+  if (close(fd) < 0 && e == 0 && errno != EINTR) e = errno;
+  return e;
+}
+
+void NsPinThread(NsPinJob* c) {
+  auto fail = [c](int err, const char* what, const std::string& where = "") {
+    if (c->err) return;
+    c->err = err;
+    c->what = what;
+    c->where = where;
+  };
+  sigset_t all;
+  sigfillset(&all);
+  int joinFd = -1;
+  int p[2] = {-1, -1};
+  int e = pthread_sigmask(SIG_SETMASK, &all, nullptr);
+  if (e != 0) fail(e, "pthread_sigmask");
+  if (!c->err && !c->joinUser.empty() && (joinFd = open(c->joinUser.c_str(), O_RDONLY | O_CLOEXEC)) < 0) fail(errno, "open", c->joinUser);
+  if (!c->err && pipe2(p, O_CLOEXEC) < 0) fail(errno, "pipe2");
+  long pid = -1;
+  if (!c->err) {
+    CloneArgs args;
+    memset(&args, 0, sizeof args);
+    args.flags = c->newUser ? CLONE_NEWUSER : 0;
+    args.exit_signal = SIGCHLD;
+    pid = syscall(SYS_clone3, &args, sizeof args);
+    if (pid == 0) {
+      // The child: its own copy of memory; syscalls only. Killed by the thread once pinned, or
+      // with the thread (the daemon) if that dies first.
+      int32_t rep[2] = {0, 0};
+      if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) {
+        rep[0] = 1;
+        rep[1] = errno;
+      } else if (joinFd >= 0 && setns(joinFd, CLONE_NEWUSER) < 0) {
+        rep[0] = 2;
+        rep[1] = errno;
+      } else if (c->unshareFlags && unshare(c->unshareFlags) < 0) {
+        rep[0] = 3;
+        rep[1] = errno;
+      }
+      if (!WriteSmall(p[1], rep, sizeof rep)) _exit(1);
+      for (;;) pause();
+    }
+    if (pid < 0) fail(errno, "clone3");
+  }
+  CloseQuietly(p[1]);
+  std::vector<std::string> pinned;
+  if (pid > 0) {
+    int32_t rep[2] = {0, 0};
+    ssize_t r;
+    do {
+      r = read(p[0], rep, sizeof rep);
+    } while (r < 0 && errno == EINTR);
+    static const char* const stages[] = {"", "prctl", "setns", "unshare"};
+    if (r != (ssize_t)sizeof rep) fail(r < 0 ? errno : EIO, "read", "the namespace child's report");
+    else if (rep[0] >= 1 && rep[0] <= 3) fail(rep[1], stages[rep[0]], rep[0] == 2 ? c->joinUser : "");
+    const std::string proc = "/proc/" + std::to_string(pid);
+    if (!c->err && c->newUser) {
+      if ((e = WriteWhole(proc + "/uid_map", c->uidMap)) != 0) fail(e, "write", proc + "/uid_map");
+      else if ((e = WriteWhole(proc + "/gid_map", c->gidMap)) != 0) fail(e, "write", proc + "/gid_map");
+    }
+    for (size_t i = 0; !c->err && i < c->pins.size(); i++) {
+      const std::string& path = c->pins[i].second;
+      int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0444);
+      if (fd < 0) {
+        fail(errno, "open", path);
+        break;
+      }
+      CloseQuietly(fd);
+      std::string src = proc + "/ns/" + c->pins[i].first;
+      if (mount(src.c_str(), path.c_str(), nullptr, MS_BIND, nullptr) < 0) {
+        fail(errno, "mount", path);
+        break;
+      }
+      pinned.push_back(path);
+    }
+    // Our unreaped child: the pid cannot be anyone else's, so kill cannot fail.
+    if (kill((pid_t)pid, SIGKILL) < 0) abort();
+    int st;
+    while (waitpid((pid_t)pid, &st, 0) < 0 && errno == EINTR) {
+    }
+  }
+  // A half-made set is undone (the pin files are the caller's to remove).
+  if (c->err) {
+    for (const std::string& path : pinned) {
+      if (umount2(path.c_str(), MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT) fail(errno, "umount2", path);
+    }
+  }
+  CloseQuietly(p[0]);
+  CloseQuietly(joinFd);
+  if (uv_async_send(&c->async) != 0) abort();
+}
+
+void SettleNsPin(Napi::Env env, NsPinJob* c) {
+  if (c->err == 0) {
+    napi_resolve_deferred(env, c->deferred, env.Undefined());
+  } else {
+    napi_reject_deferred(env, c->deferred, ErrnoError(env, c->err, c->what.c_str(), c->where).Value());
+  }
+}
+
+// The proc ns file name of a namespace type.
+bool NsFileFlag(const std::string& t, int* flag) { return NsRank(t, flag) >= 0; }
+
+Napi::Value NsPin(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  napi_deferred d;
+  napi_value promise;
+  if (napi_create_promise(env, &d, &promise) != napi_ok) return env.Undefined();
+  auto reject = [&](const std::string& msg) {
+    napi_reject_deferred(env, d, Napi::TypeError::New(env, "nsPin: " + msg).Value());
+    return Napi::Value(env, promise);
+  };
+  if (info.Length() < 1 || !info[0].IsObject()) return reject("opts must be an object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  auto* c = new NsPinJob();
+  std::unique_ptr<NsPinJob> owner(c);
+  Napi::Value user = o.Get("user");
+  if (user.IsObject()) {
+    Napi::Object u = user.As<Napi::Object>();
+    if (!u.Get("uidMap").IsString() || !u.Get("gidMap").IsString()) return reject("user must be {uidMap, gidMap}");
+    c->newUser = true;
+    c->uidMap = u.Get("uidMap").As<Napi::String>().Utf8Value();
+    c->gidMap = u.Get("gidMap").As<Napi::String>().Utf8Value();
+    if (c->uidMap.empty() || c->gidMap.empty()) return reject("uidMap and gidMap must not be empty");
+  } else if (!user.IsUndefined() && !user.IsNull()) {
+    return reject("user must be {uidMap, gidMap}");
+  }
+  Napi::Value join = o.Get("joinUser");
+  if (join.IsString()) c->joinUser = join.As<Napi::String>().Utf8Value();
+  else if (!join.IsUndefined() && !join.IsNull()) return reject("joinUser must be a path");
+  if (c->newUser && !c->joinUser.empty()) return reject("user and joinUser exclude each other");
+  Napi::Value un = o.Get("unshare");
+  if (!un.IsUndefined() && !un.IsNull()) {
+    std::vector<std::string> types;
+    if (!GetStringArray(env, un, "unshare", types)) {
+      Napi::Error e = env.GetAndClearPendingException();
+      napi_reject_deferred(env, d, e.Value());
+      return Napi::Value(env, promise);
+    }
+    for (auto& t : types) {
+      int flag;
+      if (!NsFileFlag(t, &flag) || flag == CLONE_NEWUSER || flag == CLONE_NEWPID) return reject("cannot unshare " + t);
+      c->unshareFlags |= flag;
+    }
+  }
+  Napi::Value pins = o.Get("pins");
+  if (!pins.IsArray()) return reject("pins must be an array of {type, path}");
+  Napi::Array pa = pins.As<Napi::Array>();
+  for (uint32_t i = 0; i < pa.Length(); i++) {
+    Napi::Value pv = pa.Get(i);
+    if (!pv.IsObject()) return reject("pins must be an array of {type, path}");
+    Napi::Object po = pv.As<Napi::Object>();
+    if (!po.Get("type").IsString() || !po.Get("path").IsString()) return reject("pins must be an array of {type, path}");
+    std::string type = po.Get("type").As<Napi::String>().Utf8Value();
+    int flag;
+    if (!NsFileFlag(type, &flag)) return reject("unknown namespace type: " + type);
+    c->pins.emplace_back(type, po.Get("path").As<Napi::String>().Utf8Value());
+  }
+  owner.release();
+  return StartOwnThread(env, d, promise, c, "nsPin", OwnThreadDone<NsPinJob, SettleNsPin>, NsPinThread);
+}
+
+// ---------------------------------------------------------------------------
+// idmappedTree: a detached copy of the mount at `path` (open_tree(OPEN_TREE_CLONE), recursive or
+// not) idmapped with the user namespace at `userns` (mount_setattr(MOUNT_ATTR_IDMAP)): what the
+// owner of a file is on disk shows through the namespace's mapping (root's files are the
+// namespace root's). Attached later with move_mount (the launch helper's tree-fd and bind ops,
+// or moveMount here). Its own thread, as path lookups may block on a slow filesystem.
+
+struct IdmapTreeJob {
+  std::string path, userns;
+  bool recursive = true;
+  int fd = -1;
+  int err = 0;
+  const char* what = "";
+  std::string where;
+  napi_env env = nullptr;
+  napi_deferred deferred = nullptr;
+  uv_async_t async;
+  pthread_t tid{};
+};
+
+void IdmapTreeThread(IdmapTreeJob* c) {
+  sigset_t all;
+  sigfillset(&all);
+  int e = pthread_sigmask(SIG_SETMASK, &all, nullptr);
+  int ns = -1;
+  const unsigned rec = c->recursive ? AT_RECURSIVE : 0;
+  if (e != 0) {
+    c->err = e;
+    c->what = "pthread_sigmask";
+  } else if ((ns = open(c->userns.c_str(), O_RDONLY | O_CLOEXEC)) < 0) {
+    c->err = errno;
+    c->what = "open";
+    c->where = c->userns;
+  } else {
+    long t = syscall(SYS_open_tree, AT_FDCWD, c->path.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
+    if (t < 0) {
+      c->err = errno;
+      c->what = "open_tree";
+      c->where = c->path;
+    } else {
+      struct mount_attr attr;
+      memset(&attr, 0, sizeof attr);
+      attr.attr_set = MOUNT_ATTR_IDMAP;
+      attr.userns_fd = (uint64_t)ns;
+      if (syscall(SYS_mount_setattr, (int)t, "", AT_EMPTY_PATH | rec, &attr, sizeof attr) < 0) {
+        c->err = errno;
+        c->what = "mount_setattr";
+        c->where = c->path;
+        CloseQuietly((int)t);
+      } else {
+        c->fd = (int)t;
+      }
+    }
+  }
+  CloseQuietly(ns);
+  if (uv_async_send(&c->async) != 0) abort();
+}
+
+void SettleIdmapTree(Napi::Env env, IdmapTreeJob* c) {
+  if (c->err == 0) {
+    napi_resolve_deferred(env, c->deferred, Napi::Number::New(env, c->fd));
+  } else {
+    napi_reject_deferred(env, c->deferred, ErrnoError(env, c->err, c->what, c->where).Value());
+  }
+}
+
+Napi::Value IdmappedTree(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  napi_deferred d;
+  napi_value promise;
+  if (napi_create_promise(env, &d, &promise) != napi_ok) return env.Undefined();
+  std::string path, userns;
+  if (!ArgString(info, 0, "path", &path) || !ArgString(info, 1, "userns", &userns)) {
+    Napi::Error e = env.GetAndClearPendingException();
+    napi_reject_deferred(env, d, e.Value());
+    return Napi::Value(env, promise);
+  }
+  auto* c = new IdmapTreeJob();
+  c->path = path;
+  c->userns = userns;
+  c->recursive = !(info.Length() > 2 && info[2].IsBoolean() && !info[2].As<Napi::Boolean>().Value());
+  return StartOwnThread(env, d, promise, c, "idmappedTree", OwnThreadDone<IdmapTreeJob, SettleIdmapTree>, IdmapTreeThread);
+}
+
+// moveMount(fd, target): attach a detached mount tree (an idmappedTree) on `target`.
+Napi::Value MoveMount(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double fd;
+  std::string target;
+  if (!ArgNumber(info, 0, "fd", &fd) || !ArgString(info, 1, "target", &target)) return env.Undefined();
+  if (syscall(SYS_move_mount, (int)fd, "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+    ThrowErrno(env, errno, "move_mount", target);
+  }
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   napi_async_init(env, Napi::Object::New(env), Napi::String::New(env, "cri-mesos:spawn"), &data->ctx);
@@ -1855,6 +2162,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNonblocking", Napi::Function::New(env, SetNonblocking, "setNonblocking"));
   exports.Set("connectInNetns", Napi::Function::New(env, ConnectInNetns, "connectInNetns"));
   exports.Set("pinNetns", Napi::Function::New(env, PinNetns, "pinNetns"));
+  exports.Set("nsPin", Napi::Function::New(env, NsPin, "nsPin"));
+  exports.Set("idmappedTree", Napi::Function::New(env, IdmappedTree, "idmappedTree"));
+  exports.Set("moveMount", Napi::Function::New(env, MoveMount, "moveMount"));
   return exports;
 }
 

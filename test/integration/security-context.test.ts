@@ -232,7 +232,7 @@ if (d) {
     await removePod(pod.pod);
   });
 
-  test.serial('SELinux options are accepted, not applied, and logged; user namespaces are refused as UNIMPLEMENTED naming the field', async (t) => {
+  test.serial('SELinux options are accepted, not applied, and logged; a container cannot ask for a user namespace its pod has not', async (t) => {
     const selinux = { user: 'system_u', role: 'system_r', type: 'container_t', level: 's0:c1,c2' };
     const pod = await runPod('selinux', { security_context: { namespace_options: NS, selinux_options: selinux } });
     const { lines, id } = await run(pod, 'labelled', 'echo ran', { security_context: { selinux_options: selinux } });
@@ -241,10 +241,8 @@ if (d) {
     t.regex(logs, new RegExp(`container fields accepted but not applied[^\\n]*${id}[^\\n]*selinux_options`));
     t.regex(logs, /pod sandbox fields accepted but not applied[^\n]*selinux_options/);
 
+    // User namespaces are the pod's (test/integration/userns.test.ts): a container alone cannot have one.
     const userns = { mode: 'POD', uids: [{ host_id: 100000, container_id: 0, length: 65536 }], gids: [{ host_id: 100000, container_id: 0, length: 65536 }] };
-    const perr = await t.throwsAsync(runPod('userns', { security_context: { namespace_options: { ...NS, userns_options: userns } } }));
-    t.is((perr as { code?: number }).code, status.UNIMPLEMENTED);
-    t.regex(perr!.message, /config\.linux\.security_context\.namespace_options\.userns_options: user namespaces \(mode POD\) are not implemented/);
     const cerr = await t.throwsAsync(
       d.client.call('CreateContainer', {
         pod_sandbox_id: pod.pod,
@@ -252,13 +250,11 @@ if (d) {
         sandbox_config: pod.cfg,
       }),
     );
-    t.is((cerr as { code?: number }).code, status.UNIMPLEMENTED);
-    t.regex(cerr!.message, /config\.linux\.security_context\.namespace_options\.userns_options/);
+    t.is((cerr as { code?: number }).code, status.INVALID_ARGUMENT);
+    t.regex(cerr!.message, /config\.linux\.security_context\.namespace_options\.userns_options: the container asks for a user namespace \(mode POD\) but its pod/);
     // The kubelet's hostUsers default (mode NODE) runs.
     const node = await run(pod, 'node-userns', 'echo ran', { security_context: { namespace_options: { ...NS, userns_options: { mode: 'NODE' } } } });
     t.deepEqual(node.lines, ['ran']);
-    const handlers = (await d.client.call('Status', {})).runtime_handlers;
-    t.true(handlers.every((h: { features: { user_namespaces: boolean } }) => h.features.user_namespaces === false));
     await removePod(pod.pod);
   });
 }

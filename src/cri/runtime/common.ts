@@ -8,7 +8,7 @@ import type { Container } from '../../../api/generated/runtime/v1/Container.js';
 import type { ContainerId, ResourceLimits } from '../../containerizer/mesos/isolator.js';
 import type { Termination } from '../../containerizer/containerizer.js';
 import type { ContainerRecord, SandboxRecord } from '../../store/metadata.js';
-import { invalidArgument, notFound, unimplemented } from '../../errors.js';
+import { invalidArgument, notFound } from '../../errors.js';
 import type { RuntimeContext } from '../context.js';
 
 export function newId(): string {
@@ -56,18 +56,6 @@ export function namespaceModes(opts: NamespaceOption__Output | null | undefined)
     pid: (opts?.pid ?? 'CONTAINER') as 'POD' | 'CONTAINER' | 'NODE' | 'TARGET',
     ipc: opts?.ipc === 'NODE' ? ('NODE' as const) : ('POD' as const),
   };
-}
-
-/**
- * User namespaces (`userns_options` with a mode other than NODE, Kubernetes' `hostUsers: false`)
- * are not built: refused, never run in the host's user namespace instead.
- */
-export function refuseUserNamespace(opts: NamespaceOption__Output | null | undefined, field: string): void {
-  const u = opts?.userns_options;
-  if (!u || u.mode === 'NODE') return;
-  throw unimplemented(
-    `${field}.namespace_options.userns_options: user namespaces (mode ${String(u.mode)}) are not implemented; use mode NODE (the runtime handler does not advertise user_namespaces)`,
-  );
 }
 
 const MAX_ID = 0xfffffffe;

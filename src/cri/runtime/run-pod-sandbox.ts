@@ -11,7 +11,8 @@ import { nowNanos, podId, podRuntimeDir, type RuntimeContext } from '../context.
 import { capabilityNames, runtimeBoundingSet } from './capabilities.js';
 import { chooseSeccomp, hostTarget, seccompFilter } from '../../security/seccomp/compile.js';
 import { unappliedSandboxFields } from './unapplied.js';
-import { checkId, checkIds, checkName, destroyFailedLaunch, groupsPolicy, namespaceModes, newId, refuseUserNamespace, toLimits } from './common.js';
+import { checkId, checkIds, checkName, destroyFailedLaunch, groupsPolicy, namespaceModes, newId, toLimits } from './common.js';
+import { checkMapped, userNamespace, userNamespacesSupported } from './userns.js';
 import { checkSysctls, podHostname } from '../../security/sysctl.js';
 import { appArmorProfile, thisHost } from '../../security/apparmor.js';
 import { podPreLaunchHook } from './pre-launch-hook.js';
@@ -34,14 +35,20 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
   const psc = config.linux?.security_context;
   const field = 'config.linux.security_context';
   if (psc?.run_as_group && !psc.run_as_user) throw invalidArgument(`${field}.run_as_group needs run_as_user`);
-  refuseUserNamespace(psc?.namespace_options, field);
+  const modes = namespaceModes(psc?.namespace_options);
+  const userns = userNamespace(psc?.namespace_options, field);
+  if (userns) checkPodUserns(ctx, modes, field);
   const podUser = pauseUser(psc);
+  if (userns && podUser) {
+    checkMapped([podUser.uid], userns.uids, `${field}.run_as_user`, 'uid');
+    checkMapped([podUser.gid], userns.gids, `${field}.run_as_group`, 'gid');
+    checkMapped(podUser.groups, userns.gids, `${field}.supplemental_groups`, 'gid');
+  }
   // The pause helper has no image: no /etc/group to merge, so Merge and Strict are the same here.
   groupsPolicy(psc?.supplemental_groups_policy, field);
   // Confinement the host cannot give is refused (as containerd does); where AppArmor is enabled the
   // pause helper is not confined yet, which is logged below.
   const podAppArmor = appArmorProfile(psc, thisHost(), field);
-  const modes = namespaceModes(psc?.namespace_options);
   checkSysctls(config.linux?.sysctls, modes);
   const hostname = podHostname(config.hostname, config.linux?.sysctls);
   // As containerd does for its pause container: the pod's profile confines the pause helper, which
@@ -86,6 +93,7 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
     dns: dns ? { servers: dns.servers, searches: dns.searches, options: dns.options } : undefined,
     sysctls: config.linux?.sysctls,
     network: podNetwork(config),
+    ...(userns ? { userNamespace: userns } : {}),
   };
   const record: SandboxRecord = { id, config: { ...config, labels }, runtimeHandler: handler, createdAt: nowNanos(), state: 'SANDBOX_NOTREADY', mesos };
   try {
@@ -111,6 +119,22 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
     ctx.sandboxes.delete(id);
     ctx.names.release(name);
     throw err;
+  }
+}
+
+/**
+ * Where a pod's user namespace can be had: the linux launcher, a kernel that supports what it
+ * needs (Status says so), and the pod's own network, PID and IPC namespaces (Kubernetes refuses
+ * hostUsers: false with hostNetwork, hostPID or hostIPC: the host's would not be the pod's).
+ */
+function checkPodUserns(ctx: RuntimeContext, modes: ReturnType<typeof namespaceModes>, field: string): void {
+  const f = `${field}.namespace_options`;
+  for (const [name, mode] of Object.entries(modes)) {
+    if (mode === 'NODE') throw invalidArgument(`${f}.userns_options: a user namespace (mode POD) cannot be used with ${f}.${name} NODE`);
+  }
+  if (ctx.config.launcher !== 'linux') throw failedPrecondition(`${f}.userns_options: the posix launcher cannot create user namespaces; start the daemon with --launcher=linux`);
+  if (!userNamespacesSupported()) {
+    throw failedPrecondition(`${f}.userns_options: this kernel cannot run pods in user namespaces (it needs user namespaces, idmapped mounts and an overlay over idmapped layers: Linux 5.19+); the runtime handler does not advertise user_namespaces`);
   }
 }
 

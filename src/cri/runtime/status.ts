@@ -3,6 +3,7 @@ import type { StatusResponse } from '../../../api/generated/runtime/v1/StatusRes
 import type { RuntimeCondition } from '../../../api/generated/runtime/v1/RuntimeCondition.js';
 import type { RuntimeContext } from '../context.js';
 import { recursiveReadOnlySupported } from './mounts.js';
+import { userNamespacesSupported } from './userns.js';
 
 export async function status(ctx: RuntimeContext, req: StatusRequest__Output): Promise<StatusResponse> {
   const info: Record<string, string> = {};
@@ -13,6 +14,8 @@ export async function status(ctx: RuntimeContext, req: StatusRequest__Output): P
     if (net?.ready) info.cniconfig = JSON.stringify({ file: net.file, network: net.list });
   }
   const handlers = ['', ...ctx.config.containerizers.filter((c) => c !== '')];
+  // Pods in user namespaces (userns_options mode POD): the linux launcher on a kernel that can.
+  const userns = ctx.config.launcher === 'linux' && userNamespacesSupported();
   const conditions: RuntimeCondition[] = [
     { type: 'RuntimeReady', status: true, reason: '', message: '' },
     networkCondition(ctx),
@@ -32,7 +35,7 @@ export async function status(ctx: RuntimeContext, req: StatusRequest__Output): P
     status: { conditions },
     runtime_handlers: [...new Set(handlers)].map((name) => ({
       name,
-      features: { recursive_read_only_mounts: recursiveReadOnlySupported(), user_namespaces: false },
+      features: { recursive_read_only_mounts: recursiveReadOnlySupported(), user_namespaces: userns },
     })),
     // Strict keeps the image's /etc/group out of the groups (create-container.ts effectiveGroups).
     features: { supplemental_groups_policy: true },

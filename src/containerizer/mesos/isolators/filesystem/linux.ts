@@ -199,7 +199,10 @@ export function containerMountPlan(config: ContainerConfig, idmapped?: IdmappedT
   ops.push(['mkdir', join(dev, 'mqueue'), 0o755], ['mount', 'mqueue', join(dev, 'mqueue'), 'mqueue', MS.NOSUID | MS.NOEXEC | MS.NODEV, null]);
 
   const sys = inRoot('/sys');
-  ops.push(['mkdir', sys, 0o555], ['mount', 'sysfs', sys, 'sysfs', MS.NOSUID | MS.NOEXEC | MS.NODEV | (config.privileged ? 0 : MS.RDONLY), null]);
+  // Read-only as a flag of this mount, never of the superblock: the pod's containers share one
+  // sysfs superblock (per network namespace), and a privileged one needs it writable.
+  ops.push(['mkdir', sys, 0o555], ['mount', 'sysfs', sys, 'sysfs', MS.NOSUID | MS.NOEXEC | MS.NODEV, null]);
+  if (!config.privileged) ops.push(['remount-ro', sys]);
 
   for (const m of mounts) ops.push(...bindMount(m, inRoot(m.containerPath), trees.get(m)));
   // Image volumes are plain directories of the container's writable layer unless a CRI mount covers them.

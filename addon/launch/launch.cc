@@ -207,6 +207,8 @@ struct Settings {
   bool noNewPrivs = false;
   bool hasCaps = false;
   uint64_t caps = 0;
+  // The ambient op: raised after the capability sets are set (each must be in them).
+  uint64_t ambient = 0;
   // The seccomp op: a compiled BPF program, installed by the init.
   bool hasSeccomp = false;
   std::vector<sock_filter> seccomp;
@@ -648,6 +650,11 @@ void RunOp(const std::vector<std::string>& f) {
     if (!ParseNum(f[1], 16, &mask)) SetupFail("capabilities: bad mask " + f[1]);
     set.hasCaps = true;
     set.caps = mask;
+  } else if (op == "ambient") {
+    need(1);
+    unsigned long long mask;
+    if (!ParseNum(f[1], 16, &mask)) SetupFail("ambient: bad mask " + f[1]);
+    set.ambient = mask;
   } else {
     SetupFail("unknown plan operation: " + op);
   }
@@ -742,6 +749,11 @@ struct CommandStdio {
   if (set.hasCaps) {
     if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) ChildDie(127, ErrStr("prctl(PR_SET_KEEPCAPS)", errno));
     SetCaps(set);
+  }
+  // Ambient last: a raise needs the capability permitted and inheritable under the final uid.
+  for (int c = 0; c < 64; c++) {
+    if (((set.ambient >> c) & 1) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
+      ChildDie(127, ErrStr("raise ambient capability " + std::to_string(c), errno));
   }
   if (set.noNewPrivs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) ChildDie(127, ErrStr("no_new_privs", errno));
 
@@ -947,7 +959,7 @@ bool IsHelperOp(const std::string& op) {
 
 bool IsSettingOp(const std::string& op) {
   return op == "cwd" || op == "user" || op == "groups" || op == "env" || op == "argv" || op == "no-new-privs" ||
-         op == "capabilities" || op == "seccomp" || op == "apparmor";
+         op == "capabilities" || op == "ambient" || op == "seccomp" || op == "apparmor";
 }
 
 struct Child {

@@ -157,6 +157,7 @@ struct Spawn {
   // Capabilities kept in every set (DEBUG containers get their container's).
   bool hasCaps = false;
   uint64_t caps = 0;
+  uint64_t ambient = 0;  // raised after capset (each must be in caps)
   int capLast = 40;
   bool noNewPrivs = false;
   // Compiled on the calling thread before the clone (libseccomp allocates); F only installs it.
@@ -367,9 +368,13 @@ int OpenPty(Spawn* s, int high) {
       if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL) ChildFail(s, "capbset-drop", errno);
     }
   }
+  // Ambient capabilities for a non-root uid: the mask must survive setuid to be raised.
+  const bool keepCaps = s->ambient != 0 && s->hasUid && s->uid != 0;
+  if (keepCaps && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) ChildFail(s, "keepcaps", errno);
   if (s->hasUid && syscall(SYS_setresuid, s->uid, s->uid, s->uid) < 0) ChildFail(s, "setuid", errno);
-  // A non-root uid already lost every capability in setuid; root keeps exactly the mask.
-  if (s->hasCaps && (!s->hasUid || s->uid == 0)) {
+  if (keepCaps && prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) ChildFail(s, "keepcaps", errno);
+  // Otherwise a non-root uid already lost every capability in setuid; root keeps exactly the mask.
+  if (s->hasCaps && (!s->hasUid || s->uid == 0 || keepCaps)) {
     struct __user_cap_header_struct hdr;
     struct __user_cap_data_struct data[2];
     memset(&hdr, 0, sizeof hdr);
@@ -380,6 +385,9 @@ int OpenPty(Spawn* s, int high) {
       data[i].effective = data[i].permitted = data[i].inheritable = part;
     }
     if (syscall(SYS_capset, &hdr, data) < 0) ChildFail(s, "capset", errno);
+  }
+  for (int c = 0; c < 64; c++) {
+    if (((s->ambient >> c) & 1) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0) ChildFail(s, "ambient-raise", errno);
   }
   if (s->noNewPrivs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) ChildFail(s, "no-new-privs", errno);
   // With no_new_privs, the last step before exec (after it: sigprocmask and execve only).
@@ -917,6 +925,18 @@ bool PrepareSpawn(Napi::Env env, Napi::Object o, Spawn* s) {
   if (cwd.IsString()) {
     s->cwd = cwd.As<Napi::String>().Utf8Value();
     s->hasCwd = !s->cwd.empty();
+  }
+  Napi::Value ambV = o.Get("ambient");
+  if (ambV.IsString()) {
+    std::string hex = ambV.As<Napi::String>().Utf8Value();
+    char* end = nullptr;
+    errno = 0;
+    unsigned long long v = strtoull(hex.c_str(), &end, 16);
+    if (hex.empty() || errno != 0 || *end != '\0') {
+      Napi::TypeError::New(env, "ambient must be a hex mask string").ThrowAsJavaScriptException();
+      return false;
+    }
+    s->ambient = v;
   }
   Napi::Value capsV = o.Get("capabilities");
   if (capsV.IsString()) {

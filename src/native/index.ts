@@ -44,6 +44,8 @@ export interface SpawnOptions {
   groups?: number[];
   /** Hex mask of the capabilities kept in every set (the bounding set is cut to it); absent = unchanged. */
   capabilities?: string;
+  /** Hex mask of ambient capabilities raised after the sets are set (each must be in `capabilities`). */
+  ambient?: string;
   /** PR_SET_NO_NEW_PRIVS before exec. */
   noNewPrivs?: boolean;
   /**

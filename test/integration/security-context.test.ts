@@ -100,6 +100,48 @@ if (d) {
     await removePod(pod.pod);
   });
 
+  test.serial('add_ambient_capabilities: a non-root command keeps them across exec (CapAmb, CapEff), ExecSync too; one outside the container set is refused', async (t) => {
+    const pod = await runPod('ambient');
+    t.teardown(() => removePod(pod.pod).catch(() => undefined));
+    const NET_BIND = 1n << 10n;
+    const capLine = (lines: string[], name: string) => BigInt('0x' + (lines.find((l) => l.startsWith(`${name}:`))?.split(/\s+/)[1] ?? 'x'));
+    const script = 'grep -E "^Cap(Amb|Eff|Inh)" /proc/self/status; sleep 1000';
+    const sc = (extra: object) => ({ security_context: { run_as_user: { value: 1000 }, ...extra } });
+    // With ambient NET_BIND_SERVICE (in containerd's default set): effective after exec as uid 1000.
+    const { container_id: amb } = await d.client.call('CreateContainer', {
+      pod_sandbox_id: pod.pod,
+      config: containerConfig('amb', ['sh', '-c', script], { linux: sc({ capabilities: { add_ambient_capabilities: ['NET_BIND_SERVICE'] } }) }),
+      sandbox_config: pod.cfg,
+    });
+    await d.client.call('StartContainer', { container_id: amb });
+    const st = await d.client.call('ContainerStatus', { container_id: amb });
+    let lines: string[] = [];
+    for (let i = 0; i < 100 && !lines.some((l) => l.startsWith('CapEff:')); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      lines = output(st.status.log_path);
+    }
+    t.is(capLine(lines, 'CapAmb'), NET_BIND, lines.join('\n'));
+    t.is(capLine(lines, 'CapEff'), NET_BIND);
+    const ex = await d.client.call('ExecSync', { container_id: amb, cmd: ['grep', '-E', '^Cap(Amb|Eff)', '/proc/self/status'], timeout: 10 });
+    const exLines = Buffer.from(ex.stdout).toString().split('\n');
+    t.is(capLine(exLines, 'CapAmb'), NET_BIND, exLines.join('\n'));
+    t.is(capLine(exLines, 'CapEff'), NET_BIND);
+    // Without: uid 1000 has no capability after exec.
+    const plain = await run(pod, 'plain', 'grep -E "^Cap(Amb|Eff)" /proc/self/status', sc({}));
+    t.is(capLine(plain.lines, 'CapAmb'), 0n);
+    t.is(capLine(plain.lines, 'CapEff'), 0n);
+    // Not among the container's capabilities (SYS_ADMIN is not in the default set): refused.
+    const err = await t.throwsAsync(
+      d.client.call('CreateContainer', {
+        pod_sandbox_id: pod.pod,
+        config: containerConfig('amb-bad', ['true'], { linux: sc({ capabilities: { add_ambient_capabilities: ['SYS_ADMIN'] } }) }),
+        sandbox_config: pod.cfg,
+      }),
+    );
+    t.is((err as unknown as { code: number }).code, status.INVALID_ARGUMENT);
+    t.regex(err!.message, /add_ambient_capabilities: SYS_ADMIN is not among the container's capabilities/);
+  });
+
   test.serial("the pod's run_as_user, run_as_group and supplemental_groups are the pause helper's, as containerd runs the pause container", async (t) => {
     const pod = await runPod('pause-user', {
       security_context: { namespace_options: { ...NS, pid: 'POD' }, run_as_user: { value: '1001' }, run_as_group: { value: '1002' }, supplemental_groups: ['1003'] },

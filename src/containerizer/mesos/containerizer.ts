@@ -169,6 +169,7 @@ export class MesosContainerizer implements Containerizer {
       if (p.groups.length > 0) plan.push(['groups', ...p.groups]);
       for (const e of p.env) plan.push(['env', e]);
       if (p.capabilities !== undefined) plan.push(['capabilities', BigInt('0x' + p.capabilities)]);
+      if (p.ambient !== undefined) plan.push(['ambient', BigInt('0x' + p.ambient)]);
       if (p.noNewPrivs) plan.push(['no-new-privs']);
       if (p.seccomp !== undefined) plan.push(['seccomp', native().seccompCompile(p.seccomp).toString('hex')]);
       if (p.apparmor !== undefined) plan.push(['apparmor', p.apparmor]);
@@ -455,6 +456,7 @@ export class MesosContainerizer implements Containerizer {
       gid: proc.gid,
       groups: proc.groups,
       ...(proc.capabilities !== undefined ? { capabilities: proc.capabilities } : {}),
+      ...(proc.ambient !== undefined ? { ambient: proc.ambient } : {}),
       noNewPrivs: proc.noNewPrivs ?? false,
       ...(proc.seccomp !== undefined ? { seccomp: proc.seccomp } : {}),
       ...(proc.apparmor !== undefined ? { apparmor: proc.apparmor } : {}),

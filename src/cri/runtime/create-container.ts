@@ -12,7 +12,7 @@ import { containerId, containerRuntimeDir, nowNanos, podId, type RuntimeContext 
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from '../../errors.js';
 import { checkIds, checkName, destroyFailedLaunch, findContainer, groupsPolicy, mustSandbox, namespaceModes, newId, toLimits, type GroupsPolicy } from './common.js';
 import { checkContainerUserns, checkMapped, userNamespace } from './userns.js';
-import { capabilityMask, capabilityNames } from './capabilities.js';
+import { ambientMask, capabilityMask, capabilityNames, runtimeBoundingSet } from './capabilities.js';
 import { chooseSeccomp, hostTarget, seccompFilter } from '../../security/seccomp/compile.js';
 import { appArmorProfile, thisHost } from '../../security/apparmor.js';
 import { criDevices, hostDevices } from './devices.js';
@@ -260,6 +260,10 @@ async function buildProcess(
   const hostname = sandbox.mesos.namespaces.network === 'NODE' ? '' : sandbox.config.hostname;
   const caps = capabilityMask(sc?.privileged ?? false, sc?.capabilities?.add_capabilities ?? [], sc?.capabilities?.drop_capabilities ?? []);
   if (caps.unavailable.length) ctx.log.warn('capabilities the runtime does not hold are not given', { container: config.metadata?.name, capabilities: caps.unavailable });
+  const ambient = ambientMask(sc?.capabilities?.add_ambient_capabilities ?? [], caps.mask);
+  // Raising needs the capability inheritable: a privileged container with ambient ones gets its
+  // (unchanged) full set written out, so the helper sets it.
+  const keptCaps = caps.mask ?? (ambient ? runtimeBoundingSet() : undefined);
   const field = 'linux.security_context';
   const seccomp = seccompFilter(
     chooseSeccomp(sc, ctx.config.seccompDefault, field),
@@ -269,7 +273,8 @@ async function buildProcess(
   );
   return {
     ...(seccomp !== undefined ? { seccomp } : {}),
-    ...(caps.mask !== undefined ? { capabilities: caps.mask.toString(16) } : {}),
+    ...(keptCaps !== undefined ? { capabilities: keptCaps.toString(16) } : {}),
+    ...(ambient ? { ambient: ambient.toString(16) } : {}),
     ...(security.apparmor !== undefined ? { apparmor: security.apparmor } : {}),
     noNewPrivs: sc?.no_new_privs ?? false,
     argv,

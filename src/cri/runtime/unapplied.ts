@@ -20,7 +20,6 @@ export function unappliedContainerFields(config: ContainerConfig__Output): strin
     // AppArmor is applied or refused (src/security/apparmor.ts); user namespaces and the mounts'
     // uidMappings/gidMappings are applied or refused (src/cri/runtime/userns.ts, mounts.ts).
     if (selinux(sc.selinux_options)) out.push('linux.security_context.selinux_options');
-    if (sc.capabilities?.add_ambient_capabilities.length) out.push('linux.security_context.capabilities.add_ambient_capabilities');
   }
   return out;
 }

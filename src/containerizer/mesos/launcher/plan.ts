@@ -73,6 +73,8 @@
 // Settings applied in the forked command (container mode):
 //   cwd <dir>  user <uid> <gid>  groups <gid>...  env <KEY=VALUE>  argv <arg0> <arg>...
 //   no-new-privs  capabilities <hex mask kept in every set>
+//   ambient <hex mask>      raised (PR_CAP_AMBIENT_RAISE) after the user and the capability sets
+//                           changed, so they survive exec for a non-root user; each is in the mask
 //   seccomp <hex BPF>       the compiled program (struct sock_filter[], native seccompCompile); the
 //                           init installs it before the user and capabilities change without
 //                           no-new-privs (that needs CAP_SYS_ADMIN), as the last step before exec
@@ -135,6 +137,7 @@ export type PlanOp =
   | ['argv', ...string[]]
   | ['no-new-privs']
   | ['capabilities', bigint]
+  | ['ambient', bigint]
   | ['seccomp', string]
   | ['apparmor', string];
 

@@ -100,6 +100,33 @@ if (d) {
     await removePod(pod.pod);
   });
 
+  test.serial("masked and read-only paths: containerd's defaults, and the CRI lists replacing them", async (t) => {
+    const pod = await runPod('paths');
+    t.teardown(() => removePod(pod.pod).catch(() => undefined));
+    const probe = [
+      'echo timer_list=$(wc -c < /proc/timer_list)',
+      'echo firmware=$(ls -A /sys/firmware 2>/dev/null | wc -l)',
+      '(echo h > /proc/sysrq-trigger) 2>/dev/null; echo sysrq=$?',
+      'grep -E " /proc/sys (ro|rw)," /proc/self/mountinfo | cut -d" " -f5,6 | cut -d, -f1',
+      'echo motd=$(wc -c < /etc/motd)',
+      '(touch /tmp/x) 2>/dev/null; echo tmp=$?',
+    ].join('; ');
+    const field = (lines: string[], k: string) => lines.find((l) => l.startsWith(`${k}=`))?.slice(k.length + 1);
+    const def = (await run(pod, 'defaults', probe)).lines;
+    t.is(field(def, 'timer_list'), '0', def.join('\n'));
+    t.is(field(def, 'firmware'), '0');
+    t.not(field(def, 'sysrq'), '0');
+    t.true(def.includes('/proc/sys ro'), def.join('\n'));
+    t.not(field(def, 'motd'), '0');
+    t.is(field(def, 'tmp'), '0');
+    // The CRI's lists replace the defaults (the kubelet sends them in full).
+    const own = (await run(pod, 'own', probe, { security_context: { masked_paths: ['/etc/motd'], readonly_paths: ['/tmp'] } })).lines;
+    t.is(field(own, 'motd'), '0', own.join('\n'));
+    t.not(field(own, 'tmp'), '0');
+    t.not(field(own, 'timer_list'), '0');
+    t.false(own.includes('/proc/sys ro'));
+  });
+
   test.serial('add_ambient_capabilities: a non-root command keeps them across exec (CapAmb, CapEff), ExecSync too; one outside the container set is refused', async (t) => {
     const pod = await runPod('ambient');
     t.teardown(() => removePod(pod.pod).catch(() => undefined));

@@ -12,6 +12,8 @@ import { Cgroups } from './cgroups/index.js';
 import { enableFavorDynmods } from './cgroups/favordynmods.js';
 import { ComposingContainerizer } from './containerizer/composing.js';
 import { MesosContainerizer } from './containerizer/mesos/containerizer.js';
+import { DockerContainerizer } from './containerizer/docker/containerizer.js';
+import type { Containerizer } from './containerizer/containerizer.js';
 import { idString, type ContainerId, type Isolator } from './containerizer/mesos/isolator.js';
 import { LinuxLauncher } from './containerizer/mesos/launcher/linux.js';
 import { PosixLauncher } from './containerizer/mesos/launcher/posix.js';
@@ -100,9 +102,29 @@ export class Daemon {
       quarantine,
     });
     const members = config.containerizers.map((name) => {
-      if (name === 'mesos') return { name, containerizer: mesos };
-      throw new Error(`containerizer "${name}" is not built yet; use --containerizers=mesos`);
+      if (name === 'mesos') return { name, containerizer: mesos as Containerizer };
+      if (name === 'docker') {
+        const docker = new DockerContainerizer({
+          dockerHost: config.dockerHost,
+          runtimeDir: config.runtimeDir,
+          registries: config.registries,
+          log,
+          // The docker-executor is this same CLI (the bundle, or the sources through tsx), with our node flags.
+          cli: [process.execPath, ...process.execArgv, process.argv[1]!],
+        });
+        return { name, containerizer: docker as Containerizer };
+      }
+      throw new Error(`containerizer "${name}" is unknown (known: mesos, docker)`);
     });
+    const dockerMember = members.find((m) => m.name === 'docker')?.containerizer as DockerContainerizer | undefined;
+    if (dockerMember) {
+      try {
+        await dockerMember.engine.ping();
+      } catch (err) {
+        // Not fatal: the Engine may come up later; docker pods fail with its error until then.
+        log.warn('the Docker Engine does not answer; docker pods cannot run until it does', { dockerHost: config.dockerHost, error: String(err) });
+      }
+    }
     const containerizer = new ComposingContainerizer(members);
     const sandboxes = new MetadataStore<SandboxRecord>(sandboxRecordsDir(config.workDir));
     const containers = new MetadataStore<ContainerRecord>(containerRecordsDir(config.workDir));

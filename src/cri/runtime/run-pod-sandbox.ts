@@ -7,7 +7,9 @@ import type { LinuxSandboxSecurityContext__Output } from '../../../api/generated
 import type { Int64Value__Output } from '../../../api/generated/runtime/v1/Int64Value.js';
 import { sandboxName, type SandboxRecord } from '../../store/metadata.js';
 import { alreadyExists, failedPrecondition, invalidArgument } from '../../errors.js';
-import { nowNanos, podId, podRuntimeDir, type RuntimeContext } from '../context.js';
+import { DOCKER_HANDLER, nowNanos, podId, podRuntimeDir, type RuntimeContext } from '../context.js';
+import { MESOS_HANDLERS } from '../../containerizer/mesos/containerizer.js';
+import type { DockerLaunch } from '../../containerizer/docker/containerizer.js';
 import { capabilityNames, runtimeBoundingSet } from './capabilities.js';
 import { chooseSeccomp, hostTarget, seccompFilter } from '../../security/seccomp/compile.js';
 import { unappliedSandboxFields } from './unapplied.js';
@@ -24,10 +26,11 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
   checkName('config.metadata.namespace', meta.namespace);
   if (!meta.uid) throw invalidArgument('config.metadata.uid is required');
   const handler = req.runtime_handler ?? '';
-  const handlerName = handler === '' ? 'mesos' : handler;
-  if (!ctx.config.containerizers.includes(handlerName)) {
-    throw invalidArgument(`runtime_handler "${handler}" is not configured (configured: ${ctx.config.containerizers.join(', ')})`);
+  const handlers = runtimeHandlers(ctx.config.containerizers);
+  if (!handlers.includes(handler)) {
+    throw invalidArgument(`runtime_handler "${handler}" is not claimed by any containerizer (handlers: ${handlers.map((h) => `"${h}"`).join(', ')})`);
   }
+  const docker = handler === DOCKER_HANDLER;
 
   const resources = toLimits(config.linux?.resources, 'config.linux.resources');
   const psc = config.linux?.security_context;
@@ -41,6 +44,11 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
   // pause helper is not confined yet, which is logged below.
   const podAppArmor = appArmorProfile(psc, thisHost(), field);
   const modes = namespaceModes(psc?.namespace_options);
+  if (docker && modes.network !== 'NODE') {
+    throw failedPrecondition(
+      'runtime_handler "docker": docker pods need config.linux.security_context.namespace_options.network NODE for now (CNI networking of docker pods is not built yet)',
+    );
+  }
   checkSysctls(config.linux?.sysctls, modes);
   const hostname = podHostname(config.hostname, config.linux?.sysctls);
   // As containerd does for its pause container: the pod's profile confines the pause helper, which
@@ -61,7 +69,7 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
       'the posix launcher cannot create namespaces: set linux.security_context.namespace_options network, pid and ipc to NODE, or start the daemon with --launcher=linux',
     );
   }
-  const rundir = podRuntimeDir(ctx.config, id);
+  const rundir = podRuntimeDir(ctx.config, id, handler);
   const dns = config.dns_config;
   const mesos: ContainerConfig = {
     id: podId(id),
@@ -72,8 +80,9 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
     runtimeDir: rundir,
     namespaces: { network: modes.network, pid: modes.pid === 'NODE' ? 'NODE' : 'POD', ipc: modes.ipc },
     hostname: hostname || undefined,
-    shmPath: modes.ipc === 'POD' ? runtimeFile(rundir, 'shm') : undefined,
-    sandboxFilesDir: rundir,
+    // Docker pods: the infra container's IPC namespace has the Engine's /dev/shm; the Engine writes hosts and resolv.conf.
+    shmPath: modes.ipc === 'POD' && !docker ? runtimeFile(rundir, 'shm') : undefined,
+    sandboxFilesDir: docker ? undefined : rundir,
     dns: dns ? { servers: dns.servers, searches: dns.searches, options: dns.options } : undefined,
     sysctls: config.linux?.sysctls,
     network: podNetwork(config),
@@ -87,6 +96,7 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
       runtimeHandler: handler,
       ...(seccomp !== undefined ? { seccomp } : {}),
       ...(podUser ? { podUser } : {}),
+      ...(docker ? { docker: infraSpec(config) } : {}),
     });
     if (result === 'NOT_SUPPORTED') throw failedPrecondition(`no containerizer claims runtime_handler "${handler}"`);
     ctx.sandboxes.update(id, { state: 'SANDBOX_READY' });
@@ -103,6 +113,29 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
     ctx.names.release(name);
     throw err;
   }
+}
+
+/** The handlers the configured containerizers claim: Mesos '', mesos and runc; Docker docker. */
+export function runtimeHandlers(containerizers: string[]): string[] {
+  return containerizers.flatMap((c) => (c === 'mesos' ? [...MESOS_HANDLERS] : c === 'docker' ? [DOCKER_HANDLER] : []));
+}
+
+/** The docker pod's infra container: the pause image's own command, the pod's labels and annotations. */
+function infraSpec(config: PodSandboxConfig__Output): DockerLaunch {
+  return {
+    entrypoint: [],
+    cmd: [],
+    env: [],
+    workingDir: '',
+    user: '',
+    groupAdd: [],
+    capAdd: [],
+    capDrop: [],
+    noNewPrivs: false,
+    labels: config.labels ?? {},
+    annotations: config.annotations ?? {},
+    devices: [],
+  };
 }
 
 /**

@@ -1,0 +1,283 @@
+// The Docker containerizer composed with the Mesos one (`--containerizers=mesos,docker`), against a
+// real dockerd of this file's own (test/helpers/dockerd.ts): what a CRI client sees, what the
+// Engine has, what the kernel shows.
+import test, { type ExecutionContext } from 'ava';
+import { status } from '@grpc/grpc-js';
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TestDaemon, containerConfig, isRoot, podConfig, waitFor } from '../helpers/daemon.js';
+import { DOCKER_BUSYBOX, TestDockerd } from '../helpers/dockerd.js';
+
+const CRI_LINE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z) (stdout|stderr) ([PF]) (.*)$/;
+
+async function rejects(t: ExecutionContext, p: Promise<unknown>, code: number, msg: RegExp) {
+  const err = await t.throwsAsync(p);
+  t.is((err as { code?: number }).code, code, String(err));
+  t.regex(String((err as { details?: string }).details), msg);
+}
+
+/** A docker pod: the node's network (CNI for docker pods is not built yet), its own PID namespace for POD. */
+function dockerPod(name: string, logDir: string, pid: 'POD' | 'CONTAINER' = 'POD') {
+  return podConfig(name, { linux: { security_context: { namespace_options: { network: 'NODE', pid, ipc: 'POD' } } } }, logDir);
+}
+
+function dockerCtr(name: string, command: string[], extra: Record<string, unknown> = {}) {
+  return containerConfig(name, command, { image: { image: DOCKER_BUSYBOX }, ...extra });
+}
+
+function criLines(path: string) {
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const m = CRI_LINE.exec(l);
+      if (!m) throw new Error(`not a CRI log line: ${l.slice(0, 200)}`);
+      return { stream: m[2]!, tag: m[3]!, text: m[4]! };
+    });
+}
+
+const usable = isRoot() && TestDockerd.available();
+if (!usable) test.skip('docker tests need root and dockerd (hack/deps.sh --test installs docker.io)', () => {});
+
+let dockerd: TestDockerd | undefined;
+let d: TestDaemon;
+let shared: string;
+
+if (usable) {
+  d = new TestDaemon({ prefix: 'cm-docker' });
+  test.serial.before(async () => {
+    dockerd = await TestDockerd.start();
+    shared = mkdtempSync(join(tmpdir(), 'cm-docker-shared-'));
+    await d.init({ flags: ['--containerizers', 'mesos,docker', '--docker-host', dockerd.host] });
+  });
+  test.afterEach.always((t) => {
+    if (!t.passed) t.log(d.logs().split('\n').slice(-40).join('\n'));
+  });
+  test.after.always(async () => {
+    await d.teardown();
+    if (dockerd) {
+      // Every docker container cri-mesos made is gone with its pods.
+      const left = await dockerd.containers().catch(() => []);
+      if (left.length) console.error(`docker containers left after teardown: ${left.join(', ')}`);
+      await dockerd.stop();
+    }
+    if (shared) rmSync(shared, { recursive: true, force: true });
+  });
+
+  const run = async (pod: string, sandbox: object, name: string, command: string[], extra: Record<string, unknown> = {}) => {
+    const { container_id: id } = await d.client.call('CreateContainer', { pod_sandbox_id: pod, config: dockerCtr(name, command, extra), sandbox_config: sandbox });
+    await d.client.call('StartContainer', { container_id: id });
+    return id as string;
+  };
+  const exec = async (id: string, cmd: string[], timeout = 10) => d.client.call('ExecSync', { container_id: id, cmd, timeout });
+  const text = (b: Buffer | string) => Buffer.from(b).toString('utf8');
+
+  test.serial('Status lists the handlers of both containerizers, with their features', async (t) => {
+    const st = await d.client.call('Status', {});
+    const names = st.runtime_handlers.map((h: { name: string }) => h.name);
+    t.deepEqual(names, ['', 'mesos', 'runc', 'docker']);
+    const docker = st.runtime_handlers.find((h: { name: string }) => h.name === 'docker');
+    t.false(docker.features.recursive_read_only_mounts);
+    t.false(docker.features.user_namespaces);
+  });
+
+  test.serial('a handler nobody claims is refused, naming the handlers there are; docker pods need NODE networking', async (t) => {
+    await rejects(t, d.client.call('RunPodSandbox', { config: podConfig('nope'), runtime_handler: 'kata' }), status.INVALID_ARGUMENT, /"kata".*"mesos".*"docker"/);
+    await rejects(
+      t,
+      d.client.call('RunPodSandbox', { config: podConfig('podnet'), runtime_handler: 'docker' }),
+      status.FAILED_PRECONDITION,
+      /docker pods need .*network NODE/,
+    );
+    t.deepEqual((await d.client.call('ListPodSandbox', {})).items, []);
+  });
+
+  test.serial('a mesos pod and a docker pod side by side: logs in the CRI format, exit codes, list RPCs merged', async (t) => {
+    const mesosLogs = join(d.logDir, 'side-mesos');
+    const dockerLogs = join(d.logDir, 'side-docker');
+    const mcfg = podConfig('side-mesos', {}, mesosLogs);
+    const dcfg = dockerPod('side-docker', dockerLogs);
+    const { pod_sandbox_id: mpod } = await d.client.call('RunPodSandbox', { config: mcfg });
+    const { pod_sandbox_id: dpod } = await d.client.call('RunPodSandbox', { config: dcfg, runtime_handler: 'docker' });
+    const script = 'echo to-stdout; echo to-stderr >&2; head -c 20000 /dev/zero | tr "\\0" x; echo; printf unfinished; exit 3';
+    const { container_id: mctr } = await d.client.call('CreateContainer', { pod_sandbox_id: mpod, config: containerConfig('printer', ['sh', '-c', script]), sandbox_config: mcfg });
+    await d.client.call('StartContainer', { container_id: mctr });
+    const dctr = await run(dpod, dcfg, 'printer', ['sh', '-c', script]);
+    const pods = (await d.client.call('ListPodSandbox', {})).items;
+    t.deepEqual(pods.map((p: { runtime_handler: string }) => p.runtime_handler).sort(), ['', 'docker']);
+    const ctrs = (await d.client.call('ListContainers', {})).containers.map((c: { id: string }) => c.id).sort();
+    t.deepEqual(ctrs, [mctr, dctr].sort());
+    for (const ctr of [mctr, dctr]) {
+      const st = await d.waitExited(ctr);
+      t.is(st.exit_code, 3, ctr === dctr ? 'docker' : 'mesos');
+      t.is(st.reason, 'Error');
+      t.true(BigInt(st.finished_at) >= BigInt(st.started_at) && BigInt(st.started_at) > 0n);
+      const lines = criLines(st.log_path);
+      const out = lines.filter((l) => l.stream === 'stdout');
+      t.deepEqual(
+        out.map((l) => [l.tag, l.text.length]),
+        [['F', 'to-stdout'.length], ['P', 16384], ['F', 20000 - 16384], ['P', 'unfinished'.length]],
+        ctr === dctr ? 'docker' : 'mesos',
+      );
+      t.deepEqual(lines.filter((l) => l.stream === 'stderr').map((l) => l.text), ['to-stderr']);
+    }
+    // The docker pod is on the Engine (infra + container), the mesos pod is not.
+    const names = await dockerd!.containers();
+    t.true(names.some((n) => n.includes(dpod) && n.includes(dctr)));
+    t.false(names.some((n) => n.includes(mpod)));
+    for (const pod of [mpod, dpod]) await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+  });
+
+  test.serial('docker pod: ExecSync gives stdout, stderr and the exit code, and a timeout', async (t) => {
+    const cfg = dockerPod('execsync', join(d.logDir, 'execsync'));
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg, runtime_handler: 'docker' });
+    const id = await run(pod, cfg, 'sleeper', ['sleep', '1000']);
+    const r = await exec(id, ['sh', '-c', 'echo out; echo err >&2; exit 4']);
+    t.is(text(r.stdout), 'out\n');
+    t.is(text(r.stderr), 'err\n');
+    t.is(r.exit_code, 4);
+    const started = Date.now();
+    await rejects(t, exec(id, ['sleep', '30'], 1), status.DEADLINE_EXCEEDED, /timed out/);
+    t.true(Date.now() - started < 10_000);
+    // Exec and Attach over the stream server are not built for docker pods: a clear refusal.
+    await rejects(t, d.client.call('Exec', { container_id: id, cmd: ['true'], stdout: true }), status.UNIMPLEMENTED, /docker pods/);
+    await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+  });
+
+  test.serial('docker pod: StopContainer gives a SIGTERM-ignoring process its timeout, then SIGKILL', async (t) => {
+    const cfg = dockerPod('stopper', join(d.logDir, 'stopper'));
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg, runtime_handler: 'docker' });
+    const id = await run(pod, cfg, 'stubborn', ['sh', '-c', 'trap "echo got-term" TERM; echo ready; while :; do sleep 0.1; done']);
+    const st0 = await d.client.call('ContainerStatus', { container_id: id });
+    await waitFor('ready in the log', () => existsSync(st0.status.log_path) && readFileSync(st0.status.log_path, 'utf8').includes('ready'));
+    const t0 = Date.now();
+    await d.client.call('StopContainer', { container_id: id, timeout: 2 });
+    const took = Date.now() - t0;
+    t.true(took >= 1900 && took < 15_000, `took ${took} ms`);
+    const st = (await d.client.call('ContainerStatus', { container_id: id })).status;
+    t.is(st.state, 'CONTAINER_EXITED');
+    t.is(st.exit_code, 137);
+    await waitFor('got-term in the log', () => readFileSync(st.log_path, 'utf8').includes('got-term'));
+    await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+  });
+
+  test.serial('docker pod: resources are in the cgroup files, and UpdateContainerResources changes them', async (t) => {
+    const cfg = dockerPod('limits', join(d.logDir, 'limits'));
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg, runtime_handler: 'docker' });
+    const id = await run(pod, cfg, 'limited', ['sleep', '1000'], {
+      linux: { resources: { memory_limit_in_bytes: 64 << 20, cpu_shares: 512, cpu_quota: 50_000, cpu_period: 100_000, unified: { 'pids.max': '20' }, oom_score_adj: 500 } },
+    });
+    const info = JSON.parse((await d.client.call('ContainerStatus', { container_id: id, verbose: true })).info.info) as { pid: number };
+    t.true(info.pid > 0);
+    const cg = Object.fromEntries(
+      readFileSync(`/proc/${info.pid}/cgroup`, 'utf8')
+        .trim()
+        .split('\n')
+        .flatMap((l) => {
+          const [, ctrls, path] = l.split(':');
+          return ctrls!.split(',').map((c) => [c, path!]);
+        }),
+    ) as Record<string, string>;
+    const file = (ctrl: string, name: string) => readFileSync(join('/sys/fs/cgroup', ctrl, cg[ctrl]!, name), 'utf8').trim();
+    t.is(file('memory', 'memory.limit_in_bytes'), String(64 << 20));
+    t.is(file('cpu', 'cpu.shares'), '512');
+    t.is(file('cpu', 'cpu.cfs_quota_us'), '50000');
+    t.is(file('cpu', 'cpu.cfs_period_us'), '100000');
+    t.is(file('pids', 'pids.max'), '20');
+    t.is(readFileSync(`/proc/${info.pid}/oom_score_adj`, 'utf8').trim(), '500');
+    await d.client.call('UpdateContainerResources', { container_id: id, linux: { memory_limit_in_bytes: 128 << 20, cpu_shares: 256 } });
+    t.is(file('memory', 'memory.limit_in_bytes'), String(128 << 20));
+    t.is(file('cpu', 'cpu.shares'), '256');
+    const stats = (await d.client.call('ContainerStats', { container_id: id })).stats;
+    t.true(Number(stats.memory.working_set_bytes.value) > 0);
+    t.true(Number(stats.cpu.usage_core_nano_seconds.value) > 0);
+    await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+  });
+
+  test.serial('docker pod: containers share the infra container\'s net, IPC and (POD) PID namespaces and its hostname', async (t) => {
+    for (const pid of ['POD', 'CONTAINER'] as const) {
+      const cfg = dockerPod(`ns-${pid.toLowerCase()}`, join(d.logDir, `ns-${pid}`), pid);
+      const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg, runtime_handler: 'docker' });
+      const secctx = { linux: { security_context: { namespace_options: { network: 'NODE', pid, ipc: 'POD' } } } };
+      const a = await run(pod, cfg, 'a', ['sleep', '1001'], secctx);
+      const b = await run(pod, cfg, 'b', ['sleep', '1002'], secctx);
+      const probe = async (id: string) => text((await exec(id, ['sh', '-c', 'hostname; for n in net ipc pid; do readlink /proc/self/ns/$n; done; ps -o args'])).stdout);
+      const [pa, pb] = [await probe(a), await probe(b)];
+      const [hostA, netA, ipcA, pidA] = pa.split('\n');
+      const [hostB, netB, ipcB, pidB] = pb.split('\n');
+      t.is(hostA, hostB);
+      t.is(netA, netB);
+      // NODE networking: the node's network namespace; the IPC namespace is the pod's own.
+      t.is(netA, readlinkSync('/proc/self/ns/net'));
+      t.is(ipcA, ipcB);
+      t.not(ipcA, readlinkSync('/proc/self/ns/ipc'));
+      if (pid === 'POD') {
+        t.is(pidA, pidB);
+        t.true(pb.includes('sleep 1001'), pb);
+        t.true(pb.includes('/bin/busybox sh -c'), 'the pause process is in the pod\'s PID namespace');
+      } else {
+        t.not(pidA, pidB);
+        t.false(pb.includes('sleep 1001'), pb);
+      }
+      await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+    }
+  });
+
+  test.serial('docker pod: ReopenContainerLog starts a new file at the log path', async (t) => {
+    const cfg = dockerPod('reopen', join(d.logDir, 'reopen'));
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg, runtime_handler: 'docker' });
+    const id = await run(pod, cfg, 'ticker', ['sh', '-c', 'i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.1; done']);
+    const path = (await d.client.call('ContainerStatus', { container_id: id })).status.log_path;
+    await waitFor('ticks', () => existsSync(path) && readFileSync(path, 'utf8').includes('tick 2'));
+    renameSync(path, `${path}.1`);
+    await d.client.call('ReopenContainerLog', { container_id: id });
+    await waitFor('ticks in the new file', () => existsSync(path) && criLines(path).length >= 2);
+    t.true(criLines(`${path}.1`).every((l) => l.text.startsWith('tick')));
+    await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+  });
+
+  test.serial('kill -9 of the daemon: a running docker container and one that exits while it is down are recovered', async (t) => {
+    const cfg = dockerPod('recover', join(d.logDir, 'recover'));
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg, runtime_handler: 'docker' });
+    const mounts = [{ container_path: '/shared', host_path: shared }];
+    const running = await run(pod, cfg, 'runner', ['sleep', '1000']);
+    const leaver = await run(pod, cfg, 'leaver', ['sh', '-c', 'echo before; while [ ! -e /shared/go ]; do sleep 0.1; done; echo after; exit 7'], { mounts });
+    const logPath = (await d.client.call('ContainerStatus', { container_id: leaver })).status.log_path;
+    await waitFor('before', () => existsSync(logPath) && readFileSync(logPath, 'utf8').includes('before'));
+    await d.kill9();
+    writeFileSync(join(shared, 'go'), '');
+    // It exits while no daemon runs: the Engine says so.
+    await waitFor('the leaver to exit', async () => {
+      const all = await dockerd!.engine.list(['io.cri-mesos.kind=container']);
+      return all.some((c) => c.Labels['io.cri-mesos.id']?.endsWith(leaver) && c.State === 'exited');
+    });
+    await d.launch();
+    const st = await d.waitExited(leaver);
+    t.is(st.exit_code, 7);
+    t.deepEqual(criLines(st.log_path).map((l) => l.text), ['before', 'after']);
+    const r = (await d.client.call('ContainerStatus', { container_id: running })).status;
+    t.is(r.state, 'CONTAINER_RUNNING');
+    t.is((await d.client.call('PodSandboxStatus', { pod_sandbox_id: pod })).status.state, 'SANDBOX_READY');
+    t.is(text((await exec(running, ['echo', 'still-here'])).stdout), 'still-here\n');
+    await d.client.call('StopContainer', { container_id: running, timeout: 1 });
+    t.is((await d.client.call('ContainerStatus', { container_id: running })).status.exit_code, 137);
+    await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+  });
+
+  test.serial('RemovePodSandbox leaves no docker container, volume or network behind', async (t) => {
+    const cfg = dockerPod('cleanup', join(d.logDir, 'cleanup'));
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg, runtime_handler: 'docker' });
+    await run(pod, cfg, 'one', ['sleep', '1000']);
+    const created = await d.client.call('CreateContainer', { pod_sandbox_id: pod, config: dockerCtr('never-started', ['true']), sandbox_config: cfg });
+    t.truthy(created.container_id);
+    const networksBefore = (await dockerd!.engine.call<{ Name: string }[]>('GET', '/networks')).body.map((n) => n.Name).sort();
+    t.true((await dockerd!.containers()).some((n) => n.includes(pod)));
+    await d.client.call('StopPodSandbox', { pod_sandbox_id: pod });
+    await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+    t.deepEqual(await dockerd!.containers(), []);
+    t.deepEqual((await dockerd!.engine.call<{ Volumes: unknown[] | null }>('GET', '/volumes')).body.Volumes ?? [], []);
+    t.deepEqual((await dockerd!.engine.call<{ Name: string }[]>('GET', '/networks')).body.map((n) => n.Name).sort(), networksBefore);
+    t.false(existsSync(join(d.runtimeDir, 'docker', 'containers', pod)));
+  });
+}

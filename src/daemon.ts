@@ -258,12 +258,17 @@ async function recover(ctx: RuntimeContext, provisioner: Provisioner): Promise<v
       // Its runtime checkpoint is quarantined: whether it runs is not ours to say.
       ctx.containers.update(c.id, { state: 'CONTAINER_UNKNOWN' });
     } else if (!r) {
-      ctx.log.warn('container unknown to the containerizer after a restart; marked exited', { container: c.id });
+      ctx.log.warn('container recovered by no containerizer after a restart; marked exited', {
+        container: c.id,
+        pod: c.sandboxId,
+        handler: ctx.sandboxes.get(c.sandboxId)?.runtimeHandler ?? '',
+        containerizers: ctx.config.containerizers.join(','),
+      });
       ctx.containers.update(c.id, {
         state: 'CONTAINER_EXITED',
         exitCode: 255,
         reason: 'Unknown',
-        message: 'the container was not found after a restart of cri-mesos (its runtime state is gone, e.g. after a reboot)',
+        message: `no containerizer (${ctx.config.containerizers.join(', ')}) recovered the container after a restart of cri-mesos (its runtime state is gone, e.g. after a reboot, or its docker container was removed)`,
         finishedAt: nowNanos(),
       });
     } else if (r.unverified) {

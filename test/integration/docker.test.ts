@@ -265,6 +265,24 @@ if (usable) {
     await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
   });
 
+  test.serial('a docker container removed behind the daemon\'s back is recovered by no member: reported, not dropped', async (t) => {
+    const cfg = dockerPod('vanish', join(d.logDir, 'vanish'));
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg, runtime_handler: 'docker' });
+    const id = await run(pod, cfg, 'gone', ['sleep', '1000']);
+    await d.kill9();
+    const [victim] = (await dockerd!.engine.list(['io.cri-mesos.kind=container'])).filter((c) => c.Labels['io.cri-mesos.id']?.endsWith(id));
+    await dockerd!.engine.remove(victim!.Id);
+    await d.launch();
+    const st = (await d.client.call('ContainerStatus', { container_id: id })).status;
+    t.is(st.state, 'CONTAINER_EXITED');
+    t.is(st.reason, 'Unknown');
+    t.regex(st.message, /no containerizer \(mesos, docker\) recovered/);
+    t.regex(d.logs(), /container recovered by no containerizer after a restart.*handler=docker/);
+    // The pod's infra container survived: the pod is still READY.
+    t.is((await d.client.call('PodSandboxStatus', { pod_sandbox_id: pod })).status.state, 'SANDBOX_READY');
+    await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+  });
+
   test.serial('RemovePodSandbox leaves no docker container, volume or network behind', async (t) => {
     const cfg = dockerPod('cleanup', join(d.logDir, 'cleanup'));
     const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg, runtime_handler: 'docker' });

@@ -13,6 +13,7 @@ import { enableFavorDynmods } from './cgroups/favordynmods.js';
 import { ComposingContainerizer } from './containerizer/composing.js';
 import { MesosContainerizer } from './containerizer/mesos/containerizer.js';
 import { DockerContainerizer } from './containerizer/docker/containerizer.js';
+import { dockerArchive } from './docker/archive.js';
 import type { Containerizer } from './containerizer/containerizer.js';
 import { idString, type ContainerId, type Isolator } from './containerizer/mesos/isolator.js';
 import { LinuxLauncher } from './containerizer/mesos/launcher/linux.js';
@@ -111,6 +112,18 @@ export class Daemon {
           log,
           // The docker-executor is this same CLI (the bundle, or the sources through tsx), with our node flags.
           cli: [process.execPath, ...process.execArgv, process.argv[1]!],
+          fromStore: async (ref, engine) => {
+            const lease = await images.lease(ref, 'docker load');
+            if (!lease) return undefined;
+            try {
+              const tagged = !ref.includes('@') && lease.image.repoTags.length > 0;
+              await engine.loadStream(dockerArchive(images, lease.image, tagged ? [ref] : []));
+              // By id: a digest reference cannot be a RepoTag, and the id is what was loaded.
+              return lease.image.id;
+            } finally {
+              lease.release();
+            }
+          },
         });
         return { name, containerizer: docker as Containerizer };
       }

@@ -3,6 +3,7 @@
 // is not dockerode.
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 import { Code, StatusError } from '../errors.js';
 
 export const API_VERSION = 'v1.41';
@@ -174,6 +175,23 @@ export class Engine {
   /** docker load: a docker-archive tar. */
   async load(tar: Buffer): Promise<void> {
     await this.progress('POST', '/images/load?quiet=1', { raw: tar });
+  }
+
+  /** docker load of a streamed docker-archive (sent chunked). */
+  async loadStream(tar: Readable): Promise<void> {
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = httpRequest(
+        { socketPath: this.socket, method: 'POST', path: `/${API_VERSION}/images/load?quiet=1`, headers: { Host: 'docker', 'Content-Type': 'application/x-tar' } },
+        resolve,
+      );
+      req.on('error', (err) => reject(new StatusError(Code.UNAVAILABLE, `docker engine at ${this.socket}: ${err.message}`)));
+      tar.on('error', (err) => req.destroy(err));
+      tar.pipe(req);
+    });
+    let text = '';
+    for await (const c of res) text += (c as Buffer).toString('utf8');
+    const bad = text.split('\n').find((l) => l.includes('"error"'));
+    if ((res.statusCode ?? 0) >= 400 || bad) throw new EngineError(res.statusCode ?? 500, `docker load: ${(bad ?? text).trim()} (HTTP ${res.statusCode})`);
   }
 
   async create(name: string, body: unknown): Promise<string> {

@@ -113,7 +113,8 @@ export class TestDockerd {
     return r.body.flatMap((c) => c.Names);
   }
 
-  async stop(): Promise<void> {
+  /** Stops dockerd and removes everything; returns the mounts it found left under the data root (leaks). */
+  async stop(): Promise<string[]> {
     const p = this.proc;
     if (p && p.exitCode === null && p.signalCode === null) {
       const exited = new Promise((r) => p.once('exit', r));
@@ -130,6 +131,8 @@ export class TestDockerd {
       .map((l) => l.split(' ')[4])
       .filter((m): m is string => !!m && m.startsWith(this.dir + '/'))
       .sort((a, b) => b.length - a.length);
+    // dockerd leaves its exec root's netns/default bind mount; under the data root nothing may be left.
+    const leaked = mounts.filter((m) => m.startsWith(this.dataRoot + '/'));
     for (const m of mounts) {
       try {
         native().umount2(m, MNT_DETACH);
@@ -143,6 +146,7 @@ export class TestDockerd {
       // never made
     }
     rmSync(this.dir, { recursive: true, force: true });
+    return leaked;
   }
 
   /** Mount points left under the dir (for the leak check). */

@@ -6,7 +6,7 @@ import { status } from '@grpc/grpc-js';
 import { existsSync, mkdtempSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TestDaemon, containerConfig, isRoot, podConfig, waitFor } from '../helpers/daemon.js';
+import { BUSYBOX, TestDaemon, containerConfig, isRoot, podConfig, waitFor } from '../helpers/daemon.js';
 import { DOCKER_BUSYBOX, TestDockerd } from '../helpers/dockerd.js';
 
 const CRI_LINE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z) (stdout|stderr) ([PF]) (.*)$/;
@@ -59,8 +59,9 @@ if (usable) {
     if (dockerd) {
       // Every docker container cri-mesos made is gone with its pods.
       const left = await dockerd.containers().catch(() => []);
-      if (left.length) console.error(`docker containers left after teardown: ${left.join(', ')}`);
-      await dockerd.stop();
+      const leaked = await dockerd.stop();
+      if (left.length) throw new Error(`docker containers left after teardown: ${left.join(', ')}`);
+      if (leaked.length) throw new Error(`mounts left under the dockerd's data root: ${leaked.join(', ')}`);
     }
     if (shared) rmSync(shared, { recursive: true, force: true });
   });
@@ -127,6 +128,28 @@ if (usable) {
     t.true(names.some((n) => n.includes(dpod) && n.includes(dctr)));
     t.false(names.some((n) => n.includes(mpod)));
     for (const pod of [mpod, dpod]) await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+  });
+
+  test.serial('docker pod: an image only cri-mesos\' store has (PullImage, images import) is loaded into the Engine', async (t) => {
+    t.falsy(await dockerd!.engine.inspectImage(BUSYBOX));
+    const cfg = dockerPod('fromstore', join(d.logDir, 'fromstore'));
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg, runtime_handler: 'docker' });
+    const id = await run(pod, cfg, 'oci', ['sh', '-c', 'echo from-the-store; exit 0'], { image: { image: BUSYBOX } });
+    const st = await d.waitExited(id);
+    t.is(st.exit_code, 0);
+    t.deepEqual(criLines(st.log_path).map((l) => l.text), ['from-the-store']);
+    const img = await dockerd!.engine.inspectImage(BUSYBOX);
+    t.truthy(img);
+    // The same image: the Engine's id is the store's config digest.
+    t.is(st.image_ref, img!.Id);
+    // An image neither has: NOT_FOUND naming the field, after asking the Engine.
+    await rejects(
+      t,
+      d.client.call('CreateContainer', { pod_sandbox_id: pod, config: dockerCtr('nothing', ['true'], { image: { image: '127.0.0.1:1/none:1' } }), sandbox_config: cfg }),
+      status.NOT_FOUND,
+      /config\.image\.image.*127\.0\.0\.1:1\/none/,
+    );
+    await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
   });
 
   test.serial('docker pod: ExecSync gives stdout, stderr and the exit code, and a timeout', async (t) => {

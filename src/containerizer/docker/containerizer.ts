@@ -96,7 +96,11 @@ export interface DockerContainerizerOptions {
   log: Logger;
   /** argv that runs the cri-mesos CLI (node + its flags + the entry script) */
   cli: string[];
-  stopTimeoutSeconds?: number;
+  /**
+   * Loads an image of cri-mesos' own store into the Engine (docker load) and returns the
+   * reference to run it by; undefined when the store does not have it.
+   */
+  fromStore?: (ref: string, engine: Engine) => Promise<string | undefined>;
 }
 
 export class DockerContainerizer implements Containerizer {
@@ -213,11 +217,26 @@ export class DockerContainerizer implements Containerizer {
     return 'SUCCESS';
   }
 
-  /** Pull through the Engine when it does not have the image yet (Mesos' Docker::pull without force). Mirrors first, tagged as upstream. */
+  /**
+   * The image for a container: the Engine's if it has it; else the one cri-mesos' store has
+   * (the kubelet pulled it through PullImage), loaded into the Engine; else pulled through the
+   * Engine (Mesos' Docker::pull without force), mirrors first and tagged as upstream.
+   */
   private async pull(ref: string, auth?: Record<string, string>): Promise<string> {
     if (await this.engine.inspectImage(ref)) return ref;
-    const { host, repo, tag } = splitRef(ref);
     const errors: string[] = [];
+    if (this.opts.fromStore) {
+      try {
+        const loaded = await this.opts.fromStore(ref, this.engine);
+        if (loaded) {
+          this.opts.log.info('docker containerizer: image loaded into the Engine from the image store', { image: ref, as: loaded });
+          return loaded;
+        }
+      } catch (err) {
+        errors.push(`loading it from cri-mesos' image store: ${(err as Error).message}`);
+      }
+    }
+    const { host, repo, tag } = splitRef(ref);
     const reg = this.opts.registries;
     for (const mirror of reg.mirrors[host] ?? []) {
       const mhost = new URL(mirror).host;

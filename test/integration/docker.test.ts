@@ -3,7 +3,7 @@
 // Engine has, what the kernel shows.
 import test, { type ExecutionContext } from 'ava';
 import { status } from '@grpc/grpc-js';
-import { existsSync, mkdtempSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BUSYBOX, TestDaemon, containerConfig, isRoot, podConfig, waitFor } from '../helpers/daemon.js';
@@ -215,6 +215,11 @@ if (usable) {
     const stats = (await d.client.call('ContainerStats', { container_id: id })).stats;
     t.true(Number(stats.memory.working_set_bytes.value) > 0);
     t.true(Number(stats.cpu.usage_core_nano_seconds.value) > 0);
+    // The pod's usage is the infra container's plus its containers'.
+    const ps = (await d.client.call('PodSandboxStats', { pod_sandbox_id: pod })).stats.linux;
+    t.true(Number(ps.memory.working_set_bytes.value) > 0);
+    t.true(Number(ps.cpu.usage_core_nano_seconds.value) >= Number(stats.cpu.usage_core_nano_seconds.value));
+    t.deepEqual(ps.containers.map((c: { attributes: { id: string } }) => c.attributes.id), [id]);
     await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
   });
 
@@ -285,6 +290,77 @@ if (usable) {
     t.is(text((await exec(running, ['echo', 'still-here'])).stdout), 'still-here\n');
     await d.client.call('StopContainer', { container_id: running, timeout: 1 });
     t.is((await d.client.call('ContainerStatus', { container_id: running })).status.exit_code, 137);
+    await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+  });
+
+  test.serial('an executor that died with the daemon is replaced at recovery: the log goes on, the exit is recorded', async (t) => {
+    const cfg = dockerPod('reexec', join(d.logDir, 'reexec'));
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg, runtime_handler: 'docker' });
+    const id = await run(pod, cfg, 'ticker', ['sh', '-c', 'trap "exit 9" TERM; i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.1; done']);
+    const path = (await d.client.call('ContainerStatus', { container_id: id })).status.log_path;
+    await waitFor('ticks', () => existsSync(path) && readFileSync(path, 'utf8').includes('tick 2'));
+    const pidFile = join(d.runtimeDir, 'docker', 'containers', pod, 'containers', id, 'executor.pid');
+    const executor = Number(readFileSync(pidFile, 'utf8'));
+    await d.kill9();
+    // The executor our daemon forked (its pid from its own file): gone with the daemon.
+    process.kill(executor, 'SIGKILL');
+    await waitFor('the executor to die', () => !existsSync(`/proc/${executor}`) || readFileSync(`/proc/${executor}/stat`, 'utf8').split(' ')[2] === 'Z');
+    const before = criLines(path).length;
+    await d.launch();
+    await waitFor('new ticks', () => criLines(path).length > before + 3);
+    t.not(Number(readFileSync(pidFile, 'utf8')), executor);
+    await d.client.call('StopContainer', { container_id: id, timeout: 5 });
+    t.is((await d.client.call('ContainerStatus', { container_id: id })).status.exit_code, 9);
+    t.true(existsSync(join(d.runtimeDir, 'docker', 'containers', pod, 'containers', id, 'exit.json')));
+    await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+  });
+
+  test.serial('docker pod: user, env, working dir, read-only rootfs and mounts, capabilities, no_new_privs, seccomp, labels', async (t) => {
+    const cfg = dockerPod('secure', join(d.logDir, 'secure'));
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg, runtime_handler: 'docker' });
+    writeFileSync(join(shared, 'ro-file'), 'host-data');
+    chmodSync(shared, 0o755);
+    const id = await run(
+      pod,
+      cfg,
+      'secure',
+      ['sh', '-c', 'grep -E "^(Uid|Gid|CapBnd|NoNewPrivs|Seccomp):" /proc/self/status; echo "env=$FOO cwd=$(pwd)"; cat /ro/ro-file; echo; touch /rootfs-file 2>/dev/null && echo rootfs-writable; touch /ro/x 2>/dev/null && echo mount-writable; id -G; exit 0'],
+      {
+        envs: [{ key: 'FOO', value: Buffer.from('bar') }],
+        working_dir: '/tmp',
+        mounts: [{ container_path: '/ro', host_path: shared, readonly: true }],
+        annotations: { 'example.com/note': 'kept' },
+        linux: {
+          security_context: {
+            run_as_user: { value: 1000 },
+            run_as_group: { value: 1000 },
+            supplemental_groups: [4242],
+            readonly_rootfs: true,
+            no_new_privs: true,
+            capabilities: { drop_capabilities: ['ALL'], add_capabilities: ['NET_BIND_SERVICE'] },
+            seccomp: { profile_type: 'RuntimeDefault' },
+            namespace_options: { network: 'NODE', pid: 'POD', ipc: 'POD' },
+          },
+        },
+      },
+    );
+    const st = await d.waitExited(id);
+    t.is(st.exit_code, 0);
+    const out = criLines(st.log_path).map((l) => l.text);
+    t.true(out.some((l) => /^Uid:\s+1000\s/.test(l)), out.join('\n'));
+    t.true(out.some((l) => /^Gid:\s+1000\s/.test(l)));
+    t.true(out.includes('CapBnd:\t0000000000000400'), out.join('\n'));
+    t.true(out.includes('NoNewPrivs:\t1'));
+    t.true(out.includes('Seccomp:\t2'));
+    t.true(out.includes('env=bar cwd=/tmp'), out.join('\n'));
+    t.true(out.includes('host-data'));
+    t.false(out.includes('rootfs-writable'));
+    t.false(out.includes('mount-writable'));
+    t.true(out.some((l) => l.split(' ').includes('4242')), out.join('\n'));
+    // CRI labels and annotations are on the docker container, under cri-mesos' prefixes.
+    const [c] = (await dockerd!.engine.list(['io.cri-mesos.kind=container'])).filter((x) => x.Labels['io.cri-mesos.id']?.endsWith(id));
+    t.is(c!.Labels['io.cri-mesos.label.container'], 'secure');
+    t.is(c!.Labels['io.cri-mesos.annotation.example.com/note'], 'kept');
     await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
   });
 

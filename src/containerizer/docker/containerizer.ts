@@ -161,6 +161,12 @@ export class DockerContainerizer implements Containerizer {
       const e: Entry = { id, key, config, dockerId: s.Id, state, logPath, children: new Set(), ...(info.State.Running ? { pid: info.State.Pid } : {}) };
       this.entries.set(key, e);
       if (id.parent) this.entries.get(idString(id.parent))?.children.add(key);
+      if (state === 'RUNNING' && config.kind === 'container' && !this.executorAlive(e)) {
+        // Its executor is gone (killed with the daemon's session, say): a new one attaches to the
+        // running container, so its output reaches the log again and exit.json gets written.
+        this.opts.log.warn('docker containerizer: a running container has no executor; starting a new one', { container: key });
+        this.spawnExecutor(e);
+      }
       if (state === 'RUNNING' || state === 'TERMINATED') this.watch(e);
       report.containers.push({ id, config, state, unverified: false });
       this.opts.log.info('docker containerizer: recovered', { container: key, state });
@@ -359,22 +365,8 @@ export class DockerContainerizer implements Containerizer {
     const e = this.must(id);
     if (e.state !== 'FETCHING' || !e.dockerId) throw failedPrecondition(`container ${id.value} is ${e.state}, not CREATED`);
     const dir = e.config.runtimeDir;
-    const logFd = openSync(runtimeFile(dir, 'executorLog'), 'a');
-    let child;
-    try {
-      const [cmd, ...args] = this.opts.cli;
-      child = spawn(
-        cmd!,
-        [...args, 'docker-executor', '--docker-host', this.opts.dockerHost, '--container', e.dockerId, '--runtime-dir', dir, '--log-path', e.logPath],
-        // Its own session: a daemon restart (or its process group's signals) leaves it running.
-        { detached: true, stdio: ['ignore', logFd, logFd] },
-      );
-    } finally {
-      closeSync(logFd);
-    }
+    const child = this.spawnExecutor(e);
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    child.once('error', (err) => this.opts.log.error('docker-executor failed to start', { container: e.key, error: String(err) }));
-    child.unref();
     const deadline = Date.now() + 30_000;
     let done: number | null | undefined;
     void exited.then((c) => (done = c));
@@ -389,6 +381,26 @@ export class DockerContainerizer implements Containerizer {
     e.pid = info?.State.Running ? info.State.Pid : undefined;
     e.state = 'RUNNING';
     this.watch(e);
+  }
+
+  /** Forks `cri-mesos docker-executor` for the container, in a session of its own. */
+  private spawnExecutor(e: Entry) {
+    const dir = e.config.runtimeDir;
+    const logFd = openSync(runtimeFile(dir, 'executorLog'), 'a');
+    try {
+      const [cmd, ...args] = this.opts.cli;
+      const child = spawn(
+        cmd!,
+        [...args, 'docker-executor', '--docker-host', this.opts.dockerHost, '--container', e.dockerId!, '--runtime-dir', dir, '--log-path', e.logPath],
+        // Its own session: a daemon restart (or its process group's signals) leaves it running.
+        { detached: true, stdio: ['ignore', logFd, logFd] },
+      );
+      child.once('error', (err) => this.opts.log.error('docker-executor failed to start', { container: e.key, error: String(err) }));
+      child.unref();
+      return child;
+    } finally {
+      closeSync(logFd);
+    }
   }
 
   /** How the container ends: the Engine's wait, then the executor's exit.json (its logs are flushed then). */
@@ -526,6 +538,25 @@ export class DockerContainerizer implements Containerizer {
 
   async usage(id: ContainerId): Promise<ResourceStatistics> {
     const e = this.must(id);
+    if (e.config.kind === 'pod') {
+      // A Mesos pod's cgroup holds its containers; a docker pod is the infra container plus
+      // each container's own cgroup: summed, as the pod's usage.
+      const parts = await Promise.all([e, ...[...e.children].map((k) => this.entries.get(k)).filter((c): c is Entry => !!c)].map((c) => this.usageOf(c).catch(() => undefined)));
+      const sum: ResourceStatistics = { timestamp: Date.now() / 1000 };
+      for (const p of parts) {
+        if (!p) continue;
+        for (const [k, v] of Object.entries(p) as [keyof ResourceStatistics, number][]) {
+          if (k === 'timestamp' || k === 'memLimitBytes') continue;
+          sum[k] = (sum[k] ?? 0) + v;
+        }
+      }
+      if (parts[0]?.memLimitBytes !== undefined) sum.memLimitBytes = parts[0].memLimitBytes;
+      return sum;
+    }
+    return this.usageOf(e);
+  }
+
+  private async usageOf(e: Entry): Promise<ResourceStatistics> {
     if (!e.dockerId || e.state !== 'RUNNING') return { timestamp: Date.now() / 1000 };
     const s = await this.engine.stats(e.dockerId);
     const mem = s.memory_stats?.stats ?? {};

@@ -63,6 +63,8 @@ export class Engine {
       const req = httpRequest(
         {
           socketPath: this.socket,
+          // A connection of its own: pooled sockets carry the agent's idle timeout, which cut long polls (wait).
+          agent: false,
           method,
           path: `/${API_VERSION}${path}`,
           headers: {
@@ -181,7 +183,7 @@ export class Engine {
   async loadStream(tar: Readable): Promise<void> {
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = httpRequest(
-        { socketPath: this.socket, method: 'POST', path: `/${API_VERSION}/images/load?quiet=1`, headers: { Host: 'docker', 'Content-Type': 'application/x-tar' } },
+        { socketPath: this.socket, agent: false, method: 'POST', path: `/${API_VERSION}/images/load?quiet=1`, headers: { Host: 'docker', 'Content-Type': 'application/x-tar' } },
         resolve,
       );
       req.on('error', (err) => reject(new StatusError(Code.UNAVAILABLE, `docker engine at ${this.socket}: ${err.message}`)));
@@ -249,6 +251,7 @@ export class Engine {
       const data = body !== undefined ? Buffer.from(JSON.stringify(body)) : undefined;
       const req = httpRequest({
         socketPath: this.socket,
+        agent: false,
         method: 'POST',
         path: `/${API_VERSION}${path}`,
         headers: {

@@ -450,8 +450,11 @@ export class DockerContainerizer implements Containerizer {
     try {
       const pid = Number(readFileSync(runtimeFile(e.config.runtimeDir, 'executorPid'), 'utf8'));
       if (!(pid > 0)) return false;
-      process.kill(pid, 0);
-      return true;
+      // A zombie (its new parent has not reaped it yet) is dead, and a reused pid is not ours.
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      if (state === 'Z' || state === 'X') return false;
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('docker-executor');
     } catch {
       return false;
     }

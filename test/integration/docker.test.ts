@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BUSYBOX, TestDaemon, containerConfig, isRoot, podConfig, waitFor } from '../helpers/daemon.js';
 import { DOCKER_BUSYBOX, TestDockerd } from '../helpers/dockerd.js';
+import { buildImage, registryAvailable, TestRegistry } from '../helpers/registry.js';
+import { busyboxLayer } from '../../hack/build-test-images.js';
 
 const CRI_LINE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z) (stdout|stderr) ([PF]) (.*)$/;
 
@@ -43,13 +45,25 @@ if (!usable) test.skip('docker tests need root and dockerd (hack/deps.sh --test 
 let dockerd: TestDockerd | undefined;
 let d: TestDaemon;
 let shared: string;
+/** A registry on loopback that is only ever reached as the mirror of a host that does not exist. */
+let mirror: TestRegistry | undefined;
+const MIRRORED = 'mirror-only.invalid/test/mirrored:1';
 
 if (usable) {
   d = new TestDaemon({ prefix: 'cm-docker' });
   test.serial.before(async () => {
     dockerd = await TestDockerd.start();
     shared = mkdtempSync(join(tmpdir(), 'cm-docker-shared-'));
-    await d.init({ flags: ['--containerizers', 'mesos,docker', '--docker-host', dockerd.host] });
+    const flags = ['--containerizers', 'mesos,docker', '--docker-host', dockerd.host];
+    if (registryAvailable()) {
+      mirror = await TestRegistry.start();
+      const img = buildImage([await busyboxLayer()], { docker: true, config: { Cmd: ['sh', '-c', 'echo mirrored'], Env: ['PATH=/bin'] } });
+      await mirror.pushImage('test/mirrored', '1', img);
+      const config = join(shared, 'config.toml');
+      writeFileSync(config, `[registry]\nmirrors = { "mirror-only.invalid" = ["http://${mirror.host}"] }\nfallback_to_upstream = false\n`);
+      flags.push('--config', config);
+    }
+    await d.init({ flags });
   });
   test.afterEach.always((t) => {
     if (!t.passed) t.log(d.logs().split('\n').slice(-40).join('\n'));
@@ -63,6 +77,7 @@ if (usable) {
       if (left.length) throw new Error(`docker containers left after teardown: ${left.join(', ')}`);
       if (leaked.length) throw new Error(`mounts left under the dockerd's data root: ${leaked.join(', ')}`);
     }
+    await mirror?.stop();
     if (shared) rmSync(shared, { recursive: true, force: true });
   });
 
@@ -149,6 +164,24 @@ if (usable) {
       status.NOT_FOUND,
       /config\.image\.image.*127\.0\.0\.1:1\/none/,
     );
+    await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+  });
+
+  // Needs Debian's docker-registry (hack/deps.sh --test); skipped, never passed, without it.
+  (registryAvailable() ? test.serial : test.skip)('docker pod: an image neither has is pulled through the Engine from its host\'s mirror and tagged as upstream', async (t) => {
+    const cfg = dockerPod('mirrored', join(d.logDir, 'mirrored'));
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg, runtime_handler: 'docker' });
+    const { container_id: id } = await d.client.call('CreateContainer', {
+      pod_sandbox_id: pod,
+      config: { ...dockerCtr('mirrored', []), command: [], image: { image: MIRRORED } },
+      sandbox_config: cfg,
+    });
+    await d.client.call('StartContainer', { container_id: id });
+    const st = await d.waitExited(id);
+    t.is(st.exit_code, 0);
+    // The image's own Cmd ran: the Engine has the image under its upstream name.
+    t.deepEqual(criLines(st.log_path).map((l) => l.text), ['mirrored']);
+    t.truthy(await dockerd!.engine.inspectImage(MIRRORED));
     await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
   });
 

@@ -87,6 +87,8 @@ interface Entry {
   termination?: Promise<Termination>;
   exited?: Termination;
   children: Set<string>;
+  /** wait()s on a created container that has not started: told when it ends or is destroyed */
+  waiters?: ((t: Termination | undefined) => void)[];
 }
 
 export interface DockerContainerizerOptions {
@@ -440,6 +442,7 @@ export class DockerContainerizer implements Containerizer {
       e.exited = t;
       e.state = 'TERMINATED';
       e.pid = undefined;
+      for (const w of e.waiters?.splice(0) ?? []) w(t);
       this.opts.log.info('container state', { container: e.key, state: 'TERMINATED', exitCode: t.exitCode, oomKilled: t.oomKilled });
       return t;
     })();
@@ -476,15 +479,8 @@ export class DockerContainerizer implements Containerizer {
     if (!e) return undefined;
     if (e.exited) return e.exited;
     if (e.termination) return e.termination;
-    // Created, not started: it ends when destroyed.
-    return new Promise((resolve) => {
-      const t = setInterval(() => {
-        if (e.exited || e.termination || !this.entries.has(e.key)) {
-          clearInterval(t);
-          resolve(e.exited ?? e.termination);
-        }
-      }, 100);
-    });
+    // Created, not started: it ends when it has run, or when destroyed.
+    return new Promise((resolve) => (e.waiters ??= []).push(resolve));
   }
 
   async destroy(id: ContainerId): Promise<Termination | undefined> {
@@ -499,6 +495,7 @@ export class DockerContainerizer implements Containerizer {
       // Never started: Mesos reports a destroyed container as killed.
       e.exited = { exitCode: 137, finishedAt: (BigInt(Date.now()) * 1_000_000n).toString(), oomKilled: false, message: 'destroyed before it started' };
       e.state = 'TERMINATED';
+      for (const w of e.waiters?.splice(0) ?? []) w(e.exited);
       return e.exited;
     }
     e.state = 'DESTROYING';
@@ -517,6 +514,7 @@ export class DockerContainerizer implements Containerizer {
     }
     if (e.dockerId) await this.engine.remove(e.dockerId);
     this.entries.delete(key);
+    for (const w of e.waiters?.splice(0) ?? []) w(undefined);
     if (id.parent) this.entries.get(idString(id.parent))?.children.delete(key);
     rmSync(e.config.runtimeDir, { recursive: true, force: true });
   }

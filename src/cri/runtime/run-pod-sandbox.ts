@@ -105,6 +105,9 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
     const networked = modes.network === 'POD' && (await ctx.containerizer.status(podId(id))).ips.length > 0;
     const unapplied = unappliedSandboxFields(config, networked);
     if (podAppArmor !== undefined) unapplied.push('linux.security_context.apparmor');
+    // The docker pause container runs as root and unconfined: its image is ours, its command a shell.
+    if (docker && podUser) unapplied.push('linux.security_context.run_as_user (docker pause container)');
+    if (docker && seccomp !== undefined) unapplied.push('linux.security_context.seccomp (docker pause container)');
     if (unapplied.length) ctx.log.warn('pod sandbox fields accepted but not applied', { pod: id, fields: unapplied });
     return { pod_sandbox_id: id };
   } catch (err) {

@@ -38,7 +38,7 @@ export interface ContainerInspect {
   Name: string;
   Created: string;
   State: { Status: string; Running: boolean; Paused: boolean; OOMKilled: boolean; Dead: boolean; Pid: number; ExitCode: number; Error: string; StartedAt: string; FinishedAt: string };
-  Config: { Labels: Record<string, string> | null; Hostname: string; Image: string };
+  Config: { Labels: Record<string, string> | null; Hostname: string; Image: string; Tty?: boolean };
   HostConfig: Record<string, unknown>;
   Image: string;
 }

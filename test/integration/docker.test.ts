@@ -185,6 +185,16 @@ if (usable) {
     await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
   });
 
+  test.serial('docker pod: a tty container\'s terminal output is logged as stdout', async (t) => {
+    const cfg = dockerPod('tty', join(d.logDir, 'tty'));
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg, runtime_handler: 'docker' });
+    const id = await run(pod, cfg, 'tty', ['sh', '-c', 'test -t 1 && echo on-a-tty; echo to-stderr >&2'], { tty: true });
+    const st = await d.waitExited(id);
+    t.is(st.exit_code, 0);
+    t.deepEqual(criLines(st.log_path).map((l) => [l.stream, l.text]), [['stdout', 'on-a-tty'], ['stdout', 'to-stderr']]);
+    await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+  });
+
   test.serial('docker pod: ExecSync gives stdout, stderr and the exit code, and a timeout', async (t) => {
     const cfg = dockerPod('execsync', join(d.logDir, 'execsync'));
     const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg, runtime_handler: 'docker' });

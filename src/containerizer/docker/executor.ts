@@ -161,8 +161,9 @@ export async function runExecutor(args: ExecutorArgs): Promise<number> {
   // Attached before the start, so no output is lost.
   const stream = await engine.hijack(`/containers/${args.container}/attach?stream=1&stdout=1&stderr=1`);
   const ended = new Promise<void>((resolve) => {
+    // A tty container's stream is the terminal's, not multiplexed: all of it is stdout.
     const demux = new Demux((s, data) => log.write(s === 2 ? 'stderr' : 'stdout', data));
-    stream.on('data', (c: Buffer) => demux.push(c));
+    stream.on('data', (c: Buffer) => (info.Config.Tty ? log.write('stdout', c) : demux.push(c)));
     stream.on('end', resolve);
     stream.on('close', resolve);
     stream.on('error', (err) => {

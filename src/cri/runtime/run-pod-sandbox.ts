@@ -91,6 +91,7 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
   try {
     // Checkpoint first: a crash mid-launch leaves a record that recovery can clean up.
     ctx.sandboxes.put(record);
+    // Seam for the pre-launch hook (config pre_launch_hook): it runs here, before launch, for both containerizers.
     const result = await ctx.containerizer.launch({
       config: mesos,
       runtimeHandler: handler,

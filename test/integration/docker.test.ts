@@ -420,6 +420,7 @@ if (usable) {
     t.is(st.reason, 'Unknown');
     t.regex(st.message, /no containerizer \(mesos, docker\) recovered/);
     t.regex(d.logs(), /container recovered by no containerizer after a restart.*handler=docker/);
+    t.false(existsSync(join(d.runtimeDir, 'docker', 'containers', pod, 'containers', id)), 'its runtime dir is gone with it');
     // The pod's infra container survived: the pod is still READY.
     t.is((await d.client.call('PodSandboxStatus', { pod_sandbox_id: pod })).status.state, 'SANDBOX_READY');
     await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });

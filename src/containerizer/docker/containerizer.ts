@@ -173,6 +173,24 @@ export class DockerContainerizer implements Containerizer {
       report.containers.push({ id, config, state, unverified: false });
       this.opts.log.info('docker containerizer: recovered', { container: key, state });
     }
+    // Runtime dirs whose docker container the Engine no longer has (removed behind our back, or
+    // a launch cut before the create): nothing to recover; the CRI layer reports their records.
+    const keep = new Set([...this.entries.keys(), ...report.protected.map((id) => idString(id))]);
+    for (const pod of listDir(dockerContainersDir(this.opts.runtimeDir))) {
+      const podDir = dockerContainerDir(this.opts.runtimeDir, { value: pod });
+      if (!keep.has(pod)) {
+        rmSync(podDir, { recursive: true, force: true });
+        report.orphans.push(podDir);
+        continue;
+      }
+      for (const ctr of listDir(nestedContainersDir(podDir))) {
+        if (keep.has(`${pod}.${ctr}`)) continue;
+        const dir = dockerContainerDir(this.opts.runtimeDir, { value: ctr, parent: { value: pod } });
+        rmSync(dir, { recursive: true, force: true });
+        report.orphans.push(dir);
+      }
+    }
+    if (report.orphans.length) this.opts.log.warn('docker containerizer: removed runtime dirs the Engine has no container for', { dirs: report.orphans });
     return report;
   }
 

@@ -232,7 +232,9 @@ if (usable) {
     const cfg = dockerPod('limits', join(d.logDir, 'limits'));
     const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg, runtime_handler: 'docker' });
     const id = await run(pod, cfg, 'limited', ['sleep', '1000'], {
-      linux: { resources: { memory_limit_in_bytes: 64 << 20, cpu_shares: 512, cpu_quota: 50_000, cpu_period: 100_000, unified: { 'pids.max': '20' }, oom_score_adj: 500 } },
+      linux: {
+        resources: { memory_limit_in_bytes: 64 << 20, cpu_shares: 512, cpu_quota: 50_000, cpu_period: 100_000, unified: { 'pids.max': '20' }, oom_score_adj: 500, cpuset_cpus: '0' },
+      },
     });
     const info = JSON.parse((await d.client.call('ContainerStatus', { container_id: id, verbose: true })).info.info) as { pid: number };
     t.true(info.pid > 0);
@@ -251,6 +253,7 @@ if (usable) {
     t.is(file('cpu', 'cpu.cfs_quota_us'), '50000');
     t.is(file('cpu', 'cpu.cfs_period_us'), '100000');
     t.is(file('pids', 'pids.max'), '20');
+    t.is(file('cpuset', 'cpuset.cpus'), '0');
     t.is(readFileSync(`/proc/${info.pid}/oom_score_adj`, 'utf8').trim(), '500');
     await d.client.call('UpdateContainerResources', { container_id: id, linux: { memory_limit_in_bytes: 128 << 20, cpu_shares: 256 } });
     t.is(file('memory', 'memory.limit_in_bytes'), String(128 << 20));
@@ -358,8 +361,9 @@ if (usable) {
     await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
   });
 
-  test.serial('docker pod: user, env, working dir, read-only rootfs and mounts, capabilities, no_new_privs, seccomp, labels', async (t) => {
-    const cfg = dockerPod('secure', join(d.logDir, 'secure'));
+  test.serial('docker pod: user, env, working dir, read-only rootfs and mounts, devices, sysctls, capabilities, no_new_privs, seccomp, labels', async (t) => {
+    const base = dockerPod('secure', join(d.logDir, 'secure'));
+    const cfg = { ...base, linux: { ...base.linux, sysctls: { 'kernel.shmmax': '123456789' } } };
     const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg, runtime_handler: 'docker' });
     writeFileSync(join(shared, 'ro-file'), 'host-data');
     chmodSync(shared, 0o755);
@@ -367,11 +371,12 @@ if (usable) {
       pod,
       cfg,
       'secure',
-      ['sh', '-c', 'grep -E "^(Uid|Gid|CapBnd|NoNewPrivs|Seccomp):" /proc/self/status; echo "env=$FOO cwd=$(pwd)"; cat /ro/ro-file; echo; touch /rootfs-file 2>/dev/null && echo rootfs-writable; touch /ro/x 2>/dev/null && echo mount-writable; id -G; exit 0'],
+      ['sh', '-c', 'grep -E "^(Uid|Gid|CapBnd|NoNewPrivs|Seccomp):" /proc/self/status; echo "env=$FOO cwd=$(pwd)"; cat /ro/ro-file; echo; touch /rootfs-file 2>/dev/null && echo rootfs-writable; touch /ro/x 2>/dev/null && echo mount-writable; id -G; test -c /dev/mynull && echo has-device; echo shmmax=$(cat /proc/sys/kernel/shmmax); exit 0'],
       {
         envs: [{ key: 'FOO', value: Buffer.from('bar') }],
         working_dir: '/tmp',
         mounts: [{ container_path: '/ro', host_path: shared, readonly: true }],
+        devices: [{ host_path: '/dev/null', container_path: '/dev/mynull', permissions: 'rw' }],
         annotations: { 'example.com/note': 'kept' },
         linux: {
           security_context: {
@@ -400,6 +405,9 @@ if (usable) {
     t.false(out.includes('rootfs-writable'));
     t.false(out.includes('mount-writable'));
     t.true(out.some((l) => l.split(' ').includes('4242')), out.join('\n'));
+    t.true(out.includes('has-device'), out.join('\n'));
+    // The pod's IPC sysctl, set on the infra container, is seen in the IPC namespace it shares.
+    t.true(out.includes('shmmax=123456789'), out.join('\n'));
     // CRI labels and annotations are on the docker container, under cri-mesos' prefixes.
     const [c] = (await dockerd!.engine.list(['io.cri-mesos.kind=container'])).filter((x) => x.Labels['io.cri-mesos.id']?.endsWith(id));
     t.is(c!.Labels['io.cri-mesos.label.container'], 'secure');

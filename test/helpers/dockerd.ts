@@ -4,7 +4,7 @@
 // stop() ends only the dockerd it started (by its PID), unmounts what is left under its dirs,
 // removes its cgroups and the temp dir, also after a failed test.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, openSync, closeSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, openSync, closeSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,14 @@ import { Cgroups } from '../../src/cgroups/index.js';
 import { MNT_DETACH, native } from '../../src/native/index.js';
 import { testImages } from './daemon.js';
 import { TEST_TAGS } from '../../hack/build-test-images.js';
+
+function listDir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
 
 /** The busybox test image as the Engine knows it (loaded from the docker-archive tar). */
 export const DOCKER_BUSYBOX = TEST_TAGS.docker;
@@ -113,7 +121,10 @@ export class TestDockerd {
     return r.body.flatMap((c) => c.Names);
   }
 
-  /** Stops dockerd and removes everything; returns the mounts it found left under the data root (leaks). */
+  /**
+   * Stops dockerd and removes everything; returns what it found left behind (leaks): mounts
+   * under the data root, and container cgroups under its cgroup parent.
+   */
   async stop(): Promise<string[]> {
     const p = this.proc;
     if (p && p.exitCode === null && p.signalCode === null) {
@@ -140,8 +151,14 @@ export class TestDockerd {
         // raced
       }
     }
+    const cg = Cgroups.detect();
+    for (const mp of cg.allMountPoints()) {
+      for (const child of listDir(join(mp, this.cgroupParent))) {
+        if (statSync(join(mp, this.cgroupParent, child)).isDirectory()) leaked.push(join(mp, this.cgroupParent, child));
+      }
+    }
     try {
-      await Cgroups.detect().removeEverywhere(this.cgroupParent);
+      await cg.removeEverywhere(this.cgroupParent);
     } catch {
       // never made
     }

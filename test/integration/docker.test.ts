@@ -75,7 +75,7 @@ if (usable) {
       const left = await dockerd.containers().catch(() => []);
       const leaked = await dockerd.stop();
       if (left.length) throw new Error(`docker containers left after teardown: ${left.join(', ')}`);
-      if (leaked.length) throw new Error(`mounts left under the dockerd's data root: ${leaked.join(', ')}`);
+      if (leaked.length) throw new Error(`left under the dockerd's data root or cgroup parent: ${leaked.join(', ')}`);
     }
     await mirror?.stop();
     if (shared) rmSync(shared, { recursive: true, force: true });

@@ -247,6 +247,8 @@ if (usable) {
           return ctrls!.split(',').map((c) => [c, path!]);
         }),
     ) as Record<string, string>;
+    // Under the test dockerd's own cgroup parent (no CRI cgroup_parent was given).
+    t.true(cg.memory!.startsWith(`/${dockerd!.cgroupParent}/`), cg.memory);
     const file = (ctrl: string, name: string) => readFileSync(join('/sys/fs/cgroup', ctrl, cg[ctrl]!, name), 'utf8').trim();
     t.is(file('memory', 'memory.limit_in_bytes'), String(64 << 20));
     t.is(file('cpu', 'cpu.shares'), '512');

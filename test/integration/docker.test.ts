@@ -271,6 +271,18 @@ if (usable) {
     await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
   });
 
+  test.serial('docker pod: a container over its memory limit is OOMKilled', async (t) => {
+    const cfg = dockerPod('oom', join(d.logDir, 'oom'));
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg, runtime_handler: 'docker' });
+    const id = await run(pod, cfg, 'hog', ['sh', '-c', 'x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo survived'], {
+      linux: { resources: { memory_limit_in_bytes: 16 << 20, memory_swap_limit_in_bytes: 16 << 20 } },
+    });
+    const st = await d.waitExited(id, 60_000);
+    t.is(st.reason, 'OOMKilled');
+    t.is(st.exit_code, 137);
+    await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+  });
+
   test.serial('docker pod: containers share the infra container\'s net, IPC and (POD) PID namespaces and its hostname', async (t) => {
     for (const pid of ['POD', 'CONTAINER'] as const) {
       const cfg = dockerPod(`ns-${pid.toLowerCase()}`, join(d.logDir, `ns-${pid}`), pid);

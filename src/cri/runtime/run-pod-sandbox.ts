@@ -109,6 +109,8 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
     // The docker pause container runs as root and unconfined: its image is ours, its command a shell.
     if (docker && podUser) unapplied.push('linux.security_context.run_as_user (docker pause container)');
     if (docker && seccomp !== undefined) unapplied.push('linux.security_context.seccomp (docker pause container)');
+    // Docker pods are on the node's network: the Engine gives them the node's resolv.conf.
+    if (docker && dns) unapplied.push('dns_config (docker pods on the node network)');
     if (unapplied.length) ctx.log.warn('pod sandbox fields accepted but not applied', { pod: id, fields: unapplied });
     return { pod_sandbox_id: id };
   } catch (err) {

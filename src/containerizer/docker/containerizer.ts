@@ -64,6 +64,7 @@ export const LABEL = {
   instance: 'io.cri-mesos.instance',
   id: 'io.cri-mesos.id',
   kind: 'io.cri-mesos.kind',
+  runtimeDir: 'io.cri-mesos.runtime-dir',
   labelPrefix: 'io.cri-mesos.label.',
   annotationPrefix: 'io.cri-mesos.annotation.',
 } as const;
@@ -195,7 +196,7 @@ export class DockerContainerizer implements Containerizer {
   }
 
   private runtimeDirOf(info: ContainerInspect): string {
-    return info.Config.Labels?.['io.cri-mesos.runtime-dir'] ?? '';
+    return info.Config.Labels?.[LABEL.runtimeDir] ?? '';
   }
 
   // ---- launch ----------------------------------------------------------------
@@ -321,7 +322,7 @@ export class DockerContainerizer implements Containerizer {
       [LABEL.instance]: this.instance,
       [LABEL.id]: e.key,
       [LABEL.kind]: c.kind,
-      'io.cri-mesos.runtime-dir': c.runtimeDir,
+      [LABEL.runtimeDir]: c.runtimeDir,
     };
     for (const [k, v] of Object.entries(spec.labels)) labels[LABEL.labelPrefix + k] = v;
     for (const [k, v] of Object.entries(spec.annotations)) labels[LABEL.annotationPrefix + k] = v;

@@ -34,7 +34,9 @@ function withConfigFlags(cmd: Command): Command {
     .option('--cni-conf-dir <path>', `CNI network configs, watched (default ${d.cniConfDir})`)
     .option('--cni-bin-dirs <list>', `comma-separated CNI plugin dirs (default ${d.cniBinDirs.join(',')})`)
     .option('--cni-conf-template <path>', 'conflist template ({{.PodCIDR}}, {{.PodCIDRRanges}}, {{.Routes}}), rendered into the conf dir while no valid config is loaded and a pod CIDR is set')
-    .option('--seccomp-default <bool>', `RuntimeDefault seccomp for containers that name no profile (default ${d.seccompDefault})`);
+    .option('--seccomp-default <bool>', `RuntimeDefault seccomp for containers that name no profile (default ${d.seccompDefault})`)
+    .option('--pre-launch-hook <path>', 'executable run before every pod and container launch: config JSON on stdin, env and labels to add on stdout')
+    .option('--pre-launch-hook-timeout <seconds>', `how long the pre-launch hook may run before the create fails (default ${d.preLaunchHookTimeout})`);
 }
 
 function configFrom(opts: Record<string, string | undefined>): DaemonConfig {
@@ -51,6 +53,7 @@ withConfigFlags(program.command('daemon', { isDefault: true }).description('serv
   const { Daemon } = await import('./daemon.js');
   let daemon: Awaited<ReturnType<typeof Daemon.start>>;
   try {
+    if (config.preLaunchHook) (await import('./cri/runtime/pre-launch-hook.js')).checkPreLaunchHook(config.preLaunchHook);
     daemon = await Daemon.start(config, log);
   } catch (err) {
     log.error('cannot start', { error: (err as Error).message });

@@ -68,6 +68,14 @@ export interface DaemonConfig {
    * seccomp_use_default_when_empty; the kubelet always sends an explicit type).
    */
   seccompDefault: boolean;
+  /**
+   * An executable run before every pod and container launch (both containerizers), as Mesos'
+   * docker pre-launch hook: the pod and container config as JSON on stdin, env and labels to
+   * add as JSON on stdout (src/cri/runtime/pre-launch-hook.ts). '' = none.
+   */
+  preLaunchHook: string;
+  /** seconds the hook may run before it is killed and the create fails */
+  preLaunchHookTimeout: number;
 }
 
 /** TOML `[registry]`. */
@@ -127,6 +135,8 @@ export function defaultConfig(): DaemonConfig {
     cniBinDirs: ['/opt/cni/bin', '/usr/lib/cni'],
     cniConfTemplate: '',
     seccompDefault: false,
+    preLaunchHook: '',
+    preLaunchHookTimeout: 10,
   };
 }
 
@@ -156,6 +166,8 @@ const TOML_KEYS: Record<string, keyof DaemonConfig> = {
   cni_bin_dirs: 'cniBinDirs',
   cni_conf_template: 'cniConfTemplate',
   seccomp_default: 'seccompDefault',
+  pre_launch_hook: 'preLaunchHook',
+  pre_launch_hook_timeout: 'preLaunchHookTimeout',
 };
 
 export function parseConfigToml(text: string, base: DaemonConfig = defaultConfig()): DaemonConfig {
@@ -224,6 +236,8 @@ export function validateConfig(cfg: DaemonConfig): DaemonConfig {
     throw new Error('cni_bin_dirs: a list of absolute paths without ":" is needed');
   }
   if (cfg.cniConfTemplate && !cfg.cniConfTemplate.startsWith('/')) throw new Error('cni_conf_template: must be an absolute path');
+  if (cfg.preLaunchHook && !cfg.preLaunchHook.startsWith('/')) throw new Error('pre_launch_hook: must be an absolute path');
+  if (!(cfg.preLaunchHookTimeout > 0)) throw new Error('pre_launch_hook_timeout: must be greater than 0 seconds');
   validateRegistries(cfg.registries);
   if (!cfg.streamServerAddress || /[\s/]/.test(cfg.streamServerAddress)) throw new Error(`stream_server_address: "${cfg.streamServerAddress}" is not a host or IP address`);
   if (!Number.isInteger(cfg.streamServerPort) || cfg.streamServerPort > 65535) throw new Error('stream_server_port: must be an integer from 0 to 65535');

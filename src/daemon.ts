@@ -26,6 +26,7 @@ import { CpusetIsolator } from './containerizer/mesos/isolators/cgroups/cpuset.j
 import { HugetlbIsolator } from './containerizer/mesos/isolators/cgroups/hugetlb.js';
 import { DevicesIsolator } from './containerizer/mesos/isolators/cgroups/devices.js';
 import { PidNamespaceIsolator } from './containerizer/mesos/isolators/namespaces/pid.js';
+import { UserNamespaceIsolator } from './containerizer/mesos/isolators/namespaces/user.js';
 import { IpcNamespaceIsolator } from './containerizer/mesos/isolators/namespaces/ipc.js';
 import { CniNetworkIsolator } from './containerizer/mesos/isolators/network/cni.js';
 import { CniExec } from './network/cni.js';
@@ -77,6 +78,8 @@ export class Daemon {
     const isolators: Isolator[] =
       config.launcher === 'linux'
         ? [
+            // First: the pod's user namespace must exist before the namespaces it owns (network/cni's).
+            new UserNamespaceIsolator(),
             new PidNamespaceIsolator(),
             new IpcNamespaceIsolator(config.shmSize),
             cni!,

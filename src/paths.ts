@@ -26,6 +26,8 @@
 //     hostname, hosts, resolv.conf     bind-mounted into the pod's containers
 //     netns            the pod's network namespace, pinned by a bind mount (network/cni),
 //                      unmounted and removed by RemovePodSandbox
+//     userns           the pod's user namespace (userns_options mode POD), pinned by a bind
+//                      mount (namespaces/user), unmounted and removed by RemovePodSandbox
 //     containers/<ctr>/                a CRI container: the nested container
 //       config.json plan launch.log pid pid.start termination   as above
 //       exec.fifo      holds the created container until StartContainer writes a byte
@@ -40,6 +42,9 @@
 //   meta/quarantine/     checkpoints that could not be read, moved aside (never deleted)
 //   images/              the image store (its own layout: images/store.ts)
 //   provisioner/<ctr>/{upper,work,rootfs}                    a container's overlay
+//   provisioner/<ctr>/idmapped/<n>   while the overlay of a container in a user namespace is
+//                      mounted: layer n, idmapped, attached here to be named as a lowerdir
+//                      (detached right after; destroy detaches any a crash left)
 //   isolators/network/cni/<pod>/     the network/cni isolator's state (Mesos' cni/paths.hpp):
 //     network.json     the network list and the CNI arguments of the ADD, written before it
 //     result.json      the ADD result, cached for CHECK and DEL (also after a restart or reboot)
@@ -71,6 +76,7 @@ export const RUNTIME_FILES = {
   executorLog: 'executor.log',
   executorPid: 'executor.pid',
   exit: 'exit.json',
+  userns: 'userns',
 } as const;
 
 export type RuntimeFile = keyof typeof RUNTIME_FILES;

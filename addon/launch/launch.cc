@@ -147,8 +147,11 @@ std::vector<std::vector<std::string>> ParsePlan(const std::string& text) {
   return ops;
 }
 
+// The plan: a file, or "-" for fd 0 (a helper that runs in a pod's user namespace cannot open
+// the root-only runtime dir, so the daemon hands it the open file). fd 0 is /dev/null afterwards.
 std::string ReadFile(const char* path) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  const bool fromStdin = strcmp(path, "-") == 0;
+  int fd = fromStdin ? 0 : open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) SetupFail(ErrStr(std::string("open plan ") + path, errno));
   std::string out;
   char buf[8192];
@@ -159,7 +162,13 @@ std::string ReadFile(const char* path) {
     if (r == 0) break;
     out.append(buf, (size_t)r);
   }
-  CloseQuietly(fd);
+  if (fromStdin) {
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null < 0 || dup2(null, 0) < 0) SetupFail(ErrStr("/dev/null on fd 0", errno));
+    CloseQuietly(null);
+  } else {
+    CloseQuietly(fd);
+  }
   return out;
 }
 
@@ -198,6 +207,8 @@ struct Settings {
   bool noNewPrivs = false;
   bool hasCaps = false;
   uint64_t caps = 0;
+  // The ambient op: raised after the capability sets are set (each must be in them).
+  uint64_t ambient = 0;
   // The seccomp op: a compiled BPF program, installed by the init.
   bool hasSeccomp = false;
   std::vector<sock_filter> seccomp;
@@ -216,6 +227,10 @@ struct State {
   bool stdinOnce = false;
   // new-pid-ns: the command will be PID 1 of its own namespace; procFd is the helper's own /proc.
   bool newPidNs = false;
+  // userns: the pod's user namespace, which the init joins (the helper stays in the host's).
+  int usernsFd = -1;
+  // The init is already in it (it was cloned there to be PID 1 of a namespace owned by it).
+  bool usernsJoined = false;
   int procFd = -1;
   int logDirFd = -1;
   int logFd = -1;
@@ -294,6 +309,17 @@ int RemountReadonly(const char* target) {
 
 // Detached mount trees cloned by `tree` (open_tree), attached later by `bind @N`.
 std::vector<int> gTrees;
+
+// tree-fd <n> <fd>: an inherited detached mount tree (the daemon made it: an idmapped clone of a
+// host path) becomes slot n, attached later by `bind @n`.
+void OpTreeFd(const std::string& slot, const std::string& fdText) {
+  unsigned long long n, fd;
+  if (!ParseNum(slot, 10, &n) || n != gTrees.size()) SetupFail("tree-fd: slots must be numbered 0, 1, ... in order");
+  if (!ParseNum(fdText, 10, &fd) || fd < 3 || fd > 65535) SetupFail("tree-fd: bad fd " + fdText);
+  // Not handed on to the command (the init closes every fd above 2 before exec anyway).
+  if (fcntl((int)fd, F_SETFD, FD_CLOEXEC) < 0) SetupFail(ErrStr("tree-fd: fd " + fdText, errno));
+  gTrees.push_back((int)fd);
+}
 
 void OpTree(const std::string& slot, const std::string& src) {
   unsigned long long n;
@@ -502,6 +528,9 @@ void RunOp(const std::vector<std::string>& f) {
   } else if (op == "tree") {
     need(2);
     OpTree(f[1], f[2]);
+  } else if (op == "tree-fd") {
+    need(2);
+    OpTreeFd(f[1], f[2]);
   } else if (op == "bind") {
     need(4);
     OpBind(f);
@@ -535,12 +564,17 @@ void RunOp(const std::vector<std::string>& f) {
     if (symlink(f[1].c_str(), f[2].c_str()) < 0 && errno != EEXIST) SetupFail(ErrStr("symlink " + f[2], errno));
   } else if (op == "new-pid-ns") {
     need(0);
-    // Our children (the init first) start a PID namespace of their own; we stay outside it.
+    // Our children (the init first) start a PID namespace of their own; we stay outside it
+    // (ContainerMain makes it, once it knows whether a user namespace must own it).
     // Our /proc is kept open: after the init's pivot_root, "/proc" is its namespace's.
     gState.procFd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (gState.procFd < 0) SetupFail(ErrStr("open /proc", errno));
-    if (unshare(CLONE_NEWPID) < 0) SetupFail(ErrStr("unshare(CLONE_NEWPID)", errno));
     gState.newPidNs = true;
+  } else if (op == "userns") {
+    need(1);
+    if (gState.usernsFd >= 0) SetupFail("userns: given twice");
+    gState.usernsFd = open(f[1].c_str(), O_RDONLY | O_CLOEXEC);
+    if (gState.usernsFd < 0) SetupFail(ErrStr("userns " + f[1], errno));
   } else if (op == "pivot_root") {
     need(1);
     OpPivotRoot(f[1]);
@@ -616,6 +650,11 @@ void RunOp(const std::vector<std::string>& f) {
     if (!ParseNum(f[1], 16, &mask)) SetupFail("capabilities: bad mask " + f[1]);
     set.hasCaps = true;
     set.caps = mask;
+  } else if (op == "ambient") {
+    need(1);
+    unsigned long long mask;
+    if (!ParseNum(f[1], 16, &mask)) SetupFail("ambient: bad mask " + f[1]);
+    set.ambient = mask;
   } else {
     SetupFail("unknown plan operation: " + op);
   }
@@ -710,6 +749,11 @@ struct CommandStdio {
   if (set.hasCaps) {
     if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) ChildDie(127, ErrStr("prctl(PR_SET_KEEPCAPS)", errno));
     SetCaps(set);
+  }
+  // Ambient last: a raise needs the capability permitted and inheritable under the final uid.
+  for (int c = 0; c < 64; c++) {
+    if (((set.ambient >> c) & 1) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
+      ChildDie(127, ErrStr("raise ambient capability " + std::to_string(c), errno));
   }
   if (set.noNewPrivs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) ChildDie(127, ErrStr("no_new_privs", errno));
 
@@ -909,11 +953,13 @@ void ReapAll(pid_t mainPid, bool* mainDone, int* mainStatus) {
 // subreaper, holds the pipes, writes the logs and the status. These ops are
 // the helper's own; the settings ops are only recorded; every other setup op
 // runs in the init.
-bool IsHelperOp(const std::string& op) { return op == "rundir" || op == "log" || op == "new-pid-ns" || op == "stdio"; }
+bool IsHelperOp(const std::string& op) {
+  return op == "rundir" || op == "log" || op == "new-pid-ns" || op == "stdio" || op == "userns";
+}
 
 bool IsSettingOp(const std::string& op) {
   return op == "cwd" || op == "user" || op == "groups" || op == "env" || op == "argv" || op == "no-new-privs" ||
-         op == "capabilities" || op == "seccomp" || op == "apparmor";
+         op == "capabilities" || op == "ambient" || op == "seccomp" || op == "apparmor";
 }
 
 struct Child {
@@ -997,6 +1043,78 @@ int OpenContainerPty(int ptySock) {
   return slave;
 }
 
+// The init enters the pod's user namespace (the userns op): it joins it (unless it was cloned
+// there), becomes its root with no supplementary groups (the daemon checked that 0 is mapped),
+// and unshares a mount and a cgroup namespace owned by it, so that it may mount /proc, sysfs,
+// devpts, mqueue and the rest as runc's init does in a user namespace. The helper stays in the
+// host's user namespace: it keeps writing the log, the status and the runtime dir.
+void JoinUserns() {
+  if (!gState.usernsJoined && setns(gState.usernsFd, CLONE_NEWUSER) < 0)
+    SetupFail(ErrStr("join the pod's user namespace", errno));
+  if (setgroups(0, nullptr) < 0) SetupFail(ErrStr("setgroups in the pod's user namespace", errno));
+  if (setresgid(0, 0, 0) < 0) SetupFail(ErrStr("setgid 0 in the pod's user namespace", errno));
+  if (setresuid(0, 0, 0) < 0) SetupFail(ErrStr("setuid 0 in the pod's user namespace", errno));
+  if (unshare(CLONE_NEWNS | CLONE_NEWCGROUP) < 0)
+    SetupFail(ErrStr("unshare a mount and a cgroup namespace in the pod's user namespace", errno));
+  CloseQuietly(gState.usernsFd);
+  gState.usernsFd = -1;
+}
+
+// The init, as PID 1 of a new PID namespace owned by the pod's user namespace while its parent
+// is still the helper: a short-lived child joins the user namespace, unshares the PID namespace
+// (only a process in the user namespace can make one owned by it) and clones the init with
+// CLONE_PARENT, reports the init's pid and exits. Returns 0 in the init (as fork does), the
+// init's pid in the helper.
+pid_t ForkInitInUserns() {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) SetupFail(ErrStr("pipe", errno));
+  pid_t x = fork();
+  if (x < 0) SetupFail(ErrStr("fork", errno));
+  if (x == 0) {
+    CloseQuietly(p[0]);
+    int32_t rep[3] = {0, 0, 0};  // init pid, stage, errno
+    if (setns(gState.usernsFd, CLONE_NEWUSER) < 0) {
+      rep[1] = 1;
+      rep[2] = errno;
+    } else if (unshare(CLONE_NEWPID) < 0) {
+      rep[1] = 2;
+      rep[2] = errno;
+    } else {
+      long c = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+      if (c == 0) {
+        CloseQuietly(p[1]);
+        gState.usernsJoined = true;
+        return 0;
+      }
+      if (c < 0) {
+        rep[1] = 3;
+        rep[2] = errno;
+      } else {
+        rep[0] = (int32_t)c;
+      }
+    }
+    _exit(WriteAll(p[1], reinterpret_cast<const char*>(rep), sizeof rep) ? 0 : 1);
+  }
+  CloseQuietly(p[1]);
+  int32_t rep[3] = {0, 0, 0};
+  size_t got = 0;
+  while (got < sizeof rep) {
+    ssize_t r = read(p[0], reinterpret_cast<char*>(rep) + got, sizeof rep - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
+  CloseQuietly(p[0]);
+  int st;
+  while (waitpid(x, &st, 0) < 0 && errno == EINTR) {
+  }
+  static const char* const stages[] = {"", "join the pod's user namespace", "unshare(CLONE_NEWPID) in the pod's user namespace",
+                                       "clone the init"};
+  if (got != sizeof rep) SetupFail("the child that makes the init's PID namespace ended without a report");
+  if (rep[0] <= 0) SetupFail(ErrStr(rep[1] >= 1 && rep[1] <= 3 ? stages[rep[1]] : "make the init's PID namespace", rep[2]));
+  return (pid_t)rep[0];
+}
+
 // The init: carries out the setup ops (mounts, pivot_root, ...), reports on
 // readyW, waits for the start byte on startR, then becomes the command.
 // stdinR: the read end of the stdin pipe (-1: /dev/null); ptySock >= 0: run on a terminal.
@@ -1006,7 +1124,20 @@ int OpenContainerPty(int ptySock) {
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) SetupFail(ErrStr("prctl(PR_SET_PDEATHSIG)", errno));
   CloseQuietly(gSyncFd);  // the helper's end to the daemon: only the helper answers there
   gSyncFd = readyW;  // SetupFail now reports to the helper, which answers the daemon
-  for (const auto* op : setup) RunOp(*op);
+  const bool userns = gState.usernsFd >= 0;
+  if (userns) {
+    // What needs the host's root comes first: our oom_score_adj (once in the user namespace,
+    // /proc/self is not ours to write).
+    for (const auto* op : setup) {
+      if ((*op)[0] == "oom-score-adj") RunOp(*op);
+    }
+    JoinUserns();
+    // The credentials changed, which cleared the parent-death signal: again.
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) SetupFail(ErrStr("prctl(PR_SET_PDEATHSIG)", errno));
+  }
+  for (const auto* op : setup) {
+    if (!(userns && (*op)[0] == "oom-score-adj")) RunOp(*op);
+  }
   int slave = ptySock >= 0 ? OpenContainerPty(ptySock) : -1;
   if (!WriteAll(readyW, "ok\n", 3)) _exit(1);  // the helper is gone
   CloseQuietly(readyW);
@@ -1373,12 +1504,23 @@ void FinishAttach(int status) {
   if (!gState.tty && gState.openStdin && pipe2(inP, O_CLOEXEC) < 0) SetupFail(ErrStr("pipe", errno));
   if (pipe2(startP, O_CLOEXEC) < 0 || pipe2(readyP, O_CLOEXEC) < 0) SetupFail(ErrStr("pipe", errno));
   gAttach.listenFd = ListenAttach();
+  // A PID namespace of the container's own: made here, or, owned by the pod's user namespace,
+  // on the way to the init (ForkInitInUserns).
+  const bool initInUserns = gState.usernsFd >= 0 && gState.newPidNs;
+  if (gState.newPidNs && !initInUserns && unshare(CLONE_NEWPID) < 0) SetupFail(ErrStr("unshare(CLONE_NEWPID)", errno));
   Child init;
-  init.pid = fork();
+  init.pid = initInUserns ? ForkInitInUserns() : fork();
   if (init.pid < 0) SetupFail(ErrStr("fork the container's init", errno));
   if (init.pid == 0) {
     CloseQuietly(gAttach.listenFd);
     InitMain(setup, outP[1], errP[1], inP[0], ptyP[1], startP[0], readyP[1]);
+  }
+  // The init has its copies of the namespace and of the mount trees the daemon passed.
+  CloseQuietly(gState.usernsFd);
+  gState.usernsFd = -1;
+  for (const auto* op : setup) {
+    unsigned long long fd;
+    if ((*op)[0] == "tree-fd" && op->size() == 3 && ParseNum((*op)[2], 10, &fd)) CloseQuietly((int)fd);
   }
   // The init's ends: ours must go, or we would never see EOF on the pipes.
   for (int fd : {outP[1], errP[1], inP[0], ptyP[1], startP[0], readyP[1]}) CloseQuietly(fd);

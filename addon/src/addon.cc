@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include <map>
+#include <memory>
 #include <mutex>
 #include <algorithm>
 #include <cstdint>
@@ -141,6 +142,10 @@ struct Spawn {
   std::string cwd;
   bool hasCwd = false;
   std::vector<NsJoin> joins;
+  // One of the joins is a user namespace: I becomes its root (uid and gid 0, no groups) after the
+  // joins, so that F and what it execs hold their capabilities there (exec drops them from a uid
+  // the namespace does not map, and the daemon's root is not mapped in a pod's namespace).
+  bool joinsUser = false;
   uint64_t cloneFlags = 0;
   int stdio[3] = {-1, -1, -1};
   std::vector<int> extraFds;
@@ -152,6 +157,7 @@ struct Spawn {
   // Capabilities kept in every set (DEBUG containers get their container's).
   bool hasCaps = false;
   uint64_t caps = 0;
+  uint64_t ambient = 0;  // raised after capset (each must be in caps)
   int capLast = 40;
   bool noNewPrivs = false;
   // Compiled on the calling thread before the clone (libseccomp allocates); F only installs it.
@@ -168,6 +174,10 @@ struct Spawn {
   int syncR = -1, syncW = -1;  // release: one byte from the daemon to I
   int evR = -1, evW = -1;      // events to the main thread: I's pid (>0), clone error (<0), T done (0)
   int base = 0;                // first fd number above every fd we know of
+  // The fds I and F use, sorted: I closes every other one before it is held. Its fd table is a
+  // copy of the daemon's, and a held I must not keep, say, the write end of a CNI plugin's
+  // stdin open (the plugin would wait for EOF, and the pod's isolate step for the plugin).
+  std::vector<int> keepFds;
   pid_t parentPid = 0;
   char* stackI = nullptr;  // tops of the children's stacks (set by T)
   char* stackF = nullptr;
@@ -358,9 +368,13 @@ int OpenPty(Spawn* s, int high) {
       if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL) ChildFail(s, "capbset-drop", errno);
     }
   }
+  // Ambient capabilities for a non-root uid: the mask must survive setuid to be raised.
+  const bool keepCaps = s->ambient != 0 && s->hasUid && s->uid != 0;
+  if (keepCaps && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) ChildFail(s, "keepcaps", errno);
   if (s->hasUid && syscall(SYS_setresuid, s->uid, s->uid, s->uid) < 0) ChildFail(s, "setuid", errno);
-  // A non-root uid already lost every capability in setuid; root keeps exactly the mask.
-  if (s->hasCaps && (!s->hasUid || s->uid == 0)) {
+  if (keepCaps && prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) ChildFail(s, "keepcaps", errno);
+  // Otherwise a non-root uid already lost every capability in setuid; root keeps exactly the mask.
+  if (s->hasCaps && (!s->hasUid || s->uid == 0 || keepCaps)) {
     struct __user_cap_header_struct hdr;
     struct __user_cap_data_struct data[2];
     memset(&hdr, 0, sizeof hdr);
@@ -371,6 +385,9 @@ int OpenPty(Spawn* s, int high) {
       data[i].effective = data[i].permitted = data[i].inheritable = part;
     }
     if (syscall(SYS_capset, &hdr, data) < 0) ChildFail(s, "capset", errno);
+  }
+  for (int c = 0; c < 64; c++) {
+    if (((s->ambient >> c) & 1) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0) ChildFail(s, "ambient-raise", errno);
   }
   if (s->noNewPrivs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) ChildFail(s, "no-new-privs", errno);
   // With no_new_privs, the last step before exec (after it: sigprocmask and execve only).
@@ -410,9 +427,14 @@ int OpenPty(Spawn* s, int high) {
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) ChildFail(s, "pdeathsig", errno);
   if (getppid() != s->parentPid) _exit(127);
 
-  // I's own copies (no CLONE_FILES): closing them cannot affect the daemon's.
-  CloseQuietly(s->syncW);
-  CloseQuietly(s->evR);
+  // I's own copies (no CLONE_FILES): closing them cannot affect the daemon's. Everything but
+  // what I and F use goes (syncW and evR too), in the gaps between the sorted keepFds.
+  unsigned from = 3;
+  for (int fd : s->keepFds) {
+    if ((unsigned)fd > from && syscall(SYS_close_range, from, (unsigned)fd - 1, 0u) < 0) ChildFail(s, "close-range", errno);
+    if ((unsigned)fd + 1 > from) from = (unsigned)fd + 1;
+  }
+  if (syscall(SYS_close_range, from, ~0u, 0u) < 0) ChildFail(s, "close-range", errno);
   int32_t me = (int32_t)getpid();
   // Without its pid the daemon cannot place I: give up, T reports "ended before reporting".
   if (!WriteSmall(s->evW, &me, sizeof me)) ChildFail(s, "report-pid", errno);
@@ -436,6 +458,12 @@ int OpenPty(Spawn* s, int high) {
       ChildFail(s, stage, errno);
     }
     CloseQuietly(j.fd);
+  }
+  // Raw syscalls: glibc's would try to broadcast to the daemon's threads (I shares its memory).
+  if (s->joinsUser) {
+    if (syscall(SYS_setgroups, 0, nullptr) < 0) ChildFail(s, "setgroups", errno);
+    if (syscall(SYS_setresgid, 0, 0, 0) < 0) ChildFail(s, "setgid", errno);
+    if (syscall(SYS_setresuid, 0, 0, 0) < 0) ChildFail(s, "setuid", errno);
   }
 
   CloneArgs args;
@@ -838,6 +866,7 @@ bool PrepareSpawn(Napi::Env env, Napi::Object o, Spawn* s) {
       Napi::TypeError::New(env, "unknown namespace type: " + j.type).ThrowAsJavaScriptException();
       return false;
     }
+    if (j.nstype == CLONE_NEWUSER) s->joinsUser = true;
     s->joins.push_back(j);
   }
   std::stable_sort(s->joins.begin(), s->joins.end(), [](const NsJoin& a, const NsJoin& b) { return a.rank < b.rank; });
@@ -896,6 +925,18 @@ bool PrepareSpawn(Napi::Env env, Napi::Object o, Spawn* s) {
   if (cwd.IsString()) {
     s->cwd = cwd.As<Napi::String>().Utf8Value();
     s->hasCwd = !s->cwd.empty();
+  }
+  Napi::Value ambV = o.Get("ambient");
+  if (ambV.IsString()) {
+    std::string hex = ambV.As<Napi::String>().Utf8Value();
+    char* end = nullptr;
+    errno = 0;
+    unsigned long long v = strtoull(hex.c_str(), &end, 16);
+    if (hex.empty() || errno != 0 || *end != '\0') {
+      Napi::TypeError::New(env, "ambient must be a hex mask string").ThrowAsJavaScriptException();
+      return false;
+    }
+    s->ambient = v;
   }
   Napi::Value capsV = o.Get("capabilities");
   if (capsV.IsString()) {
@@ -1023,6 +1064,14 @@ bool PrepareSpawn(Napi::Env env, Napi::Object o, Spawn* s) {
   for (int fd : s->extraFds) maxFd = std::max(maxFd, fd);
   for (auto& j : s->joins) maxFd = std::max(maxFd, j.fd);
   s->base = std::max(maxFd + 1, 10 + (int)s->extraFds.size());
+  for (int fd : {s->devnull, s->syncR, s->evW, s->stdio[0], s->stdio[1], s->stdio[2], s->ptySock})
+    if (fd >= 3) s->keepFds.push_back(fd);
+  for (int fd : s->extraFds)
+    if (fd >= 3) s->keepFds.push_back(fd);
+  for (auto& j : s->joins)
+    if (j.fd >= 3) s->keepFds.push_back(j.fd);
+  std::sort(s->keepFds.begin(), s->keepFds.end());
+  s->keepFds.erase(std::unique(s->keepFds.begin(), s->keepFds.end()), s->keepFds.end());
   s->parentPid = getpid();
   return true;
 }
@@ -1808,6 +1857,301 @@ Napi::Value PinNetns(const Napi::CallbackInfo& info) {
   return StartOwnThread(env, d, promise, c, "pinNetns", OwnThreadDone<NetnsPin, SettleNetnsPin>, NetnsPinThread);
 }
 
+// ---------------------------------------------------------------------------
+// nsPin: namespaces made by a short-lived child process and pinned by bind mounts of its
+// namespace files, for the namespaces/user and network/cni isolators. A user namespace (and a
+// namespace owned by one) cannot be made on a thread of a multithreaded process: setns into a
+// user namespace and unshare(CLONE_NEWUSER) refuse one. So a fresh pthread clones a child
+// (fork-like: no CLONE_VM, so the child's errno and stack are its own) that, optionally created
+// in a new user namespace, joins a pinned user namespace and unshares the namespaces asked for,
+// reports, and waits to be killed. The thread writes the new namespace's uid_map and gid_map
+// (setgroups stays "allow", as runc leaves it for a privileged runtime), bind-mounts the child's
+// /proc/<pid>/ns/<type> files on the pin paths, kills and reaps the child. The pins keep the
+// namespaces alive without any process.
+
+struct NsPinJob {
+  bool newUser = false;
+  std::string uidMap, gidMap;
+  std::string joinUser;  // a user namespace file to join first ("" = none)
+  int unshareFlags = 0;
+  std::vector<std::pair<std::string, std::string>> pins;  // namespace file name, pin path
+  // Written by the thread before uv_async_send, read on the main thread after.
+  int err = 0;
+  std::string what, where;
+  napi_env env = nullptr;
+  napi_deferred deferred = nullptr;
+  uv_async_t async;
+  pthread_t tid{};
+};
+
+// Writes `text` to `path` in one write(2): a uid_map or gid_map takes exactly one.
+int WriteWhole(const std::string& path, const std::string& text) {
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  ssize_t w;
+  do {
+    w = write(fd, text.data(), text.size());
+  } while (w < 0 && errno == EINTR);
+  int e = w == (ssize_t)text.size() ? 0 : (w < 0 ? errno : EIO);
+  if (close(fd) < 0 && e == 0 && errno != EINTR) e = errno;
+  return e;
+}
+
+void NsPinThread(NsPinJob* c) {
+  auto fail = [c](int err, const char* what, const std::string& where = "") {
+    if (c->err) return;
+    c->err = err;
+    c->what = what;
+    c->where = where;
+  };
+  sigset_t all;
+  sigfillset(&all);
+  int joinFd = -1;
+  int p[2] = {-1, -1};
+  int e = pthread_sigmask(SIG_SETMASK, &all, nullptr);
+  if (e != 0) fail(e, "pthread_sigmask");
+  if (!c->err && !c->joinUser.empty() && (joinFd = open(c->joinUser.c_str(), O_RDONLY | O_CLOEXEC)) < 0) fail(errno, "open", c->joinUser);
+  if (!c->err && pipe2(p, O_CLOEXEC) < 0) fail(errno, "pipe2");
+  long pid = -1;
+  if (!c->err) {
+    CloneArgs args;
+    memset(&args, 0, sizeof args);
+    args.flags = c->newUser ? CLONE_NEWUSER : 0;
+    args.exit_signal = SIGCHLD;
+    pid = syscall(SYS_clone3, &args, sizeof args);
+    if (pid == 0) {
+      // The child: its own copy of memory; syscalls only. Killed by the thread once pinned, or
+      // with the thread (the daemon) if that dies first.
+      int32_t rep[2] = {0, 0};
+      if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) {
+        rep[0] = 1;
+        rep[1] = errno;
+      } else if (joinFd >= 0 && setns(joinFd, CLONE_NEWUSER) < 0) {
+        rep[0] = 2;
+        rep[1] = errno;
+      } else if (c->unshareFlags && unshare(c->unshareFlags) < 0) {
+        rep[0] = 3;
+        rep[1] = errno;
+      }
+      if (!WriteSmall(p[1], rep, sizeof rep)) _exit(1);
+      for (;;) pause();
+    }
+    if (pid < 0) fail(errno, "clone3");
+  }
+  CloseQuietly(p[1]);
+  std::vector<std::string> pinned;
+  if (pid > 0) {
+    int32_t rep[2] = {0, 0};
+    ssize_t r;
+    do {
+      r = read(p[0], rep, sizeof rep);
+    } while (r < 0 && errno == EINTR);
+    static const char* const stages[] = {"", "prctl", "setns", "unshare"};
+    if (r != (ssize_t)sizeof rep) fail(r < 0 ? errno : EIO, "read", "the namespace child's report");
+    else if (rep[0] >= 1 && rep[0] <= 3) fail(rep[1], stages[rep[0]], rep[0] == 2 ? c->joinUser : "");
+    const std::string proc = "/proc/" + std::to_string(pid);
+    if (!c->err && c->newUser) {
+      if ((e = WriteWhole(proc + "/uid_map", c->uidMap)) != 0) fail(e, "write", proc + "/uid_map");
+      else if ((e = WriteWhole(proc + "/gid_map", c->gidMap)) != 0) fail(e, "write", proc + "/gid_map");
+    }
+    for (size_t i = 0; !c->err && i < c->pins.size(); i++) {
+      const std::string& path = c->pins[i].second;
+      int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0444);
+      if (fd < 0) {
+        fail(errno, "open", path);
+        break;
+      }
+      CloseQuietly(fd);
+      std::string src = proc + "/ns/" + c->pins[i].first;
+      if (mount(src.c_str(), path.c_str(), nullptr, MS_BIND, nullptr) < 0) {
+        fail(errno, "mount", path);
+        break;
+      }
+      pinned.push_back(path);
+    }
+    // Our unreaped child: the pid cannot be anyone else's, so kill cannot fail.
+    if (kill((pid_t)pid, SIGKILL) < 0) abort();
+    int st;
+    while (waitpid((pid_t)pid, &st, 0) < 0 && errno == EINTR) {
+    }
+  }
+  // A half-made set is undone (the pin files are the caller's to remove).
+  if (c->err) {
+    for (const std::string& path : pinned) {
+      if (umount2(path.c_str(), MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT) fail(errno, "umount2", path);
+    }
+  }
+  CloseQuietly(p[0]);
+  CloseQuietly(joinFd);
+  if (uv_async_send(&c->async) != 0) abort();
+}
+
+void SettleNsPin(Napi::Env env, NsPinJob* c) {
+  if (c->err == 0) {
+    napi_resolve_deferred(env, c->deferred, env.Undefined());
+  } else {
+    napi_reject_deferred(env, c->deferred, ErrnoError(env, c->err, c->what.c_str(), c->where).Value());
+  }
+}
+
+// The proc ns file name of a namespace type.
+bool NsFileFlag(const std::string& t, int* flag) { return NsRank(t, flag) >= 0; }
+
+Napi::Value NsPin(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  napi_deferred d;
+  napi_value promise;
+  if (napi_create_promise(env, &d, &promise) != napi_ok) return env.Undefined();
+  auto reject = [&](const std::string& msg) {
+    napi_reject_deferred(env, d, Napi::TypeError::New(env, "nsPin: " + msg).Value());
+    return Napi::Value(env, promise);
+  };
+  if (info.Length() < 1 || !info[0].IsObject()) return reject("opts must be an object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  auto* c = new NsPinJob();
+  std::unique_ptr<NsPinJob> owner(c);
+  Napi::Value user = o.Get("user");
+  if (user.IsObject()) {
+    Napi::Object u = user.As<Napi::Object>();
+    if (!u.Get("uidMap").IsString() || !u.Get("gidMap").IsString()) return reject("user must be {uidMap, gidMap}");
+    c->newUser = true;
+    c->uidMap = u.Get("uidMap").As<Napi::String>().Utf8Value();
+    c->gidMap = u.Get("gidMap").As<Napi::String>().Utf8Value();
+    if (c->uidMap.empty() || c->gidMap.empty()) return reject("uidMap and gidMap must not be empty");
+  } else if (!user.IsUndefined() && !user.IsNull()) {
+    return reject("user must be {uidMap, gidMap}");
+  }
+  Napi::Value join = o.Get("joinUser");
+  if (join.IsString()) c->joinUser = join.As<Napi::String>().Utf8Value();
+  else if (!join.IsUndefined() && !join.IsNull()) return reject("joinUser must be a path");
+  if (c->newUser && !c->joinUser.empty()) return reject("user and joinUser exclude each other");
+  Napi::Value un = o.Get("unshare");
+  if (!un.IsUndefined() && !un.IsNull()) {
+    std::vector<std::string> types;
+    if (!GetStringArray(env, un, "unshare", types)) {
+      Napi::Error e = env.GetAndClearPendingException();
+      napi_reject_deferred(env, d, e.Value());
+      return Napi::Value(env, promise);
+    }
+    for (auto& t : types) {
+      int flag;
+      if (!NsFileFlag(t, &flag) || flag == CLONE_NEWUSER || flag == CLONE_NEWPID) return reject("cannot unshare " + t);
+      c->unshareFlags |= flag;
+    }
+  }
+  Napi::Value pins = o.Get("pins");
+  if (!pins.IsArray()) return reject("pins must be an array of {type, path}");
+  Napi::Array pa = pins.As<Napi::Array>();
+  for (uint32_t i = 0; i < pa.Length(); i++) {
+    Napi::Value pv = pa.Get(i);
+    if (!pv.IsObject()) return reject("pins must be an array of {type, path}");
+    Napi::Object po = pv.As<Napi::Object>();
+    if (!po.Get("type").IsString() || !po.Get("path").IsString()) return reject("pins must be an array of {type, path}");
+    std::string type = po.Get("type").As<Napi::String>().Utf8Value();
+    int flag;
+    if (!NsFileFlag(type, &flag)) return reject("unknown namespace type: " + type);
+    c->pins.emplace_back(type, po.Get("path").As<Napi::String>().Utf8Value());
+  }
+  owner.release();
+  return StartOwnThread(env, d, promise, c, "nsPin", OwnThreadDone<NsPinJob, SettleNsPin>, NsPinThread);
+}
+
+// ---------------------------------------------------------------------------
+// idmappedTree: a detached copy of the mount at `path` (open_tree(OPEN_TREE_CLONE), recursive or
+// not) idmapped with the user namespace at `userns` (mount_setattr(MOUNT_ATTR_IDMAP)): what the
+// owner of a file is on disk shows through the namespace's mapping (root's files are the
+// namespace root's). Attached later with move_mount (the launch helper's tree-fd and bind ops,
+// or moveMount here). Its own thread, as path lookups may block on a slow filesystem.
+
+struct IdmapTreeJob {
+  std::string path, userns;
+  bool recursive = true;
+  int fd = -1;
+  int err = 0;
+  const char* what = "";
+  std::string where;
+  napi_env env = nullptr;
+  napi_deferred deferred = nullptr;
+  uv_async_t async;
+  pthread_t tid{};
+};
+
+void IdmapTreeThread(IdmapTreeJob* c) {
+  sigset_t all;
+  sigfillset(&all);
+  int e = pthread_sigmask(SIG_SETMASK, &all, nullptr);
+  int ns = -1;
+  const unsigned rec = c->recursive ? AT_RECURSIVE : 0;
+  if (e != 0) {
+    c->err = e;
+    c->what = "pthread_sigmask";
+  } else if ((ns = open(c->userns.c_str(), O_RDONLY | O_CLOEXEC)) < 0) {
+    c->err = errno;
+    c->what = "open";
+    c->where = c->userns;
+  } else {
+    long t = syscall(SYS_open_tree, AT_FDCWD, c->path.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
+    if (t < 0) {
+      c->err = errno;
+      c->what = "open_tree";
+      c->where = c->path;
+    } else {
+      struct mount_attr attr;
+      memset(&attr, 0, sizeof attr);
+      attr.attr_set = MOUNT_ATTR_IDMAP;
+      attr.userns_fd = (uint64_t)ns;
+      if (syscall(SYS_mount_setattr, (int)t, "", AT_EMPTY_PATH | rec, &attr, sizeof attr) < 0) {
+        c->err = errno;
+        c->what = "mount_setattr";
+        c->where = c->path;
+        CloseQuietly((int)t);
+      } else {
+        c->fd = (int)t;
+      }
+    }
+  }
+  CloseQuietly(ns);
+  if (uv_async_send(&c->async) != 0) abort();
+}
+
+void SettleIdmapTree(Napi::Env env, IdmapTreeJob* c) {
+  if (c->err == 0) {
+    napi_resolve_deferred(env, c->deferred, Napi::Number::New(env, c->fd));
+  } else {
+    napi_reject_deferred(env, c->deferred, ErrnoError(env, c->err, c->what, c->where).Value());
+  }
+}
+
+Napi::Value IdmappedTree(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  napi_deferred d;
+  napi_value promise;
+  if (napi_create_promise(env, &d, &promise) != napi_ok) return env.Undefined();
+  std::string path, userns;
+  if (!ArgString(info, 0, "path", &path) || !ArgString(info, 1, "userns", &userns)) {
+    Napi::Error e = env.GetAndClearPendingException();
+    napi_reject_deferred(env, d, e.Value());
+    return Napi::Value(env, promise);
+  }
+  auto* c = new IdmapTreeJob();
+  c->path = path;
+  c->userns = userns;
+  c->recursive = !(info.Length() > 2 && info[2].IsBoolean() && !info[2].As<Napi::Boolean>().Value());
+  return StartOwnThread(env, d, promise, c, "idmappedTree", OwnThreadDone<IdmapTreeJob, SettleIdmapTree>, IdmapTreeThread);
+}
+
+// moveMount(fd, target): attach a detached mount tree (an idmappedTree) on `target`.
+Napi::Value MoveMount(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double fd;
+  std::string target;
+  if (!ArgNumber(info, 0, "fd", &fd) || !ArgString(info, 1, "target", &target)) return env.Undefined();
+  if (syscall(SYS_move_mount, (int)fd, "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+    ThrowErrno(env, errno, "move_mount", target);
+  }
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   napi_async_init(env, Napi::Object::New(env), Napi::String::New(env, "cri-mesos:spawn"), &data->ctx);
@@ -1838,6 +2182,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNonblocking", Napi::Function::New(env, SetNonblocking, "setNonblocking"));
   exports.Set("connectInNetns", Napi::Function::New(env, ConnectInNetns, "connectInNetns"));
   exports.Set("pinNetns", Napi::Function::New(env, PinNetns, "pinNetns"));
+  exports.Set("nsPin", Napi::Function::New(env, NsPin, "nsPin"));
+  exports.Set("idmappedTree", Napi::Function::New(env, IdmappedTree, "idmappedTree"));
+  exports.Set("moveMount", Napi::Function::New(env, MoveMount, "moveMount"));
   return exports;
 }
 

@@ -44,6 +44,8 @@ export interface SpawnOptions {
   groups?: number[];
   /** Hex mask of the capabilities kept in every set (the bounding set is cut to it); absent = unchanged. */
   capabilities?: string;
+  /** Hex mask of ambient capabilities raised after the sets are set (each must be in `capabilities`). */
+  ambient?: string;
   /** PR_SET_NO_NEW_PRIVS before exec. */
   noNewPrivs?: boolean;
   /**
@@ -168,6 +170,28 @@ export interface NativeAddon {
    * error naming the syscall.
    */
   pinNetns(path: string): Promise<void>;
+  /**
+   * Namespaces made by a short-lived child process and pinned: the child is created in a new
+   * user namespace (`user`: its uid_map and gid_map, in /proc/<pid>/uid_map's format, written by
+   * the daemon; setgroups stays "allow") or joins the pinned one at `joinUser`, then unshares
+   * `unshare` (not user or pid), so those are owned by that user namespace. Each `pins` entry's
+   * namespace file is bind-mounted on its path (an empty file, created if missing); then the
+   * child is killed. Run on a native thread of its own, never a Node thread (setns into a user
+   * namespace refuses a multithreaded process, so a child process does it). Rejects with an
+   * errno error naming the syscall; a half-made set is unmounted again.
+   */
+  nsPin(opts: { user?: { uidMap: string; gidMap: string }; joinUser?: string; unshare?: NamespaceType[]; pins: { type: NamespaceType; path: string }[] }): Promise<void>;
+  /**
+   * A detached copy of the mount tree at `path` (open_tree(OPEN_TREE_CLONE), with its submounts
+   * unless `recursive` is false), idmapped with the user namespace file `userns`
+   * (mount_setattr(MOUNT_ATTR_IDMAP)): owners on disk show through that namespace's mapping.
+   * Resolves to its fd (O_CLOEXEC; the caller closes it), for the launch helper's tree-fd op or
+   * moveMount. Rejects with an errno error naming open_tree or mount_setattr: EINVAL from
+   * mount_setattr is a filesystem without idmapped mounts. On a native thread of its own.
+   */
+  idmappedTree(path: string, userns: string, recursive?: boolean): Promise<number>;
+  /** move_mount(MOVE_MOUNT_F_EMPTY_PATH): attach a detached mount tree (an idmappedTree fd) on `target`. */
+  moveMount(fd: number, target: string): void;
 }
 
 let cached: NativeAddon | undefined;

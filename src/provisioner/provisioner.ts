@@ -2,12 +2,23 @@
 // <root>/<containerId>/rootfs with the image's layer dirs as lowerdirs and a
 // private upper/work pair. The container's mount namespace later takes the
 // rootfs over (pivot_root); destroy detaches our host mount and removes it all.
-import { lstat, mkdir, readdir, readFile, rm } from 'node:fs/promises';
+//
+// A container in a pod's user namespace gets an overlay whose lowerdirs are the layers
+// idmapped with that namespace (an overlay cannot be idmapped itself; over idmapped layers it
+// works from Linux 5.19), as containerd's overlay does for user namespaces: the image's root
+// files show as the namespace's root, and no layer, shared by every container of the image, is
+// ever chowned. The upper dir is this container's alone: its root is chowned to the namespace
+// root's host ids (the rootfs' "/" is the upper dir's), and what the container writes lands
+// there owned by its host ids. Each idmapped layer is attached under idmapped/<n> only while
+// the overlay is mounted (overlay keeps its own reference), and the rootfs' parents are made
+// searchable (o+x, as Podman and CRI-O do), so that the namespace's root can reach it.
+import { chmod, chown, lstat, mkdir, readdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { native, MNT_DETACH } from '../native/index.js';
 import { faultPoint } from '../fault.js';
 import { parseMountInfoEntries } from '../util/mountinfo.js';
 import { errCode } from '../images/fsutil.js';
+import { failedPrecondition } from '../errors.js';
 import type { ImageRecord, ImageStore } from '../images/store.js';
 
 /** Linux refuses mount data longer than one page. */
@@ -17,6 +28,15 @@ const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 export interface ProvisionResult {
   rootfs: string;
+}
+
+/** The rootfs of a container in a pod's user namespace. */
+export interface RootfsIdmap {
+  /** The namespace's file (/proc/<pid>/ns/user). */
+  userns: string;
+  /** Host uid and gid of the namespace's root (they own the upper dir). */
+  rootUid: number;
+  rootGid: number;
 }
 
 export class Provisioner {
@@ -40,7 +60,7 @@ export class Provisioner {
    * Create upper/work/rootfs and mount the overlay. Idempotent: an already
    * mounted rootfs is returned as is (a retried CreateContainer).
    */
-  async provision(containerId: string, image: ImageRecord): Promise<ProvisionResult> {
+  async provision(containerId: string, image: ImageRecord, idmap?: RootfsIdmap): Promise<ProvisionResult> {
     const dir = this.containerDir(containerId);
     const rootfs = join(dir, 'rootfs');
     if (await this.isMounted(containerId)) return { rootfs };
@@ -68,6 +88,7 @@ export class Provisioner {
       // ',' and ':' separate overlay options and lowerdirs; our paths never have them, refuse if they do.
       if (/[,:\\]/.test(p)) throw new Error(`overlay path ${p} contains ',', ':' or '\\'`);
     }
+    if (idmap) return this.mountIdmapped(dir, rootfs, lowers, idmap, image);
     const data = `lowerdir=${lowers.join(':')},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')}`;
     if (data.length > MAX_MOUNT_DATA) {
       throw new Error(`image ${image.id} has too many layers (${lowers.length}) for one overlay mount under ${this.root}`);
@@ -75,6 +96,58 @@ export class Provisioner {
     faultPoint('rootfs-mount:before');
     native().mount('overlay', rootfs, 'overlay', 0, data);
     faultPoint('rootfs-mount:after');
+    return { rootfs };
+  }
+
+  /** The overlay over idmapped layers (see the top); the staging mounts are gone when it returns. */
+  private async mountIdmapped(dir: string, rootfs: string, lowers: string[], idmap: RootfsIdmap, image: ImageRecord): Promise<ProvisionResult> {
+    const stage = join(dir, 'idmapped');
+    const staged: string[] = [];
+    await mkdir(stage, { mode: 0o700 }).catch((e: unknown) => {
+      if (errCode(e) !== 'EEXIST') throw e;
+    });
+    try {
+      for (const [i, layer] of lowers.entries()) {
+        const fd = await native()
+          .idmappedTree(layer, idmap.userns, false)
+          .catch((err: unknown) => {
+            const code = errCode(err);
+            const call = (err as NodeJS.ErrnoException).syscall;
+            const why =
+              code === 'ENOSYS'
+                ? 'this kernel has no idmapped mounts (Linux 5.12+; an overlay over idmapped layers needs 5.19+)'
+                : call === 'mount_setattr' && (code === 'EINVAL' || code === 'EPERM')
+                  ? 'its filesystem does not support idmapped mounts'
+                  : (err as Error).message;
+            throw failedPrecondition(`the rootfs of a container in a user namespace needs the image's layers idmapped: layer ${layer} of image ${image.id}: ${why}`, err);
+          });
+        const target = join(stage, String(i));
+        try {
+          await mkdir(target, { mode: 0o700 }).catch((e: unknown) => {
+            if (errCode(e) !== 'EEXIST') throw e;
+          });
+          native().moveMount(fd, target);
+          staged.push(target);
+        } finally {
+          native().close(fd);
+        }
+      }
+      const data = `lowerdir=${staged.join(':')},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')}`;
+      if (data.length > MAX_MOUNT_DATA) throw new Error(`image ${image.id} has too many layers (${lowers.length}) for one overlay mount under ${this.root}`);
+      // The upper dir is this container's own: its root is the namespace root's.
+      await chown(join(dir, 'upper'), idmap.rootUid, idmap.rootGid);
+      faultPoint('rootfs-mount:before');
+      try {
+        native().mount('overlay', rootfs, 'overlay', 0, data);
+      } catch (err) {
+        if (errCode(err) === 'EINVAL') throw failedPrecondition(`overlay over idmapped layers was refused (EINVAL): it needs Linux 5.19+ (image ${image.id})`, err);
+        throw err;
+      }
+      faultPoint('rootfs-mount:after');
+      await makeSearchable(rootfs);
+    } finally {
+      await unstage(stage);
+    }
     return { rootfs };
   }
 
@@ -90,6 +163,8 @@ export class Provisioner {
   async destroy(containerId: string): Promise<void> {
     const dir = this.containerDir(containerId);
     const rootfs = join(dir, 'rootfs');
+    // Idmapped layers a crash left attached: detached first, never removed through.
+    await unstage(join(dir, 'idmapped'));
     // Mounts can stack (a provision retried after a crash); peel all of them. EINVAL: nothing mounted there.
     for (let i = 0; i < 16; i++) {
       try {
@@ -127,6 +202,47 @@ export class Provisioner {
       removed.push(n);
     }
     return removed;
+  }
+}
+
+/**
+ * Detach and remove every idmapped/<n> staging mount point (an image layer while attached);
+ * one that stays mounted is an error, and the dir is never removed through it.
+ */
+async function unstage(stage: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(stage);
+  } catch (e) {
+    if (errCode(e) === 'ENOENT') return;
+    throw e;
+  }
+  for (const n of names) {
+    const target = join(stage, n);
+    for (let i = 0; i < 16; i++) {
+      try {
+        native().umount2(target, MNT_DETACH);
+      } catch (e) {
+        const c = errCode(e);
+        if (c !== 'EINVAL' && c !== 'ENOENT') throw e;
+        break;
+      }
+    }
+    if (await isMountPoint(target)) throw new Error(`cannot remove ${target}: an image layer is still mounted there`);
+    await rmdir(target).catch((e: unknown) => {
+      if (errCode(e) !== 'ENOENT') throw e;
+    });
+  }
+  await rmdir(stage).catch((e: unknown) => {
+    if (errCode(e) !== 'ENOENT') throw e;
+  });
+}
+
+/** Every directory above `path` searchable by others (o+x; read is not given), as Podman's makeAccessible. */
+async function makeSearchable(path: string): Promise<void> {
+  for (let p = dirname(path); p !== '/' && p !== '.'; p = dirname(p)) {
+    const st = await stat(p);
+    if ((st.mode & 0o001) === 0) await chmod(p, (st.mode & 0o7777) | 0o001);
   }
 }
 

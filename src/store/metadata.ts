@@ -31,6 +31,8 @@ export interface ProcessSpec {
   groups: number[];
   /** Capability mask (hex) kept in every set; absent = keep all (privileged). */
   capabilities?: string;
+  /** Ambient capability mask (hex), raised last; each is also in `capabilities`. */
+  ambient?: string;
   noNewPrivs?: boolean;
   /** The seccomp filter, resolved for this container (src/security/seccomp/compile.ts); absent = unconfined. */
   seccomp?: string;

@@ -188,7 +188,9 @@ rootTest('a process allocating past the limit is OOM-killed and status() reports
 
 rootTest('lowering the memory limit below what a process holds fails with the kernel EBUSY', async (t) => {
   const MiB = 1024 * 1024;
-  const s = await setup(t, { memoryLimitBytes: 128 * MiB, memorySwapLimitBytes: 128 * MiB });
+  // 512 MiB: the shell's buffer for 40 MB grows by doubling, and its peak must stay far below the
+  // limit, or the OOM killer takes the child (it did once at 128 MiB) and usage drops again.
+  const s = await setup(t, { memoryLimitBytes: 512 * MiB, memorySwapLimitBytes: 512 * MiB });
   const child = start('sh', ['-c', 'read go; x=$(head -c 40000000 /dev/zero | tr "\\0" a); read forever']);
   for (const iso of s.all) await iso.isolate(s.ctr, child.pid!);
   child.stdin!.write('go\n');
@@ -198,7 +200,7 @@ rootTest('lowering the memory limit below what a process holds fails with the ke
   t.true(Number(await rd(m, 'memory.usage_in_bytes')) >= 30_000_000, 'child did not allocate');
   const err = await t.throwsAsync(() => s.mem.update(s.ctr, { memoryLimitBytes: 8 * MiB }));
   t.is((err as { code?: string }).code, 'EBUSY');
-  t.is(await rd(m, 'memory.limit_in_bytes'), String(128 * MiB));
+  t.is(await rd(m, 'memory.limit_in_bytes'), String(512 * MiB));
   child.kill('SIGKILL');
   await exitOf(child);
 });

@@ -147,6 +147,9 @@ if (d) {
   });
 
   test.serial('privileged: every host device, all of them usable, /sys read-write, nothing masked; refused in a pod that is not privileged', async (t) => {
+    // A plain container first: the pod's containers share one sysfs superblock (one network
+    // namespace), so its read-only /sys must stay a flag of its mount, not of the superblock.
+    const plain = await d.runContainer(privPod, privSandbox, 'plain', ['sleep', '3600']);
     const c = await d.runContainer(privPod, privSandbox, 'privileged', ['sleep', '3600'], { linux: { security_context: { privileged: true } } });
     // Every char and block device of the host's /dev (top level), under its own name.
     const host = readdirSync('/dev').filter((n) => n !== 'console' && n !== 'ptmx' && (() => {
@@ -164,7 +167,10 @@ if (d) {
     for (const n of extra) t.is(field(opened.out, n), '0', opened.out + opened.err);
     t.is(field(opened.out, 'made'), '0', opened.out + opened.err);
     const mi = (await sh(c.id, 'cat /proc/self/mountinfo')).out.split('\n');
-    t.regex(mi.find((l) => l.split(' ')[4] === '/sys') ?? '', /^\S+ \S+ \S+ \S+ \/sys rw,/);
+    t.regex(mi.find((l) => l.split(' ')[4] === '/sys') ?? '', /^\S+ \S+ \S+ \S+ \/sys rw,.* - sysfs sysfs rw\b/);
+    const plainSys = (await sh(plain.id, 'cat /proc/self/mountinfo')).out.split('\n').find((l) => l.split(' ')[4] === '/sys') ?? '';
+    t.regex(plainSys, /^\S+ \S+ \S+ \S+ \/sys ro,/);
+    t.is((await sh(plain.id, 'touch /sys/kernel/x 2>&1; echo rc=$?')).out.includes('Read-only file system'), true);
     t.deepEqual(mi.filter((l) => ['/proc/kcore', '/proc/keys', '/sys/firmware', '/proc/sys'].includes(l.split(' ')[4] ?? '')), []);
 
     // In the pod that is not privileged.

@@ -3,7 +3,7 @@
 // and the helper's log/status files. Root only.
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import {
   copyFileSync,
   existsSync,
@@ -148,6 +148,29 @@ rtest('the held intermediate waits until release, and abort leaves nothing behin
   addon.abort(held);
   t.false(alive(held.pid), 'aborted intermediate is reaped');
   await t.throwsAsync(addon.release(held), { message: /already released or aborted/ });
+});
+
+rtest('a held intermediate keeps none of the daemon fds: a pipe the daemon closes reaches EOF while it is held', async (t) => {
+  // As a CNI plugin run during a pod launch: its stdin is a pipe whose write end the daemon
+  // holds. An intermediate cloned before that end is closed must not keep a copy of it.
+  const plugin = spawn('cat', [], { stdio: ['pipe', 'pipe', 'ignore'] });
+  const ended = new Promise<number | null>((resolve) => plugin.on('close', (code) => resolve(code)));
+  const held = await addon.spawnHeld(baseOpts({ argv: ['sh', '-c', 'exit 0'] }));
+  t.teardown(() => {
+    plugin.kill('SIGKILL');
+    try {
+      addon.abort(held);
+    } catch {
+      // released or aborted already
+    }
+  });
+  const fds = readdirSync(`/proc/${held.pid}/fd`).map(Number);
+  t.true(fds.length <= 8, `the held intermediate has fds ${fds.join(',')}`);
+  plugin.stdin!.end('{}');
+  const code = await Promise.race([ended, sleep(5000).then(() => 'still waiting for EOF')]);
+  t.is(code, 0);
+  t.true(alive(held.pid), 'the intermediate is still held');
+  addon.abort(held);
 });
 
 rtest('the child is placed in cgroups while held (v1 cgroup.procs and v2 CLONE_INTO_CGROUP)', async (t) => {

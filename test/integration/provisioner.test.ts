@@ -128,3 +128,56 @@ rootTest('bad container ids and missing layers are refused', async (t) => {
   await t.throwsAsync(prov.provision('c', busybox), { message: /layer dir .* is missing/ });
   t.false(await prov.isMounted('c'));
 });
+
+/** A user namespace pinned at a file of `dir` (container ids 0..65535 are host ids 100000..), unpinned at the end. */
+async function pinnedUserns(t: ExecutionContext, dir: string): Promise<string> {
+  const pin = `${dir}.userns`;
+  await native().nsPin({ user: { uidMap: '0 100000 65536\n', gidMap: '0 100000 65536\n' }, pins: [{ type: 'user', path: pin }] });
+  t.teardown(() => {
+    try {
+      native().umount2(pin, MNT_DETACH);
+    } catch {
+      /* gone */
+    }
+  });
+  return pin;
+}
+
+rootTest('in a user namespace: the layers are idmapped, never chowned; the upper dir is the namespace root; no staging mount stays', async (t) => {
+  const { prov, store, busybox } = await env(t);
+  const userns = await pinnedUserns(t, prov.root + '-ns');
+  const layer = join(store.layerDir(busybox.layers[0]!.chainId), 'bin/busybox');
+  const { rootfs } = await prov.provision('u', busybox, { userns, rootUid: 100000, rootGid: 100000 });
+  // Seen from the host, the rootfs holds the image's root files as the namespace root's host ids.
+  t.deepEqual([statSync(join(rootfs, 'bin/busybox')).uid, statSync(join(rootfs, 'bin/busybox')).gid], [100000, 100000]);
+  t.is(statSync(join(rootfs, 'home/tester')).uid, 101000);
+  // The layer itself is untouched; the upper dir (the rootfs' "/") is the namespace root's.
+  t.is(statSync(layer).uid, 0);
+  t.deepEqual([statSync(rootfs).uid, statSync(join(prov.root, 'u', 'upper')).gid], [100000, 100000]);
+  t.false(existsSync(join(prov.root, 'u', 'idmapped')), 'the idmapped layers are not attached anywhere any more');
+  t.false([...(await mountPoints())].some((m) => m.includes('/idmapped/')));
+  // Its parents are searchable by others (the namespace root must reach the rootfs).
+  for (let p = join(rootfs, '..'); p !== tmpdir(); p = join(p, '..')) t.is(statSync(p).mode & 0o001, 0o001, p);
+  await prov.destroy('u');
+  t.false(existsSync(join(prov.root, 'u')));
+  t.true(existsSync(layer), 'layers survive destroy');
+});
+
+rootTest('destroy detaches an idmapped layer a crash left attached, and never removes through it', async (t) => {
+  const { prov, store, busybox } = await env(t);
+  const userns = await pinnedUserns(t, prov.root + '-ns');
+  const layerDir = store.layerDir(busybox.layers[0]!.chainId);
+  // What a crash between attaching a layer and detaching it leaves: a layer mounted under the container's dir.
+  const stage = join(prov.root, 'crash', 'idmapped', '0');
+  execFileSync('mkdir', ['-p', stage]);
+  const fd = await native().idmappedTree(layerDir, userns, false);
+  try {
+    native().moveMount(fd, stage);
+  } finally {
+    native().close(fd);
+  }
+  t.true(existsSync(join(stage, 'bin/busybox')));
+  await prov.destroy('crash');
+  t.false(existsSync(join(prov.root, 'crash')));
+  t.true(existsSync(join(layerDir, 'bin/busybox')), 'the layer was not removed through the mount');
+});

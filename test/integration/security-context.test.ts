@@ -100,6 +100,75 @@ if (d) {
     await removePod(pod.pod);
   });
 
+  test.serial("masked and read-only paths: containerd's defaults, and the CRI lists replacing them", async (t) => {
+    const pod = await runPod('paths');
+    t.teardown(() => removePod(pod.pod).catch(() => undefined));
+    const probe = [
+      'echo timer_list=$(wc -c < /proc/timer_list)',
+      'echo firmware=$(ls -A /sys/firmware 2>/dev/null | wc -l)',
+      '(echo h > /proc/sysrq-trigger) 2>/dev/null; echo sysrq=$?',
+      'grep -E " /proc/sys (ro|rw)," /proc/self/mountinfo | cut -d" " -f5,6 | cut -d, -f1',
+      'echo motd=$(wc -c < /etc/motd)',
+      '(touch /tmp/x) 2>/dev/null; echo tmp=$?',
+    ].join('; ');
+    const field = (lines: string[], k: string) => lines.find((l) => l.startsWith(`${k}=`))?.slice(k.length + 1);
+    const def = (await run(pod, 'defaults', probe)).lines;
+    t.is(field(def, 'timer_list'), '0', def.join('\n'));
+    t.is(field(def, 'firmware'), '0');
+    t.not(field(def, 'sysrq'), '0');
+    t.true(def.includes('/proc/sys ro'), def.join('\n'));
+    t.not(field(def, 'motd'), '0');
+    t.is(field(def, 'tmp'), '0');
+    // The CRI's lists replace the defaults (the kubelet sends them in full).
+    const own = (await run(pod, 'own', probe, { security_context: { masked_paths: ['/etc/motd'], readonly_paths: ['/tmp'] } })).lines;
+    t.is(field(own, 'motd'), '0', own.join('\n'));
+    t.not(field(own, 'tmp'), '0');
+    t.not(field(own, 'timer_list'), '0');
+    t.false(own.includes('/proc/sys ro'));
+  });
+
+  test.serial('add_ambient_capabilities: a non-root command keeps them across exec (CapAmb, CapEff), ExecSync too; one outside the container set is refused', async (t) => {
+    const pod = await runPod('ambient');
+    t.teardown(() => removePod(pod.pod).catch(() => undefined));
+    const NET_BIND = 1n << 10n;
+    const capLine = (lines: string[], name: string) => BigInt('0x' + (lines.find((l) => l.startsWith(`${name}:`))?.split(/\s+/)[1] ?? 'x'));
+    const script = 'grep -E "^Cap(Amb|Eff|Inh)" /proc/self/status; sleep 1000';
+    const sc = (extra: object) => ({ security_context: { run_as_user: { value: 1000 }, ...extra } });
+    // With ambient NET_BIND_SERVICE (in containerd's default set): effective after exec as uid 1000.
+    const { container_id: amb } = await d.client.call('CreateContainer', {
+      pod_sandbox_id: pod.pod,
+      config: containerConfig('amb', ['sh', '-c', script], { linux: sc({ capabilities: { add_ambient_capabilities: ['NET_BIND_SERVICE'] } }) }),
+      sandbox_config: pod.cfg,
+    });
+    await d.client.call('StartContainer', { container_id: amb });
+    const st = await d.client.call('ContainerStatus', { container_id: amb });
+    let lines: string[] = [];
+    for (let i = 0; i < 100 && !lines.some((l) => l.startsWith('CapEff:')); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      lines = output(st.status.log_path);
+    }
+    t.is(capLine(lines, 'CapAmb'), NET_BIND, lines.join('\n'));
+    t.is(capLine(lines, 'CapEff'), NET_BIND);
+    const ex = await d.client.call('ExecSync', { container_id: amb, cmd: ['grep', '-E', '^Cap(Amb|Eff)', '/proc/self/status'], timeout: 10 });
+    const exLines = Buffer.from(ex.stdout).toString().split('\n');
+    t.is(capLine(exLines, 'CapAmb'), NET_BIND, exLines.join('\n'));
+    t.is(capLine(exLines, 'CapEff'), NET_BIND);
+    // Without: uid 1000 has no capability after exec.
+    const plain = await run(pod, 'plain', 'grep -E "^Cap(Amb|Eff)" /proc/self/status', sc({}));
+    t.is(capLine(plain.lines, 'CapAmb'), 0n);
+    t.is(capLine(plain.lines, 'CapEff'), 0n);
+    // Not among the container's capabilities (SYS_ADMIN is not in the default set): refused.
+    const err = await t.throwsAsync(
+      d.client.call('CreateContainer', {
+        pod_sandbox_id: pod.pod,
+        config: containerConfig('amb-bad', ['true'], { linux: sc({ capabilities: { add_ambient_capabilities: ['SYS_ADMIN'] } }) }),
+        sandbox_config: pod.cfg,
+      }),
+    );
+    t.is((err as unknown as { code: number }).code, status.INVALID_ARGUMENT);
+    t.regex(err!.message, /add_ambient_capabilities: SYS_ADMIN is not among the container's capabilities/);
+  });
+
   test.serial("the pod's run_as_user, run_as_group and supplemental_groups are the pause helper's, as containerd runs the pause container", async (t) => {
     const pod = await runPod('pause-user', {
       security_context: { namespace_options: { ...NS, pid: 'POD' }, run_as_user: { value: '1001' }, run_as_group: { value: '1002' }, supplemental_groups: ['1003'] },
@@ -232,7 +301,7 @@ if (d) {
     await removePod(pod.pod);
   });
 
-  test.serial('SELinux options are accepted, not applied, and logged; user namespaces are refused as UNIMPLEMENTED naming the field', async (t) => {
+  test.serial('SELinux options are accepted, not applied, and logged; a container cannot ask for a user namespace its pod has not', async (t) => {
     const selinux = { user: 'system_u', role: 'system_r', type: 'container_t', level: 's0:c1,c2' };
     const pod = await runPod('selinux', { security_context: { namespace_options: NS, selinux_options: selinux } });
     const { lines, id } = await run(pod, 'labelled', 'echo ran', { security_context: { selinux_options: selinux } });
@@ -241,10 +310,8 @@ if (d) {
     t.regex(logs, new RegExp(`container fields accepted but not applied[^\\n]*${id}[^\\n]*selinux_options`));
     t.regex(logs, /pod sandbox fields accepted but not applied[^\n]*selinux_options/);
 
+    // User namespaces are the pod's (test/integration/userns.test.ts): a container alone cannot have one.
     const userns = { mode: 'POD', uids: [{ host_id: 100000, container_id: 0, length: 65536 }], gids: [{ host_id: 100000, container_id: 0, length: 65536 }] };
-    const perr = await t.throwsAsync(runPod('userns', { security_context: { namespace_options: { ...NS, userns_options: userns } } }));
-    t.is((perr as { code?: number }).code, status.UNIMPLEMENTED);
-    t.regex(perr!.message, /config\.linux\.security_context\.namespace_options\.userns_options: user namespaces \(mode POD\) are not implemented/);
     const cerr = await t.throwsAsync(
       d.client.call('CreateContainer', {
         pod_sandbox_id: pod.pod,
@@ -252,13 +319,11 @@ if (d) {
         sandbox_config: pod.cfg,
       }),
     );
-    t.is((cerr as { code?: number }).code, status.UNIMPLEMENTED);
-    t.regex(cerr!.message, /config\.linux\.security_context\.namespace_options\.userns_options/);
+    t.is((cerr as { code?: number }).code, status.INVALID_ARGUMENT);
+    t.regex(cerr!.message, /config\.linux\.security_context\.namespace_options\.userns_options: the container asks for a user namespace \(mode POD\) but its pod/);
     // The kubelet's hostUsers default (mode NODE) runs.
     const node = await run(pod, 'node-userns', 'echo ran', { security_context: { namespace_options: { ...NS, userns_options: { mode: 'NODE' } } } });
     t.deepEqual(node.lines, ['ran']);
-    const handlers = (await d.client.call('Status', {})).runtime_handlers;
-    t.true(handlers.every((h: { features: { user_namespaces: boolean } }) => h.features.user_namespaces === false));
     await removePod(pod.pod);
   });
 }

@@ -4,7 +4,7 @@ import { Code, StatusError } from '../../src/errors.js';
 import { checkSysctls, podHostname, sysctlNamespace } from '../../src/security/sysctl.js';
 import { appArmorProfile, chooseAppArmor, DEFAULT_PROFILE, type AppArmorHost } from '../../src/security/apparmor.js';
 import { effectiveGroups } from '../../src/cri/runtime/create-container.js';
-import { checkIds, groupsPolicy, refuseUserNamespace } from '../../src/cri/runtime/common.js';
+import { checkIds, groupsPolicy } from '../../src/cri/runtime/common.js';
 import { unappliedContainerFields, unappliedSandboxFields } from '../../src/cri/runtime/unapplied.js';
 import type { SecurityProfile__Output } from '../../api/generated/runtime/v1/SecurityProfile.js';
 import type { ContainerConfig__Output } from '../../api/generated/runtime/v1/ContainerConfig.js';
@@ -137,17 +137,6 @@ test('groups: Merge adds the image /etc/group membership, Strict only the primar
   for (const bad of ['-1', '4294967295', '1.5', 'x']) {
     const err = t.throws(() => checkIds(['1', bad], 'f.supplemental_groups'));
     t.regex(err!.message, /^f\.supplemental_groups\[1\]: /);
-  }
-});
-
-test('user namespaces: any mode but NODE is UNIMPLEMENTED naming the field; NODE and absent pass', (t) => {
-  const opts = (mode: string) => ({ network: 'POD', pid: 'CONTAINER', ipc: 'POD', target_id: '', userns_options: { mode, uids: [], gids: [] } }) as never;
-  t.notThrows(() => refuseUserNamespace(undefined, F));
-  t.notThrows(() => refuseUserNamespace(opts('NODE'), F));
-  for (const mode of ['POD', 'CONTAINER']) {
-    const e = t.throws(() => refuseUserNamespace(opts(mode), F));
-    t.is(code(e), Code.UNIMPLEMENTED);
-    t.regex(e!.message, new RegExp(`^config\\.linux\\.security_context\\.namespace_options\\.userns_options: user namespaces \\(mode ${mode}\\)`));
   }
 });
 

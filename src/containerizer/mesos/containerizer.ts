@@ -16,7 +16,7 @@ import { execFailure, failedExec, killSessionLeader, pipeExec, ttyExec } from '.
 import type { Logger } from '../../log.js';
 import type { AttachHandle, Containerizer, ContainerStatus, ExecHandle, ExecIO, ExecResult, LaunchRequest, LaunchResult, RecoveryReport, Termination } from '../containerizer.js';
 import type { ProcessSpec } from '../../store/metadata.js';
-import type { Provisioner } from '../../provisioner/provisioner.js';
+import type { Provisioner, RootfsIdmap } from '../../provisioner/provisioner.js';
 import { readCheckpoint, writeAtomic, writeCheckpoint, type Versioned } from '../../store/checkpoint.js';
 import { nowNanos } from '../../util/time.js';
 import {
@@ -27,6 +27,7 @@ import {
   type ResourceLimits,
   type ResourceStatistics,
   emptyLaunchInfo,
+  hostIdOf,
   idString,
 } from './isolator.js';
 import { namespacePath } from './isolators/base.js';
@@ -70,6 +71,7 @@ export interface MesosContainerizerOptions {
 }
 
 const NS_FOR_EXEC: NamespaceJoin['type'][] = ['cgroup', 'ipc', 'uts', 'net', 'pid', 'mnt'];
+const NS_FOR_EXEC_USERNS: NamespaceJoin['type'][] = ['user', ...NS_FOR_EXEC];
 
 /** The runtime handlers the Mesos containerizer claims ('' is the default one). */
 export const MESOS_HANDLERS = new Set(['', 'mesos', 'runc']);
@@ -104,7 +106,6 @@ export class MesosContainerizer implements Containerizer {
   }
 
   private async runLaunch(c: Container, req: LaunchRequest): Promise<void> {
-    const nested = c.config.kind === 'container';
     const rundir = c.config.runtimeDir;
     // The checkpoint comes before anything of the container exists (rootfs, cgroups, processes):
     // whatever a crash leaves, recovery finds it from here.
@@ -115,25 +116,47 @@ export class MesosContainerizer implements Containerizer {
     faultPoint('checkpoint-write:after');
 
     this.transition(c, 'PROVISIONING');
-    if (req.image) await this.opts.provisioner.provision(c.id.value, req.image);
+    if (req.image) await this.opts.provisioner.provision(c.id.value, req.image, idmapOf(c.config));
     this.checkAlive(c, 'provisioning');
 
     this.transition(c, 'PREPARING');
     const info: LaunchInfo = emptyLaunchInfo();
-    faultPoint('cgroups-create:before');
-    for (const isolator of this.isolatorsFor(c)) {
-      const part = await isolator.prepare(c.config);
-      this.checkAlive(c, `preparing (${isolator.name})`);
-      if (!part) continue;
-      info.cloneNamespaces.push(...(part.cloneNamespaces ?? []));
-      info.enterNamespaces.push(...(part.enterNamespaces ?? []));
-      info.setup.push(...(part.setup ?? []));
-      if (part.cgroupV2Dir) info.cgroupV2Dir = part.cgroupV2Dir;
+    // fds isolators pass to the helper: ours to close whatever happens from here on.
+    const passFds: number[] = [];
+    try {
+      faultPoint('cgroups-create:before');
+      for (const isolator of this.isolatorsFor(c)) {
+        const part = await isolator.prepare(c.config);
+        if (part?.passFds?.length) {
+          const taken = passFds.length > 0;
+          passFds.push(...part.passFds);
+          // Each numbers its fds from FIRST_PASSED_FD in its plan ops.
+          if (taken) throw new Error(`${isolator.name}: only one isolator may pass fds to the launch helper`);
+        }
+        this.checkAlive(c, `preparing (${isolator.name})`);
+        if (!part) continue;
+        info.cloneNamespaces.push(...(part.cloneNamespaces ?? []));
+        info.enterNamespaces.push(...(part.enterNamespaces ?? []));
+        info.setup.push(...(part.setup ?? []));
+        if (part.cgroupV2Dir) info.cgroupV2Dir = part.cgroupV2Dir;
+      }
+      faultPoint('cgroups-create:after');
+      await this.isolateAndSpawn(c, req, info, passFds);
+    } finally {
+      for (const fd of passFds) native().close(fd);
     }
-    faultPoint('cgroups-create:after');
+  }
+
+  /** ISOLATING: the plan, the helper cloned and held while isolators place it, released; its answer. */
+  private async isolateAndSpawn(c: Container, req: LaunchRequest, info: LaunchInfo, passFds: number[]): Promise<void> {
+    const nested = c.config.kind === 'container';
+    const rundir = c.config.runtimeDir;
 
     this.transition(c, 'ISOLATING');
-    const plan: PlanOp[] = [['rundir', rundir, RUNTIME_FILES.execFifo, RUNTIME_FILES.ctlFifo, RUNTIME_FILES.status, RUNTIME_FILES.attachSock]];
+    // The pause helper has no use for the runtime dir (it writes no status), and one in the pod's
+    // user namespace could not open it (root only): it gets no rundir op, and its plan on fd 0.
+    const plan: PlanOp[] = nested ? [['rundir', rundir, RUNTIME_FILES.execFifo, RUNTIME_FILES.ctlFifo, RUNTIME_FILES.status, RUNTIME_FILES.attachSock]] : [];
+    const planOnStdin = !nested && c.config.userNamespace !== undefined;
     if (req.logPath) plan.push(['log', req.logPath]);
     plan.push(...info.setup);
     if (c.config.oomScoreAdj !== undefined) plan.push(['oom-score-adj', c.config.oomScoreAdj]);
@@ -149,6 +172,7 @@ export class MesosContainerizer implements Containerizer {
       if (p.groups.length > 0) plan.push(['groups', ...p.groups]);
       for (const e of p.env) plan.push(['env', e]);
       if (p.capabilities !== undefined) plan.push(['capabilities', BigInt('0x' + p.capabilities)]);
+      if (p.ambient !== undefined) plan.push(['ambient', BigInt('0x' + p.ambient)]);
       if (p.noNewPrivs) plan.push(['no-new-privs']);
       if (p.seccomp !== undefined) plan.push(['seccomp', native().seccompCompile(p.seccomp).toString('hex')]);
       if (p.apparmor !== undefined) plan.push(['apparmor', p.apparmor]);
@@ -166,16 +190,18 @@ export class MesosContainerizer implements Containerizer {
     const diagFd = openSync(runtimeFile(rundir, 'launchLog'), fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT, 0o600);
     const sync = readSyncPipe(syncRead, this.opts.launchTimeoutMs);
     let cgroupFd = -1;
+    let planFd = -1;
     try {
       if (info.cgroupV2Dir && this.opts.launcher.cloneIntoCgroup) cgroupFd = openSync(info.cgroupV2Dir, fsc.O_RDONLY | fsc.O_DIRECTORY);
+      if (planOnStdin) planFd = openSync(planPath, fsc.O_RDONLY);
       const spec: SpawnOptions = {
         file: launchHelperPath(),
-        argv: ['cri-mesos-launch', nested ? 'container' : 'pause', planPath],
+        argv: ['cri-mesos-launch', nested ? 'container' : 'pause', planOnStdin ? '-' : planPath],
         env: [],
         cloneNamespaces: dedupe(info.cloneNamespaces),
         joinNamespaces: info.enterNamespaces,
-        stdio: [-1, -1, diagFd],
-        extraFds: [syncWrite],
+        stdio: [planFd, -1, diagFd],
+        extraFds: [syncWrite, ...passFds],
         ...(cgroupFd >= 0 ? { cgroupFd } : {}),
       };
       const child = await this.opts.launcher.fork(c.config, spec, async (heldPid) => {
@@ -190,6 +216,7 @@ export class MesosContainerizer implements Containerizer {
       closeSync(diagFd);
       native().close(syncWrite);
       if (cgroupFd >= 0) closeSync(cgroupFd);
+      if (planFd >= 0) closeSync(planFd);
     }
     const answer = await sync;
     if (answer !== 'ok') {
@@ -414,19 +441,25 @@ export class MesosContainerizer implements Containerizer {
     proc: ProcessSpec,
     io: Pick<SpawnOptions, 'stdio' | 'ptySocket'>,
   ): Promise<SpawnedChild> {
-    const pid = c.pid;
     if (argv.length === 0 || !argv[0]) throw invalidArgument('the command to run is empty');
+    // In a pod's user namespace the helper stays in the host's and only its init (the
+    // container's PID 1 or the pod's) is in the container's namespaces: those are joined,
+    // the user namespace first.
+    const userns = c.config.userNamespace !== undefined;
+    const pid = userns ? this.processPid(c.id) : c.pid;
+    if (pid === undefined) throw failedPrecondition(`container ${c.id.value} is not running: its process has exited`);
     const spec: SpawnOptions = {
       file: argv[0],
       argv,
       env: proc.env,
       cloneNamespaces: [],
-      joinNamespaces: NS_FOR_EXEC.map((type) => ({ type, path: namespacePath(pid, type) })),
+      joinNamespaces: (userns ? NS_FOR_EXEC_USERNS : NS_FOR_EXEC).map((type) => ({ type, path: namespacePath(pid, type) })),
       cwd: proc.cwd,
       uid: proc.uid,
       gid: proc.gid,
       groups: proc.groups,
       ...(proc.capabilities !== undefined ? { capabilities: proc.capabilities } : {}),
+      ...(proc.ambient !== undefined ? { ambient: proc.ambient } : {}),
       noNewPrivs: proc.noNewPrivs ?? false,
       ...(proc.seccomp !== undefined ? { seccomp: proc.seccomp } : {}),
       ...(proc.apparmor !== undefined ? { apparmor: proc.apparmor } : {}),
@@ -733,6 +766,20 @@ export class MesosContainerizer implements Containerizer {
     c.state = state;
     this.opts.log.info('container state', { container: c.key, state });
   }
+}
+
+/**
+ * What the provisioner needs to idmap the rootfs of a container in its pod's user namespace:
+ * the namespace (the pod's helper's) and the host ids of its root, which own the upper dir.
+ */
+function idmapOf(config: ContainerConfig): RootfsIdmap | undefined {
+  const u = config.userNamespace;
+  if (!u || config.kind !== 'container') return undefined;
+  if (config.parentPid === undefined) throw failedPrecondition(`container ${config.id.value}: the pod's init pid is unknown`);
+  const uid = hostIdOf(u.uids, 0);
+  const gid = hostIdOf(u.gids, 0);
+  if (uid === undefined || gid === undefined) throw invalidArgument(`container ${config.id.value}: the user namespace does not map uid and gid 0`);
+  return { userns: namespacePath(config.parentPid, 'user'), rootUid: uid, rootGid: gid };
 }
 
 /** Runtime-dir files: tmpfs, so atomic rename without fsync. */

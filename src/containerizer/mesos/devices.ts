@@ -17,6 +17,8 @@ export interface ContainerDevice {
   gid: number;
   /** Device cgroup access, a subset of "rwm". */
   access: string;
+  /** The host's node (where it differs from `path`): bound instead of made in a user namespace. */
+  hostPath?: string;
 }
 
 /** The nodes every container gets: /dev/{null,zero,full,random,urandom,tty}, 0666 root:root. */

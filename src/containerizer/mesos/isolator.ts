@@ -102,6 +102,34 @@ export interface ContainerConfig {
   stdinOnce?: boolean;
   /** Pods: what the network/cni isolator passes to the plugins (CNI_ARGS and runtimeConfig). */
   network?: PodNetwork;
+  /**
+   * The pod's user namespace (CRI userns_options mode POD, Kubernetes' hostUsers: false): its
+   * mappings, the same on the pod and on each of its containers. Absent: the host's.
+   */
+  userNamespace?: UserNamespaceConfig;
+}
+
+/** One range of a uid_map or gid_map: container ids [containerId, containerId+length) are host ids from hostId. */
+export interface IdMap {
+  containerId: number;
+  hostId: number;
+  length: number;
+}
+
+export interface UserNamespaceConfig {
+  uids: IdMap[];
+  gids: IdMap[];
+}
+
+/** The host id that `id` of the user namespace is (undefined: not mapped). */
+export function hostIdOf(maps: IdMap[], id: number): number | undefined {
+  const m = maps.find((r) => id >= r.containerId && id - r.containerId < r.length);
+  return m ? m.hostId + (id - m.containerId) : undefined;
+}
+
+/** The text of /proc/<pid>/uid_map (or gid_map): one "container host length" line per range. */
+export function idMapText(maps: IdMap[]): string {
+  return maps.map((m) => `${m.containerId} ${m.hostId} ${m.length}\n`).join('');
 }
 
 /** CRI-shaped network facts of a pod, as containerd hands them to CNI. */
@@ -116,6 +144,8 @@ export interface PodNetwork {
 }
 
 export interface CriMount {
+  /** Where it came from, for errors ("mounts[2]"); absent for the runtime's own (the pod's /etc/hosts, ...). */
+  field?: string;
   containerPath: string;
   hostPath: string;
   readonly: boolean;
@@ -132,6 +162,12 @@ export interface LaunchInfo {
   setup: PlanOp[];
   /** cgroup v2 directory for CLONE_INTO_CGROUP, if the launcher should use one. */
   cgroupV2Dir?: string;
+  /**
+   * fds handed to the launch helper (detached mount trees), which it has as FIRST_PASSED_FD,
+   * FIRST_PASSED_FD + 1, ... in this order (only one isolator may pass fds: the numbers are its
+   * own). The containerizer closes its copies once the helper is spawned, or the launch failed.
+   */
+  passFds?: number[];
 }
 
 export function emptyLaunchInfo(): LaunchInfo {

@@ -60,6 +60,23 @@ export function capabilityMask(privileged: boolean, add: string[], drop: string[
   return { mask: mask & have, unavailable: CAPS.filter((_c, i) => (missing >> BigInt(i)) & 1n).map((c) => `CAP_${c}`) };
 }
 
+/**
+ * CRI add_ambient_capabilities: each must be among the container's capabilities (`mask`;
+ * undefined = privileged, every one the runtime holds), or the kernel cannot raise it.
+ */
+export function ambientMask(names: string[], mask: bigint | undefined, have: bigint = runtimeBoundingSet()): bigint {
+  const field = 'linux.security_context.capabilities.add_ambient_capabilities';
+  let out = 0n;
+  for (const c of names) {
+    const b = c.toUpperCase() === 'ALL' ? (mask ?? have) : bit(c, field);
+    if ((b & (mask ?? have)) !== b) {
+      throw invalidArgument(`${field}: ${c} is not among the container's capabilities (add it to add_capabilities)`);
+    }
+    out |= b;
+  }
+  return out;
+}
+
 /** The names (CAP_…) of the capabilities in a mask. */
 export function capabilityNames(mask: bigint): string[] {
   return CAPS.filter((_c, i) => (mask >> BigInt(i)) & 1n).map((c) => `CAP_${c}`);

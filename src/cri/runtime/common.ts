@@ -58,18 +58,6 @@ export function namespaceModes(opts: NamespaceOption__Output | null | undefined)
   };
 }
 
-/**
- * User namespaces (`userns_options` with a mode other than NODE, Kubernetes' `hostUsers: false`)
- * are not built: refused, never run in the host's user namespace instead.
- */
-export function refuseUserNamespace(opts: NamespaceOption__Output | null | undefined, field: string): void {
-  const u = opts?.userns_options;
-  if (!u || u.mode === 'NODE') return;
-  throw unimplemented(
-    `${field}.namespace_options.userns_options: user namespaces (mode ${String(u.mode)}) are not implemented; use mode NODE (the runtime handler does not advertise user_namespaces)`,
-  );
-}
-
 const MAX_ID = 0xfffffffe;
 
 /** A CRI int64 uid or gid (a string on the wire) as an id the kernel takes. */

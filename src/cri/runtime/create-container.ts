@@ -2,7 +2,7 @@ import { isAbsolute, join, normalize } from 'node:path';
 import type { CreateContainerRequest__Output } from '../../../api/generated/runtime/v1/CreateContainerRequest.js';
 import type { CreateContainerResponse } from '../../../api/generated/runtime/v1/CreateContainerResponse.js';
 import type { ContainerConfig__Output } from '../../../api/generated/runtime/v1/ContainerConfig.js';
-import type { ContainerConfig } from '../../containerizer/mesos/isolator.js';
+import type { ContainerConfig, UserNamespaceConfig } from '../../containerizer/mesos/isolator.js';
 import { DEFAULT_PATH } from '../../containerizer/mesos/containerizer.js';
 import { mkdirp } from '../../util/mkdirp.js';
 import type { ImageRecord } from '../../images/store.js';
@@ -11,14 +11,16 @@ import { containerName, type ContainerRecord, type ProcessSpec, type SandboxReco
 import { containerId, containerRuntimeDir, DOCKER_HANDLER, nowNanos, podId, type RuntimeContext } from '../context.js';
 import { createDockerContainer } from './create-docker-container.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from '../../errors.js';
-import { checkIds, checkName, destroyFailedLaunch, findContainer, groupsPolicy, mustSandbox, namespaceModes, newId, refuseUserNamespace, toLimits, type GroupsPolicy } from './common.js';
-import { capabilityMask, capabilityNames } from './capabilities.js';
+import { checkIds, checkName, destroyFailedLaunch, findContainer, groupsPolicy, mustSandbox, namespaceModes, newId, toLimits, type GroupsPolicy } from './common.js';
+import { checkContainerUserns, checkMapped, userNamespace } from './userns.js';
+import { ambientMask, capabilityMask, capabilityNames, runtimeBoundingSet } from './capabilities.js';
 import { chooseSeccomp, hostTarget, seccompFilter } from '../../security/seccomp/compile.js';
 import { appArmorProfile, thisHost } from '../../security/apparmor.js';
 import { criDevices, hostDevices } from './devices.js';
 import { criMounts } from './mounts.js';
 import { unappliedContainerFields } from './unapplied.js';
 import { holdCreate } from '../../fault.js';
+import { containerPreLaunchHook } from './pre-launch-hook.js';
 
 export async function createContainer(ctx: RuntimeContext, req: CreateContainerRequest__Output): Promise<CreateContainerResponse> {
   const config = req.config;
@@ -56,10 +58,14 @@ async function createWithImage(
   image: ImageRecord,
 ): Promise<CreateContainerResponse> {
   const logPath = resolveLogPath(sandbox, config);
-  const mounts = criMounts(config.mounts);
+  const sc = config.linux?.security_context;
+  const field = 'config.linux.security_context';
+  // The pod's user namespace, which the kubelet repeats for each container: it must match.
+  const userns = userNamespace(sc?.namespace_options, field);
+  checkContainerUserns(userns, sandbox.mesos.userNamespace, field, sandbox.id);
+  const mounts = criMounts(config.mounts, userns);
   const resources = toLimits(config.linux?.resources, 'config.linux.resources');
 
-  const sc = config.linux?.security_context;
   const privileged = sc?.privileged ?? false;
   // As containerd and CRI-O (their words): only a privileged pod may hold a privileged container.
   if (privileged && !sandbox.config.linux?.security_context?.privileged) {
@@ -73,9 +79,8 @@ async function createWithImage(
   if (sc?.run_as_group && !sc.run_as_user && !sc.run_as_username) {
     throw invalidArgument('config.linux.security_context.run_as_group needs run_as_user or run_as_username');
   }
-  const field = 'config.linux.security_context';
-  refuseUserNamespace(sc?.namespace_options, field);
   const security: Security = {
+    ...(userns ? { userns } : {}),
     groupsPolicy: groupsPolicy(sc?.supplemental_groups_policy, field),
     supplementalGroups: checkIds(sc?.supplemental_groups ?? [], `${field}.supplemental_groups`),
     apparmor: appArmorProfile(sc, thisHost(), field),
@@ -95,6 +100,14 @@ async function createWithImage(
   const name = containerName(config, sandbox.config);
   const owner = ctx.names.reserve(name, id);
   if (owner) throw alreadyExists(`container name "${name}" (config.metadata) is reserved for ${owner}`);
+  // Before anything is made: a refusal leaves only the name to release. The hook's env and
+  // labels are in `config` from here on, so the record and the process get them.
+  try {
+    config = await containerPreLaunchHook(ctx, id, sandbox, config, { ref: imageRef, id: image.id });
+  } catch (err) {
+    ctx.names.release(name);
+    throw err;
+  }
 
   const pod = sandbox.mesos;
   const mesos: ContainerConfig = {
@@ -119,6 +132,7 @@ async function createWithImage(
     tty: config.tty,
     stdin: config.stdin,
     stdinOnce: config.stdin_once,
+    ...(userns ? { userNamespace: userns } : {}),
   };
   let processSpec: ProcessSpec | undefined;
   const record: ContainerRecord = {
@@ -203,6 +217,8 @@ interface Security {
   supplementalGroups: number[];
   /** The AppArmor profile to apply; undefined: none. */
   apparmor: string | undefined;
+  /** The pod's user namespace: the process's ids must be mapped in it. */
+  userns?: UserNamespaceConfig;
 }
 
 /**
@@ -232,9 +248,24 @@ async function buildProcess(
   if (sc?.run_as_group && userSpec) userSpec = `${userSpec.split(':')[0]}:${String(sc.run_as_group.value)}`;
   const user = rootfs ? await readImageUser(rootfs, userSpec || '0') : { uid: 0, gid: 0, additionalGids: [] };
   const groups = effectiveGroups(user, security.supplementalGroups, security.groupsPolicy);
+  if (security.userns) {
+    // The ids the process runs as are the namespace's: each must be mapped, or setuid would fail.
+    const f = 'config.linux.security_context';
+    const uidFrom = sc?.run_as_username ? `${f}.run_as_username` : sc?.run_as_user ? `${f}.run_as_user` : "the image's user (config.image)";
+    checkMapped([user.uid], security.userns.uids, uidFrom, 'uid');
+    checkMapped([user.gid], security.userns.gids, sc?.run_as_group ? `${f}.run_as_group` : uidFrom, 'gid');
+    for (const g of groups) {
+      const from = security.supplementalGroups.includes(g) ? `${f}.supplemental_groups` : g === user.gid ? uidFrom : "the image's /etc/group";
+      checkMapped([g], security.userns.gids, from, 'gid');
+    }
+  }
   const hostname = sandbox.mesos.namespaces.network === 'NODE' ? '' : sandbox.config.hostname;
   const caps = capabilityMask(sc?.privileged ?? false, sc?.capabilities?.add_capabilities ?? [], sc?.capabilities?.drop_capabilities ?? []);
   if (caps.unavailable.length) ctx.log.warn('capabilities the runtime does not hold are not given', { container: config.metadata?.name, capabilities: caps.unavailable });
+  const ambient = ambientMask(sc?.capabilities?.add_ambient_capabilities ?? [], caps.mask);
+  // Raising needs the capability inheritable: a privileged container with ambient ones gets its
+  // (unchanged) full set written out, so the helper sets it.
+  const keptCaps = caps.mask ?? (ambient ? runtimeBoundingSet() : undefined);
   const field = 'linux.security_context';
   const seccomp = seccompFilter(
     chooseSeccomp(sc, ctx.config.seccompDefault, field),
@@ -244,7 +275,8 @@ async function buildProcess(
   );
   return {
     ...(seccomp !== undefined ? { seccomp } : {}),
-    ...(caps.mask !== undefined ? { capabilities: caps.mask.toString(16) } : {}),
+    ...(keptCaps !== undefined ? { capabilities: keptCaps.toString(16) } : {}),
+    ...(ambient ? { ambient: ambient.toString(16) } : {}),
     ...(security.apparmor !== undefined ? { apparmor: security.apparmor } : {}),
     noNewPrivs: sc?.no_new_privs ?? false,
     argv,

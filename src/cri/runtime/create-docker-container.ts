@@ -10,7 +10,9 @@ import type { DockerLaunch } from '../../containerizer/docker/containerizer.js';
 import { containerName, type ContainerRecord, type SandboxRecord } from '../../store/metadata.js';
 import { containerId, containerRuntimeDir, DOCKER_HANDLER, nowNanos, podId, type RuntimeContext } from '../context.js';
 import { alreadyExists, failedPrecondition, invalidArgument, unimplemented } from '../../errors.js';
-import { checkIds, checkName, destroyFailedLaunch, groupsPolicy, namespaceModes, newId, refuseUserNamespace, toLimits } from './common.js';
+import { checkIds, checkName, destroyFailedLaunch, groupsPolicy, namespaceModes, newId, toLimits } from './common.js';
+import { userNamespace } from './userns.js';
+import { containerPreLaunchHook } from './pre-launch-hook.js';
 import { chooseSeccomp } from '../../security/seccomp/compile.js';
 import { loadLocalhostProfile, runtimeDefaultProfile } from '../../security/seccomp/profile.js';
 import { appArmorProfile, thisHost } from '../../security/apparmor.js';
@@ -18,7 +20,8 @@ import { criMounts } from './mounts.js';
 import { unappliedContainerFields } from './unapplied.js';
 import { mkdirp } from '../../util/mkdirp.js';
 
-export async function createDockerContainer(ctx: RuntimeContext, config: ContainerConfig__Output, sandbox: SandboxRecord): Promise<CreateContainerResponse> {
+export async function createDockerContainer(ctx: RuntimeContext, criConfig: ContainerConfig__Output, sandbox: SandboxRecord): Promise<CreateContainerResponse> {
+  let config = criConfig;
   checkName('config.metadata.name', config.metadata?.name);
   if (sandbox.state !== 'SANDBOX_READY') throw failedPrecondition(`pod sandbox ${sandbox.id} is not ready (pod_sandbox_id)`);
   const imageRef = config.image?.image;
@@ -40,11 +43,16 @@ export async function createDockerContainer(ctx: RuntimeContext, config: Contain
     );
   }
   if (sc?.run_as_group && !sc.run_as_user && !sc.run_as_username) throw invalidArgument(`${field}.run_as_group needs run_as_user or run_as_username`);
-  refuseUserNamespace(sc?.namespace_options, field);
+  if (userNamespace(sc?.namespace_options, field)) {
+    throw unimplemented(`${field}.namespace_options.userns_options: user namespaces are not implemented for docker pods (runtime_handler "docker")`);
+  }
   if (groupsPolicy(sc?.supplemental_groups_policy, field) === 'Strict') {
     throw unimplemented(`${field}.supplemental_groups_policy Strict: the Docker Engine always merges the image's /etc/group (docker pods)`);
   }
   const groups = checkIds(sc?.supplemental_groups ?? [], `${field}.supplemental_groups`);
+  if (sc?.capabilities?.add_ambient_capabilities?.length) {
+    throw unimplemented(`${field}.capabilities.add_ambient_capabilities: the Docker Engine has no ambient capabilities (docker pods)`);
+  }
   const apparmor = appArmorProfile(sc, thisHost(), field);
   const pidMode = namespaceModes(sc?.namespace_options).pid;
   if (pidMode === 'TARGET') throw unimplemented(`${field}.namespace_options.pid TARGET is not implemented for docker pods`);
@@ -56,6 +64,18 @@ export async function createDockerContainer(ctx: RuntimeContext, config: Contain
     if (!existsSync(d.host_path)) throw invalidArgument(`devices[${i}].host_path "${d.host_path}": no such device on the host`);
   });
 
+  const id = newId();
+  const name = containerName(config, sandbox.config);
+  const owner = ctx.names.reserve(name, id);
+  if (owner) throw alreadyExists(`container name "${name}" (config.metadata) is reserved for ${owner}`);
+  // The pre-launch hook, before anything is made: a refusal leaves only the name to release.
+  // The Engine resolves the image at launch, so the hook sees the reference only (its id is '').
+  try {
+    config = await containerPreLaunchHook(ctx, id, sandbox, config, { ref: imageRef, id: '' });
+  } catch (err) {
+    ctx.names.release(name);
+    throw err;
+  }
   let user = sc?.run_as_username || (sc?.run_as_user ? String(sc.run_as_user.value) : '');
   if (sc?.run_as_group && user) user = `${user}:${String(sc.run_as_group.value)}`;
   const spec: DockerLaunch = {
@@ -76,10 +96,6 @@ export async function createDockerContainer(ctx: RuntimeContext, config: Contain
     ...(apparmor !== undefined ? { apparmor } : {}),
   };
 
-  const id = newId();
-  const name = containerName(config, sandbox.config);
-  const owner = ctx.names.reserve(name, id);
-  if (owner) throw alreadyExists(`container name "${name}" (config.metadata) is reserved for ${owner}`);
   const pod = sandbox.mesos;
   const mesos: ContainerConfig = {
     id: { value: id, parent: podId(sandbox.id) },

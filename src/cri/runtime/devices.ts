@@ -17,10 +17,20 @@ const SKIP_DIRS = new Set(['pts', 'shm', 'fd', 'mqueue', '.lxc', '.lxd-mounts', 
 const major = (rdev: bigint) => Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
 const minor = (rdev: bigint) => Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
 
-function node(st: BigIntStats, path: string, access: string): ContainerDevice | undefined {
+function node(st: BigIntStats, path: string, access: string, hostPath: string): ContainerDevice | undefined {
   const type = st.isCharacterDevice() ? 'c' : st.isBlockDevice() ? 'b' : undefined;
   if (!type) return undefined;
-  return { path, type, major: major(st.rdev), minor: minor(st.rdev), fileMode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), access };
+  return {
+    path,
+    type,
+    major: major(st.rdev),
+    minor: minor(st.rdev),
+    fileMode: Number(st.mode & 0o7777n),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    access,
+    ...(hostPath !== path ? { hostPath } : {}),
+  };
 }
 
 /** Every device under the host directory `dir`, placed under `containerDir`; symlinks and other files are passed over. */
@@ -42,7 +52,7 @@ function walk(dir: string, containerDir: string, access: string): ContainerDevic
       if (errnoOf(err) === 'ENOENT') continue; // gone meanwhile
       throw err;
     }
-    const d = node(st, inside, access);
+    const d = node(st, inside, access, host);
     if (d) out.push(d);
   }
   return out;
@@ -68,7 +78,7 @@ export function criDevices(devices: Device__Output[]): ContainerDevice[] {
       throw invalidArgument(`${field}.host_path "${d.host_path}": ${code === 'ENOENT' ? 'no such device on the host' : String(code ?? err)}`, err);
     }
     if (st.isDirectory()) return walk(resolved, posix.normalize(containerPath), access);
-    const dev = node(st, posix.normalize(containerPath), access);
+    const dev = node(st, posix.normalize(containerPath), access, resolved);
     if (!dev) throw invalidArgument(`${field}.host_path "${d.host_path}" is not a device node`);
     return [dev];
   });

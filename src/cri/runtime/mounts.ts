@@ -4,7 +4,8 @@
 // the mount asks for.
 import { isAbsolute } from 'node:path';
 import type { Mount__Output } from '../../../api/generated/runtime/v1/Mount.js';
-import type { CriMount } from '../../containerizer/mesos/isolator.js';
+import type { CriMount, IdMap, UserNamespaceConfig } from '../../containerizer/mesos/isolator.js';
+import { mapsText, sameMaps } from './userns.js';
 import { native } from '../../native/index.js';
 import { ownMounts, propagationOf, type MountInfoEntry } from '../../util/mountinfo.js';
 import { failedPrecondition, invalidArgument, unimplemented } from '../../errors.js';
@@ -17,7 +18,12 @@ export function recursiveReadOnlySupported(): boolean {
   return rro;
 }
 
-export function criMounts(mounts: Mount__Output[]): CriMount[] {
+/**
+ * `userns`: the pod's user namespace, if any. Its mounts are idmapped with it (filesystem/linux);
+ * one cannot propagate back to the host, and a mount's own uidMappings/gidMappings are applied
+ * only as the namespace's (the idmapping it gets anyway).
+ */
+export function criMounts(mounts: Mount__Output[], userns?: UserNamespaceConfig): CriMount[] {
   let table: MountInfoEntry[] | undefined; // read once, and only for a mount that propagates
   return mounts.map((m, i) => {
     const field = `mounts[${i}]`;
@@ -30,9 +36,27 @@ export function criMounts(mounts: Mount__Output[]): CriMount[] {
       if (propagation !== 'PROPAGATION_PRIVATE') throw invalidArgument(`${field}.recursive_read_only needs ${field}.propagation PROPAGATION_PRIVATE, not ${propagation}`);
       if (!recursiveReadOnlySupported()) throw failedPrecondition(`${field}.recursive_read_only: this kernel has no mount_setattr (Linux 5.12+)`);
     }
+    if (userns && propagation === 'PROPAGATION_BIDIRECTIONAL') {
+      throw invalidArgument(`${field}.propagation PROPAGATION_BIDIRECTIONAL cannot be used in a user namespace: mounts made by the pod's root would reach the host`);
+    }
+    checkMountMappings(m, field, userns);
     if (propagation !== 'PROPAGATION_PRIVATE') checkSourcePropagation(field, m.host_path, propagation, (table ??= ownMounts()));
-    return { containerPath: m.container_path, hostPath: m.host_path, readonly: m.readonly, recursiveReadOnly: m.recursive_read_only, propagation };
+    return { field, containerPath: m.container_path, hostPath: m.host_path, readonly: m.readonly, recursiveReadOnly: m.recursive_read_only, propagation };
   });
+}
+
+/** A mount's own idmapping: only the pod's user namespace's, which every mount of the pod gets. */
+function checkMountMappings(m: Mount__Output, field: string, userns: UserNamespaceConfig | undefined): void {
+  if (!m.uidMappings.length && !m.gidMappings.length) return;
+  const maps = (list: Mount__Output['uidMappings']): IdMap[] => list.map((x) => ({ containerId: x.container_id, hostId: x.host_id, length: x.length }));
+  if (!userns) {
+    throw unimplemented(`${field}.uidMappings/gidMappings: idmapped mounts are made only with the pod's user namespace (userns_options mode POD), and this pod has none`);
+  }
+  if (!sameMaps(maps(m.uidMappings), userns.uids) || !sameMaps(maps(m.gidMappings), userns.gids)) {
+    throw unimplemented(
+      `${field}.uidMappings/gidMappings: a mapping other than the pod's user namespace's (uids ${mapsText(userns.uids)}, gids ${mapsText(userns.gids)}) is not supported; every mount is idmapped with that one`,
+    );
+  }
 }
 
 /** As containerd: rshared needs a shared source mount, rslave a shared or slave one. A missing source is created later, so it has its parent's. */

@@ -6,16 +6,19 @@ import type { PodSandboxConfig__Output } from '../../../api/generated/runtime/v1
 import type { LinuxSandboxSecurityContext__Output } from '../../../api/generated/runtime/v1/LinuxSandboxSecurityContext.js';
 import type { Int64Value__Output } from '../../../api/generated/runtime/v1/Int64Value.js';
 import { sandboxName, type SandboxRecord } from '../../store/metadata.js';
-import { alreadyExists, failedPrecondition, invalidArgument } from '../../errors.js';
+import { alreadyExists, failedPrecondition, invalidArgument, unimplemented } from '../../errors.js';
+import type { NamespaceOption__Output } from '../../../api/generated/runtime/v1/NamespaceOption.js';
 import { DOCKER_HANDLER, nowNanos, podId, podRuntimeDir, type RuntimeContext } from '../context.js';
 import { MESOS_HANDLERS } from '../../containerizer/mesos/containerizer.js';
 import type { DockerLaunch } from '../../containerizer/docker/containerizer.js';
 import { capabilityNames, runtimeBoundingSet } from './capabilities.js';
 import { chooseSeccomp, hostTarget, seccompFilter } from '../../security/seccomp/compile.js';
 import { unappliedSandboxFields } from './unapplied.js';
-import { checkId, checkIds, checkName, destroyFailedLaunch, groupsPolicy, namespaceModes, newId, refuseUserNamespace, toLimits } from './common.js';
+import { checkId, checkIds, checkName, destroyFailedLaunch, groupsPolicy, namespaceModes, newId, toLimits } from './common.js';
+import { checkMapped, userNamespace, userNamespacesSupported } from './userns.js';
 import { checkSysctls, podHostname } from '../../security/sysctl.js';
 import { appArmorProfile, thisHost } from '../../security/apparmor.js';
+import { podPreLaunchHook } from './pre-launch-hook.js';
 
 export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxRequest__Output): Promise<RunPodSandboxResponse> {
   const config = req.config;
@@ -36,19 +39,21 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
   const psc = config.linux?.security_context;
   const field = 'config.linux.security_context';
   if (psc?.run_as_group && !psc.run_as_user) throw invalidArgument(`${field}.run_as_group needs run_as_user`);
-  refuseUserNamespace(psc?.namespace_options, field);
+  const modes = namespaceModes(psc?.namespace_options);
+  if (docker) refuseForDockerPod(psc?.namespace_options, modes);
+  const userns = userNamespace(psc?.namespace_options, field);
+  if (userns) checkPodUserns(ctx, modes, field);
   const podUser = pauseUser(psc);
+  if (userns && podUser) {
+    checkMapped([podUser.uid], userns.uids, `${field}.run_as_user`, 'uid');
+    checkMapped([podUser.gid], userns.gids, `${field}.run_as_group`, 'gid');
+    checkMapped(podUser.groups, userns.gids, `${field}.supplemental_groups`, 'gid');
+  }
   // The pause helper has no image: no /etc/group to merge, so Merge and Strict are the same here.
   groupsPolicy(psc?.supplemental_groups_policy, field);
   // Confinement the host cannot give is refused (as containerd does); where AppArmor is enabled the
   // pause helper is not confined yet, which is logged below.
   const podAppArmor = appArmorProfile(psc, thisHost(), field);
-  const modes = namespaceModes(psc?.namespace_options);
-  if (docker && modes.network !== 'NODE') {
-    throw failedPrecondition(
-      'runtime_handler "docker": docker pods need config.linux.security_context.namespace_options.network NODE for now (CNI networking of docker pods is not built yet)',
-    );
-  }
   checkSysctls(config.linux?.sysctls, modes);
   const hostname = podHostname(config.hostname, config.linux?.sysctls);
   // As containerd does for its pause container: the pod's profile confines the pause helper, which
@@ -69,6 +74,14 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
       'the posix launcher cannot create namespaces: set linux.security_context.namespace_options network, pid and ipc to NODE, or start the daemon with --launcher=linux',
     );
   }
+  // Before anything is made: a refusal leaves only the name to release.
+  let labels: Record<string, string>;
+  try {
+    labels = await podPreLaunchHook(ctx, id, handler, config);
+  } catch (err) {
+    ctx.names.release(name);
+    throw err;
+  }
   const rundir = podRuntimeDir(ctx.config, id, handler);
   const dns = config.dns_config;
   const mesos: ContainerConfig = {
@@ -86,18 +99,18 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
     dns: dns ? { servers: dns.servers, searches: dns.searches, options: dns.options } : undefined,
     sysctls: config.linux?.sysctls,
     network: podNetwork(config),
+    ...(userns ? { userNamespace: userns } : {}),
   };
-  const record: SandboxRecord = { id, config, runtimeHandler: handler, createdAt: nowNanos(), state: 'SANDBOX_NOTREADY', mesos };
+  const record: SandboxRecord = { id, config: { ...config, labels }, runtimeHandler: handler, createdAt: nowNanos(), state: 'SANDBOX_NOTREADY', mesos };
   try {
     // Checkpoint first: a crash mid-launch leaves a record that recovery can clean up.
     ctx.sandboxes.put(record);
-    // Seam for the pre-launch hook (config pre_launch_hook): it runs here, before launch, for both containerizers.
     const result = await ctx.containerizer.launch({
       config: mesos,
       runtimeHandler: handler,
       ...(seccomp !== undefined ? { seccomp } : {}),
       ...(podUser ? { podUser } : {}),
-      ...(docker ? { docker: infraSpec(config) } : {}),
+      ...(docker ? { docker: infraSpec({ ...config, labels }) } : {}),
     });
     if (result === 'NOT_SUPPORTED') throw failedPrecondition(`no containerizer claims runtime_handler "${handler}"`);
     ctx.sandboxes.update(id, { state: 'SANDBOX_READY' });
@@ -118,6 +131,18 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
     ctx.sandboxes.delete(id);
     ctx.names.release(name);
     throw err;
+  }
+}
+
+/** What docker pods cannot have yet: their own network (CNI), a user namespace. */
+function refuseForDockerPod(opts: NamespaceOption__Output | null | undefined, modes: ReturnType<typeof namespaceModes>): void {
+  if (opts?.userns_options && opts.userns_options.mode !== 'NODE') {
+    throw unimplemented('config.linux.security_context.namespace_options.userns_options: user namespaces are not implemented for docker pods (runtime_handler "docker")');
+  }
+  if (modes.network !== 'NODE') {
+    throw failedPrecondition(
+      'runtime_handler "docker": docker pods need config.linux.security_context.namespace_options.network NODE for now (CNI networking of docker pods is not built yet)',
+    );
   }
 }
 
@@ -142,6 +167,22 @@ function infraSpec(config: PodSandboxConfig__Output): DockerLaunch {
     annotations: config.annotations ?? {},
     devices: [],
   };
+}
+
+/**
+ * Where a pod's user namespace can be had: the linux launcher, a kernel that supports what it
+ * needs (Status says so), and the pod's own network, PID and IPC namespaces (Kubernetes refuses
+ * hostUsers: false with hostNetwork, hostPID or hostIPC: the host's would not be the pod's).
+ */
+function checkPodUserns(ctx: RuntimeContext, modes: ReturnType<typeof namespaceModes>, field: string): void {
+  const f = `${field}.namespace_options`;
+  for (const [name, mode] of Object.entries(modes)) {
+    if (mode === 'NODE') throw invalidArgument(`${f}.userns_options: a user namespace (mode POD) cannot be used with ${f}.${name} NODE`);
+  }
+  if (ctx.config.launcher !== 'linux') throw failedPrecondition(`${f}.userns_options: the posix launcher cannot create user namespaces; start the daemon with --launcher=linux`);
+  if (!userNamespacesSupported()) {
+    throw failedPrecondition(`${f}.userns_options: this kernel cannot run pods in user namespaces (it needs user namespaces, idmapped mounts and an overlay over idmapped layers: Linux 5.19+); the runtime handler does not advertise user_namespaces`);
+  }
 }
 
 /**

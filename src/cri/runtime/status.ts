@@ -4,6 +4,7 @@ import type { RuntimeCondition } from '../../../api/generated/runtime/v1/Runtime
 import type { RuntimeContext } from '../context.js';
 import { recursiveReadOnlySupported } from './mounts.js';
 import { runtimeHandlers } from './run-pod-sandbox.js';
+import { userNamespacesSupported } from './userns.js';
 
 export async function status(ctx: RuntimeContext, req: StatusRequest__Output): Promise<StatusResponse> {
   const info: Record<string, string> = {};
@@ -14,6 +15,8 @@ export async function status(ctx: RuntimeContext, req: StatusRequest__Output): P
     if (net?.ready) info.cniconfig = JSON.stringify({ file: net.file, network: net.list });
   }
   const handlers = runtimeHandlers(ctx.config.containerizers);
+  // Pods in user namespaces (userns_options mode POD): the linux launcher on a kernel that can.
+  const userns = ctx.config.launcher === 'linux' && userNamespacesSupported();
   const conditions: RuntimeCondition[] = [
     { type: 'RuntimeReady', status: true, reason: '', message: '' },
     networkCondition(ctx),
@@ -33,8 +36,8 @@ export async function status(ctx: RuntimeContext, req: StatusRequest__Output): P
     status: { conditions },
     runtime_handlers: [...new Set(handlers)].map((name) => ({
       name,
-      // Docker pods: the Engine (API 1.41) has no recursive read-only bind mounts.
-      features: { recursive_read_only_mounts: name !== 'docker' && recursiveReadOnlySupported(), user_namespaces: false },
+      // Docker pods: the Engine (API 1.41) has no recursive read-only bind mounts, and no user namespaces of ours.
+      features: { recursive_read_only_mounts: name !== 'docker' && recursiveReadOnlySupported(), user_namespaces: name !== 'docker' && userns },
     })),
     // Strict keeps the image's /etc/group out of the groups (create-container.ts effectiveGroups).
     features: { supplemental_groups_policy: true },

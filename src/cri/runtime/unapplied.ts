@@ -14,13 +14,12 @@ export function unappliedContainerFields(config: ContainerConfig__Output): strin
   if (config.CDI_devices.length) out.push('CDI_devices');
   config.mounts.forEach((m, i) => {
     if (m.selinux_relabel) out.push(`mounts[${i}].selinux_relabel`);
-    if (m.uidMappings.length || m.gidMappings.length) out.push(`mounts[${i}].uidMappings/gidMappings`);
     if (m.mount_options.length) out.push(`mounts[${i}].mount_options`);
   });
   if (sc) {
-    // AppArmor is applied or refused (src/security/apparmor.ts), user namespaces refused.
+    // AppArmor is applied or refused (src/security/apparmor.ts); user namespaces and the mounts'
+    // uidMappings/gidMappings are applied or refused (src/cri/runtime/userns.ts, mounts.ts).
     if (selinux(sc.selinux_options)) out.push('linux.security_context.selinux_options');
-    if (sc.capabilities?.add_ambient_capabilities.length) out.push('linux.security_context.capabilities.add_ambient_capabilities');
   }
   return out;
 }
@@ -35,7 +34,7 @@ export function unappliedSandboxFields(config: PodSandboxConfig__Output, cniNetw
   if (config.linux?.overhead) out.push('linux.overhead');
   // The pause helper takes run_as_user, run_as_group and supplemental_groups (it has no image
   // /etc/group, so either groups policy is the same); AppArmor the host cannot apply is refused,
-  // and where it could the handler adds the field; user namespaces are refused.
+  // and where it could the handler adds the field; user namespaces are applied or refused.
   if (sc && selinux(sc.selinux_options)) out.push('linux.security_context.selinux_options');
   return out;
 }

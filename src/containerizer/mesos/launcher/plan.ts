@@ -6,15 +6,19 @@
 //   In every field `\\` stands for a backslash, `\t` for TAB, `\n` for newline.
 //   A field that is exactly `-` means "none" (NULL source/fstype/data of mount).
 //
-// Invocation: cri-mesos-launch <pause|container> <plan path>
+// Invocation: cri-mesos-launch <pause|container> <plan path | ->
 //   fd 0,1: /dev/null; fd 2: the helper's own diagnostics (runtime dir/launch.log)
+//   fd 0 holds the plan instead when the path is "-" (a pod's helper that runs in the pod's user
+//         namespace cannot open the root-only runtime dir); it is /dev/null once read
 //   fd 3: sync pipe. After every setup op ran the helper writes "ok\n" and closes
 //         it; on failure it writes "error <message>\n" and exits 1.
+//   fd 4, 5, ...: what isolators pass (LaunchInfo.passFds, in order), named by tree-fd ops
 //
 // Setup ops run in file order before "ok":
-//   rundir <path> <exec fifo> <ctl fifo> <status> <attach socket>   open the runtime dir; the
-//                           names of the FIFOs, the status file and the attach socket in it
-//                           (src/paths.ts names them)
+//   rundir <path> <exec fifo> <ctl fifo> <status> <attach socket>   (container mode) open the
+//                           runtime dir; the names of the FIFOs, the status file and the attach
+//                           socket in it (src/paths.ts names them). A pause helper gets none: it
+//                           writes nothing there (and in a user namespace could not open it)
 //   stdio <tty 0|1> <stdin 0|1> <stdin-once 0|1>   (container mode) the command's stdio, as
 //                           CRI's tty, stdin and stdin_once: tty runs it on a terminal from the
 //                           container's devpts (opened by the init after setup; the helper holds
@@ -27,6 +31,9 @@
 //   mount <src> <target> <fstype> <flags> <data>   a new mount (never a bind or remount)
 //   tree <n> <src>                      open_tree(OPEN_TREE_CLONE|AT_RECURSIVE): a detached copy of
 //                                       src, taken while it is still a peer of the host's mount
+//   tree-fd <n> <fd>                    slot n is the inherited fd: a detached mount tree the daemon
+//                                       made (native idmappedTree: a host path idmapped with the pod's
+//                                       user namespace); slots of tree and tree-fd count 0, 1, ... together
 //   bind <src|@n> <target> <rw|ro|rro> <private|rslave|rshared|->
 //                                       recursive bind (or attach tree n), then the read-only
 //                                       remount of the top mount keeping nosuid/nodev/noexec (rro:
@@ -49,12 +56,25 @@
 //   sysctl <key> <value>                write /proc/sys/<key with . as />
 //   loopback-up                         bring `lo` up in the current network namespace
 //   oom-score-adj <n>                   EPERM/EACCES is a warning (no CAP_SYS_RESOURCE here)
-//   new-pid-ns                          (container mode) the helper unshares CLONE_NEWPID, so
-//                                       the command is PID 1 of a namespace the helper is outside of
+//   new-pid-ns                          (container mode) the command is PID 1 of a PID namespace of
+//                                       its own that the helper is outside of: the helper unshares
+//                                       CLONE_NEWPID before it forks the init; with userns, a short-lived
+//                                       child joins the user namespace, unshares it there (so that it
+//                                       owns it) and clones the init with CLONE_PARENT
+//   userns <path>                       (container mode) the pod's user namespace (its ns file). The
+//                                       helper opens it and stays in the host's; the init first applies
+//                                       oom-score-adj (which needs the host's root), then joins it, takes
+//                                       uid 0, gid 0 and no groups there, and unshares a mount and a
+//                                       cgroup namespace owned by it; every other setup op runs after
+//                                       that, so /proc, sysfs, devpts, mqueue and tmpfs are mounted from
+//                                       inside the user namespace (as runc's init does). Device nodes
+//                                       cannot be made there: the plan binds the host's (as runc does)
 //
 // Settings applied in the forked command (container mode):
 //   cwd <dir>  user <uid> <gid>  groups <gid>...  env <KEY=VALUE>  argv <arg0> <arg>...
 //   no-new-privs  capabilities <hex mask kept in every set>
+//   ambient <hex mask>      raised (PR_CAP_AMBIENT_RAISE) after the user and the capability sets
+//                           changed, so they survive exec for a non-root user; each is in the mask
 //   seccomp <hex BPF>       the compiled program (struct sock_filter[], native seccompCompile); the
 //                           init installs it before the user and capabilities change without
 //                           no-new-privs (that needs CAP_SYS_ADMIN), as the last step before exec
@@ -93,6 +113,8 @@ export type PlanOp =
   | ['propagation', string, number]
   | ['mount', string | null, string, string | null, number, string | null]
   | ['tree', number, string]
+  | ['tree-fd', number, number]
+  | ['userns', string]
   | ['bind', string, string, BindMode, BindPropagation]
   | ['remount-ro', string]
   | ['new-pid-ns']
@@ -115,8 +137,12 @@ export type PlanOp =
   | ['argv', ...string[]]
   | ['no-new-privs']
   | ['capabilities', bigint]
+  | ['ambient', bigint]
   | ['seccomp', string]
   | ['apparmor', string];
+
+/** The first fd number of LaunchInfo.passFds in the helper (fd 3 is the sync pipe). */
+export const FIRST_PASSED_FD = 4;
 
 function escapeField(value: string): string {
   return value.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n');

@@ -3,16 +3,22 @@
 // pivot_root: the rootfs (an overlay the provisioner mounted on the host),
 // /proc, /dev, /sys, /dev/shm from the pod, the pod's hostname/hosts/resolv.conf
 // and the CRI mounts with their propagation; then masked and read-only paths.
-import { invalidArgument } from '../../../../errors.js';
-import { lstatSync, readlinkSync, statSync } from 'node:fs';
+// In a pod's user namespace every bind from the host (CRI mounts, the pod's files, its
+// /dev/shm) is idmapped with that namespace: the daemon makes each a detached idmapped tree
+// (native idmappedTree) and passes it to the helper, whose init attaches it (tree-fd, bind @n);
+// a filesystem that cannot be idmapped is refused (FAILED_PRECONDITION naming the mount).
+// Device nodes cannot be made in a user namespace: the host's are bound instead, as runc does.
+import { lstatSync, readlinkSync, realpathSync, statSync } from 'node:fs';
+import { errnoOf, failedPrecondition, invalidArgument } from '../../../../errors.js';
 import { mkdirp } from '../../../../util/mkdirp.js';
 import { join, posix } from 'node:path';
-import { MS } from '../../../../native/index.js';
+import { MS, native } from '../../../../native/index.js';
 import { runtimeFile, type RuntimeFile } from '../../../../paths.js';
+import { mountOf, ownMounts } from '../../../../util/mountinfo.js';
 import { DEFAULT_DEVICES, type ContainerDevice } from '../../devices.js';
 import type { ContainerConfig, CriMount, LaunchInfo } from '../../isolator.js';
-import type { BindMode, BindPropagation, PlanOp } from '../../launcher/plan.js';
-import { LaunchOnlyIsolator } from '../base.js';
+import { FIRST_PASSED_FD, type BindMode, type BindPropagation, type PlanOp } from '../../launcher/plan.js';
+import { LaunchOnlyIsolator, namespacePath } from '../base.js';
 
 export const DEFAULT_MASKED_PATHS = [
   '/proc/acpi',
@@ -43,13 +49,28 @@ export class LinuxFilesystemIsolator extends LaunchOnlyIsolator {
     // The cgroup namespace is created after the child joined its cgroups, so its root is the container's own cgroup.
     const cloneNamespaces: LaunchInfo['cloneNamespaces'] = ['mnt', 'cgroup'];
     if (config.kind === 'pod' || !config.rootfs) return { cloneNamespaces };
-    return { cloneNamespaces, setup: containerMountPlan(config) };
+    if (!config.userNamespace) return { cloneNamespaces, setup: containerMountPlan(config) };
+    const trees = await idmappedTrees(config);
+    try {
+      return { cloneNamespaces, setup: containerMountPlan(config, trees), passFds: trees.fds };
+    } catch (err) {
+      for (const fd of trees.fds) native().close(fd);
+      throw err;
+    }
   }
 }
 
-export function containerMountPlan(config: ContainerConfig): PlanOp[] {
-  const root = config.rootfs!;
-  const inRoot = (p: string) => secureJoin(root, p);
+/** The idmapped trees of a container in a user namespace, as passed to its helper (fds[i] is FIRST_PASSED_FD + i there). */
+export interface IdmappedTrees {
+  fds: number[];
+  /** Index into fds of each bindMounts(config) entry's tree. */
+  mounts: number[];
+  /** Index into fds of the pod's /dev/shm tree. */
+  shm?: number;
+}
+
+/** The bind mounts from the host of a container (CRI mounts and the pod's files), parents before children. */
+export function bindMounts(config: ContainerConfig): CriMount[] {
   const mounts = [...(config.mounts ?? [])];
   const mounted = new Set(mounts.map((m) => posix.normalize(m.containerPath)));
   if (config.sandboxFilesDir) {
@@ -59,17 +80,93 @@ export function containerMountPlan(config: ContainerConfig): PlanOp[] {
       mounts.push({ containerPath: target, hostPath: runtimeFile(config.sandboxFilesDir, file), readonly: !!config.readonlyRootfs, propagation: 'PROPAGATION_PRIVATE' });
     }
   }
-  // Parents before children, so a mount inside another mount's target lands on top of it.
-  mounts.sort((a, b) => depth(a.containerPath) - depth(b.containerPath));
-  // A bidirectional mount must stay a peer of the host's mount: clone it before the namespace turns rslave.
+  // Parents before children, so a mount inside another mount's target lands on top of it (stable: equal depths keep their order).
+  return mounts.sort((a, b) => depth(a.containerPath) - depth(b.containerPath));
+}
+
+/**
+ * Every bind source of a container in a user namespace as a detached tree idmapped with the
+ * pod's namespace (its fds are the caller's to close). A source that cannot be idmapped is
+ * FAILED_PRECONDITION naming the mount; fds made before are closed.
+ */
+export async function idmappedTrees(config: ContainerConfig): Promise<IdmappedTrees> {
+  if (config.parentPid === undefined) throw failedPrecondition(`container ${config.id.value}: the pod's init pid is unknown`);
+  const userns = namespacePath(config.parentPid, 'user');
+  const out: IdmappedTrees = { fds: [], mounts: [] };
+  try {
+    for (const m of bindMounts(config)) {
+      if (m.propagation === 'PROPAGATION_BIDIRECTIONAL') {
+        throw failedPrecondition(`${m.field ?? m.containerPath}: PROPAGATION_BIDIRECTIONAL cannot be used in a user namespace`);
+      }
+      ensureSource(m);
+      const what = m.field ? `${m.field}.host_path` : `the pod's ${m.containerPath}`;
+      out.mounts.push(out.fds.push(await idmappedTree(m.hostPath, userns, what)) - 1);
+    }
+    if (config.shmPath) out.shm = out.fds.push(await idmappedTree(config.shmPath, userns, "the pod's /dev/shm")) - 1;
+  } catch (err) {
+    for (const fd of out.fds) native().close(fd);
+    throw err;
+  }
+  return out;
+}
+
+async function idmappedTree(path: string, userns: string, what: string): Promise<number> {
+  try {
+    return await native().idmappedTree(path, userns, true);
+  } catch (err) {
+    const code = errnoOf(err);
+    const call = (err as NodeJS.ErrnoException).syscall;
+    if (code === 'ENOSYS') throw failedPrecondition(`${what} "${path}": this kernel has no idmapped mounts (open_tree and mount_setattr, Linux 5.12+), which the pod's user namespace needs`, err);
+    if (call === 'mount_setattr' && (code === 'EINVAL' || code === 'EPERM')) {
+      throw failedPrecondition(
+        `${what} "${path}": ${filesystems(path)} does not support idmapped mounts, which the pod's user namespace needs for every mount (ext4, xfs, btrfs and tmpfs do)`,
+        err,
+      );
+    }
+    throw failedPrecondition(`${what} "${path}": cannot make an idmapped mount of it for the pod's user namespace: ${(err as Error).message}`, err);
+  }
+}
+
+/**
+ * The filesystem `path` is on and those mounted under it (a recursive bind takes them along),
+ * for messages: "its filesystem (ext4)", or "... or one mounted under it (overlay on /x/y)".
+ */
+function filesystems(path: string): string {
+  try {
+    const mounts = ownMounts();
+    const real = realpathSync(path);
+    const own = mountOf(mounts, real)?.fstype ?? 'unknown';
+    const under = mounts.filter((m) => m.mountPoint.startsWith(real === '/' ? '/' : real + '/')).map((m) => `${m.fstype} on ${m.mountPoint}`);
+    return under.length ? `its filesystem (${own}) or one mounted under it (${[...new Set(under)].join(', ')})` : `its filesystem (${own})`;
+  } catch {
+    return 'its filesystem';
+  }
+}
+
+export function containerMountPlan(config: ContainerConfig, idmapped?: IdmappedTrees): PlanOp[] {
+  const root = config.rootfs!;
+  const inRoot = (p: string) => secureJoin(root, p);
+  const mounts = bindMounts(config);
+  const mounted = new Set(mounts.map((m) => posix.normalize(m.containerPath)));
   const trees = new Map<CriMount, number>();
   const ops: PlanOp[] = [];
-  for (const m of mounts) {
-    if (m.propagation !== 'PROPAGATION_BIDIRECTIONAL') continue;
-    ensureSource(m);
-    trees.set(m, trees.size);
-    ops.push(['tree', trees.get(m)!, m.hostPath]);
+  if (idmapped) {
+    // Every source is a tree the daemon made, idmapped with the pod's user namespace.
+    mounts.forEach((m, i) => {
+      trees.set(m, trees.size);
+      ops.push(['tree-fd', trees.get(m)!, FIRST_PASSED_FD + idmapped.mounts[i]!]);
+    });
+  } else {
+    // A bidirectional mount must stay a peer of the host's mount: clone it before the namespace turns rslave.
+    for (const m of mounts) {
+      if (m.propagation !== 'PROPAGATION_BIDIRECTIONAL') continue;
+      ensureSource(m);
+      trees.set(m, trees.size);
+      ops.push(['tree', trees.get(m)!, m.hostPath]);
+    }
   }
+  const shmTree = idmapped?.shm !== undefined ? trees.size : undefined;
+  if (shmTree !== undefined) ops.push(['tree-fd', shmTree, FIRST_PASSED_FD + idmapped!.shm!]);
   ops.push(
     // rslave: host mounts still propagate in, nothing we mount leaks out.
     ['propagation', '/', MS.REC | MS.SLAVE],
@@ -80,7 +177,8 @@ export function containerMountPlan(config: ContainerConfig): PlanOp[] {
 
   const dev = inRoot('/dev');
   ops.push(['mkdir', dev, 0o755], ['mount', 'tmpfs', dev, 'tmpfs', MS.NOSUID | MS.STRICTATIME, 'mode=755,size=65536k']);
-  for (const d of DEFAULT_DEVICES) ops.push(mknod(join(dev, posix.relative('/dev', d.path)), d));
+  const node = (target: string, d: ContainerDevice): PlanOp[] => (idmapped ? bindDevice(target, d) : [mknod(target, d)]);
+  for (const d of DEFAULT_DEVICES) ops.push(...node(join(dev, posix.relative('/dev', d.path)), d));
   ops.push(
     ['mkdir', join(dev, 'pts'), 0o755],
     // A private devpts: its own ptmx and pty numbers; slaves are group tty (5), 0620.
@@ -96,12 +194,15 @@ export function containerMountPlan(config: ContainerConfig): PlanOp[] {
   // With a terminal, its slave is bound on /dev/console once the init opened it (after setup).
   if (config.tty) ops.push(['console', '/dev/console']);
   // /dev/shm stays writable, also with readonly_rootfs.
-  if (config.shmPath) ops.push(['bind', config.shmPath, join(dev, 'shm'), 'rw', '-']);
+  if (config.shmPath) ops.push(['bind', shmTree !== undefined ? `@${shmTree}` : config.shmPath, join(dev, 'shm'), 'rw', '-']);
   else ops.push(['mount', 'shm', join(dev, 'shm'), 'tmpfs', MS.NOSUID | MS.NODEV | MS.NOEXEC, 'mode=1777,size=65536k']);
   ops.push(['mkdir', join(dev, 'mqueue'), 0o755], ['mount', 'mqueue', join(dev, 'mqueue'), 'mqueue', MS.NOSUID | MS.NOEXEC | MS.NODEV, null]);
 
   const sys = inRoot('/sys');
-  ops.push(['mkdir', sys, 0o555], ['mount', 'sysfs', sys, 'sysfs', MS.NOSUID | MS.NOEXEC | MS.NODEV | (config.privileged ? 0 : MS.RDONLY), null]);
+  // Read-only as a flag of this mount, never of the superblock: the pod's containers share one
+  // sysfs superblock (per network namespace), and a privileged one needs it writable.
+  ops.push(['mkdir', sys, 0o555], ['mount', 'sysfs', sys, 'sysfs', MS.NOSUID | MS.NOEXEC | MS.NODEV, null]);
+  if (!config.privileged) ops.push(['remount-ro', sys]);
 
   for (const m of mounts) ops.push(...bindMount(m, inRoot(m.containerPath), trees.get(m)));
   // Image volumes are plain directories of the container's writable layer unless a CRI mount covers them.
@@ -113,7 +214,7 @@ export function containerMountPlan(config: ContainerConfig): PlanOp[] {
     if (path === '/dev/ptmx') continue;
     // Our /dev is a fresh tmpfs: the image's /dev (and its symlinks) is not under it.
     const target = path.startsWith('/dev/') ? join(dev, posix.relative('/dev', path)) : inRoot(path);
-    ops.push(['mkdir', posix.dirname(target), 0o755], mknod(target, d));
+    ops.push(['mkdir', posix.dirname(target), 0o755], ...node(target, d));
   }
 
   // Only the rootfs' own mount: /dev, /dev/shm, /proc and each CRI mount keep their own flags.
@@ -130,6 +231,14 @@ export function containerMountPlan(config: ContainerConfig): PlanOp[] {
 
 function mknod(target: string, d: ContainerDevice): PlanOp {
   return ['mknod', target, d.type, d.fileMode, d.major, d.minor, d.uid, d.gid];
+}
+
+/** The host's node bound on `target` (in a user namespace, where mknod of a device is refused). */
+function bindDevice(target: string, d: ContainerDevice): PlanOp[] {
+  return [
+    ['touch', target],
+    ['bind', d.hostPath ?? d.path, target, 'rw', '-'],
+  ];
 }
 
 const PROPAGATION: Record<CriMount['propagation'], BindPropagation> = {

@@ -2,7 +2,10 @@
 //   prepare  - the network and the CNI arguments are checkpointed (work dir), a new network
 //              namespace is pinned at <pod runtime dir>/netns (made on a native thread), and
 //              CNI ADD starts; its result is cached next to the checkpoint. The pod's helper
-//              joins that namespace (a join in its launch).
+//              joins that namespace (a join in its launch). A pod with a user namespace gets
+//              one owned by it (made by a child process in the namespace namespaces/user
+//              pinned), as containerd 2.0 makes it inside the pod's mappings: otherwise the
+//              pod's root could not administer its own network, nor mount sysfs.
 //   isolate  - the held helper waits for the ADD, so the pod starts networked.
 //   status   - the pod's IPs from the ADD result.
 //   cleanup  - CNI DEL with the cached result (retried; idempotent), then the state is dropped.
@@ -25,6 +28,7 @@ import { resultIps, type CniExec, type CniResult, type Invocation, type NetworkL
 import type { NetworkConfigWatcher } from '../../../../network/conf-dir.js';
 import { idString, type ContainerConfig, type ContainerId, type IsolatorStatus, type LaunchInfo } from '../../isolator.js';
 import { LoopbackNetworkIsolator } from './loopback.js';
+import { podUsernsPath } from '../namespaces/user.js';
 
 /** network.json: what the ADD was given, so DEL can undo it after a restart or a reboot. */
 interface NetworkRecord {
@@ -75,7 +79,11 @@ export class CniNetworkIsolator extends LoopbackNetworkIsolator {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     writeCheckpoint(file, record);
     this.pods.set(idString(config.id), state);
-    await native().pinNetns(netns);
+    if (config.userNamespace) {
+      await native().nsPin({ joinUser: podUsernsPath(config), unshare: ['net'], pins: [{ type: 'net', path: netns }] });
+    } else {
+      await native().pinNetns(netns);
+    }
     // The ADD runs while the other isolators prepare and the helper is forked; isolate() holds
     // the helper until it is done (as Mesos runs it in isolate), so the pod's own setup
     // (sysctls) finds eth0. The rejection is isolate's (or teardown's) to report.

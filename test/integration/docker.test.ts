@@ -54,16 +54,24 @@ if (usable) {
   test.serial.before(async () => {
     dockerd = await TestDockerd.start();
     shared = mkdtempSync(join(tmpdir(), 'cm-docker-shared-'));
-    const flags = ['--containerizers', 'mesos,docker', '--docker-host', dockerd.host];
+    // A pre-launch hook: containers get FROM_HOOK=yes and a label; one named hook-refused is refused.
+    const hook = join(shared, 'hook.sh');
+    writeFileSync(
+      hook,
+      `#!/bin/sh\nin=$(cat)\ncase "$in" in *'"name":"hook-refused"'*) echo "the test hook refuses this" >&2; exit 3;; esac\n` +
+        `case "$in" in *'"kind":"container"'*) echo '{"env":[{"key":"FROM_HOOK","value":"yes"}],"labels":{"hooked":"true"}}';; esac\n`,
+      { mode: 0o755 },
+    );
+    let toml = `pre_launch_hook = "${hook}"\n`;
     if (registryAvailable()) {
       mirror = await TestRegistry.start();
       const img = buildImage([await busyboxLayer()], { docker: true, config: { Cmd: ['sh', '-c', 'echo mirrored'], Env: ['PATH=/bin'] } });
       await mirror.pushImage('test/mirrored', '1', img);
-      const config = join(shared, 'config.toml');
-      writeFileSync(config, `[registry]\nmirrors = { "mirror-only.invalid" = ["http://${mirror.host}"] }\nfallback_to_upstream = false\n`);
-      flags.push('--config', config);
+      toml += `[registry]\nmirrors = { "mirror-only.invalid" = ["http://${mirror.host}"] }\nfallback_to_upstream = false\n`;
     }
-    await d.init({ flags });
+    const config = join(shared, 'config.toml');
+    writeFileSync(config, toml);
+    await d.init({ flags: ['--containerizers', 'mesos,docker', '--docker-host', dockerd.host, '--config', config] });
   });
   test.afterEach.always((t) => {
     if (!t.passed) t.log(d.logs().split('\n').slice(-40).join('\n'));
@@ -182,6 +190,25 @@ if (usable) {
     // The image's own Cmd ran: the Engine has the image under its upstream name.
     t.deepEqual(criLines(st.log_path).map((l) => l.text), ['mirrored']);
     t.truthy(await dockerd!.engine.inspectImage(MIRRORED));
+    await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+  });
+
+  test.serial('docker pod: the pre-launch hook adds env and labels to a docker container, and its refusal fails the create', async (t) => {
+    const cfg = dockerPod('hooked', join(d.logDir, 'hooked'));
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg, runtime_handler: 'docker' });
+    const id = await run(pod, cfg, 'hooked', ['sh', '-c', 'echo "FROM_HOOK=$FROM_HOOK"']);
+    const st = await d.waitExited(id);
+    t.deepEqual(criLines(st.log_path).map((l) => l.text), ['FROM_HOOK=yes']);
+    t.is(st.labels.hooked, 'true');
+    const [c] = (await dockerd!.engine.list(['io.cri-mesos.kind=container'])).filter((x) => x.Labels['io.cri-mesos.id']?.endsWith(id));
+    t.is(c!.Labels['io.cri-mesos.label.hooked'], 'true');
+    await rejects(
+      t,
+      d.client.call('CreateContainer', { pod_sandbox_id: pod, config: dockerCtr('hook-refused', ['true']), sandbox_config: cfg }),
+      status.FAILED_PRECONDITION,
+      /the test hook refuses this/,
+    );
+    t.false((await dockerd!.containers()).some((n) => n.includes('hook-refused')));
     await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
   });
 

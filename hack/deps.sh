@@ -23,6 +23,9 @@ if [ "${1:-}" = --test ]; then
   # the network namespaces the tests make; nsenter (util-linux) enters them.
   [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
   command -v iptables >/dev/null 2>&1 || need+=(iptables)
+  # The docker containerizer's tests start a dockerd of their own (test/helpers/dockerd.ts);
+  # Debian's docker.io (20.10) is not started by its postinst here.
+  command -v dockerd >/dev/null 2>&1 || [ -x /usr/sbin/dockerd ] || need+=(docker.io)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing ${need[*]}"

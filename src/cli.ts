@@ -18,6 +18,7 @@ function withConfigFlags(cmd: Command): Command {
     .option('--runtime-dir <path>', `volatile state (default ${d.runtimeDir})`)
     .option('--cgroup-root <name>', `cgroup root under every hierarchy (default ${d.cgroupRoot})`)
     .option('--containerizers <list>', `comma-separated containerizers (default ${d.containerizers.join(',')})`)
+    .option('--docker-host <unix://path>', `the Docker Engine's socket for the docker containerizer (default ${d.dockerHost})`)
     .addOption(new Option('--launcher <kind>', `launcher (default ${d.launcher})`).choices(['linux', 'posix']))
     .option('--log-level <level>', `error|warn|info|debug (default ${d.logLevel})`)
     .addOption(new Option('--log-format <format>', `log format (default ${d.logFormat})`).choices(['text', 'json']))
@@ -86,5 +87,22 @@ withConfigFlags(images.command('import <path>').description('import an OCI image
     }
   },
 );
+
+program
+  .command('docker-executor')
+  .description('(internal) run and supervise one docker container of a docker pod: started by the daemon')
+  .requiredOption('--docker-host <unix://path>', 'the Docker Engine socket')
+  .requiredOption('--container <id>', 'the docker container id')
+  .requiredOption('--runtime-dir <path>', "the CRI container's runtime dir")
+  .option('--log-path <path>', 'the CRI log file', '')
+  .action(async (opts: { dockerHost: string; container: string; runtimeDir: string; logPath: string }) => {
+    const { runExecutor } = await import('./containerizer/docker/executor.js');
+    try {
+      process.exit(await runExecutor({ dockerHost: opts.dockerHost, container: opts.container, runtimeDir: opts.runtimeDir, logPath: opts.logPath }));
+    } catch (err) {
+      process.stderr.write(`docker-executor: ${(err as Error).stack ?? String(err)}\n`);
+      process.exit(1);
+    }
+  });
 
 await program.parseAsync(process.argv);

@@ -13,6 +13,8 @@ export interface DaemonConfig {
   cgroupRoot: string;
   /** containerizers, in the order they are asked to claim a launch */
   containerizers: string[];
+  /** the Docker Engine's socket (unix:///path) the docker containerizer talks to */
+  dockerHost: string;
   /** launcher: linux (freezer cgroup) or posix (process groups) */
   launcher: 'linux' | 'posix';
   logLevel: string;
@@ -115,6 +117,7 @@ export function defaultConfig(): DaemonConfig {
     runtimeDir: '/run/cri-mesos',
     cgroupRoot: 'cri-mesos',
     containerizers: ['mesos'],
+    dockerHost: 'unix:///var/run/docker.sock',
     launcher: 'linux',
     logLevel: 'info',
     logFormat: 'text',
@@ -146,6 +149,7 @@ const TOML_KEYS: Record<string, keyof DaemonConfig> = {
   runtime_dir: 'runtimeDir',
   cgroup_root: 'cgroupRoot',
   containerizers: 'containerizers',
+  docker_host: 'dockerHost',
   launcher: 'launcher',
   log_level: 'logLevel',
   log_format: 'logFormat',
@@ -221,6 +225,7 @@ export function validateConfig(cfg: DaemonConfig): DaemonConfig {
     if (seen.has(c)) throw new Error(`containerizers: "${c}" is listed twice`);
     seen.add(c);
   }
+  if (!/^unix:\/\/\/./.test(cfg.dockerHost)) throw new Error(`docker_host: "${cfg.dockerHost}" must be unix:///path (the Engine's unix socket)`);
   if (cfg.launcher !== 'linux' && cfg.launcher !== 'posix') throw new Error(`launcher: must be linux or posix, not "${cfg.launcher}"`);
   if (cfg.logFormat !== 'text' && cfg.logFormat !== 'json') throw new Error(`log_format: must be text or json`);
   if (!/^[\w.-]+(\/[\w.-]+)*$/.test(cfg.cgroupRoot) || cfg.cgroupRoot.split('/').some((c) => c === '.' || c === '..')) throw new Error(`cgroup_root: "${cfg.cgroupRoot}" is not a relative cgroup path`);

@@ -12,6 +12,9 @@ import { Cgroups } from './cgroups/index.js';
 import { enableFavorDynmods } from './cgroups/favordynmods.js';
 import { ComposingContainerizer } from './containerizer/composing.js';
 import { MesosContainerizer } from './containerizer/mesos/containerizer.js';
+import { DockerContainerizer } from './containerizer/docker/containerizer.js';
+import { dockerArchive } from './docker/archive.js';
+import type { Containerizer } from './containerizer/containerizer.js';
 import { idString, type ContainerId, type Isolator } from './containerizer/mesos/isolator.js';
 import { LinuxLauncher } from './containerizer/mesos/launcher/linux.js';
 import { PosixLauncher } from './containerizer/mesos/launcher/posix.js';
@@ -103,9 +106,41 @@ export class Daemon {
       quarantine,
     });
     const members = config.containerizers.map((name) => {
-      if (name === 'mesos') return { name, containerizer: mesos };
-      throw new Error(`containerizer "${name}" is not built yet; use --containerizers=mesos`);
+      if (name === 'mesos') return { name, containerizer: mesos as Containerizer };
+      if (name === 'docker') {
+        const docker = new DockerContainerizer({
+          dockerHost: config.dockerHost,
+          runtimeDir: config.runtimeDir,
+          registries: config.registries,
+          log,
+          // The docker-executor is this same CLI (the bundle, or the sources through tsx), with our node flags.
+          cli: [process.execPath, ...process.execArgv, process.argv[1]!],
+          fromStore: async (ref, engine) => {
+            const lease = await images.lease(ref, 'docker load');
+            if (!lease) return undefined;
+            try {
+              const tagged = !ref.includes('@') && lease.image.repoTags.length > 0;
+              await engine.loadStream(dockerArchive(images, lease.image, tagged ? [ref] : []));
+              // By id: a digest reference cannot be a RepoTag, and the id is what was loaded.
+              return lease.image.id;
+            } finally {
+              lease.release();
+            }
+          },
+        });
+        return { name, containerizer: docker as Containerizer };
+      }
+      throw new Error(`containerizer "${name}" is unknown (known: mesos, docker)`);
     });
+    const dockerMember = members.find((m) => m.name === 'docker')?.containerizer as DockerContainerizer | undefined;
+    if (dockerMember) {
+      try {
+        await dockerMember.engine.ping();
+      } catch (err) {
+        // Not fatal: the Engine may come up later; docker pods fail with its error until then.
+        log.warn('the Docker Engine does not answer; docker pods cannot run until it does', { dockerHost: config.dockerHost, error: String(err) });
+      }
+    }
     const containerizer = new ComposingContainerizer(members);
     const sandboxes = new MetadataStore<SandboxRecord>(sandboxRecordsDir(config.workDir));
     const containers = new MetadataStore<ContainerRecord>(containerRecordsDir(config.workDir));
@@ -239,12 +274,17 @@ async function recover(ctx: RuntimeContext, provisioner: Provisioner): Promise<v
       // Its runtime checkpoint is quarantined: whether it runs is not ours to say.
       ctx.containers.update(c.id, { state: 'CONTAINER_UNKNOWN' });
     } else if (!r) {
-      ctx.log.warn('container unknown to the containerizer after a restart; marked exited', { container: c.id });
+      ctx.log.warn('container recovered by no containerizer after a restart; marked exited', {
+        container: c.id,
+        pod: c.sandboxId,
+        handler: ctx.sandboxes.get(c.sandboxId)?.runtimeHandler ?? '',
+        containerizers: ctx.config.containerizers.join(','),
+      });
       ctx.containers.update(c.id, {
         state: 'CONTAINER_EXITED',
         exitCode: 255,
         reason: 'Unknown',
-        message: 'the container was not found after a restart of cri-mesos (its runtime state is gone, e.g. after a reboot)',
+        message: `no containerizer (${ctx.config.containerizers.join(', ')}) recovered the container after a restart of cri-mesos (its runtime state is gone, e.g. after a reboot, or its docker container was removed)`,
         finishedAt: nowNanos(),
       });
     } else if (r.unverified) {

@@ -5,6 +5,16 @@
 // Runtime dir (default /run/cri-mesos, tmpfs: gone after a reboot, as the
 // containers are):
 //
+//   docker/containers/<pod>/              a docker pod (the Docker containerizer; apart from the
+//                                         Mesos ones so neither recovers the other's)
+//     config.json      the containerizer's checkpoint, written before the infra container is created
+//     containers/<ctr>/                  a CRI container of a docker pod
+//       config.json    as above
+//       executor.log   the docker-executor's own diagnostics
+//       executor.pid   the docker-executor's pid (it runs in a session of its own)
+//       started        the executor started the docker container
+//       exit.json      {exitCode, finishedAt, oomKilled}, written by the executor when it exited
+//       ctl.fifo       control lines to the executor ("reopen": ReopenContainerLog)
 //   containers/<pod>/                     a pod: the Mesos top-level container
 //     config.json      the containerizer's checkpoint of the container, written
 //                      before anything of it is created
@@ -63,6 +73,9 @@ export const RUNTIME_FILES = {
   started: 'started',
   status: 'status',
   netns: 'netns',
+  executorLog: 'executor.log',
+  executorPid: 'executor.pid',
+  exit: 'exit.json',
   userns: 'userns',
 } as const;
 
@@ -71,6 +84,16 @@ export type RuntimeFile = keyof typeof RUNTIME_FILES;
 /** <run>/containers: every top-level container's dir is in here. */
 export function containersDir(runtimeDir: string): string {
   return join(runtimeDir, 'containers');
+}
+
+/** <run>/docker/containers: the Docker containerizer's pods. */
+export function dockerContainersDir(runtimeDir: string): string {
+  return join(runtimeDir, 'docker', 'containers');
+}
+
+/** The runtime dir of a docker pod or container: docker/containers/<pod>[/containers/<ctr>]. */
+export function dockerContainerDir(runtimeDir: string, id: ContainerId): string {
+  return id.parent ? join(dockerContainerDir(runtimeDir, id.parent), 'containers', id.value) : join(dockerContainersDir(runtimeDir), id.value);
 }
 
 /** The runtime dir of a container: containers/<pod>[/containers/<ctr>]. */

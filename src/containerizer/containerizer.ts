@@ -3,6 +3,7 @@ import type { ContainerConfig, ContainerId, ResourceLimits, ResourceStatistics }
 import type { ProcessSpec } from '../store/metadata.js';
 import type { ImageRecord } from '../images/store.js';
 import type { Socket } from 'node:net';
+import type { DockerLaunch } from './docker/containerizer.js';
 import type { Readable, Writable } from 'node:stream';
 
 export type LaunchResult = 'SUCCESS' | 'ALREADY_LAUNCHED' | 'NOT_SUPPORTED';
@@ -24,6 +25,8 @@ export interface LaunchRequest {
    * supplemental_groups), taken once its setup is done, as containerd runs the pause container
    */
   podUser?: { uid: number; gid: number; groups: number[] };
+  /** docker pods: what the Docker containerizer needs besides the config (image, process, security) */
+  docker?: DockerLaunch;
 }
 
 export interface Termination {

@@ -1,5 +1,5 @@
 // Everything a CRI handler may use. Built once by the daemon.
-import { containerDir } from '../paths.js';
+import { containerDir, dockerContainerDir } from '../paths.js';
 import type { DaemonConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import type { ComposingContainerizer } from '../containerizer/composing.js';
@@ -44,12 +44,16 @@ export function containerId(record: Pick<ContainerRecord, 'id' | 'sandboxId'>): 
   return { value: record.id, parent: { value: record.sandboxId } };
 }
 
-export function podRuntimeDir(config: DaemonConfig, pod: string): string {
-  return containerDir(config.runtimeDir, podId(pod));
+/** The runtime handler whose pods the Docker containerizer runs. */
+export const DOCKER_HANDLER = 'docker';
+
+/** Docker pods keep their runtime dirs apart (paths.ts), so that neither containerizer recovers the other's. */
+export function podRuntimeDir(config: DaemonConfig, pod: string, handler = ''): string {
+  return (handler === DOCKER_HANDLER ? dockerContainerDir : containerDir)(config.runtimeDir, podId(pod));
 }
 
-export function containerRuntimeDir(config: DaemonConfig, pod: string, ctr: string): string {
-  return containerDir(config.runtimeDir, { value: ctr, parent: podId(pod) });
+export function containerRuntimeDir(config: DaemonConfig, pod: string, ctr: string, handler = ''): string {
+  return (handler === DOCKER_HANDLER ? dockerContainerDir : containerDir)(config.runtimeDir, { value: ctr, parent: podId(pod) });
 }
 
 export { nowNanos } from '../util/time.js';

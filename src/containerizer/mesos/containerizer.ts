@@ -73,6 +73,9 @@ export interface MesosContainerizerOptions {
 const NS_FOR_EXEC: NamespaceJoin['type'][] = ['cgroup', 'ipc', 'uts', 'net', 'pid', 'mnt'];
 const NS_FOR_EXEC_USERNS: NamespaceJoin['type'][] = ['user', ...NS_FOR_EXEC];
 
+/** The runtime handlers the Mesos containerizer claims ('' is the default one). */
+export const MESOS_HANDLERS = new Set(['', 'mesos', 'runc']);
+
 export class MesosContainerizer implements Containerizer {
   private readonly containers_ = new Map<string, Container>();
 
@@ -81,7 +84,7 @@ export class MesosContainerizer implements Containerizer {
   // ---- launch -------------------------------------------------------------
 
   async launch(req: LaunchRequest): Promise<LaunchResult> {
-    if (req.runtimeHandler !== '' && req.runtimeHandler !== 'mesos') return 'NOT_SUPPORTED';
+    if (!MESOS_HANDLERS.has(req.runtimeHandler)) return 'NOT_SUPPORTED';
     const id = req.config.id;
     const key = idString(id);
     if (this.containers_.has(key)) return 'ALREADY_LAUNCHED';
@@ -732,7 +735,7 @@ export class MesosContainerizer implements Containerizer {
   }
 
   private claims(config: ContainerConfig): boolean {
-    return config.runtimeHandler === undefined || config.runtimeHandler === '' || config.runtimeHandler === 'mesos';
+    return MESOS_HANDLERS.has(config.runtimeHandler ?? '');
   }
 
   // ---- helpers ---------------------------------------------------------------

@@ -8,7 +8,8 @@ import { mkdirp } from '../../util/mkdirp.js';
 import type { ImageRecord } from '../../images/store.js';
 import { readImageUser } from '../../provisioner/user.js';
 import { containerName, type ContainerRecord, type ProcessSpec, type SandboxRecord } from '../../store/metadata.js';
-import { containerId, containerRuntimeDir, nowNanos, podId, type RuntimeContext } from '../context.js';
+import { containerId, containerRuntimeDir, DOCKER_HANDLER, nowNanos, podId, type RuntimeContext } from '../context.js';
+import { createDockerContainer } from './create-docker-container.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from '../../errors.js';
 import { checkIds, checkName, destroyFailedLaunch, findContainer, groupsPolicy, mustSandbox, namespaceModes, newId, toLimits, type GroupsPolicy } from './common.js';
 import { checkContainerUserns, checkMapped, userNamespace } from './userns.js';
@@ -27,6 +28,7 @@ export async function createContainer(ctx: RuntimeContext, req: CreateContainerR
   if (!config.metadata) throw invalidArgument('config.metadata is required');
   checkName('config.metadata.name', config.metadata.name);
   const sandbox = mustSandbox(ctx, req.pod_sandbox_id);
+  if (sandbox.runtimeHandler === DOCKER_HANDLER) return createDockerContainer(ctx, config, sandbox);
   if (ctx.config.launcher === 'posix') {
     // Like Mesos' filesystem/posix: no mount namespace, so no image rootfs.
     throw failedPrecondition('the posix launcher cannot run container images (no mount namespace or rootfs); start the daemon with --launcher=linux');

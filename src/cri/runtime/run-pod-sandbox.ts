@@ -6,8 +6,11 @@ import type { PodSandboxConfig__Output } from '../../../api/generated/runtime/v1
 import type { LinuxSandboxSecurityContext__Output } from '../../../api/generated/runtime/v1/LinuxSandboxSecurityContext.js';
 import type { Int64Value__Output } from '../../../api/generated/runtime/v1/Int64Value.js';
 import { sandboxName, type SandboxRecord } from '../../store/metadata.js';
-import { alreadyExists, failedPrecondition, invalidArgument } from '../../errors.js';
-import { nowNanos, podId, podRuntimeDir, type RuntimeContext } from '../context.js';
+import { alreadyExists, failedPrecondition, invalidArgument, unimplemented } from '../../errors.js';
+import type { NamespaceOption__Output } from '../../../api/generated/runtime/v1/NamespaceOption.js';
+import { DOCKER_HANDLER, nowNanos, podId, podRuntimeDir, type RuntimeContext } from '../context.js';
+import { MESOS_HANDLERS } from '../../containerizer/mesos/containerizer.js';
+import type { DockerLaunch } from '../../containerizer/docker/containerizer.js';
 import { capabilityNames, runtimeBoundingSet } from './capabilities.js';
 import { chooseSeccomp, hostTarget, seccompFilter } from '../../security/seccomp/compile.js';
 import { unappliedSandboxFields } from './unapplied.js';
@@ -26,16 +29,18 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
   checkName('config.metadata.namespace', meta.namespace);
   if (!meta.uid) throw invalidArgument('config.metadata.uid is required');
   const handler = req.runtime_handler ?? '';
-  const handlerName = handler === '' ? 'mesos' : handler;
-  if (!ctx.config.containerizers.includes(handlerName)) {
-    throw invalidArgument(`runtime_handler "${handler}" is not configured (configured: ${ctx.config.containerizers.join(', ')})`);
+  const handlers = runtimeHandlers(ctx.config.containerizers);
+  if (!handlers.includes(handler)) {
+    throw invalidArgument(`runtime_handler "${handler}" is not claimed by any containerizer (handlers: ${handlers.map((h) => `"${h}"`).join(', ')})`);
   }
+  const docker = handler === DOCKER_HANDLER;
 
   const resources = toLimits(config.linux?.resources, 'config.linux.resources');
   const psc = config.linux?.security_context;
   const field = 'config.linux.security_context';
   if (psc?.run_as_group && !psc.run_as_user) throw invalidArgument(`${field}.run_as_group needs run_as_user`);
   const modes = namespaceModes(psc?.namespace_options);
+  if (docker) refuseForDockerPod(psc?.namespace_options, modes);
   const userns = userNamespace(psc?.namespace_options, field);
   if (userns) checkPodUserns(ctx, modes, field);
   const podUser = pauseUser(psc);
@@ -77,7 +82,7 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
     ctx.names.release(name);
     throw err;
   }
-  const rundir = podRuntimeDir(ctx.config, id);
+  const rundir = podRuntimeDir(ctx.config, id, handler);
   const dns = config.dns_config;
   const mesos: ContainerConfig = {
     id: podId(id),
@@ -88,8 +93,9 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
     runtimeDir: rundir,
     namespaces: { network: modes.network, pid: modes.pid === 'NODE' ? 'NODE' : 'POD', ipc: modes.ipc },
     hostname: hostname || undefined,
-    shmPath: modes.ipc === 'POD' ? runtimeFile(rundir, 'shm') : undefined,
-    sandboxFilesDir: rundir,
+    // Docker pods: the infra container's IPC namespace has the Engine's /dev/shm; the Engine writes hosts and resolv.conf.
+    shmPath: modes.ipc === 'POD' && !docker ? runtimeFile(rundir, 'shm') : undefined,
+    sandboxFilesDir: docker ? undefined : rundir,
     dns: dns ? { servers: dns.servers, searches: dns.searches, options: dns.options } : undefined,
     sysctls: config.linux?.sysctls,
     network: podNetwork(config),
@@ -104,6 +110,7 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
       runtimeHandler: handler,
       ...(seccomp !== undefined ? { seccomp } : {}),
       ...(podUser ? { podUser } : {}),
+      ...(docker ? { docker: infraSpec({ ...config, labels }) } : {}),
     });
     if (result === 'NOT_SUPPORTED') throw failedPrecondition(`no containerizer claims runtime_handler "${handler}"`);
     ctx.sandboxes.update(id, { state: 'SANDBOX_READY' });
@@ -112,6 +119,11 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
     const networked = modes.network === 'POD' && (await ctx.containerizer.status(podId(id))).ips.length > 0;
     const unapplied = unappliedSandboxFields(config, networked);
     if (podAppArmor !== undefined) unapplied.push('linux.security_context.apparmor');
+    // The docker pause container runs as root and unconfined: its image is ours, its command a shell.
+    if (docker && podUser) unapplied.push('linux.security_context.run_as_user (docker pause container)');
+    if (docker && seccomp !== undefined) unapplied.push('linux.security_context.seccomp (docker pause container)');
+    // Docker pods are on the node's network: the Engine gives them the node's resolv.conf.
+    if (docker && dns) unapplied.push('dns_config (docker pods on the node network)');
     if (unapplied.length) ctx.log.warn('pod sandbox fields accepted but not applied', { pod: id, fields: unapplied });
     return { pod_sandbox_id: id };
   } catch (err) {
@@ -120,6 +132,41 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
     ctx.names.release(name);
     throw err;
   }
+}
+
+/** What docker pods cannot have yet: their own network (CNI), a user namespace. */
+function refuseForDockerPod(opts: NamespaceOption__Output | null | undefined, modes: ReturnType<typeof namespaceModes>): void {
+  if (opts?.userns_options && opts.userns_options.mode !== 'NODE') {
+    throw unimplemented('config.linux.security_context.namespace_options.userns_options: user namespaces are not implemented for docker pods (runtime_handler "docker")');
+  }
+  if (modes.network !== 'NODE') {
+    throw failedPrecondition(
+      'runtime_handler "docker": docker pods need config.linux.security_context.namespace_options.network NODE for now (CNI networking of docker pods is not built yet)',
+    );
+  }
+}
+
+/** The handlers the configured containerizers claim: Mesos '', mesos and runc; Docker docker. */
+export function runtimeHandlers(containerizers: string[]): string[] {
+  return containerizers.flatMap((c) => (c === 'mesos' ? [...MESOS_HANDLERS] : c === 'docker' ? [DOCKER_HANDLER] : []));
+}
+
+/** The docker pod's infra container: the pause image's own command, the pod's labels and annotations. */
+function infraSpec(config: PodSandboxConfig__Output): DockerLaunch {
+  return {
+    entrypoint: [],
+    cmd: [],
+    env: [],
+    workingDir: '',
+    user: '',
+    groupAdd: [],
+    capAdd: [],
+    capDrop: [],
+    noNewPrivs: false,
+    labels: config.labels ?? {},
+    annotations: config.annotations ?? {},
+    devices: [],
+  };
 }
 
 /**

@@ -3,6 +3,7 @@ import type { StatusResponse } from '../../../api/generated/runtime/v1/StatusRes
 import type { RuntimeCondition } from '../../../api/generated/runtime/v1/RuntimeCondition.js';
 import type { RuntimeContext } from '../context.js';
 import { recursiveReadOnlySupported } from './mounts.js';
+import { runtimeHandlers } from './run-pod-sandbox.js';
 import { userNamespacesSupported } from './userns.js';
 
 export async function status(ctx: RuntimeContext, req: StatusRequest__Output): Promise<StatusResponse> {
@@ -13,7 +14,7 @@ export async function status(ctx: RuntimeContext, req: StatusRequest__Output): P
     const net = ctx.network?.state();
     if (net?.ready) info.cniconfig = JSON.stringify({ file: net.file, network: net.list });
   }
-  const handlers = ['', ...ctx.config.containerizers.filter((c) => c !== '')];
+  const handlers = runtimeHandlers(ctx.config.containerizers);
   // Pods in user namespaces (userns_options mode POD): the linux launcher on a kernel that can.
   const userns = ctx.config.launcher === 'linux' && userNamespacesSupported();
   const conditions: RuntimeCondition[] = [
@@ -35,7 +36,8 @@ export async function status(ctx: RuntimeContext, req: StatusRequest__Output): P
     status: { conditions },
     runtime_handlers: [...new Set(handlers)].map((name) => ({
       name,
-      features: { recursive_read_only_mounts: recursiveReadOnlySupported(), user_namespaces: userns },
+      // Docker pods: the Engine (API 1.41) has no recursive read-only bind mounts, and no user namespaces of ours.
+      features: { recursive_read_only_mounts: name !== 'docker' && recursiveReadOnlySupported(), user_namespaces: name !== 'docker' && userns },
     })),
     // Strict keeps the image's /etc/group out of the groups (create-container.ts effectiveGroups).
     features: { supplemental_groups_policy: true },

@@ -1,0 +1,743 @@
+// The Docker containerizer (Mesos src/slave/containerizer/docker.cpp), for CRI: a pod is an
+// infra ("pause") container started with IpcMode shareable; each CRI container is a docker
+// container joining its network, IPC and (PID POD) PID namespaces (`container:<id>` modes),
+// run and supervised by a `cri-mesos docker-executor` subprocess (mode B) that writes its CRI
+// log and exit status. Everything cri-mesos makes carries labels (io.cri-mesos.*), by which
+// recovery finds it again after a restart.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import tar from 'tar-stream';
+import type {
+  AttachHandle,
+  Containerizer,
+  ContainerStatus,
+  ExecHandle,
+  ExecResult,
+  LaunchRequest,
+  LaunchResult,
+  RecoveryReport,
+  Termination,
+} from '../containerizer.js';
+import { type ContainerConfig, type ContainerId, type ResourceLimits, type ResourceStatistics, idString } from '../mesos/isolator.js';
+import type { Logger } from '../../log.js';
+import type { RegistriesConfig } from '../../config.js';
+import { Demux, Engine, EngineError, rfc3339Nanos, type ContainerInspect } from '../../docker/engine.js';
+import { dockerContainerDir, dockerContainersDir, nestedContainersDir, runtimeFile } from '../../paths.js';
+import { failedPrecondition, internal, invalidArgument, notFound, unimplemented, unavailable } from '../../errors.js';
+import { readExit } from './executor.js';
+import { RUNTIME_VERSION } from '../../version.js';
+
+/** What the CRI layer hands the Docker containerizer besides the ContainerConfig (LaunchRequest.docker). */
+export interface DockerLaunch {
+  /** the image reference as the user gave it (containers; pods run the pause image) */
+  image?: string;
+  /** X-Registry-Auth for the pull (CRI AuthConfig) */
+  auth?: Record<string, string>;
+  /** CRI command (Entrypoint) and args (Cmd); empty: the image's */
+  entrypoint: string[];
+  cmd: string[];
+  /** CRI envs, KEY=VALUE; the Engine merges the image's under them */
+  env: string[];
+  workingDir: string;
+  /** "uid[:gid]" or "name[:gid]"; '' = the image's */
+  user: string;
+  groupAdd: string[];
+  capAdd: string[];
+  capDrop: string[];
+  /** seccomp profile as JSON text (Docker's `seccomp=<json>`); undefined = unconfined */
+  seccompProfile?: string;
+  noNewPrivs: boolean;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  /** CRI devices: host path, container path, cgroup permissions */
+  devices: { hostPath: string; containerPath: string; permissions: string }[];
+  /** AppArmor profile name (Docker's `apparmor=<name>`); undefined: the Engine's default */
+  apparmor?: string;
+  /** Set by launch: the Engine's image id and the image's StopSignal. */
+  resolved?: { imageId: string; stopSignal: string };
+}
+
+export const LABEL = {
+  instance: 'io.cri-mesos.instance',
+  id: 'io.cri-mesos.id',
+  kind: 'io.cri-mesos.kind',
+  runtimeDir: 'io.cri-mesos.runtime-dir',
+  labelPrefix: 'io.cri-mesos.label.',
+  annotationPrefix: 'io.cri-mesos.annotation.',
+} as const;
+
+/** The pause image the daemon builds itself (docker import of the host's static busybox): nothing can be pulled here. */
+export const PAUSE_IMAGE = { repo: 'cri-mesos/pause', tag: RUNTIME_VERSION };
+const PAUSE_BUSYBOX = '/bin/busybox';
+const PAUSE_CMD = ['/bin/busybox', 'sh', '-c', "trap 'exit 0' TERM INT; while :; do /bin/busybox sleep 2147483647 & wait $!; done"];
+
+type State = 'FETCHING' | 'RUNNING' | 'DESTROYING' | 'TERMINATED';
+
+interface Entry {
+  id: ContainerId;
+  key: string;
+  config: ContainerConfig;
+  dockerId?: string;
+  state: State;
+  pid?: number;
+  logPath: string;
+  /** resolves once the container has ended (its exit.json written, or the Engine says so) */
+  termination?: Promise<Termination>;
+  exited?: Termination;
+  children: Set<string>;
+  /** wait()s on a created container that has not started: told when it ends or is destroyed */
+  waiters?: ((t: Termination | undefined) => void)[];
+}
+
+export interface DockerContainerizerOptions {
+  dockerHost: string;
+  runtimeDir: string;
+  registries: RegistriesConfig;
+  log: Logger;
+  /** argv that runs the cri-mesos CLI (node + its flags + the entry script) */
+  cli: string[];
+  /**
+   * Loads an image of cri-mesos' own store into the Engine (docker load) and returns the
+   * reference to run it by; undefined when the store does not have it.
+   */
+  fromStore?: (ref: string, engine: Engine) => Promise<string | undefined>;
+}
+
+export class DockerContainerizer implements Containerizer {
+  readonly engine: Engine;
+  private readonly entries = new Map<string, Entry>();
+  /** Tells our containers from another daemon's on the same Engine: a hash of our runtime dir. */
+  readonly instance: string;
+  private pauseReady?: Promise<string>;
+
+  constructor(private readonly opts: DockerContainerizerOptions) {
+    this.engine = new Engine(opts.dockerHost);
+    this.instance = createHash('sha256').update(opts.runtimeDir).digest('hex').slice(0, 16);
+  }
+
+  private dockerName(id: ContainerId): string {
+    return `cri-mesos-${idString(id)}`;
+  }
+
+  // ---- recover ---------------------------------------------------------------
+
+  async recover(): Promise<RecoveryReport> {
+    const report: RecoveryReport = { containers: [], protected: [], orphans: [], cleanup: Promise.resolve() };
+    let found;
+    try {
+      found = await this.engine.list([`${LABEL.instance}=${this.instance}`]);
+    } catch (err) {
+      // No Engine: what it ran cannot be told, so none of it is touched; the CRI layer marks
+      // the containers it has records of as unknown to every containerizer.
+      this.opts.log.error('docker containerizer: the Engine does not answer; docker containers are left alone (UNKNOWN)', { error: String(err) });
+      for (const pod of listDir(dockerContainersDir(this.opts.runtimeDir))) {
+        report.protected.push({ value: pod });
+        for (const ctr of listDir(nestedContainersDir(dockerContainerDir(this.opts.runtimeDir, { value: pod })))) report.protected.push({ value: ctr, parent: { value: pod } });
+      }
+      return report;
+    }
+    // Pods first: their containers hang under them.
+    const sorted = found.sort((a, b) => (a.Labels[LABEL.kind] === 'pod' ? -1 : 0) - (b.Labels[LABEL.kind] === 'pod' ? -1 : 0));
+    for (const s of sorted) {
+      const key = s.Labels[LABEL.id];
+      if (!key) continue;
+      const parts = key.split('.');
+      const id: ContainerId = parts.length === 2 ? { value: parts[1]!, parent: { value: parts[0]! } } : { value: parts[0]! };
+      const info = await this.engine.inspectContainer(s.Id);
+      if (!info) continue;
+      let config: ContainerConfig;
+      let logPath = '';
+      try {
+        const saved = JSON.parse(readFileSync(runtimeFile(this.runtimeDirOf(info), 'config'), 'utf8')) as { config: ContainerConfig; logPath: string };
+        config = saved.config;
+        logPath = saved.logPath;
+      } catch (err) {
+        this.opts.log.warn('docker container without a readable checkpoint; left alone', { container: key, docker: s.Id, error: String(err) });
+        report.protected.push(id);
+        continue;
+      }
+      const started = rfc3339Nanos(info.State.StartedAt) !== '0';
+      const state: State = info.State.Running ? 'RUNNING' : started || config.kind === 'pod' ? 'TERMINATED' : 'FETCHING';
+      const e: Entry = { id, key, config, dockerId: s.Id, state, logPath, children: new Set(), ...(info.State.Running ? { pid: info.State.Pid } : {}) };
+      this.entries.set(key, e);
+      if (id.parent) this.entries.get(idString(id.parent))?.children.add(key);
+      if (state === 'RUNNING' && config.kind === 'container' && !this.executorAlive(e)) {
+        // Its executor is gone (killed with the daemon's session, say): a new one attaches to the
+        // running container, so its output reaches the log again and exit.json gets written.
+        this.opts.log.warn('docker containerizer: a running container has no executor; starting a new one', { container: key });
+        this.spawnExecutor(e);
+      }
+      if (state === 'RUNNING' || state === 'TERMINATED') this.watch(e);
+      report.containers.push({ id, config, state, unverified: false });
+      this.opts.log.info('docker containerizer: recovered', { container: key, state });
+    }
+    // Runtime dirs whose docker container the Engine no longer has (removed behind our back, or
+    // a launch cut before the create): nothing to recover; the CRI layer reports their records.
+    const keep = new Set([...this.entries.keys(), ...report.protected.map((id) => idString(id))]);
+    for (const pod of listDir(dockerContainersDir(this.opts.runtimeDir))) {
+      const podDir = dockerContainerDir(this.opts.runtimeDir, { value: pod });
+      if (!keep.has(pod)) {
+        rmSync(podDir, { recursive: true, force: true });
+        report.orphans.push(podDir);
+        continue;
+      }
+      for (const ctr of listDir(nestedContainersDir(podDir))) {
+        if (keep.has(`${pod}.${ctr}`)) continue;
+        const dir = dockerContainerDir(this.opts.runtimeDir, { value: ctr, parent: { value: pod } });
+        rmSync(dir, { recursive: true, force: true });
+        report.orphans.push(dir);
+      }
+    }
+    if (report.orphans.length) this.opts.log.warn('docker containerizer: removed runtime dirs the Engine has no container for', { dirs: report.orphans });
+    return report;
+  }
+
+  private runtimeDirOf(info: ContainerInspect): string {
+    return info.Config.Labels?.[LABEL.runtimeDir] ?? '';
+  }
+
+  // ---- launch ----------------------------------------------------------------
+
+  async launch(req: LaunchRequest): Promise<LaunchResult> {
+    const config = req.config;
+    const handler = req.runtimeHandler;
+    if (!config.id.parent && handler !== 'docker') return 'NOT_SUPPORTED';
+    const key = idString(config.id);
+    if (this.entries.has(key)) throw failedPrecondition(`container ${key} is already launched`);
+    const spec = req.docker;
+    if (!spec) throw internal('docker containerizer: the launch has no docker spec');
+    const e: Entry = { id: config.id, key, config, state: 'FETCHING', logPath: req.logPath ?? '', children: new Set() };
+    if (config.id.parent) {
+      const pod = this.entries.get(idString(config.id.parent));
+      if (!pod?.dockerId || pod.state !== 'RUNNING') throw failedPrecondition(`pod ${config.id.parent.value} is not running`);
+      pod.children.add(key);
+    }
+    this.entries.set(key, e);
+    mkdirSync(config.runtimeDir, { recursive: true, mode: 0o711 });
+    // The checkpoint first, as the Mesos containerizer writes its config.json.
+    writeFileSync(runtimeFile(config.runtimeDir, 'config'), JSON.stringify({ config, logPath: e.logPath }));
+    let image: string;
+    if (config.kind === 'pod') {
+      image = await this.pauseImage();
+    } else {
+      image = await this.pull(spec.image!, spec.auth);
+    }
+    // (The pre-launch hook runs in the CRI layer before launch() is called; nothing here.)
+    const img = await this.engine.inspectImage(image);
+    spec.resolved = { imageId: img?.Id ?? image, stopSignal: img?.Config?.StopSignal ?? '' };
+    const body = this.createBody(e, spec, image);
+    e.dockerId = await this.engine.create(this.dockerName(config.id), body);
+    if (config.kind === 'pod') {
+      await this.engine.start(e.dockerId);
+      const info = await this.engine.inspectContainer(e.dockerId);
+      e.pid = info?.State.Pid;
+      e.state = 'RUNNING';
+      this.watch(e);
+    } else {
+      // The executor's control FIFO (ReopenContainerLog) exists before it starts.
+      execFileSync('mkfifo', ['-m', '0600', runtimeFile(config.runtimeDir, 'ctlFifo')]);
+    }
+    this.opts.log.info('docker containerizer: launched', { container: key, docker: e.dockerId.slice(0, 12), image });
+    return 'SUCCESS';
+  }
+
+  /**
+   * The image for a container: the Engine's if it has it; else the one cri-mesos' store has
+   * (the kubelet pulled it through PullImage), loaded into the Engine; else pulled through the
+   * Engine (Mesos' Docker::pull without force), mirrors first and tagged as upstream.
+   */
+  private async pull(ref: string, auth?: Record<string, string>): Promise<string> {
+    if (await this.engine.inspectImage(ref)) return ref;
+    const errors: string[] = [];
+    if (this.opts.fromStore) {
+      try {
+        const loaded = await this.opts.fromStore(ref, this.engine);
+        if (loaded) {
+          this.opts.log.info('docker containerizer: image loaded into the Engine from the image store', { image: ref, as: loaded });
+          return loaded;
+        }
+      } catch (err) {
+        errors.push(`loading it from cri-mesos' image store: ${(err as Error).message}`);
+      }
+    }
+    const { host, repo, tag } = splitRef(ref);
+    const reg = this.opts.registries;
+    for (const mirror of reg.mirrors[host] ?? []) {
+      const mhost = new URL(mirror).host;
+      const path = host === 'docker.io' ? repo.replace(/^docker\.io\//, '') : repo.slice(host.length + 1);
+      const mref = `${mhost}/${path}`;
+      try {
+        await this.engine.pull(mref, tag, auth);
+        await this.engine.tag(`${mref}:${tag}`, repo, tag);
+        return ref;
+      } catch (err) {
+        errors.push(`${mref}: ${(err as Error).message}`);
+      }
+    }
+    if (!(reg.mirrors[host]?.length) || reg.fallbackToUpstream) {
+      try {
+        await this.engine.pull(repo, tag, auth);
+        return ref;
+      } catch (err) {
+        errors.push(`${repo}:${tag}: ${(err as Error).message}`);
+      }
+    }
+    throw notFound(`image "${ref}" (config.image.image) could not be pulled through the Docker Engine: ${errors.join('; ')}`);
+  }
+
+  /** The pause image, imported once from a rootfs of the host's static busybox. */
+  private pauseImage(): Promise<string> {
+    const ref = `${PAUSE_IMAGE.repo}:${PAUSE_IMAGE.tag}`;
+    this.pauseReady ??= (async () => {
+      if (await this.engine.inspectImage(ref)) return ref;
+      if (!existsSync(PAUSE_BUSYBOX)) throw failedPrecondition(`the docker pause image needs a static ${PAUSE_BUSYBOX} (Debian busybox-static)`);
+      const pack = tar.pack();
+      const chunks: Buffer[] = [];
+      const done = (async () => {
+        for await (const c of pack) chunks.push(c as Buffer);
+      })();
+      const bb = readFileSync(PAUSE_BUSYBOX);
+      pack.entry({ name: 'bin', type: 'directory', mode: 0o755 });
+      pack.entry({ name: 'bin/busybox', mode: 0o755, size: bb.length }, bb);
+      pack.entry({ name: 'proc', type: 'directory', mode: 0o555 });
+      pack.entry({ name: 'dev', type: 'directory', mode: 0o755 });
+      pack.entry({ name: 'sys', type: 'directory', mode: 0o555 });
+      pack.finalize();
+      await done;
+      await this.engine.importRootfs(Buffer.concat(chunks), PAUSE_IMAGE.repo, PAUSE_IMAGE.tag);
+      this.opts.log.info('docker containerizer: pause image imported', { image: ref });
+      return ref;
+    })();
+    this.pauseReady.catch(() => (this.pauseReady = undefined));
+    return this.pauseReady;
+  }
+
+  /** Docker's create body: Mesos' Docker::RunOptions::create plus what CRI adds. */
+  private createBody(e: Entry, spec: DockerLaunch, image: string): Record<string, unknown> {
+    const c = e.config;
+    const labels: Record<string, string> = {
+      [LABEL.instance]: this.instance,
+      [LABEL.id]: e.key,
+      [LABEL.kind]: c.kind,
+      [LABEL.runtimeDir]: c.runtimeDir,
+    };
+    for (const [k, v] of Object.entries(spec.labels)) labels[LABEL.labelPrefix + k] = v;
+    for (const [k, v] of Object.entries(spec.annotations)) labels[LABEL.annotationPrefix + k] = v;
+    const host: Record<string, unknown> = { ...resourceFields(c.resources), ...(c.cgroupParent ? { CgroupParent: c.cgroupParent } : {}) };
+    if (c.kind === 'pod') {
+      host.NetworkMode = 'host';
+      host.IpcMode = c.namespaces.ipc === 'NODE' ? 'host' : 'shareable';
+      host.PidMode = c.namespaces.pid === 'NODE' ? 'host' : '';
+      if (c.sysctls && Object.keys(c.sysctls).length) host.Sysctls = c.sysctls;
+      return { Image: image, Cmd: PAUSE_CMD, Entrypoint: [], Labels: labels, HostConfig: host, AttachStdout: false, AttachStderr: false };
+    }
+    const pod = this.entries.get(idString(c.id.parent!))!;
+    const infra = `container:${pod.dockerId}`;
+    host.NetworkMode = infra;
+    host.IpcMode = c.namespaces.ipc === 'NODE' ? 'host' : infra;
+    host.PidMode = c.namespaces.pid === 'NODE' ? 'host' : c.namespaces.pid === 'POD' ? infra : '';
+    if (c.namespaces.pid === 'TARGET') throw unimplemented('namespace_options.pid TARGET is not implemented for docker pods');
+    host.Privileged = c.privileged ?? false;
+    host.ReadonlyRootfs = c.readonlyRootfs ?? false;
+    if (spec.capAdd.length) host.CapAdd = spec.capAdd;
+    if (spec.capDrop.length) host.CapDrop = spec.capDrop;
+    if (spec.groupAdd.length) host.GroupAdd = spec.groupAdd;
+    const secopts: string[] = [];
+    if (!c.privileged) secopts.push(spec.seccompProfile !== undefined ? `seccomp=${spec.seccompProfile}` : 'seccomp=unconfined');
+    if (spec.noNewPrivs) secopts.push('no-new-privileges');
+    if (spec.apparmor !== undefined) secopts.push(`apparmor=${spec.apparmor}`);
+    host.SecurityOpt = secopts;
+    if (c.sysctls && Object.keys(c.sysctls).length) host.Sysctls = c.sysctls;
+    if (c.maskedPaths) host.MaskedPaths = c.maskedPaths;
+    if (c.readonlyPaths) host.ReadonlyPaths = c.readonlyPaths;
+    if (c.resources.oomScoreAdj !== undefined) host.OomScoreAdj = c.resources.oomScoreAdj;
+    host.Devices = spec.devices.map((d) => ({ PathOnHost: d.hostPath, PathInContainer: d.containerPath, CgroupPermissions: d.permissions || 'rwm' }));
+    host.Mounts = (c.mounts ?? []).map((m) => ({
+      Type: 'bind',
+      Source: m.hostPath,
+      Target: m.containerPath,
+      ReadOnly: m.readonly,
+      BindOptions: { Propagation: m.propagation === 'PROPAGATION_BIDIRECTIONAL' ? 'rshared' : m.propagation === 'PROPAGATION_HOST_TO_CONTAINER' ? 'rslave' : 'rprivate' },
+    }));
+    // The executor writes the CRI log; the Engine keeps none of its own.
+    host.LogConfig = { Type: 'none', Config: {} };
+    return {
+      Image: image,
+      ...(spec.entrypoint.length ? { Entrypoint: spec.entrypoint } : {}),
+      ...(spec.cmd.length ? { Cmd: spec.cmd } : {}),
+      Env: spec.env,
+      WorkingDir: spec.workingDir,
+      User: spec.user,
+      Labels: labels,
+      Tty: c.tty ?? false,
+      OpenStdin: false,
+      AttachStdout: true,
+      AttachStderr: true,
+      HostConfig: host,
+    };
+  }
+
+  // ---- start, exit, destroy --------------------------------------------------
+
+  async start(id: ContainerId): Promise<void> {
+    const e = this.must(id);
+    if (e.state !== 'FETCHING' || !e.dockerId) throw failedPrecondition(`container ${id.value} is ${e.state}, not CREATED`);
+    const dir = e.config.runtimeDir;
+    const child = this.spawnExecutor(e);
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const deadline = Date.now() + 30_000;
+    let done: number | null | undefined;
+    void exited.then((c) => (done = c));
+    while (!existsSync(runtimeFile(dir, 'started'))) {
+      if (done !== undefined || Date.now() > deadline) {
+        const tail = readTail(runtimeFile(dir, 'executorLog'));
+        throw unavailable(`docker-executor did not start container ${id.value}${done !== undefined ? ` (it exited with ${done})` : ''}: ${tail}`);
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const info = await this.engine.inspectContainer(e.dockerId);
+    e.pid = info?.State.Running ? info.State.Pid : undefined;
+    e.state = 'RUNNING';
+    this.watch(e);
+  }
+
+  /** Forks `cri-mesos docker-executor` for the container, in a session of its own. */
+  private spawnExecutor(e: Entry) {
+    const dir = e.config.runtimeDir;
+    const logFd = openSync(runtimeFile(dir, 'executorLog'), 'a');
+    try {
+      const [cmd, ...args] = this.opts.cli;
+      const child = spawn(
+        cmd!,
+        [...args, 'docker-executor', '--docker-host', this.opts.dockerHost, '--container', e.dockerId!, '--runtime-dir', dir, '--log-path', e.logPath],
+        // Its own session: a daemon restart (or its process group's signals) leaves it running.
+        { detached: true, stdio: ['ignore', logFd, logFd] },
+      );
+      child.once('error', (err) => this.opts.log.error('docker-executor failed to start', { container: e.key, error: String(err) }));
+      child.unref();
+      return child;
+    } finally {
+      closeSync(logFd);
+    }
+  }
+
+  /** How the container ends: the Engine's wait, then the executor's exit.json (its logs are flushed then). */
+  private watch(e: Entry): void {
+    if (e.termination) return;
+    e.termination = (async () => {
+      // The long poll can be cut (the Engine restarting, a reset connection): asked again until
+      // the Engine says the container is not running, or that it is gone.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await this.engine.wait(e.dockerId!);
+          break;
+        } catch (err) {
+          if (err instanceof EngineError && err.status === 404) break;
+          const info = await this.engine.inspectContainer(e.dockerId!).catch(() => null);
+          if (info === undefined || (info && !info.State.Running)) break;
+          if (attempt % 20 === 0) this.opts.log.warn('docker containerizer: waiting for a container; asking the Engine again', { container: e.key, error: String(err) });
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
+      let exit = e.config.kind === 'container' ? readExit(e.config.runtimeDir) : undefined;
+      for (let i = 0; !exit && e.config.kind === 'container' && i < 100 && this.executorAlive(e); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        exit = readExit(e.config.runtimeDir);
+      }
+      let t: Termination;
+      if (exit) t = { exitCode: exit.exitCode, finishedAt: exit.finishedAt, oomKilled: exit.oomKilled, message: exit.message };
+      else {
+        const info = await this.engine.inspectContainer(e.dockerId!).catch(() => undefined);
+        t = info
+          ? { exitCode: info.State.ExitCode, finishedAt: rfc3339Nanos(info.State.FinishedAt), oomKilled: info.State.OOMKilled, message: info.State.Error }
+          : { exitCode: 137, finishedAt: (BigInt(Date.now()) * 1_000_000n).toString(), oomKilled: false, message: 'the docker container is gone' };
+      }
+      if (!exit && e.config.kind === 'container' && e.state !== 'FETCHING') {
+        this.opts.log.warn('docker container ended without its executor writing exit.json; its status is the Engine\'s', { container: e.key });
+      }
+      e.exited = t;
+      e.state = 'TERMINATED';
+      e.pid = undefined;
+      for (const w of e.waiters?.splice(0) ?? []) w(t);
+      this.opts.log.info('container state', { container: e.key, state: 'TERMINATED', exitCode: t.exitCode, oomKilled: t.oomKilled });
+      return t;
+    })();
+    e.termination.catch((err) => this.opts.log.error('docker containerizer: waiting for a container failed', { container: e.key, error: String(err) }));
+  }
+
+  private executorAlive(e: Entry): boolean {
+    try {
+      const pid = Number(readFileSync(runtimeFile(e.config.runtimeDir, 'executorPid'), 'utf8'));
+      if (!(pid > 0)) return false;
+      // A zombie (its new parent has not reaped it yet) is dead, and a reused pid is not ours.
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      if (state === 'Z' || state === 'X') return false;
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('docker-executor');
+    } catch {
+      return false;
+    }
+  }
+
+  async kill(id: ContainerId, signal: number): Promise<boolean> {
+    const e = this.entries.get(idString(id));
+    if (!e || e.state === 'TERMINATED' || !e.dockerId) return false;
+    if (e.state === 'FETCHING') {
+      await this.destroy(id);
+      return true;
+    }
+    await this.engine.kill(e.dockerId, signal);
+    return true;
+  }
+
+  async wait(id: ContainerId): Promise<Termination | undefined> {
+    const e = this.entries.get(idString(id));
+    if (!e) return undefined;
+    if (e.exited) return e.exited;
+    if (e.termination) return e.termination;
+    // Created, not started: it ends when it has run, or when destroyed.
+    return new Promise((resolve) => (e.waiters ??= []).push(resolve));
+  }
+
+  async destroy(id: ContainerId): Promise<Termination | undefined> {
+    const e = this.entries.get(idString(id));
+    if (!e) return undefined;
+    if (e.exited) return e.exited;
+    for (const child of [...e.children]) {
+      const c = this.entries.get(child);
+      if (c) await this.destroy(c.id);
+    }
+    if (e.state === 'FETCHING' || !e.dockerId) {
+      // Never started: Mesos reports a destroyed container as killed.
+      e.exited = { exitCode: 137, finishedAt: (BigInt(Date.now()) * 1_000_000n).toString(), oomKilled: false, message: 'destroyed before it started' };
+      e.state = 'TERMINATED';
+      for (const w of e.waiters?.splice(0) ?? []) w(e.exited);
+      return e.exited;
+    }
+    e.state = 'DESTROYING';
+    await this.engine.kill(e.dockerId, 9);
+    return e.termination;
+  }
+
+  async remove(id: ContainerId): Promise<void> {
+    const key = idString(id);
+    const e = this.entries.get(key);
+    if (!e) return;
+    if (e.state !== 'TERMINATED' && e.state !== 'FETCHING') throw failedPrecondition(`container ${id.value} has not terminated`);
+    for (const child of [...e.children]) {
+      const c = this.entries.get(child);
+      if (c) await this.remove(c.id);
+    }
+    if (e.dockerId) await this.engine.remove(e.dockerId);
+    this.entries.delete(key);
+    for (const w of e.waiters?.splice(0) ?? []) w(undefined);
+    if (id.parent) this.entries.get(idString(id.parent))?.children.delete(key);
+    rmSync(e.config.runtimeDir, { recursive: true, force: true });
+  }
+
+  // ---- the rest --------------------------------------------------------------
+
+  async update(id: ContainerId, resources: ResourceLimits): Promise<void> {
+    const e = this.must(id);
+    if (!e.dockerId) throw failedPrecondition(`container ${id.value} has no docker container`);
+    if (resources.unified && Object.keys(resources.unified).length) {
+      throw invalidArgument('linux.unified: cgroup2 keys are not applied to docker containers');
+    }
+    await this.engine.update(e.dockerId, resourceFields(resources));
+    e.config = { ...e.config, resources };
+  }
+
+  async status(id: ContainerId): Promise<ContainerStatus> {
+    this.must(id);
+    // Docker pods run on the node's network: no address of their own.
+    return { ips: [] };
+  }
+
+  async usage(id: ContainerId): Promise<ResourceStatistics> {
+    const e = this.must(id);
+    if (e.config.kind === 'pod') {
+      // A Mesos pod's cgroup holds its containers; a docker pod is the infra container plus
+      // each container's own cgroup: summed, as the pod's usage.
+      const parts = await Promise.all([e, ...[...e.children].map((k) => this.entries.get(k)).filter((c): c is Entry => !!c)].map((c) => this.usageOf(c).catch(() => undefined)));
+      const sum: ResourceStatistics = { timestamp: Date.now() / 1000 };
+      for (const p of parts) {
+        if (!p) continue;
+        for (const [k, v] of Object.entries(p) as [keyof ResourceStatistics, number][]) {
+          if (k === 'timestamp' || k === 'memLimitBytes') continue;
+          sum[k] = (sum[k] ?? 0) + v;
+        }
+      }
+      if (parts[0]?.memLimitBytes !== undefined) sum.memLimitBytes = parts[0].memLimitBytes;
+      return sum;
+    }
+    return this.usageOf(e);
+  }
+
+  private async usageOf(e: Entry): Promise<ResourceStatistics> {
+    if (!e.dockerId || e.state !== 'RUNNING') return { timestamp: Date.now() / 1000 };
+    const s = await this.engine.stats(e.dockerId);
+    const mem = s.memory_stats?.stats ?? {};
+    const cpu = s.cpu_stats?.cpu_usage;
+    const usage = s.memory_stats?.usage ?? 0;
+    const inactive = mem.total_inactive_file ?? mem.inactive_file ?? 0;
+    return {
+      timestamp: Date.now() / 1000,
+      ...(cpu?.total_usage !== undefined ? { cpuUsageNanos: cpu.total_usage } : {}),
+      ...(cpu?.usage_in_usermode !== undefined ? { cpusUserTimeSecs: cpu.usage_in_usermode / 1e9 } : {}),
+      ...(cpu?.usage_in_kernelmode !== undefined ? { cpusSystemTimeSecs: cpu.usage_in_kernelmode / 1e9 } : {}),
+      memTotalBytes: usage,
+      memRssBytes: mem.total_rss ?? mem.rss ?? mem.anon ?? 0,
+      memCacheBytes: mem.total_cache ?? mem.cache ?? mem.file ?? 0,
+      memInactiveFileBytes: inactive,
+      ...(s.memory_stats?.limit !== undefined ? { memLimitBytes: s.memory_stats.limit } : {}),
+      memPageFaults: mem.total_pgfault ?? mem.pgfault ?? 0,
+      memMajorPageFaults: mem.total_pgmajfault ?? mem.pgmajfault ?? 0,
+      ...(s.pids_stats?.current !== undefined ? { processes: s.pids_stats.current } : {}),
+    };
+  }
+
+  /** The Engine's exec; a timeout SIGKILLs the exec's process (its host pid from the exec's inspect). */
+  async execSync(id: ContainerId, argv: string[], timeoutMs: number): Promise<ExecResult> {
+    const e = this.must(id);
+    if (!e.dockerId || e.state !== 'RUNNING') throw failedPrecondition(`container ${id.value} is not running`);
+    const created = await this.engine.call<{ Id: string }>('POST', `/containers/${e.dockerId}/exec`, {
+      body: { Cmd: argv, AttachStdout: true, AttachStderr: true, AttachStdin: false, Tty: false },
+    });
+    const execId = created.body.Id;
+    const sock = await this.engine.hijack(`/exec/${execId}/start`, { Detach: false, Tty: false });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const demux = new Demux((s, d) => (s === 2 ? err : out).push(Buffer.from(d)));
+    let timedOut = false;
+    const ended = new Promise<void>((resolve) => {
+      sock.on('data', (c: Buffer) => demux.push(c));
+      sock.on('end', resolve);
+      sock.on('close', resolve);
+      sock.on('error', () => resolve());
+    });
+    let timer: NodeJS.Timeout | undefined;
+    if (timeoutMs > 0) {
+      timer = setTimeout(() => {
+        timedOut = true;
+        void this.engine
+          .call<{ Pid: number }>('GET', `/exec/${execId}/json`)
+          .then((r) => r.body.Pid > 0 && process.kill(r.body.Pid, 'SIGKILL'))
+          .catch(() => undefined)
+          .finally(() => sock.destroy());
+      }, timeoutMs);
+    }
+    await ended;
+    clearTimeout(timer);
+    let exitCode = -1;
+    for (let i = 0; i < 50; i++) {
+      const r = await this.engine.call<{ Running: boolean; ExitCode: number | null }>('GET', `/exec/${execId}/json`);
+      if (!r.body.Running && r.body.ExitCode !== null) {
+        exitCode = r.body.ExitCode;
+        break;
+      }
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    return { stdout: Buffer.concat(out), stderr: Buffer.concat(err), exitCode, timedOut };
+  }
+
+  async exec(): Promise<ExecHandle> {
+    throw unimplemented('Exec (streaming) is not implemented for docker pods yet: use ExecSync');
+  }
+  async attach(): Promise<AttachHandle> {
+    throw unimplemented('Attach is not implemented for docker pods yet');
+  }
+  async portForward(): Promise<Socket> {
+    throw unimplemented('PortForward is not implemented for docker pods yet');
+  }
+
+  async control(id: ContainerId, line: string): Promise<void> {
+    const e = this.must(id);
+    const fifo = runtimeFile(e.config.runtimeDir, 'ctlFifo');
+    if (!this.executorAlive(e)) throw failedPrecondition(`container ${id.value} has no running docker-executor`);
+    // O_WRONLY|O_NONBLOCK: the executor holds the read end open (O_RDWR), so this cannot block.
+    const fs = await import('node:fs');
+    const fd = fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+    try {
+      fs.writeSync(fd, `${line}\n`);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  containers(): ContainerId[] {
+    return [...this.entries.values()].map((e) => e.id);
+  }
+
+  pid(id: ContainerId): number | undefined {
+    const e = this.entries.get(idString(id));
+    return e?.state === 'RUNNING' ? e.pid : undefined;
+  }
+
+  processPid(id: ContainerId): number | undefined {
+    return this.pid(id);
+  }
+
+  isRunning(id: ContainerId): boolean {
+    return this.entries.get(idString(id))?.state === 'RUNNING';
+  }
+
+  private must(id: ContainerId): Entry {
+    const e = this.entries.get(idString(id));
+    if (!e) throw notFound(`container ${id.value} is unknown to the docker containerizer`);
+    return e;
+  }
+}
+
+/** Docker's HostConfig resource fields from the CRI limits (Mesos maps requests; CRI sends the kernel's values). */
+export function resourceFields(r: ResourceLimits): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (r.cpuShares !== undefined) out.CpuShares = Math.max(2, r.cpuShares);
+  if (r.cpuPeriod !== undefined) out.CpuPeriod = r.cpuPeriod;
+  if (r.cpuQuota !== undefined && r.cpuQuota > 0) out.CpuQuota = Math.max(1000, r.cpuQuota);
+  if (r.memoryLimitBytes !== undefined) out.Memory = r.memoryLimitBytes;
+  if (r.memorySwapLimitBytes !== undefined) out.MemorySwap = r.memorySwapLimitBytes;
+  if (r.pidsLimit !== undefined) out.PidsLimit = r.pidsLimit;
+  if (r.cpusetCpus) out.CpusetCpus = r.cpusetCpus;
+  if (r.cpusetMems) out.CpusetMems = r.cpusetMems;
+  return out;
+}
+
+/** "host/repo:tag" → the registry host (docker.io when none), the repository and the tag (digests stay in the repo part). */
+export function splitRef(ref: string): { host: string; repo: string; tag: string } {
+  let repo = ref;
+  let tag = 'latest';
+  const at = ref.indexOf('@');
+  if (at >= 0) {
+    repo = ref.slice(0, at);
+    tag = ref.slice(at + 1);
+  } else {
+    const colon = ref.lastIndexOf(':');
+    if (colon > ref.lastIndexOf('/')) {
+      repo = ref.slice(0, colon);
+      tag = ref.slice(colon + 1);
+    }
+  }
+  const first = repo.split('/')[0]!;
+  const host = repo.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost') ? first : 'docker.io';
+  return { host, repo, tag };
+}
+
+function listDir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+function readTail(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim().split('\n').slice(-3).join(' | ');
+  } catch {
+    return '(no executor log)';
+  }
+}
+

@@ -1,0 +1,84 @@
+// The Docker containerizer's pure parts: references, the resource mapping, the Engine's stream
+// framing and times, the executor's CRI log writer.
+import test from 'ava';
+import { mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { resourceFields, splitRef } from '../../src/containerizer/docker/containerizer.js';
+import { CriLog, MAX_LOG_LINE } from '../../src/containerizer/docker/executor.js';
+import { Demux, rfc3339Nanos, socketPath } from '../../src/docker/engine.js';
+
+test('references: the registry host (docker.io by default), the repository, the tag or digest', (t) => {
+  t.deepEqual(splitRef('busybox'), { host: 'docker.io', repo: 'busybox', tag: 'latest' });
+  t.deepEqual(splitRef('library/busybox:1.36'), { host: 'docker.io', repo: 'library/busybox', tag: '1.36' });
+  t.deepEqual(splitRef('127.0.0.1:5000/a/b:v1'), { host: '127.0.0.1:5000', repo: '127.0.0.1:5000/a/b', tag: 'v1' });
+  t.deepEqual(splitRef('localhost/x'), { host: 'localhost', repo: 'localhost/x', tag: 'latest' });
+  t.deepEqual(splitRef('cri-mesos.test/busybox@sha256:ab'), { host: 'cri-mesos.test', repo: 'cri-mesos.test/busybox', tag: 'sha256:ab' });
+});
+
+test('resources map to the Engine\'s HostConfig fields (Mesos minimums: 2 shares, 1 ms quota)', (t) => {
+  t.deepEqual(resourceFields({ cpuShares: 1, cpuQuota: 10, cpuPeriod: 100_000, memoryLimitBytes: 1 << 26, pidsLimit: 9, cpusetCpus: '0', cpusetMems: '0', memorySwapLimitBytes: 1 << 27 }), {
+    CpuShares: 2,
+    CpuQuota: 1000,
+    CpuPeriod: 100_000,
+    Memory: 1 << 26,
+    MemorySwap: 1 << 27,
+    PidsLimit: 9,
+    CpusetCpus: '0',
+    CpusetMems: '0',
+  });
+  t.deepEqual(resourceFields({ cpuQuota: -1 }), {});
+});
+
+test('the Engine\'s multiplexed stream is split into stdout and stderr frames, across chunk borders', (t) => {
+  const got: [number, string][] = [];
+  const demux = new Demux((s, d) => got.push([s, d.toString()]));
+  const frame = (s: number, text: string) => {
+    const head = Buffer.from([s, 0, 0, 0, 0, 0, 0, 0]);
+    head.writeUInt32BE(Buffer.byteLength(text), 4);
+    return Buffer.concat([head, Buffer.from(text)]);
+  };
+  const all = Buffer.concat([frame(1, 'hello'), frame(2, 'err!')]);
+  demux.push(all.subarray(0, 3));
+  demux.push(all.subarray(3, 12));
+  demux.push(all.subarray(12));
+  t.deepEqual(got, [
+    [1, 'hello'],
+    [2, 'err!'],
+  ]);
+});
+
+test('RFC 3339 times with nanoseconds become ns since the epoch; Docker\'s zero time is 0', (t) => {
+  t.is(rfc3339Nanos('1970-01-01T00:00:01.000000002Z'), '1000000002');
+  t.is(rfc3339Nanos('2024-01-01T00:00:00Z'), String(BigInt(Date.parse('2024-01-01T00:00:00Z')) * 1_000_000n));
+  t.is(rfc3339Nanos('0001-01-01T00:00:00Z'), '0');
+  t.is(socketPath('unix:///run/docker.sock'), '/run/docker.sock');
+  t.throws(() => socketPath('tcp://1.2.3.4:2375'));
+});
+
+test('the executor\'s CRI log: F lines, 16 KiB P chunks, CR stripped, the rest flushed as P, reopen', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'cm-crilog-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'c', '0.log');
+  const log = new CriLog(path, (m) => t.fail(m));
+  log.write('stdout', Buffer.from('one\r\ntw'));
+  log.write('stdout', Buffer.from('o\n' + 'x'.repeat(MAX_LOG_LINE + 5) + '\n'));
+  log.write('stderr', Buffer.from('no newline'));
+  log.flush();
+  const lines = readFileSync(path, 'utf8').trim().split('\n').map((l) => /^\S+Z (\S+) ([PF]) (.*)$/.exec(l)!.slice(1));
+  t.deepEqual(
+    lines.map(([s, tag, text]) => [s, tag, text!.length > 20 ? text!.length : text]),
+    [
+      ['stdout', 'F', 'one'],
+      ['stdout', 'F', 'two'],
+      ['stdout', 'P', MAX_LOG_LINE],
+      ['stdout', 'F', 'xxxxx'],
+      ['stderr', 'P', 'no newline'],
+    ],
+  );
+  renameSync(path, `${path}.1`);
+  log.reopen();
+  log.write('stdout', Buffer.from('after\n'));
+  log.close();
+  t.regex(readFileSync(path, 'utf8'), / stdout F after\n$/);
+});

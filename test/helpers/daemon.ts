@@ -187,7 +187,8 @@ export class TestDaemon {
     return execFileSync('nsenter', [`--net=/run/netns/${this.netnsName}`, '--', ...argv], { timeout: timeoutMs, encoding: 'utf8' });
   }
 
-  private makeNetns(): void {
+  /** With `cni`: make the namespace now (init does it too), e.g. to start a dockerd in it first. */
+  makeNetns(): void {
     if (!this.netnsName || existsSync(`/run/netns/${this.netnsName}`)) return;
     execFileSync('ip', ['netns', 'add', this.netnsName]);
     execFileSync('ip', ['-n', this.netnsName, 'link', 'set', 'lo', 'up']);

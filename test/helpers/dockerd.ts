@@ -39,7 +39,11 @@ export class TestDockerd {
   engine!: Engine;
   private proc?: ChildProcess;
 
-  constructor(prefix = 'cm-dockerd') {
+  /** A network namespace (a path, as /run/netns/<name>) dockerd runs in, so its containers' networks stay there. */
+  readonly netns?: string;
+
+  constructor(prefix = 'cm-dockerd', opts: { netns?: string } = {}) {
+    if (opts.netns) this.netns = opts.netns;
     this.dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
     this.socket = join(this.dir, 'docker.sock');
     this.host = `unix://${this.socket}`;
@@ -54,8 +58,8 @@ export class TestDockerd {
     return existsSync('/usr/sbin/dockerd') || existsSync('/usr/bin/dockerd');
   }
 
-  static async start(prefix?: string): Promise<TestDockerd> {
-    const d = new TestDockerd(prefix);
+  static async start(prefix?: string, opts: { netns?: string } = {}): Promise<TestDockerd> {
+    const d = new TestDockerd(prefix, opts);
     try {
       await d.init();
     } catch (err) {
@@ -68,9 +72,12 @@ export class TestDockerd {
   async init(): Promise<void> {
     const out = openSync(this.logFile, 'a');
     try {
+      const bin = existsSync('/usr/sbin/dockerd') ? '/usr/sbin/dockerd' : '/usr/bin/dockerd';
+      // nsenter joins the namespace and execs dockerd: the pid we hold is dockerd's.
       this.proc = spawn(
-        existsSync('/usr/sbin/dockerd') ? '/usr/sbin/dockerd' : '/usr/bin/dockerd',
+        this.netns ? 'nsenter' : bin,
         [
+          ...(this.netns ? [`--net=${this.netns}`, '--', bin] : []),
           '--data-root', this.dataRoot,
           '--exec-root', this.execRoot,
           '--pidfile', this.pidFile,

@@ -6,7 +6,7 @@
 // recovery finds it again after a restart.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import tar from 'tar-stream';
@@ -15,6 +15,7 @@ import type {
   Containerizer,
   ContainerStatus,
   ExecHandle,
+  ExecIO,
   ExecResult,
   LaunchRequest,
   LaunchResult,
@@ -24,9 +25,12 @@ import type {
 import { type ContainerConfig, type ContainerId, type ResourceLimits, type ResourceStatistics, idString } from '../mesos/isolator.js';
 import type { Logger } from '../../log.js';
 import type { RegistriesConfig } from '../../config.js';
+import type { ProcessSpec } from '../../store/metadata.js';
 import { Demux, Engine, EngineError, rfc3339Nanos, type ContainerInspect } from '../../docker/engine.js';
 import { dockerContainerDir, dockerContainersDir, nestedContainersDir, runtimeFile } from '../../paths.js';
-import { failedPrecondition, internal, invalidArgument, notFound, unimplemented, unavailable } from '../../errors.js';
+import { failedPrecondition, internal, invalidArgument, notFound, unimplemented, unavailable, withContext } from '../../errors.js';
+import { native } from '../../native/index.js';
+import { dockerAttach, dockerExec } from './streams.js';
 import { readExit } from './executor.js';
 import { RUNTIME_VERSION } from '../../version.js';
 
@@ -373,7 +377,9 @@ export class DockerContainerizer implements Containerizer {
       User: spec.user,
       Labels: labels,
       Tty: c.tty ?? false,
-      OpenStdin: false,
+      // CRI stdin: held open for Attach; stdin_once closes it when the first attach ends (Docker's StdinOnce).
+      OpenStdin: c.stdin ?? false,
+      StdinOnce: c.stdinOnce ?? false,
       AttachStdout: true,
       AttachStderr: true,
       HostConfig: host,
@@ -643,14 +649,35 @@ export class DockerContainerizer implements Containerizer {
     return { stdout: Buffer.concat(out), stderr: Buffer.concat(err), exitCode, timedOut };
   }
 
-  async exec(): Promise<ExecHandle> {
-    throw unimplemented('Exec (streaming) is not implemented for docker pods yet: use ExecSync');
+  async exec(id: ContainerId, argv: string[], _process: ProcessSpec, io: ExecIO): Promise<ExecHandle> {
+    const e = this.must(id);
+    if (!e.dockerId || e.state !== 'RUNNING') throw failedPrecondition(`container ${id.value} is not running`);
+    return dockerExec(this.engine, e.dockerId, argv, io);
   }
-  async attach(): Promise<AttachHandle> {
-    throw unimplemented('Attach is not implemented for docker pods yet');
+
+  async attach(id: ContainerId): Promise<AttachHandle> {
+    const e = this.must(id);
+    if (!e.dockerId || e.state !== 'RUNNING') throw failedPrecondition(`container ${id.value} is not running`);
+    const exited = (e.termination ?? Promise.resolve(undefined)).then((t) => t?.exitCode ?? null).catch(() => null);
+    return dockerAttach(this.engine, e.dockerId, { tty: e.config.tty ?? false, stdin: e.config.stdin ?? false }, exited);
   }
-  async portForward(): Promise<Socket> {
-    throw unimplemented('PortForward is not implemented for docker pods yet');
+
+  /** A connection to localhost:<port> in the infra container's network namespace (the pod's). */
+  async portForward(podId: ContainerId, port: number): Promise<Socket> {
+    const e = this.must(podId);
+    if (e.config.kind !== 'pod') throw invalidArgument(`${podId.value} is not a pod sandbox`);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalidArgument(`port ${port} is not a TCP port (1-65535)`);
+    if (e.state !== 'RUNNING' || !e.pid) throw failedPrecondition(`pod sandbox ${podId.value} is not running`);
+    let fd: number;
+    try {
+      fd = await native().connectInNetns(`/proc/${e.pid}/ns/net`, port);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && (err as NodeJS.ErrnoException).syscall === 'open') {
+        throw failedPrecondition(`pod sandbox ${podId.value} is not running: its network namespace is gone`, err);
+      }
+      throw withContext(err, `port-forward to port ${port} in pod sandbox ${podId.value}`);
+    }
+    return new Socket({ fd, readable: true, writable: true });
   }
 
   async control(id: ContainerId, line: string): Promise<void> {

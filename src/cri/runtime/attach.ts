@@ -2,13 +2,12 @@ import type { AttachRequest__Output } from '../../../api/generated/runtime/v1/At
 import type { AttachResponse } from '../../../api/generated/runtime/v1/AttachResponse.js';
 import { failedPrecondition } from '../../errors.js';
 import type { RuntimeContext } from '../context.js';
-import { mustContainer, refuseOnDocker } from './common.js';
+import { mustContainer } from './common.js';
 import { checkStreams } from '../../stream/server.js';
 
 /** A URL on the stream server to the container's own stdio, kept by its launch helper. */
 export async function attach(ctx: RuntimeContext, req: AttachRequest__Output): Promise<AttachResponse> {
   const c = mustContainer(ctx, req.container_id);
-  refuseOnDocker(ctx, c.sandboxId, 'Attach');
   checkStreams(req);
   if (c.state !== 'CONTAINER_RUNNING') throw failedPrecondition(`container ${c.id} is not running`);
   // As containerd: the container's own stdin and tty (config) decide what there is to attach

@@ -193,13 +193,6 @@ export function signalNumber(name: string | undefined): number {
   return Number.isInteger(n) && n > 0 && n < 65 ? n : 15;
 }
 
-/** What the docker pods do not have yet (the streaming issue): refused before a URL is handed out. */
-export function refuseOnDocker(ctx: RuntimeContext, sandboxId: string, what: string): void {
-  if (ctx.sandboxes.get(sandboxId)?.runtimeHandler === 'docker') {
-    throw unimplemented(`${what} is not implemented for docker pods (runtime_handler "docker") yet; ExecSync works`);
-  }
-}
-
 /** Mesos: whoever launched must destroy a failed launch. Cleanup errors are logged, the launch error stands. */
 export async function destroyFailedLaunch(ctx: RuntimeContext, id: ContainerId): Promise<void> {
   try {

@@ -115,10 +115,6 @@ export async function createDockerContainer(ctx: RuntimeContext, criConfig: Cont
     stdin: config.stdin,
     stdinOnce: config.stdin_once,
   };
-  if (config.stdin) {
-    ctx.names.release(name);
-    throw unimplemented('config.stdin: docker containers have no stdin yet (Attach for docker pods is not built)');
-  }
   const uid = /^\d+$/.test(user.split(':')[0] ?? '') ? Number(user.split(':')[0]) : 0;
   const record: ContainerRecord = {
     id,

@@ -1,0 +1,213 @@
+// Docker pods' networking and streaming, against a real dockerd of this file's own: the daemon
+// AND that dockerd run in a network namespace this test made (TestDaemon `cni`), so bridges,
+// IPs, iptables rules and ports (host network pods included) stay there. Exec, Attach and
+// PortForward go over the stream server as kubelet drives them (test/helpers/stream-client.ts).
+import test from 'ava';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createServer, Socket, type Server } from 'node:net';
+import { native } from '../../src/native/index.js';
+import { TestDaemon, containerConfig, isRoot, podConfig, waitFor } from '../helpers/daemon.js';
+import { DOCKER_BUSYBOX, TestDockerd } from '../helpers/dockerd.js';
+import { collect, exitCodeOf, spdyExec, spdyPortForward, wsExec, type ExecClient } from '../helpers/stream-client.js';
+
+const usable = isRoot() && TestDockerd.available();
+if (!usable) test.skip('docker tests need root and dockerd (hack/deps.sh --test installs docker.io)', () => {});
+
+function dockerPod(name: string, logDir: string, network: 'NODE' | 'POD' = 'NODE', extra: Record<string, unknown> = {}) {
+  return podConfig(name, { linux: { security_context: { namespace_options: { network, pid: 'POD', ipc: 'POD' } } }, ...extra }, logDir);
+}
+
+function dockerCtr(name: string, command: string[], extra: Record<string, unknown> = {}) {
+  return containerConfig(name, command, { image: { image: DOCKER_BUSYBOX }, ...extra });
+}
+
+/** Text of a stream as it arrives; until() waits for a pattern. */
+function watch(r: Readable | null | undefined) {
+  let text = '';
+  r?.on('data', (b: Buffer) => (text += b.toString()));
+  return { text: () => text, until: (re: RegExp) => waitFor(`${re} in ${JSON.stringify(text.slice(-200))}`, () => re.test(text), 15_000) };
+}
+
+const finish = async (c: ExecClient) => {
+  const [out, err, st] = await Promise.all([c.stdout ? collect(c.stdout) : Buffer.alloc(0), c.stderr ? collect(c.stderr) : Buffer.alloc(0), c.status]);
+  return { out: out.toString(), err: err.toString(), code: exitCodeOf(st), status: st };
+};
+
+let dockerd: TestDockerd | undefined;
+let d: TestDaemon;
+
+/**
+ * The stream server listens on 127.0.0.1 inside the daemon's namespace: a proxy on this
+ * namespace's loopback connects each client into it (the addon's connectInNetns).
+ */
+const proxies = new Map<number, Promise<number>>();
+const servers: Server[] = [];
+function viaProxy(url: string): Promise<string> {
+  const u = new URL(url);
+  const inner = Number(u.port);
+  if (!proxies.has(inner)) {
+    proxies.set(
+      inner,
+      new Promise((resolve) => {
+        const srv = createServer((client) => {
+          client.pause();
+          native()
+            .connectInNetns(`/run/netns/${d.netnsName}`, inner)
+            .then((fd) => {
+              const up = new Socket({ fd, readable: true, writable: true });
+              up.on('error', () => client.destroy());
+              client.on('error', () => up.destroy());
+              client.pipe(up).pipe(client);
+              client.resume();
+            })
+            .catch(() => client.destroy());
+        });
+        servers.push(srv);
+        srv.listen(0, '127.0.0.1', () => resolve((srv.address() as { port: number }).port));
+      }),
+    );
+  }
+  return proxies.get(inner)!.then((p) => {
+    u.port = String(p);
+    return u.toString();
+  });
+}
+
+if (usable) {
+  d = new TestDaemon({ prefix: 'cm-docknet', cni: true, netnsPrefix: 'cm-docknet' });
+  test.serial.before(async () => {
+    d.makeNetns();
+    dockerd = await TestDockerd.start('cm-docknet-dockerd', { netns: `/run/netns/${d.netnsName}` });
+    await d.init({ flags: ['--containerizers', 'mesos,docker', '--docker-host', dockerd.host] });
+  });
+  test.afterEach.always((t) => {
+    if (!t.passed) t.log(d.logs().split('\n').slice(-40).join('\n'));
+  });
+  test.after.always(async () => {
+    for (const s of servers) s.close();
+    await d.teardown();
+    if (dockerd) {
+      const left = await dockerd.containers().catch(() => []);
+      const leaked = await dockerd.stop();
+      if (left.length) throw new Error(`docker containers left after teardown: ${left.join(', ')}`);
+      if (leaked.length) throw new Error(`left under the dockerd's data root or cgroup parent: ${leaked.join(', ')}`);
+    }
+  });
+
+  const run = async (pod: string, sandbox: object, name: string, command: string[], extra: Record<string, unknown> = {}) => {
+    const { container_id: id } = await d.client.call('CreateContainer', { pod_sandbox_id: pod, config: dockerCtr(name, command, extra), sandbox_config: sandbox });
+    await d.client.call('StartContainer', { container_id: id });
+    await waitFor(`container ${name} to run`, async () => (await d.client.call('ContainerStatus', { container_id: id })).status.state === 'CONTAINER_RUNNING', 15_000);
+    return id as string;
+  };
+
+  // ---- streaming -------------------------------------------------------------------------
+
+  test.serial('docker pod: Exec with stdout, stderr, stdin and exit code; a tty exec resizes; Attach and PortForward', async (t) => {
+    const cfg = dockerPod('streams', join(d.logDir, 'streams'));
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg, runtime_handler: 'docker' });
+    t.teardown(() => d.client.call('RemovePodSandbox', { pod_sandbox_id: pod }).catch(() => undefined));
+    const ticker = await run(pod, cfg, 'ticker', ['sh', '-c', 'i=0; while true; do echo tick $i; echo tock $i >&2; i=$((i+1)); sleep 0.2; done']);
+    const execUrl = async (cmd: string[], o: { stdin?: boolean; stdout?: boolean; stderr?: boolean; tty?: boolean }, container = ticker) =>
+      viaProxy((await d.client.call('Exec', { container_id: container, cmd, stdin: !!o.stdin, stdout: o.stdout ?? true, stderr: o.stderr ?? !o.tty, tty: !!o.tty })).url as string);
+
+    // stdout, stderr, exit code 7; 0 for true.
+    const r = await finish(await spdyExec(await execUrl(['sh', '-c', 'echo out; echo err >&2; exit 7'], {}), { stdout: true, stderr: true }));
+    t.is(r.out, 'out\n');
+    t.is(r.err, 'err\n');
+    t.is(r.code, 7);
+    t.is((await finish(await spdyExec(await execUrl(['true'], {}), { stdout: true, stderr: true }))).code, 0);
+    // A command the image does not have: the Engine's error, not a success.
+    t.not((await finish(await spdyExec(await execUrl(['no-such-command-x'], {}), { stdout: true, stderr: true }))).code, 0);
+
+    // stdin over both transports, closing it is EOF.
+    for (const transport of ['spdy', 'websocket'] as const) {
+      const url = await execUrl(['sh', '-c', 'cat; echo after-eof'], { stdin: true });
+      const c = transport === 'spdy' ? await spdyExec(url, { stdin: true, stdout: true, stderr: true }) : await wsExec(url, { stdin: true, stdout: true, stderr: true });
+      const payload = randomBytes(200_000).toString('hex');
+      c.stdin!.end(payload);
+      const s = await finish(c);
+      t.is(s.out, payload + 'after-eof\n', transport);
+      t.is(s.code, 0, transport);
+    }
+
+    // tty: a terminal, its size from the resize stream, exit code 3.
+    const tc = await spdyExec(await execUrl(['sh'], { stdin: true, tty: true }), { stdin: true, stdout: true, tty: true });
+    const tout = watch(tc.stdout);
+    tc.resize(123, 45);
+    await sleep(300);
+    tc.stdin!.write('tty; stty size; exit 3\n');
+    await tout.until(/45 123/);
+    t.regex(tout.text(), /\/dev\/pts\/\d+/);
+    t.is(exitCodeOf(await tc.status), 3);
+
+    // Attach to the logging container: both streams; detaching leaves it running.
+    const aurl = await viaProxy((await d.client.call('Attach', { container_id: ticker, stdout: true, stderr: true })).url as string);
+    const a = await spdyExec(aurl, { stdout: true, stderr: true });
+    const [ao, ae] = [watch(a.stdout), watch(a.stderr)];
+    await Promise.all([ao.until(/tick \d+/), ae.until(/tock \d+/)]);
+    a.close();
+    await sleep(300);
+    t.is((await d.client.call('ContainerStatus', { container_id: ticker })).status.state, 'CONTAINER_RUNNING');
+
+    // PortForward to busybox httpd (the pod is on the node network: the test's namespace).
+    const port = 20000 + randomBytes(2).readUInt16BE() % 20000;
+    await run(pod, cfg, 'web', ['httpd', '-f', '-p', String(port), '-h', '/etc']);
+    const pf = await spdyPortForward(await viaProxy((await d.client.call('PortForward', { pod_sandbox_id: pod, port: [] })).url as string));
+    t.teardown(() => pf.close());
+    let body = '';
+    for (let i = 0; i < 50 && !/^HTTP\/1\.[01] 200/.test(body); i++) {
+      const c = await pf.open(port);
+      const got = collect(c.data);
+      c.data.end('GET /hostname HTTP/1.0\r\n\r\n');
+      body = (await got).toString();
+      if (!body) await sleep(100);
+    }
+    t.regex(body, /^HTTP\/1\.[01] 200/);
+    const big = randomBytes(4 * 1024 * 1024);
+    await run(pod, cfg, 'echo', ['sh', '-c', `while true; do nc -l -p ${port + 1} -e cat; done`]);
+    let conn;
+    for (let i = 0; ; i++) {
+      conn = await pf.open(port + 1);
+      const probe = await Promise.race([conn.error.then((e) => e), sleep(500).then(() => '')]);
+      if (!probe) break;
+      if (i > 20) throw new Error(`echo server never listened: ${probe}`);
+      await sleep(200);
+    }
+    const back = collect(conn.data);
+    conn.data.end(big);
+    t.is(createHash('sha256').update(await back).digest('hex'), createHash('sha256').update(big).digest('hex'));
+  });
+
+  test.serial('docker pod: Attach with stdin to a tty container; stdin_once closes stdin when the attach ends', async (t) => {
+    const cfg = dockerPod('attach', join(d.logDir, 'attach'));
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg, runtime_handler: 'docker' });
+    t.teardown(() => d.client.call('RemovePodSandbox', { pod_sandbox_id: pod }).catch(() => undefined));
+    const tty = await run(pod, cfg, 'tty', ['sh'], { tty: true, stdin: true });
+    const c = await spdyExec(await viaProxy((await d.client.call('Attach', { container_id: tty, stdin: true, stdout: true, tty: true })).url as string), { stdin: true, stdout: true, tty: true });
+    const out = watch(c.stdout);
+    c.resize(77, 22);
+    await sleep(300);
+    c.stdin!.write('echo attached-$((6*7)); stty size\n');
+    await out.until(/attached-42/);
+    await out.until(/22 77/);
+    c.close();
+    const st = (await d.client.call('ContainerStatus', { container_id: tty })).status;
+    await waitFor('the log to carry the output', () => readFileSync(st.log_path, 'utf8').includes('attached-42'), 10_000);
+
+    const once = await run(pod, cfg, 'once', ['sh', '-c', 'cat; echo stdin-closed; exit 4'], { stdin: true, stdin_once: true });
+    const o = await spdyExec(await viaProxy((await d.client.call('Attach', { container_id: once, stdin: true, stdout: true, stderr: true })).url as string), { stdin: true, stdout: true, stderr: true });
+    const oo = watch(o.stdout);
+    o.stdin!.write('first-line\n');
+    await oo.until(/first-line/);
+    o.stdin!.end();
+    const ost = await d.waitExited(once);
+    t.is(ost.exit_code, 4);
+    await waitFor('the log to carry stdin-closed', () => readFileSync(ost.log_path, 'utf8').includes('stdin-closed'), 10_000);
+    o.close();
+  });
+}

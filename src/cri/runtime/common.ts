@@ -8,7 +8,7 @@ import type { Container } from '../../../api/generated/runtime/v1/Container.js';
 import type { ContainerId, ResourceLimits } from '../../containerizer/mesos/isolator.js';
 import type { Termination } from '../../containerizer/containerizer.js';
 import type { ContainerRecord, SandboxRecord } from '../../store/metadata.js';
-import { invalidArgument, notFound, unimplemented } from '../../errors.js';
+import { invalidArgument, notFound } from '../../errors.js';
 import type { RuntimeContext } from '../context.js';
 
 export function newId(): string {

@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { chmodSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { basename, dirname, join } from 'node:path';
-import { containerRecordsDir, containersDir, imagesDir, provisionerDir, quarantineDir, sandboxRecordsDir } from './paths.js';
+import { containerRecordsDir, containersDir, dockerCniStateDir, imagesDir, provisionerDir, quarantineDir, sandboxRecordsDir } from './paths.js';
 import { Quarantine } from './store/quarantine.js';
 import { parseDuration, type DaemonConfig } from './config.js';
 import type { Logger } from './log.js';
@@ -31,6 +31,7 @@ import { IpcNamespaceIsolator } from './containerizer/mesos/isolators/namespaces
 import { CniNetworkIsolator } from './containerizer/mesos/isolators/network/cni.js';
 import { CniExec } from './network/cni.js';
 import { NetworkConfigWatcher } from './network/conf-dir.js';
+import { PodNetworks } from './network/pod-network.js';
 import { LinuxFilesystemIsolator } from './containerizer/mesos/isolators/filesystem/linux.js';
 import { ImageStore } from './images/store.js';
 import { Provisioner } from './provisioner/provisioner.js';
@@ -115,6 +116,8 @@ export class Daemon {
           log,
           // The docker-executor is this same CLI (the bundle, or the sources through tsx), with our node flags.
           cli: [process.execPath, ...process.execArgv, process.argv[1]!],
+          // Docker pods on network POD: the same CNI network and plugins, state of their own.
+          ...(network ? { network: new PodNetworks(dockerCniStateDir(config.workDir), network, network.exec, log) } : {}),
           fromStore: async (ref, engine) => {
             const lease = await images.lease(ref, 'docker load');
             if (!lease) return undefined;
@@ -191,14 +194,14 @@ export class Daemon {
     };
 
     runtime = streamRuntime(ctx);
-    if (cni) {
-      // A recovered pod whose CNI CHECK fails is NOTREADY; the reason is in its verbose status.
-      cni.onProblem = (id, problem) => {
-        if (ctx.sandboxes.get(id.value)?.state !== 'SANDBOX_READY') return;
-        ctx.sandboxes.update(id.value, { state: 'SANDBOX_NOTREADY' });
-        log.warn('pod sandbox NOTREADY: its network is broken', { pod: id.value, problem });
-      };
-    }
+    // A recovered pod whose CNI CHECK fails is NOTREADY; the reason is in its verbose status.
+    const onProblem = (id: ContainerId, problem: string) => {
+      if (ctx.sandboxes.get(id.value)?.state !== 'SANDBOX_READY') return;
+      ctx.sandboxes.update(id.value, { state: 'SANDBOX_NOTREADY' });
+      log.warn('pod sandbox NOTREADY: its network is broken', { pod: id.value, problem });
+    };
+    if (cni) cni.onProblem = onProblem;
+    if (dockerMember) dockerMember.onProblem = onProblem;
     const ready = Promise.all([recover(ctx, provisioner), network?.start()]).then(() => undefined);
     const server = createCriServer(ctx, ready);
     // Listening before the CRI socket is: every Exec URL handed out points at a live server.

@@ -48,6 +48,7 @@
 //   isolators/network/cni/<pod>/     the network/cni isolator's state (Mesos' cni/paths.hpp):
 //     network.json     the network list and the CNI arguments of the ADD, written before it
 //     result.json      the ADD result, cached for CHECK and DEL (also after a restart or reboot)
+//   docker/cni/<pod>/                the same for docker pods (the Docker containerizer's)
 //
 // CNI conf dir (cni_conf_dir, default /etc/cni/net.d; the network's, we only read it but for):
 //
@@ -141,7 +142,17 @@ export function cniStateDir(workDir: string): string {
   return join(workDir, 'isolators', 'network', 'cni');
 }
 
+/** The Docker containerizer's CNI state of every docker pod. */
+export function dockerCniStateDir(workDir: string): string {
+  return join(workDir, 'docker', 'cni');
+}
+
+/** The files of one pod's CNI state in a state dir (see the top). */
+export function podNetworkFile(stateDir: string, pod: string, file: 'network' | 'result'): string {
+  return join(stateDir, pod, file === 'network' ? 'network.json' : 'result.json');
+}
+
 /** The files of one pod's CNI state (see the top). */
 export function cniPodFile(workDir: string, pod: string, file: 'network' | 'result'): string {
-  return join(cniStateDir(workDir), pod, file === 'network' ? 'network.json' : 'result.json');
+  return podNetworkFile(cniStateDir(workDir), pod, file);
 }

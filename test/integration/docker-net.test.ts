@@ -4,13 +4,14 @@
 // PortForward go over the stream server as kubelet drives them (test/helpers/stream-client.ts).
 import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createServer, Socket, type Server } from 'node:net';
 import { native } from '../../src/native/index.js';
-import { TestDaemon, containerConfig, isRoot, podConfig, waitFor } from '../helpers/daemon.js';
+import { TEST_SUBNET, TestDaemon, containerConfig, isRoot, podConfig, waitFor } from '../helpers/daemon.js';
+import { dockerCniStateDir } from '../../src/paths.js';
 import { DOCKER_BUSYBOX, TestDockerd } from '../helpers/dockerd.js';
 import { collect, exitCodeOf, spdyExec, spdyPortForward, wsExec, type ExecClient } from '../helpers/stream-client.js';
 
@@ -209,5 +210,127 @@ if (usable) {
     t.is(ost.exit_code, 4);
     await waitFor('the log to carry stdin-closed', () => readFileSync(ost.log_path, 'utf8').includes('stdin-closed'), 10_000);
     o.close();
+  });
+
+  // ---- CNI networking --------------------------------------------------------------------
+
+  const netName = 'cri-mesos-test';
+  /** IPs host-local holds (files named by address in its store). */
+  const leasedIps = () => {
+    const dir = join(d.ipamDir, netName);
+    return existsSync(dir) ? readdirSync(dir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)) : [];
+  };
+  const netnsMounts = () => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(d.runtimeDir) && l.includes('netns'));
+  const dockerCniState = () => (existsSync(dockerCniStateDir(d.workDir)) ? readdirSync(dockerCniStateDir(d.workDir)) : []);
+  const podIp = async (pod: string) => (await d.client.call('PodSandboxStatus', { pod_sandbox_id: pod })).status.network.ip as string;
+  const removePod = (pod: string) => d.client.call('RemovePodSandbox', { pod_sandbox_id: pod }, 30_000);
+  const execOut = async (ctr: string, cmd: string[]) => {
+    const r = await d.client.call('ExecSync', { container_id: ctr, cmd, timeout: 10 });
+    return { code: r.exit_code as number, out: Buffer.from(r.stdout).toString() };
+  };
+  /** A TCP server answering every connection with `text`. */
+  const server = (port: number, text: string) => ['sh', '-c', `while true; do echo ${text} | nc -l -p ${port}; done`];
+  const reach = (ctr: string, ip: string, port: number, text: string) =>
+    waitFor(`${text} from ${ip}:${port}`, async () => {
+      const r = await execOut(ctr, ['sh', '-c', `nc -w 2 ${ip} ${port} </dev/null`]);
+      return r.out.includes(text) ? r.out : undefined;
+    });
+  const subnet = new RegExp(`^${TEST_SUBNET.replaceAll('.', '\\.')}\\.\\d+$`);
+
+  test.serial('docker pod on network POD: an IP of the test subnet, its hostname and dns_config; it and a mesos pod reach each other by IP; removal frees the IP', async (t) => {
+    await waitFor('NetworkReady', async () => (await d.client.call('Status', {})).status.conditions.find((c: { type: string }) => c.type === 'NetworkReady')?.status);
+    const dns = { servers: ['10.96.0.10'], searches: ['default.svc.cluster.local'], options: ['ndots:5'] };
+    const dcfg = dockerPod('dnet', join(d.logDir, 'dnet'), 'POD', { dns_config: dns, hostname: 'docker-net-host' });
+    const { pod_sandbox_id: dpod } = await d.client.call('RunPodSandbox', { config: dcfg, runtime_handler: 'docker' });
+    const mcfg = podConfig('mnet', {}, join(d.logDir, 'mnet'));
+    const { pod_sandbox_id: mpod } = await d.client.call('RunPodSandbox', { config: mcfg });
+    t.teardown(async () => {
+      await removePod(dpod).catch(() => undefined);
+      await removePod(mpod).catch(() => undefined);
+    });
+    const dip = await podIp(dpod);
+    const mip = await podIp(mpod);
+    t.regex(dip, subnet);
+    t.regex(mip, subnet);
+    t.not(dip, mip);
+    t.is(leasedIps().length, 2);
+
+    const dsrv = await run(dpod, dcfg, 'srv', server(9001, 'hello-from-docker'));
+    const dcli = await run(dpod, dcfg, 'cli', ['sleep', '1000']);
+    // The container is in the infra's netns: the CNI address on its eth0, nothing of the node's.
+    t.true((await execOut(dcli, ['ip', 'addr', 'show', 'eth0'])).out.includes(`inet ${dip}/24`));
+    // Same hostname in both containers: the pod's (Docker copies the infra's with the network mode).
+    t.is((await execOut(dcli, ['hostname'])).out.trim(), 'docker-net-host');
+    t.is((await execOut(dsrv, ['hostname'])).out.trim(), 'docker-net-host');
+    // dns_config: the infra container's resolv.conf, shared by the containers that join its network.
+    const resolv = (await execOut(dcli, ['cat', '/etc/resolv.conf'])).out;
+    t.regex(resolv, /^nameserver 10\.96\.0\.10$/m);
+    t.regex(resolv, /^search default\.svc\.cluster\.local$/m);
+    t.regex(resolv, /^options ndots:5$/m);
+    // Over localhost within the pod, and across pods by IP both ways.
+    t.true((await reach(dcli, '127.0.0.1', 9001, 'hello-from-docker')).includes('hello-from-docker'));
+    await d.runContainer(mpod, mcfg, 'srv', server(9000, 'hello-from-mesos'));
+    const mcli = await d.runContainer(mpod, mcfg, 'cli', ['sleep', '1000']);
+    t.true((await reach(dcli, mip, 9000, 'hello-from-mesos')).includes('hello-from-mesos'));
+    t.true((await reach(mcli.id, dip, 9001, 'hello-from-docker')).includes('hello-from-docker'));
+
+    // Stop DELs (the IP goes), remove unpins the namespace; nothing is left.
+    await d.client.call('StopPodSandbox', { pod_sandbox_id: dpod });
+    t.is(leasedIps().length, 1);
+    t.is((await d.client.call('PodSandboxStatus', { pod_sandbox_id: dpod })).status.network.ip, '');
+    await removePod(dpod);
+    await removePod(mpod);
+    t.deepEqual(leasedIps(), []);
+    t.deepEqual(dockerCniState(), []);
+    t.deepEqual(netnsMounts(), []);
+  });
+
+  test.serial('docker pod: a hostPort answers on 127.0.0.1 of the daemon\'s namespace (portmap), gone with the pod', async (t) => {
+    const cfg = dockerPod('dhostport', join(d.logDir, 'dhostport'), 'POD', { port_mappings: [{ protocol: 'TCP', container_port: 80, host_port: 18081, host_ip: '' }] });
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg, runtime_handler: 'docker' });
+    t.teardown(() => removePod(pod).catch(() => undefined));
+    await run(pod, cfg, 'srv', server(80, 'hello-hostport'));
+    const out = await waitFor('the hostPort on 127.0.0.1', () => {
+      try {
+        const o = d.inNetns(['busybox', 'sh', '-c', 'busybox nc -w 2 127.0.0.1 18081 </dev/null']);
+        return o.includes('hello-hostport') ? o : undefined;
+      } catch {
+        return undefined;
+      }
+    });
+    t.true(out.includes('hello-hostport'));
+    t.regex(d.inNetns(['iptables', '-t', 'nat', '-S']), /--dport 18081/);
+    await removePod(pod);
+    t.notRegex(d.inNetns(['iptables', '-t', 'nat', '-S']), /--dport 18081/);
+    t.deepEqual(leasedIps(), []);
+  });
+
+  test.serial('docker pods after kill -9 of the daemon: the IP is kept, DEL runs at stop; a pod whose infra was removed meanwhile has its IP freed', async (t) => {
+    const acfg = dockerPod('dkill-a', join(d.logDir, 'dkill-a'), 'POD');
+    const bcfg = dockerPod('dkill-b', join(d.logDir, 'dkill-b'), 'POD');
+    const { pod_sandbox_id: a } = await d.client.call('RunPodSandbox', { config: acfg, runtime_handler: 'docker' });
+    const { pod_sandbox_id: b } = await d.client.call('RunPodSandbox', { config: bcfg, runtime_handler: 'docker' });
+    t.teardown(async () => {
+      await removePod(a).catch(() => undefined);
+      await removePod(b).catch(() => undefined);
+    });
+    const ipA = await podIp(a);
+    t.regex(ipA, subnet);
+    t.is(leasedIps().length, 2);
+    await d.kill9();
+    // Pod b's infra container goes behind the daemon's back.
+    const infraB = (await dockerd!.containers()).find((n) => n.includes(b) && !n.includes(`${b}.`));
+    t.truthy(infraB);
+    await dockerd!.engine.remove(infraB!.replace(/^\//, ''));
+    await d.launch();
+    t.is(await podIp(a), ipA);
+    await waitFor('pod b\'s IP to be freed', () => leasedIps().length === 1);
+    t.deepEqual(leasedIps(), [ipA]);
+    await d.client.call('StopPodSandbox', { pod_sandbox_id: a });
+    t.deepEqual(leasedIps(), []);
+    await removePod(a);
+    await removePod(b);
+    t.deepEqual(dockerCniState(), []);
+    t.deepEqual(netnsMounts(), []);
   });
 }

@@ -19,7 +19,7 @@ async function rejects(t: ExecutionContext, p: Promise<unknown>, code: number, m
   t.regex(String((err as { details?: string }).details), msg);
 }
 
-/** A docker pod: the node's network (CNI for docker pods is not built yet), its own PID namespace for POD. */
+/** A docker pod: the node's network (docker-net.test.ts has the CNI ones), its own PID namespace for POD. */
 function dockerPod(name: string, logDir: string, pid: 'POD' | 'CONTAINER' = 'POD') {
   return podConfig(name, { linux: { security_context: { namespace_options: { network: 'NODE', pid, ipc: 'POD' } } } }, logDir);
 }
@@ -106,15 +106,20 @@ if (usable) {
     t.false(docker.features.user_namespaces);
   });
 
-  test.serial('a handler nobody claims is refused, naming the handlers there are; docker pods need NODE networking', async (t) => {
+  test.serial('a handler nobody claims is refused, naming the handlers there are', async (t) => {
     await rejects(t, d.client.call('RunPodSandbox', { config: podConfig('nope'), runtime_handler: 'kata' }), status.INVALID_ARGUMENT, /"kata".*"mesos".*"docker"/);
-    await rejects(
-      t,
-      d.client.call('RunPodSandbox', { config: podConfig('podnet'), runtime_handler: 'docker' }),
-      status.FAILED_PRECONDITION,
-      /docker pods need .*network NODE/,
-    );
     t.deepEqual((await d.client.call('ListPodSandbox', {})).items, []);
+  });
+
+  test.serial('a docker pod on network POD without a CNI config has loopback only (docker-net.test.ts has the CNI network)', async (t) => {
+    const cfg = podConfig('podnet', {}, join(d.logDir, 'podnet'));
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg, runtime_handler: 'docker' });
+    t.teardown(() => d.client.call('RemovePodSandbox', { pod_sandbox_id: pod }).catch(() => undefined));
+    t.is((await d.client.call('PodSandboxStatus', { pod_sandbox_id: pod })).status.network.ip, '');
+    const id = await run(pod, cfg, 'links', ['sleep', '1000']);
+    const links = text((await exec(id, ['ls', '/sys/class/net'])).stdout).split(/\s+/).filter(Boolean);
+    t.deepEqual(links, ['lo']);
+    await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
   });
 
   test.serial('a mesos pod and a docker pod side by side: logs in the CRI format, exit codes, list RPCs merged', async (t) => {

@@ -29,7 +29,8 @@ import type { ProcessSpec } from '../../store/metadata.js';
 import { Demux, Engine, EngineError, rfc3339Nanos, type ContainerInspect } from '../../docker/engine.js';
 import { dockerContainerDir, dockerContainersDir, nestedContainersDir, runtimeFile } from '../../paths.js';
 import { failedPrecondition, internal, invalidArgument, notFound, unimplemented, unavailable, withContext } from '../../errors.js';
-import { native } from '../../native/index.js';
+import { MS, native } from '../../native/index.js';
+import { PodNetworks, runBounded, unpinNetns } from '../../network/pod-network.js';
 import { dockerAttach, dockerExec } from './streams.js';
 import { readExit } from './executor.js';
 import { RUNTIME_VERSION } from '../../version.js';
@@ -108,6 +109,8 @@ export interface DockerContainerizerOptions {
    * reference to run it by; undefined when the store does not have it.
    */
   fromStore?: (ref: string, engine: Engine) => Promise<string | undefined>;
+  /** The CNI networks of docker pods on network POD (the Mesos containerizer's module, its own state dir). */
+  network?: PodNetworks;
 }
 
 export class DockerContainerizer implements Containerizer {
@@ -116,6 +119,10 @@ export class DockerContainerizer implements Containerizer {
   /** Tells our containers from another daemon's on the same Engine: a hash of our runtime dir. */
   readonly instance: string;
   private pauseReady?: Promise<string>;
+  /** Called when a recovered pod's CNI CHECK fails (the CRI layer marks it NOTREADY). */
+  onProblem?: (id: ContainerId, problem: string) => void;
+  /** Settles when recovery's background CHECKs and orphan DELs are done. */
+  networkRecovered: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: DockerContainerizerOptions) {
     this.engine = new Engine(opts.dockerHost);
@@ -174,16 +181,20 @@ export class DockerContainerizer implements Containerizer {
         this.opts.log.warn('docker containerizer: a running container has no executor; starting a new one', { container: key });
         this.spawnExecutor(e);
       }
+      // Its CNI state first: a pod that ended while we were down DELs it as it is watched.
+      if (config.kind === 'pod') this.opts.network?.recover(key);
       if (state === 'RUNNING' || state === 'TERMINATED') this.watch(e);
       report.containers.push({ id, config, state, unverified: false });
       this.opts.log.info('docker containerizer: recovered', { container: key, state });
     }
+    this.recoverNetworks(report);
     // Runtime dirs whose docker container the Engine no longer has (removed behind our back, or
     // a launch cut before the create): nothing to recover; the CRI layer reports their records.
     const keep = new Set([...this.entries.keys(), ...report.protected.map((id) => idString(id))]);
     for (const pod of listDir(dockerContainersDir(this.opts.runtimeDir))) {
       const podDir = dockerContainerDir(this.opts.runtimeDir, { value: pod });
       if (!keep.has(pod)) {
+        unpinNetns(runtimeFile(podDir, 'netns'));
         rmSync(podDir, { recursive: true, force: true });
         report.orphans.push(podDir);
         continue;
@@ -197,6 +208,34 @@ export class DockerContainerizer implements Containerizer {
     }
     if (report.orphans.length) this.opts.log.warn('docker containerizer: removed runtime dirs the Engine has no container for', { dirs: report.orphans });
     return report;
+  }
+
+  /**
+   * The CNI state of recovered pods is read back, running ones are CHECKed (in the background;
+   * a failure is reported through onProblem); state of pods the Engine no longer has (removed
+   * behind our back, a reboot) gets its DEL, so no IP leaks. A quarantined pod's is left alone.
+   */
+  private recoverNetworks(report: RecoveryReport): void {
+    const net = this.opts.network;
+    if (!net) return;
+    const tasks: (() => Promise<void>)[] = [];
+    const protectedPods = new Set(report.protected.filter((id) => !id.parent).map((id) => id.value));
+    for (const pod of net.onDisk()) {
+      const e = this.entries.get(pod);
+      if (!e) {
+        if (protectedPods.has(pod)) continue;
+        tasks.push(() => net.teardown(pod));
+        continue;
+      }
+      const state = net.get(pod);
+      if (state?.result && e.state === 'RUNNING') {
+        tasks.push(async () => {
+          const problem = await net.check(pod, state);
+          if (problem) this.onProblem?.(e.id, problem);
+        });
+      }
+    }
+    this.networkRecovered = runBounded(tasks, 8);
   }
 
   private runtimeDirOf(info: ContainerInspect): string {
@@ -240,6 +279,10 @@ export class DockerContainerizer implements Containerizer {
       e.pid = info?.State.Pid;
       e.state = 'RUNNING';
       this.watch(e);
+      // CNI on the infra container's own netns (NetworkMode none: only lo), pinned first so
+      // DEL finds it after the infra has gone. A failed ADD fails the launch; the CRI layer's
+      // destroy and remove then DEL from the checkpoint (the half-way ADD is undone).
+      if (this.podNetworked(config)) await this.addNetwork(e);
     } else {
       // The executor's control FIFO (ReopenContainerLog) exists before it starts.
       execFileSync('mkfifo', ['-m', '0600', runtimeFile(config.runtimeDir, 'ctlFifo')]);
@@ -319,6 +362,29 @@ export class DockerContainerizer implements Containerizer {
     return this.pauseReady;
   }
 
+  private podNetworked(c: ContainerConfig): boolean {
+    return c.kind === 'pod' && c.namespaces.network === 'POD' && !!this.opts.network;
+  }
+
+  private async addNetwork(e: Entry): Promise<void> {
+    const net = this.opts.network!;
+    if (!e.pid) throw unavailable(`the infra container of pod ${e.key} is not running`);
+    const netns = runtimeFile(e.config.runtimeDir, 'netns');
+    // The checkpoint before the pin and the ADD: whatever a crash leaves, teardown finds it.
+    const state = net.begin(e.config, netns);
+    if (!state) return;
+    closeSync(openSync(netns, 'a', 0o444));
+    native().mount(`/proc/${e.pid}/ns/net`, netns, null, MS.BIND, null);
+    await net.add(e.key, state);
+  }
+
+  /** DEL (from the checkpoint: also after a restart), then the pinned netns goes. */
+  private async removeNetwork(e: Entry): Promise<void> {
+    if (e.config.kind !== 'pod' || !this.opts.network) return;
+    await this.opts.network.teardown(e.key);
+    unpinNetns(runtimeFile(e.config.runtimeDir, 'netns'));
+  }
+
   /** Docker's create body: Mesos' Docker::RunOptions::create plus what CRI adds. */
   private createBody(e: Entry, spec: DockerLaunch, image: string): Record<string, unknown> {
     const c = e.config;
@@ -332,11 +398,28 @@ export class DockerContainerizer implements Containerizer {
     for (const [k, v] of Object.entries(spec.annotations)) labels[LABEL.annotationPrefix + k] = v;
     const host: Record<string, unknown> = { ...resourceFields(c.resources), ...(c.cgroupParent ? { CgroupParent: c.cgroupParent } : {}) };
     if (c.kind === 'pod') {
-      host.NetworkMode = 'host';
+      const networked = this.podNetworked(c);
+      // POD: a netns of its own with only lo, which CNI sets up (as cri-dockerd does). The
+      // containers join it (container:<infra>) and so get its hostname, hosts and resolv.conf.
+      host.NetworkMode = networked ? 'none' : 'host';
+      if (networked && c.dns) {
+        if (c.dns.servers.length) host.Dns = c.dns.servers;
+        if (c.dns.searches.length) host.DnsSearch = c.dns.searches;
+        if (c.dns.options.length) host.DnsOptions = c.dns.options;
+      }
       host.IpcMode = c.namespaces.ipc === 'NODE' ? 'host' : 'shareable';
       host.PidMode = c.namespaces.pid === 'NODE' ? 'host' : '';
       if (c.sysctls && Object.keys(c.sysctls).length) host.Sysctls = c.sysctls;
-      return { Image: image, Cmd: PAUSE_CMD, Entrypoint: [], Labels: labels, HostConfig: host, AttachStdout: false, AttachStderr: false };
+      return {
+        Image: image,
+        Cmd: PAUSE_CMD,
+        Entrypoint: [],
+        Labels: labels,
+        HostConfig: host,
+        AttachStdout: false,
+        AttachStderr: false,
+        ...(networked && c.hostname ? { Hostname: c.hostname } : {}),
+      };
     }
     const pod = this.entries.get(idString(c.id.parent!))!;
     const infra = `container:${pod.dockerId}`;
@@ -448,6 +531,9 @@ export class DockerContainerizer implements Containerizer {
           await new Promise((r) => setTimeout(r, 500));
         }
       }
+      // A pod's network goes with its infra container (Mesos' cleanup): DEL from the checkpoint.
+      // A failure is logged and kept; RemovePodSandbox tries again.
+      if (e.config.kind === 'pod' && this.opts.network) await this.opts.network.teardown(e.key).catch(() => undefined);
       let exit = e.config.kind === 'container' ? readExit(e.config.runtimeDir) : undefined;
       for (let i = 0; !exit && e.config.kind === 'container' && i < 100 && this.executorAlive(e); i++) {
         await new Promise((r) => setTimeout(r, 50));
@@ -537,6 +623,8 @@ export class DockerContainerizer implements Containerizer {
       const c = this.entries.get(child);
       if (c) await this.remove(c.id);
     }
+    // A DEL that failed at stop is tried again: the IP must not outlive the pod.
+    await this.removeNetwork(e);
     if (e.dockerId) await this.engine.remove(e.dockerId);
     this.entries.delete(key);
     for (const w of e.waiters?.splice(0) ?? []) w(undefined);
@@ -557,9 +645,11 @@ export class DockerContainerizer implements Containerizer {
   }
 
   async status(id: ContainerId): Promise<ContainerStatus> {
-    this.must(id);
-    // Docker pods run on the node's network: no address of their own.
-    return { ips: [] };
+    const e = this.must(id);
+    // NODE pods run on the node's network: no address of their own; POD pods have CNI's.
+    if (e.config.kind !== 'pod' || !this.opts.network) return { ips: [] };
+    const st = this.opts.network.status(e.key);
+    return { ips: st.ips ?? [], ...(st.networkProblem ? { networkProblem: st.networkProblem } : {}) };
   }
 
   async usage(id: ContainerId): Promise<ResourceStatistics> {

@@ -40,7 +40,7 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
   const field = 'config.linux.security_context';
   if (psc?.run_as_group && !psc.run_as_user) throw invalidArgument(`${field}.run_as_group needs run_as_user`);
   const modes = namespaceModes(psc?.namespace_options);
-  if (docker) refuseForDockerPod(psc?.namespace_options, modes);
+  if (docker) refuseForDockerPod(psc?.namespace_options);
   const userns = userNamespace(psc?.namespace_options, field);
   if (userns) checkPodUserns(ctx, modes, field);
   const podUser = pauseUser(psc);
@@ -122,8 +122,9 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
     // The docker pause container runs as root and unconfined: its image is ours, its command a shell.
     if (docker && podUser) unapplied.push('linux.security_context.run_as_user (docker pause container)');
     if (docker && seccomp !== undefined) unapplied.push('linux.security_context.seccomp (docker pause container)');
-    // Docker pods are on the node's network: the Engine gives them the node's resolv.conf.
-    if (docker && dns) unapplied.push('dns_config (docker pods on the node network)');
+    // NODE docker pods are on the node's network: the Engine gives them the node's resolv.conf
+    // (POD ones get dns_config as the infra container's Dns, DnsSearch and DnsOptions).
+    if (docker && dns && modes.network === 'NODE') unapplied.push('dns_config (docker pods on the node network)');
     if (unapplied.length) ctx.log.warn('pod sandbox fields accepted but not applied', { pod: id, fields: unapplied });
     return { pod_sandbox_id: id };
   } catch (err) {
@@ -134,15 +135,10 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
   }
 }
 
-/** What docker pods cannot have yet: their own network (CNI), a user namespace. */
-function refuseForDockerPod(opts: NamespaceOption__Output | null | undefined, modes: ReturnType<typeof namespaceModes>): void {
+/** What docker pods cannot have yet: a user namespace. */
+function refuseForDockerPod(opts: NamespaceOption__Output | null | undefined): void {
   if (opts?.userns_options && opts.userns_options.mode !== 'NODE') {
     throw unimplemented('config.linux.security_context.namespace_options.userns_options: user namespaces are not implemented for docker pods (runtime_handler "docker")');
-  }
-  if (modes.network !== 'NODE') {
-    throw failedPrecondition(
-      'runtime_handler "docker": docker pods need config.linux.security_context.namespace_options.network NODE for now (CNI networking of docker pods is not built yet)',
-    );
   }
 }
 

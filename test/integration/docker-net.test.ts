@@ -317,6 +317,8 @@ if (usable) {
     const ipA = await podIp(a);
     t.regex(ipA, subnet);
     t.is(leasedIps().length, 2);
+    // bridge's ipMasq rules name the pod (CNI_CONTAINERID): they must go with its DEL.
+    t.true(d.inNetns(['iptables', '-t', 'nat', '-S']).includes(b));
     await d.kill9();
     // Pod b's infra container goes behind the daemon's back.
     const infraB = (await dockerd!.containers()).find((n) => n.includes(b) && !n.includes(`${b}.`));
@@ -326,6 +328,7 @@ if (usable) {
     t.is(await podIp(a), ipA);
     await waitFor('pod b\'s IP to be freed', () => leasedIps().length === 1);
     t.deepEqual(leasedIps(), [ipA]);
+    await waitFor('pod b\'s masquerading rules to go', () => !d.inNetns(['iptables', '-t', 'nat', '-S']).includes(b));
     await d.client.call('StopPodSandbox', { pod_sandbox_id: a });
     t.deepEqual(leasedIps(), []);
     await removePod(a);

@@ -187,16 +187,19 @@ export class DockerContainerizer implements Containerizer {
       report.containers.push({ id, config, state, unverified: false });
       this.opts.log.info('docker containerizer: recovered', { container: key, state });
     }
-    this.recoverNetworks(report);
+    // Pods the Engine no longer has whose network is still set up: their dirs (and pinned
+    // netns) go after the DEL, so the plugins can clean up inside it (bridge's ipMasq rules).
+    const deleting = this.recoverNetworks(report);
     // Runtime dirs whose docker container the Engine no longer has (removed behind our back, or
     // a launch cut before the create): nothing to recover; the CRI layer reports their records.
     const keep = new Set([...this.entries.keys(), ...report.protected.map((id) => idString(id))]);
     for (const pod of listDir(dockerContainersDir(this.opts.runtimeDir))) {
       const podDir = dockerContainerDir(this.opts.runtimeDir, { value: pod });
       if (!keep.has(pod)) {
+        report.orphans.push(podDir);
+        if (deleting.has(pod)) continue;
         unpinNetns(runtimeFile(podDir, 'netns'));
         rmSync(podDir, { recursive: true, force: true });
-        report.orphans.push(podDir);
         continue;
       }
       for (const ctr of listDir(nestedContainersDir(podDir))) {
@@ -215,16 +218,23 @@ export class DockerContainerizer implements Containerizer {
    * a failure is reported through onProblem); state of pods the Engine no longer has (removed
    * behind our back, a reboot) gets its DEL, so no IP leaks. A quarantined pod's is left alone.
    */
-  private recoverNetworks(report: RecoveryReport): void {
+  private recoverNetworks(report: RecoveryReport): Set<string> {
     const net = this.opts.network;
-    if (!net) return;
+    const deleting = new Set<string>();
+    if (!net) return deleting;
     const tasks: (() => Promise<void>)[] = [];
     const protectedPods = new Set(report.protected.filter((id) => !id.parent).map((id) => id.value));
     for (const pod of net.onDisk()) {
       const e = this.entries.get(pod);
       if (!e) {
         if (protectedPods.has(pod)) continue;
-        tasks.push(() => net.teardown(pod));
+        deleting.add(pod);
+        const podDir = dockerContainerDir(this.opts.runtimeDir, { value: pod });
+        tasks.push(async () => {
+          await net.teardown(pod);
+          unpinNetns(runtimeFile(podDir, 'netns'));
+          rmSync(podDir, { recursive: true, force: true });
+        });
         continue;
       }
       const state = net.get(pod);
@@ -236,6 +246,7 @@ export class DockerContainerizer implements Containerizer {
       }
     }
     this.networkRecovered = runBounded(tasks, 8);
+    return deleting;
   }
 
   private runtimeDirOf(info: ContainerInspect): string {

@@ -4,7 +4,8 @@
 // PortForward go over the stream server as kubelet drives them (test/helpers/stream-client.ts).
 import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { isDeepStrictEqual } from 'node:util';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -335,5 +336,49 @@ if (usable) {
     await removePod(b);
     t.deepEqual(dockerCniState(), []);
     t.deepEqual(netnsMounts(), []);
+  });
+
+  test.serial('docker pod: an ADD that fails half-way is undone: the error names the plugin, the IP is freed, nothing is left', async (t) => {
+    // bridge + host-local take an IP, then tuning fails on a sysctl that does not exist.
+    const file = join(d.cniConfDir, '10-test.conflist');
+    const list = JSON.parse(d.testConflist()) as { plugins: object[] };
+    list.plugins.splice(1, 0, { type: 'tuning', sysctl: { 'net.ipv4.conf.eth0.no_such_key': '1' } });
+    const loaded = (want: { plugins: object[] }) =>
+      waitFor('the daemon to load the conflist', async () => {
+        const net = (await d.client.call('Status', { verbose: true })).info.cniconfig as string | undefined;
+        return (net && isDeepStrictEqual(JSON.parse(net).network.plugins, want.plugins)) || undefined;
+      });
+    t.teardown(async () => {
+      writeFileSync(file, d.testConflist());
+      await loaded(JSON.parse(d.testConflist()));
+    });
+    writeFileSync(file, JSON.stringify(list));
+    await loaded(list);
+    const before = (await dockerd!.containers()).length;
+    const err = (await t.throwsAsync(
+      d.client.call('RunPodSandbox', { config: dockerPod('dtuning', join(d.logDir, 'dtuning'), 'POD'), runtime_handler: 'docker' }),
+    )) as unknown as { details: string };
+    t.regex(err.details, /tuning/);
+    t.regex(err.details, /no_such_key/);
+    t.deepEqual((await d.client.call('ListPodSandbox', {})).items, []);
+    t.deepEqual(leasedIps(), []);
+    t.deepEqual(dockerCniState(), []);
+    t.deepEqual(netnsMounts(), []);
+    t.is((await dockerd!.containers()).length, before);
+  });
+
+  test.serial('docker pod: a client that leaves mid-exec takes the exec\'s process with it', async (t) => {
+    const cfg = dockerPod('dleave', join(d.logDir, 'dleave'));
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg, runtime_handler: 'docker' });
+    t.teardown(() => removePod(pod).catch(() => undefined));
+    const ctr = await run(pod, cfg, 'sleeper', ['sleep', '1000']);
+    const marker = String(900_000 + randomBytes(2).readUInt16BE());
+    const url = await viaProxy((await d.client.call('Exec', { container_id: ctr, cmd: ['sleep', marker], stdout: true, stderr: true })).url as string);
+    const c = await spdyExec(url, { stdout: true, stderr: true });
+    const running = async () => (await execOut(ctr, ['sh', '-c', `ps -o args | grep -c "^sleep ${marker}"`])).out.trim();
+    await waitFor('the exec to run', async () => (await running()) === '1', 10_000);
+    c.close();
+    await waitFor('the exec to be killed', async () => (await running()) === '0', 10_000);
+    t.is(await running(), '0');
   });
 }

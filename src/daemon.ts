@@ -115,6 +115,7 @@ export class Daemon {
           log,
           // The docker-executor is this same CLI (the bundle, or the sources through tsx), with our node flags.
           cli: [process.execPath, ...process.execArgv, process.argv[1]!],
+          ...(config.dockerMesosImage ? { executorImage: config.dockerMesosImage } : {}),
           fromStore: async (ref, engine) => {
             const lease = await images.lease(ref, 'docker load');
             if (!lease) return undefined;

@@ -19,6 +19,7 @@ function withConfigFlags(cmd: Command): Command {
     .option('--cgroup-root <name>', `cgroup root under every hierarchy (default ${d.cgroupRoot})`)
     .option('--containerizers <list>', `comma-separated containerizers (default ${d.containerizers.join(',')})`)
     .option('--docker-host <unix://path>', `the Docker Engine's socket for the docker containerizer (default ${d.dockerHost})`)
+    .option('--docker-mesos-image <image>', "executor mode A: this daemon runs in a docker container of IMAGE, and each docker-executor runs in one too (default: mode B, forked subprocesses)")
     .addOption(new Option('--launcher <kind>', `launcher (default ${d.launcher})`).choices(['linux', 'posix']))
     .option('--log-level <level>', `error|warn|info|debug (default ${d.logLevel})`)
     .addOption(new Option('--log-format <format>', `log format (default ${d.logFormat})`).choices(['text', 'json']))
@@ -95,12 +96,17 @@ program
   .requiredOption('--container <id>', 'the docker container id')
   .requiredOption('--runtime-dir <path>', "the CRI container's runtime dir")
   .option('--log-path <path>', 'the CRI log file', '')
-  .action(async (opts: { dockerHost: string; container: string; runtimeDir: string; logPath: string }) => {
+  .option('--executor-log <path>', 'append diagnostics to this file instead of stderr (mode A: the executor in a container)')
+  .action(async (opts: { dockerHost: string; container: string; runtimeDir: string; logPath: string; executorLog?: string }) => {
     const { runExecutor } = await import('./containerizer/docker/executor.js');
     try {
-      process.exit(await runExecutor({ dockerHost: opts.dockerHost, container: opts.container, runtimeDir: opts.runtimeDir, logPath: opts.logPath }));
+      process.exit(
+        await runExecutor({ dockerHost: opts.dockerHost, container: opts.container, runtimeDir: opts.runtimeDir, logPath: opts.logPath, ...(opts.executorLog ? { executorLog: opts.executorLog } : {}) }),
+      );
     } catch (err) {
-      process.stderr.write(`docker-executor: ${(err as Error).stack ?? String(err)}\n`);
+      const text = `docker-executor: ${(err as Error).stack ?? String(err)}\n`;
+      if (opts.executorLog) (await import('node:fs')).appendFileSync(opts.executorLog, text);
+      else process.stderr.write(text);
       process.exit(1);
     }
   });

@@ -15,6 +15,11 @@ export interface DaemonConfig {
   containerizers: string[];
   /** the Docker Engine's socket (unix:///path) the docker containerizer talks to */
   dockerHost: string;
+  /**
+   * Executor mode A (Mesos' --docker_mesos_image): the daemon runs in a docker container of this
+   * image, and each docker-executor is started in a container of it instead of forked. '' = mode B.
+   */
+  dockerMesosImage: string;
   /** launcher: linux (freezer cgroup) or posix (process groups) */
   launcher: 'linux' | 'posix';
   logLevel: string;
@@ -118,6 +123,7 @@ export function defaultConfig(): DaemonConfig {
     cgroupRoot: 'cri-mesos',
     containerizers: ['mesos'],
     dockerHost: 'unix:///var/run/docker.sock',
+    dockerMesosImage: '',
     launcher: 'linux',
     logLevel: 'info',
     logFormat: 'text',
@@ -150,6 +156,7 @@ const TOML_KEYS: Record<string, keyof DaemonConfig> = {
   cgroup_root: 'cgroupRoot',
   containerizers: 'containerizers',
   docker_host: 'dockerHost',
+  docker_mesos_image: 'dockerMesosImage',
   launcher: 'launcher',
   log_level: 'logLevel',
   log_format: 'logFormat',

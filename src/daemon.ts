@@ -118,6 +118,7 @@ export class Daemon {
           cli: [process.execPath, ...process.execArgv, process.argv[1]!],
           // Docker pods on network POD: the same CNI network and plugins, state of their own.
           ...(network ? { network: new PodNetworks(dockerCniStateDir(config.workDir), network, network.exec, log) } : {}),
+          ...(config.dockerMesosImage ? { executorImage: config.dockerMesosImage } : {}),
           fromStore: async (ref, engine) => {
             const lease = await images.lease(ref, 'docker load');
             if (!lease) return undefined;

@@ -926,30 +926,26 @@ bool PrepareSpawn(Napi::Env env, Napi::Object o, Spawn* s) {
     s->cwd = cwd.As<Napi::String>().Utf8Value();
     s->hasCwd = !s->cwd.empty();
   }
-  Napi::Value ambV = o.Get("ambient");
-  if (ambV.IsString()) {
-    std::string hex = ambV.As<Napi::String>().Utf8Value();
+  // A capability mask given as a hex string; absent is fine, anything else throws.
+  auto hexMask = [&](const char* key, bool* present, uint64_t* out) -> bool {
+    Napi::Value v = o.Get(key);
+    *present = v.IsString();
+    if (!*present) return true;
+    std::string hex = v.As<Napi::String>().Utf8Value();
     char* end = nullptr;
     errno = 0;
-    unsigned long long v = strtoull(hex.c_str(), &end, 16);
+    unsigned long long n = strtoull(hex.c_str(), &end, 16);
     if (hex.empty() || errno != 0 || *end != '\0') {
-      Napi::TypeError::New(env, "ambient must be a hex mask string").ThrowAsJavaScriptException();
+      Napi::TypeError::New(env, std::string(key) + " must be a hex mask string").ThrowAsJavaScriptException();
       return false;
     }
-    s->ambient = v;
-  }
-  Napi::Value capsV = o.Get("capabilities");
-  if (capsV.IsString()) {
-    std::string hex = capsV.As<Napi::String>().Utf8Value();
-    char* end = nullptr;
-    errno = 0;
-    unsigned long long v = strtoull(hex.c_str(), &end, 16);
-    if (hex.empty() || errno != 0 || *end != '\0') {
-      Napi::TypeError::New(env, "capabilities must be a hex mask string").ThrowAsJavaScriptException();
-      return false;
-    }
-    s->hasCaps = true;
-    s->caps = v;
+    *out = n;
+    return true;
+  };
+  bool hasAmbient = false;
+  if (!hexMask("ambient", &hasAmbient, &s->ambient)) return false;
+  if (!hexMask("capabilities", &s->hasCaps, &s->caps)) return false;
+  if (s->hasCaps) {
     // Read here: the child may only make syscalls.
     int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
     if (fd < 0) {

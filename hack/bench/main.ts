@@ -3,6 +3,7 @@
 //
 //   npm run bench -- [--endpoint SOCK] [--vs SOCK|reference] [-n 20] [-c 1] [--out DIR] …
 //   npm run bench -- --soak 1000           (only the soak workload)
+//   npm run bench -- --workloads pod,container --docker   (with an "A docker" column: runtime_handler docker)
 import { Command, Option } from 'commander';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -15,6 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BUNDLE_FILE, projectRoot } from '../../src/util/paths.js';
 import { CriClient, TEST_SUBNET, TestDaemon, testConflist, waitFor } from '../../test/helpers/daemon.js';
 import { leaked, leftovers } from '../../test/helpers/leaks.js';
+import { DOCKER_BUSYBOX, TestDockerd } from '../../test/helpers/dockerd.js';
 import { collect, exitCodeOf, spdyExec, spdyPortForward } from '../../test/helpers/stream-client.js';
 import { BENCH_IMAGE, buildReferenceImages } from './images.js';
 import { cpuSeconds, descendants, exited, listProcs, loadavg, memTotalMb, pssKb, rssKb, socketOwner, type Proc } from './proc.js';
@@ -62,6 +64,8 @@ interface Opts {
   restartPods: number;
   restartKill: number;
   restartRounds: number;
+  /** the "A docker" target; undefined: when dockerd is installed and the run starts its daemon */
+  docker?: boolean;
 }
 
 interface Target {
@@ -80,8 +84,12 @@ interface Target {
   referenceEnv?: Record<string, string>;
   /** where cleanup copies its daemon's log, in --out (default daemon-<id>.log) */
   logName?: string;
-  /** run by cleanup after the daemon or containerd is stopped (a netns, dirs) */
-  after?: () => void;
+  /** run by cleanup after the daemon or containerd is stopped (a netns, dirs, a dockerd) */
+  after?: () => void | Promise<void>;
+  /** CRI runtime_handler of its pods ('' = the default) */
+  handler?: string;
+  /** the image its containers run (default BENCH_IMAGE) */
+  image?: string;
 }
 
 // ---- plumbing -----------------------------------------------------------------
@@ -94,6 +102,10 @@ const targets: Target[] = [];
 const extraDaemons = new Set<TestDaemon>();
 /** targets a workload starts for itself (cni): cleanup() removes their pods and stops them, before the main targets */
 const extraTargets = new Set<Target>();
+/** "A docker": the pod and container workloads with runtime_handler docker (--docker), on a daemon and dockerd of its own */
+let dockerTarget: Target | undefined;
+/** the targets the pod and container workloads run on: the run's, and "A docker" */
+const lifecycleTargets = (): Target[] => (dockerTarget ? [...targets, dockerTarget] : targets);
 const ops = new Map<string, OpSamples>();
 const notes: string[] = [];
 let aborted = false;
@@ -202,10 +214,10 @@ function podCfg(t: Target, name: string, labels: Record<string, string> = {}, ne
   };
 }
 
-function ctrCfg(name: string) {
+function ctrCfg(name: string, image: string = BENCH_IMAGE) {
   return {
     metadata: { name, attempt: 0 },
-    image: { image: BENCH_IMAGE },
+    image: { image },
     command: ['sleep', '3600'],
     log_path: `${name}.log`,
     labels: { 'cri-mesos-bench': runId },
@@ -214,7 +226,8 @@ function ctrCfg(name: string) {
 
 async function runPod(t: Target, name: string, labels?: Record<string, string>, workload?: string) {
   const config = podCfg(t, name, labels);
-  const res = workload ? await timed(t, workload, 'RunPodSandbox', { config }) : await call(t, 'RunPodSandbox', { config });
+  const req = { config, ...(t.handler ? { runtime_handler: t.handler } : {}) };
+  const res = workload ? await timed(t, workload, 'RunPodSandbox', req) : await call(t, 'RunPodSandbox', req);
   const id: string | undefined = res?.pod_sandbox_id;
   if (id) t.pods.add(id);
   return id ? { id, config } : undefined;
@@ -242,21 +255,22 @@ async function podLifecycle(o: Opts): Promise<void> {
     await timed(t, w, 'StopPodSandbox', { pod_sandbox_id: pod.id });
     if (await timed(t, w, 'RemovePodSandbox', { pod_sandbox_id: pod.id })) t.pods.delete(pod.id);
     else await removePod(t, pod.id);
-  });
+  }, lifecycleTargets());
 }
 
 async function containerLifecycle(o: Opts): Promise<void> {
   const w = 'container lifecycle';
   declare(w, ['CreateContainer', 'StartContainer', 'ContainerStatus', 'StopContainer', 'RemoveContainer']);
   const pods = new Map<string, { id: string; config: object }>();
-  for (const t of targets) {
+  const ts = lifecycleTargets();
+  for (const t of ts) {
     const p = await runPod(t, 'cl');
     if (!p) throw new Error(`${t.id}: cannot create the pod for the container lifecycle`);
     pods.set(t.id, p);
   }
   await interleaved(o.iterations, o.concurrency, async (t, i) => {
     const pod = pods.get(t.id)!;
-    const res = await timed(t, w, 'CreateContainer', { pod_sandbox_id: pod.id, config: ctrCfg(`c${i}`), sandbox_config: pod.config });
+    const res = await timed(t, w, 'CreateContainer', { pod_sandbox_id: pod.id, config: ctrCfg(`c${i}`, t.image), sandbox_config: pod.config });
     const id: string | undefined = res?.container_id;
     if (!id) return;
     await timed(t, w, 'StartContainer', { container_id: id });
@@ -267,8 +281,8 @@ async function containerLifecycle(o: Opts): Promise<void> {
       await call(t, 'StopContainer', { container_id: id, timeout: 0 });
       await call(t, 'RemoveContainer', { container_id: id });
     }
-  });
-  for (const t of targets) await removePod(t, pods.get(t.id)!.id);
+  }, ts);
+  for (const t of ts) await removePod(t, pods.get(t.id)!.id);
 }
 
 async function execSync(o: Opts): Promise<void> {
@@ -1013,6 +1027,53 @@ async function ownDaemon(id: string, o: Opts): Promise<Target> {
   return makeTarget(id, daemon.socket, daemon.client, `own daemon (${o.daemon}/, --log-level ${o.logLevel}${flags})`, { daemon, pid: daemon.pid });
 }
 
+/**
+ * "A docker": a cri-mesos daemon of its own (A's build and flags) with --containerizers
+ * mesos,docker on a dockerd of its own (test/helpers/dockerd.ts: temp data root, no bridge, no
+ * iptables, stopped by its PID), for the pod and container workloads with runtime_handler docker
+ * (pods on network NODE, containers of the same busybox, loaded into the Engine as a docker
+ * archive). One untimed pod and container first: the pause image import is not measured.
+ */
+async function dockerTargetStart(o: Opts): Promise<Target> {
+  say('A docker: starting a dockerd and a cri-mesos daemon with --containerizers mesos,docker');
+  const dockerd = await TestDockerd.start('cri-mesos-bench-dockerd');
+  let daemon: TestDaemon | undefined;
+  const stopDockerd = async () => {
+    const left = await dockerd.containers().catch(() => []);
+    const leaked = await dockerd.stop();
+    if (left.length || leaked.length) notes.push(`A docker: left behind: ${[...left, ...leaked].join(', ')}`);
+  };
+  try {
+    daemon = await TestDaemon.start({
+      from: o.daemon,
+      logLevel: o.logLevel,
+      logTo: 'file',
+      detached: true,
+      prefix: 'cri-mesos-bench-docker',
+      flags: [...o.daemonFlag, '--containerizers', 'mesos,docker', '--docker-host', dockerd.host],
+    });
+  } catch (e) {
+    await stopDockerd();
+    throw e;
+  }
+  const t = await makeTarget('A docker', daemon.socket, daemon.client, `own daemon (${o.daemon}/) on a dockerd of its own, runtime_handler docker`, {
+    daemon,
+    pid: daemon.pid,
+    own: true,
+    handler: 'docker',
+    image: DOCKER_BUSYBOX,
+    label: 'cri-mesos docker handler',
+    after: stopDockerd,
+  });
+  extraTargets.add(t);
+  const warm = await runPod(t, 'dockerw');
+  if (!warm) throw new Error('A docker: the warm-up pod failed');
+  const c = await call(t, 'CreateContainer', { pod_sandbox_id: warm.id, config: ctrCfg('warm', t.image), sandbox_config: warm.config });
+  if (c) await call(t, 'StartContainer', { container_id: c.container_id });
+  await removePod(t, warm.id);
+  return t;
+}
+
 const REFERENCE_SCRIPT = () => join(projectRoot(), 'hack', 'bench', 'containerd-reference.sh');
 
 /** containerd-reference.sh start (env: a second instance's dirs, CNI, netns); its socket. */
@@ -1047,7 +1108,18 @@ async function makeTarget(
   socket: string,
   client: CriClient,
   origin: string,
-  extra: { daemon?: TestDaemon; pid?: number; reference?: boolean; referenceEnv?: Record<string, string>; logName?: string; after?: () => void; own?: boolean },
+  extra: {
+    daemon?: TestDaemon;
+    pid?: number;
+    reference?: boolean;
+    referenceEnv?: Record<string, string>;
+    logName?: string;
+    after?: () => void | Promise<void>;
+    own?: boolean;
+    handler?: string;
+    image?: string;
+    label?: string;
+  },
 ): Promise<Target> {
   const v = await client.call('Version', {}, 10_000);
   const pid = extra.pid ?? socketOwner(socket);
@@ -1067,9 +1139,11 @@ async function makeTarget(
     referenceEnv: extra.referenceEnv,
     logName: extra.logName,
     after: extra.after,
+    handler: extra.handler,
+    image: extra.image,
     pods: new Set(),
     logRoot,
-    info: { id, label: name, endpoint: `unix://${socket}`, runtimeName: name, runtimeVersion: v.runtime_version, pid, origin },
+    info: { id, label: extra.label ?? name, endpoint: `unix://${socket}`, runtimeName: name, runtimeVersion: v.runtime_version, pid, origin },
   };
   // own: a workload's target of its own (cni), not one of the run's
   if (!extra.own) targets.push(t);
@@ -1098,7 +1172,7 @@ async function cleanupTarget(t: Target, o: Opts): Promise<void> {
     t.client.close();
   }
   if (t.reference) await stopReference(t.referenceEnv);
-  t.after?.();
+  await t.after?.();
 }
 
 let cleaning: Promise<void> | undefined;
@@ -1152,6 +1226,8 @@ const program = new Command('bench')
   .option('--stop-timeout <s>', 'StopContainer timeout (the containers run sleep as PID 1, which ignores SIGTERM)', int, 0)
   .option('--out <dir>', 'where to write bench.json, bench.svg and bench.txt', 'bench-out')
   .addOption(new Option('--daemon <from>', 'run our own daemon from the built dist/ or from src/ through tsx').choices(['dist', 'src']).default('dist'))
+  .option('--docker', 'add an "A docker" target (pod and container workloads, runtime_handler docker) on a dockerd and daemon of its own; default: when dockerd is installed and the run starts its own daemon')
+  .option('--no-docker', 'no "A docker" target')
   .option('--log-level <level>', 'log level of our own daemon (info gives the state-transition breakdown)', 'info')
   .option('--daemon-flag <flag>', 'extra flag for our own daemon, repeatable (e.g. --daemon-flag=--cgroup-favor-dynmods=true)', (v: string, acc: string[]) => [...acc, v], [] as string[]);
 
@@ -1197,18 +1273,23 @@ async function main(): Promise<void> {
     }
     if (o.vs === 'reference') await reference('B');
     else if (o.vs) await makeTarget('B', resolve(o.vs), new CriClient(resolve(o.vs)), 'external', {});
+    const lifecycle = o.workloads.includes('pod') || o.workloads.includes('container');
+    if (o.docker === true && o.endpoint) notes.push('A docker: skipped; it needs a daemon the benchmark starts (no --endpoint)');
+    else if (o.docker === true && !TestDockerd.available()) notes.push('A docker: skipped; no dockerd (hack/deps.sh --test installs docker.io)');
+    else if (lifecycle && !o.endpoint && (o.docker ?? TestDockerd.available())) dockerTarget = await dockerTargetStart(o);
 
-    for (const t of targets) {
+    for (const t of lifecycleTargets()) {
       if (t.pid) cpuStart.set(t.id, cpuSeconds(t.pid) ?? { self: 0, children: 0 });
       cpu.set(t.id, { runtime: t.id, totalSeconds: 0, childrenSeconds: 0, perWorkload: {} });
     }
     /** ownCpu false: the workload runs on a daemon of its own, so the targets' CPU time says nothing about it */
     const phase = async (name: string, fn: () => Promise<void>, ownCpu = true) => {
-      const before = new Map(targets.map((t) => [t.id, t.pid ? cpuSeconds(t.pid) : undefined]));
+      const before = new Map(lifecycleTargets().map((t) => [t.id, t.pid ? cpuSeconds(t.pid) : undefined]));
       const t0 = Date.now();
       say(`workload: ${name}`);
       await fn();
-      for (const t of targets) {
+      for (const t of lifecycleTargets()) {
+        if (t === dockerTarget && name !== 'pod' && name !== 'container') continue;
         const b = before.get(t.id);
         const a = t.pid ? cpuSeconds(t.pid) : undefined;
         if (a && b && ownCpu) cpu.get(t.id)!.perWorkload[name] = a.self - b.self;
@@ -1225,7 +1306,7 @@ async function main(): Promise<void> {
     if (o.workloads.includes('cni')) await phase('cni', () => cniPods(o), false);
     if (o.workloads.includes('soak')) await phase('soak', () => soak(o, soakRuns));
     if (o.workloads.includes('restart')) await phase('restart', () => restart(o, restartRuns), false);
-    for (const t of targets) {
+    for (const t of lifecycleTargets()) {
       const s = cpuStart.get(t.id);
       const e = t.pid ? cpuSeconds(t.pid) : undefined;
       if (s && e) Object.assign(cpu.get(t.id)!, { totalSeconds: e.self - s.self, childrenSeconds: e.children - s.children });
@@ -1242,7 +1323,7 @@ async function main(): Promise<void> {
 
   // cri-mesos's own view: state transitions and server-side RPC times from its log
   const phases: RawResults['phases'] = {};
-  for (const t of targets) {
+  for (const t of lifecycleTargets()) {
     if (!t.daemon) continue;
     const log = t.daemon.logs();
     phases[t.id] = phasesFromLog(log);
@@ -1275,7 +1356,7 @@ async function main(): Promise<void> {
     networkMode: o.workloads.some((w) => w !== 'cni')
       ? `host network (NamespaceOption network NODE, no CNI)${o.workloads.includes('cni') ? '; cni: network POD through CNI (bridge conflist)' : ''}`
       : 'network POD through CNI (bridge + host-local + portmap + loopback, each runtime in a netns of its own)',
-    runtimes: targets.map((t) => t.info),
+    runtimes: lifecycleTargets().map((t) => t.info),
     ops: [...ops.values()].filter((x) => Object.keys(x.samples).length || Object.keys(x.errors).length),
     bursts,
     resources,

@@ -154,7 +154,9 @@ function roundSummary(s: Summary | undefined): Summary | null {
 
 export function buildReport(raw: RawResults): Report {
   const ids = raw.runtimes.map((r) => r.id);
-  const [a, b] = ids;
+  // B/A: A and B, whatever other columns there are ("A docker")
+  const a = ids[0];
+  const b = ids.includes('B') ? 'B' : undefined;
   const ops: ReportOp[] = raw.ops.map((o) => {
     const stats: Record<string, Summary | null> = {};
     for (const id of ids) stats[id] = roundSummary(summarize(o.samples[id] ?? []));
@@ -243,7 +245,7 @@ function table(rows: string[][], align: ('l' | 'r')[]): string {
 
 export function renderTable(rep: Report): string {
   const ids = rep.runtimes.map((r) => r.id);
-  const two = ids.length > 1;
+  const two = ids.includes('B');
   const out: string[] = [];
   out.push(
     `CRI benchmark, ${rep.startedAt} · ${rep.host.cpus} CPUs, kernel ${rep.host.kernel} · pods: ${rep.networkMode} · ` +
@@ -280,6 +282,7 @@ export function renderTable(rep: Report): string {
     const pods = rep.bursts.flatMap((b) => b.runs.map((r) => r.pods))[0] ?? 0;
     const brow = [['burst', 'runs', 'wall p50 ms', 'wall min', 'wall max', 'pods/s']];
     for (const b of rep.bursts) {
+      if (!b.runs.length) continue;
       brow.push([`${b.runtime}: ${pods} pods at once until all READY`, String(b.runs.length), fmtMs(b.wallMs?.p50), fmtMs(b.wallMs?.min), fmtMs(b.wallMs?.max), b.podsPerSecond?.toFixed(1) ?? '-']);
     }
     out.push(table(brow, ['l', 'r', 'r', 'r', 'r', 'r']));

@@ -169,6 +169,27 @@ function raw(two = true): RawResults {
   };
 }
 
+test('an "A docker" column: its own stats and header; B/A stays B over A, and without B there is no ratio', (t) => {
+  const dockerInfo = { id: 'A docker', label: 'cri-mesos docker handler', endpoint: 'unix:///c.sock', runtimeName: 'cri-mesos', runtimeVersion: '0.1.0', pid: 30, origin: 'own daemon' };
+  const withDocker = (r: RawResults): RawResults => ({
+    ...r,
+    runtimes: [...r.runtimes, dockerInfo],
+    ops: r.ops.map((o) => (o.workload === 'pod lifecycle' ? { ...o, samples: { ...o.samples, 'A docker': [100, 100, 100, 100] } } : o)),
+  });
+  const three = buildReport(withDocker(raw()));
+  const run = three.ops.find((o) => o.op === 'RunPodSandbox')!;
+  t.is(run.stats['A docker']!.p50, 100);
+  t.is(run.ratio!.p50, 2, 'B/A, not A docker/A');
+  const text = renderTable(three);
+  t.regex(text, /A docker p50/);
+  t.regex(text, /B\/A p50/);
+  t.regex(text, /A docker = cri-mesos docker handler/);
+  t.notRegex(text, /A docker: \d+ pods at once/, 'no burst row for a target that ran no burst');
+  const noB = buildReport(withDocker(raw(false)));
+  t.is(noB.ops.find((o) => o.op === 'RunPodSandbox')!.ratio, null);
+  t.notRegex(renderTable(noB), /B\/A/);
+});
+
 test('buildReport: JSON shape with per-runtime stats, B/A ratios and burst throughput', (t) => {
   const rep = buildReport(raw());
   const json = JSON.parse(JSON.stringify(rep)) as typeof rep;

@@ -45,6 +45,10 @@ test('config: TOML keys mirror flags, flags win, bad values name the key', (t) =
     t.false(parseConfigToml('cri_front = false').criFront);
     t.false(loadConfig('/dev/null', { criFront: 'false' }).criFront);
     t.throws(() => loadConfig('/dev/null', { criFront: 'no' }), { message: /--cri-front: expected true or false/ });
+    // Executor mode A: '' (mode B) unless the key or the flag names an image.
+    t.is(defaultConfig().dockerMesosImage, '');
+    t.is(parseConfigToml('docker_mesos_image = "cri-mesos:1"').dockerMesosImage, 'cri-mesos:1');
+    t.is(loadConfig('/dev/null', { dockerMesosImage: 'cri-mesos:2' }).dockerMesosImage, 'cri-mesos:2');
   } finally {
     rmSync(d, { recursive: true });
   }

@@ -1,12 +1,14 @@
 // The Docker containerizer's pure parts: references, the resource mapping, the Engine's stream
 // framing and times, the executor's CRI log writer.
 import test from 'ava';
-import { mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resourceFields, splitRef } from '../../src/containerizer/docker/containerizer.js';
 import { CriLog, MAX_LOG_LINE } from '../../src/containerizer/docker/executor.js';
 import { Demux, rfc3339Nanos, socketPath } from '../../src/docker/engine.js';
+import { executorImageFiles } from '../../hack/build-executor-image.js';
+import { BUNDLE_FILE, projectRoot } from '../../src/util/paths.js';
 
 test('references: the registry host (docker.io by default), the repository, the tag or digest', (t) => {
   t.deepEqual(splitRef('busybox'), { host: 'docker.io', repo: 'busybox', tag: 'latest' });
@@ -81,4 +83,15 @@ test('the executor\'s CRI log: F lines, 16 KiB P chunks, CR stripped, the rest f
   log.write('stdout', Buffer.from('after\n'));
   log.close();
   t.regex(readFileSync(path, 'utf8'), / stdout F after\n$/);
+});
+
+// Mode A's test image: everything the executor entry needs, at the host's paths.
+(existsSync(join(projectRoot(), BUNDLE_FILE)) ? test : test.skip)('the mode-A image holds node, its ldd libraries with the ELF loader, and the bundle', (t) => {
+  const files = executorImageFiles();
+  t.true(files.includes(process.execPath));
+  t.true(files.includes(join(projectRoot(), BUNDLE_FILE)));
+  t.true(files.includes(join(projectRoot(), 'package.json')));
+  t.true(files.some((f) => /\/libc\.so\.6$/.test(f)), files.join(' '));
+  t.true(files.some((f) => /\/ld-linux[^/]*\.so\.\d$/.test(f)), files.join(' '));
+  t.true(files.every((f) => f.startsWith('/') && existsSync(f)));
 });

@@ -26,7 +26,9 @@ import { type ContainerConfig, type ContainerId, type ResourceLimits, type Resou
 import type { Logger } from '../../log.js';
 import type { RegistriesConfig } from '../../config.js';
 import type { ProcessSpec } from '../../store/metadata.js';
-import { Demux, Engine, EngineError, rfc3339Nanos, type ContainerInspect } from '../../docker/engine.js';
+import { Demux, Engine, EngineError, rfc3339Nanos, socketPath, type ContainerInspect } from '../../docker/engine.js';
+import { dirname, join } from 'node:path';
+import { BUNDLE_FILE, projectRoot } from '../../util/paths.js';
 import { dockerContainerDir, dockerContainersDir, nestedContainersDir, runtimeFile } from '../../paths.js';
 import { failedPrecondition, internal, invalidArgument, notFound, unimplemented, unavailable, withContext } from '../../errors.js';
 import { MS, native } from '../../native/index.js';
@@ -70,6 +72,8 @@ export const LABEL = {
   id: 'io.cri-mesos.id',
   kind: 'io.cri-mesos.kind',
   runtimeDir: 'io.cri-mesos.runtime-dir',
+  /** on a mode-A executor container: the docker id of the container it supervises */
+  executorFor: 'io.cri-mesos.executor-for',
   labelPrefix: 'io.cri-mesos.label.',
   annotationPrefix: 'io.cri-mesos.annotation.',
 } as const;
@@ -95,6 +99,8 @@ interface Entry {
   children: Set<string>;
   /** wait()s on a created container that has not started: told when it ends or is destroyed */
   waiters?: ((t: Termination | undefined) => void)[];
+  /** mode A: the docker id of its executor's container */
+  executorContainer?: string;
 }
 
 export interface DockerContainerizerOptions {
@@ -111,6 +117,13 @@ export interface DockerContainerizerOptions {
   fromStore?: (ref: string, engine: Engine) => Promise<string | undefined>;
   /** The CNI networks of docker pods on network POD (the Mesos containerizer's module, its own state dir). */
   network?: PodNetworks;
+  /**
+   * Executor mode A (--docker-mesos-image): each docker-executor runs in a docker container of
+   * this image (the daemon's own), not as a forked subprocess. Undefined: mode B.
+   */
+  executorImage?: string;
+  /** mode A: argv of the cri-mesos CLI inside executorImage (default: this node and the bundle, at the same paths) */
+  executorEntry?: string[];
 }
 
 export class DockerContainerizer implements Containerizer {
@@ -137,7 +150,7 @@ export class DockerContainerizer implements Containerizer {
 
   async recover(): Promise<RecoveryReport> {
     const report: RecoveryReport = { containers: [], protected: [], orphans: [], cleanup: Promise.resolve() };
-    let found;
+    let found: Awaited<ReturnType<Engine['list']>>;
     try {
       found = await this.engine.list([`${LABEL.instance}=${this.instance}`]);
     } catch (err) {
@@ -150,6 +163,13 @@ export class DockerContainerizer implements Containerizer {
       }
       return report;
     }
+    // Mode-A executors are containers of ours too: by the container they supervise.
+    const executors = new Map<string, { Id: string; running: boolean }>();
+    for (const s of found.filter((c) => c.Labels[LABEL.kind] === 'executor')) {
+      const of = s.Labels[LABEL.executorFor];
+      if (of) executors.set(of, { Id: s.Id, running: s.State === 'running' });
+    }
+    found = found.filter((c) => c.Labels[LABEL.kind] !== 'executor');
     // Pods first: their containers hang under them.
     const sorted = found.sort((a, b) => (a.Labels[LABEL.kind] === 'pod' ? -1 : 0) - (b.Labels[LABEL.kind] === 'pod' ? -1 : 0));
     for (const s of sorted) {
@@ -175,11 +195,21 @@ export class DockerContainerizer implements Containerizer {
       const e: Entry = { id, key, config, dockerId: s.Id, state, logPath, children: new Set(), ...(info.State.Running ? { pid: info.State.Pid } : {}) };
       this.entries.set(key, e);
       if (id.parent) this.entries.get(idString(id.parent))?.children.add(key);
-      if (state === 'RUNNING' && config.kind === 'container' && !this.executorAlive(e)) {
-        // Its executor is gone (killed with the daemon's session, say): a new one attaches to the
-        // running container, so its output reaches the log again and exit.json gets written.
-        this.opts.log.warn('docker containerizer: a running container has no executor; starting a new one', { container: key });
-        this.spawnExecutor(e);
+      const executor = executors.get(s.Id);
+      if (executor) {
+        e.executorContainer = executor.Id;
+        executors.delete(s.Id);
+      }
+      if (state === 'RUNNING' && config.kind === 'container' && !(await this.executorAlive(e))) {
+        // Its executor is gone (killed with the daemon's session, or its container stopped): a new
+        // one attaches to the running container, so its output reaches the log again and exit.json
+        // gets written.
+        this.opts.log.warn('docker containerizer: a running container has no executor; starting a new one', { container: key, mode: this.opts.executorImage ? 'A' : 'B' });
+        try {
+          await this.startExecutor(e);
+        } catch (err) {
+          this.opts.log.error('docker containerizer: the new executor did not start', { container: key, error: String(err) });
+        }
       }
       // Its CNI state first: a pod that ended while we were down DELs it as it is watched.
       if (config.kind === 'pod') this.opts.network?.recover(key);
@@ -208,6 +238,11 @@ export class DockerContainerizer implements Containerizer {
         rmSync(dir, { recursive: true, force: true });
         report.orphans.push(dir);
       }
+    }
+    // Executor containers whose container is gone: nothing left to supervise.
+    for (const [of, x] of executors) {
+      this.opts.log.warn('docker containerizer: removing an executor container whose container is gone', { executor: x.Id.slice(0, 12), of: of.slice(0, 12) });
+      await this.engine.remove(x.Id).catch(() => undefined);
     }
     if (report.orphans.length) this.opts.log.warn('docker containerizer: removed runtime dirs the Engine has no container for', { dirs: report.orphans });
     return report;
@@ -486,8 +521,7 @@ export class DockerContainerizer implements Containerizer {
     const e = this.must(id);
     if (e.state !== 'FETCHING' || !e.dockerId) throw failedPrecondition(`container ${id.value} is ${e.state}, not CREATED`);
     const dir = e.config.runtimeDir;
-    const child = this.spawnExecutor(e);
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const { exited } = await this.startExecutor(e);
     const deadline = Date.now() + 30_000;
     let done: number | null | undefined;
     void exited.then((c) => (done = c));
@@ -504,7 +538,61 @@ export class DockerContainerizer implements Containerizer {
     this.watch(e);
   }
 
-  /** Forks `cri-mesos docker-executor` for the container, in a session of its own. */
+  /** Starts the container's docker-executor (mode A or B); resolves with a promise of its exit. */
+  private async startExecutor(e: Entry): Promise<{ exited: Promise<number | null> }> {
+    if (this.opts.executorImage) return this.startExecutorContainer(e, this.opts.executorImage);
+    const child = this.spawnExecutor(e);
+    return { exited: new Promise<number | null>((r) => child.once('exit', (code) => r(code))) };
+  }
+
+  private executorName(e: Entry): string {
+    return `${this.dockerName(e.id)}-executor`;
+  }
+
+  /**
+   * Mode A: `cri-mesos docker-executor` in a docker container of the daemon's image (Mesos'
+   * --docker_mesos_image), with the Engine's socket, the container's runtime dir and its log dir
+   * bound at the same paths, so it does what a mode-B executor does. It carries our instance
+   * label and the id of the container it supervises, by which recovery finds it.
+   */
+  private async startExecutorContainer(e: Entry, image: string): Promise<{ exited: Promise<number | null> }> {
+    const dir = e.config.runtimeDir;
+    const name = this.executorName(e);
+    // A dead executor's container (replaced on recovery) still holds the name.
+    await this.engine.remove(name);
+    const sock = socketPath(this.opts.dockerHost);
+    const binds = [sock, dir];
+    if (e.logPath) {
+      mkdirSync(dirname(e.logPath), { recursive: true });
+      binds.push(dirname(e.logPath));
+    }
+    const entry = this.opts.executorEntry ?? [process.execPath, join(projectRoot(), BUNDLE_FILE)];
+    const body = {
+      Image: image,
+      Entrypoint: entry,
+      Cmd: ['docker-executor', '--docker-host', this.opts.dockerHost, '--container', e.dockerId!, '--runtime-dir', dir, '--log-path', e.logPath, '--executor-log', runtimeFile(dir, 'executorLog')],
+      Labels: { [LABEL.instance]: this.instance, [LABEL.kind]: 'executor', [LABEL.id]: e.key, [LABEL.executorFor]: e.dockerId! },
+      AttachStdout: false,
+      AttachStderr: false,
+      HostConfig: {
+        // It needs the Engine's socket only.
+        NetworkMode: 'none',
+        Mounts: binds.map((p) => ({ Type: 'bind', Source: p, Target: p, ReadOnly: false })),
+      },
+    };
+    let id: string;
+    try {
+      id = await this.engine.create(name, body);
+      e.executorContainer = id;
+      await this.engine.start(id);
+    } catch (err) {
+      throw unavailable(`docker-executor container (image ${image}, executor mode A) did not start for container ${e.id.value}: ${(err as Error).message}`);
+    }
+    this.opts.log.info('docker containerizer: executor container started', { container: e.key, executor: id.slice(0, 12), image });
+    return { exited: this.engine.wait(id).catch(() => null) };
+  }
+
+  /** Mode B: forks `cri-mesos docker-executor` for the container, in a session of its own. */
   private spawnExecutor(e: Entry) {
     const dir = e.config.runtimeDir;
     const logFd = openSync(runtimeFile(dir, 'executorLog'), 'a');
@@ -546,7 +634,7 @@ export class DockerContainerizer implements Containerizer {
       // A failure is logged and kept; RemovePodSandbox tries again.
       if (e.config.kind === 'pod' && this.opts.network) await this.opts.network.teardown(e.key).catch(() => undefined);
       let exit = e.config.kind === 'container' ? readExit(e.config.runtimeDir) : undefined;
-      for (let i = 0; !exit && e.config.kind === 'container' && i < 100 && this.executorAlive(e); i++) {
+      for (let i = 0; !exit && e.config.kind === 'container' && i < 100 && (await this.executorAlive(e)); i++) {
         await new Promise((r) => setTimeout(r, 50));
         exit = readExit(e.config.runtimeDir);
       }
@@ -571,7 +659,11 @@ export class DockerContainerizer implements Containerizer {
     e.termination.catch((err) => this.opts.log.error('docker containerizer: waiting for a container failed', { container: e.key, error: String(err) }));
   }
 
-  private executorAlive(e: Entry): boolean {
+  private async executorAlive(e: Entry): Promise<boolean> {
+    if (e.executorContainer) {
+      const info = await this.engine.inspectContainer(e.executorContainer).catch(() => undefined);
+      return info?.State.Running ?? false;
+    }
     try {
       const pid = Number(readFileSync(runtimeFile(e.config.runtimeDir, 'executorPid'), 'utf8'));
       if (!(pid > 0)) return false;
@@ -637,6 +729,7 @@ export class DockerContainerizer implements Containerizer {
     // A DEL that failed at stop is tried again: the IP must not outlive the pod.
     await this.removeNetwork(e);
     if (e.dockerId) await this.engine.remove(e.dockerId);
+    if (e.executorContainer) await this.engine.remove(e.executorContainer);
     this.entries.delete(key);
     for (const w of e.waiters?.splice(0) ?? []) w(undefined);
     if (id.parent) this.entries.get(idString(id.parent))?.children.delete(key);
@@ -784,7 +877,7 @@ export class DockerContainerizer implements Containerizer {
   async control(id: ContainerId, line: string): Promise<void> {
     const e = this.must(id);
     const fifo = runtimeFile(e.config.runtimeDir, 'ctlFifo');
-    if (!this.executorAlive(e)) throw failedPrecondition(`container ${id.value} has no running docker-executor`);
+    if (!(await this.executorAlive(e))) throw failedPrecondition(`container ${id.value} has no running docker-executor`);
     // O_WRONLY|O_NONBLOCK: the executor holds the read end open (O_RDWR), so this cannot block.
     const fs = await import('node:fs');
     const fd = fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);

@@ -1,10 +1,12 @@
 // `cri-mesos docker-executor`: Mesos' mesos-docker-executor for one CRI container of a docker
-// pod (mode B: a subprocess of the daemon, in a session of its own, so it outlives a daemon
-// restart as the launch helper does). It attaches to the created docker container, starts it,
+// pod. Mode B: a subprocess of the daemon, in a session of its own, so it outlives a daemon
+// restart as the launch helper does. Mode A (--docker-mesos-image): the same entry in a docker
+// container of that image, with the Engine's socket, the runtime dir and the log dir mounted at
+// the same paths; it writes its diagnostics to --executor-log then, as its stderr goes nowhere. It attaches to the created docker container, starts it,
 // writes its stdout/stderr to the CRI log file in the CRI format (lines split at 16 KiB with P,
 // the rest of an unfinished line flushed as P at the end), reopens the log on "reopen" from its
 // control FIFO (ReopenContainerLog), and when the container has exited writes exit.json.
-import { closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { Demux, Engine, rfc3339Nanos } from '../../docker/engine.js';
@@ -21,6 +23,8 @@ export interface ExecutorArgs {
   runtimeDir: string;
   /** the CRI log file; '' discards the output */
   logPath: string;
+  /** append diagnostics to this file instead of stderr (mode A) */
+  executorLog?: string;
 }
 
 /** RFC 3339 with nanoseconds (the CRI log format's time stamp). */
@@ -131,7 +135,16 @@ export function readExit(runtimeDir: string): ExitFile | undefined {
 }
 
 export async function runExecutor(args: ExecutorArgs): Promise<number> {
-  const diag = (msg: string) => process.stderr.write(`${new Date().toISOString()} docker-executor ${args.container.slice(0, 12)}: ${msg}\n`);
+  const diag = (msg: string) => {
+    const line = `${new Date().toISOString()} docker-executor ${args.container.slice(0, 12)}: ${msg}\n`;
+    if (!args.executorLog) process.stderr.write(line);
+    else
+      try {
+        appendFileSync(args.executorLog, line);
+      } catch {
+        // nowhere left to say it
+      }
+  };
   const engine = new Engine(args.dockerHost);
   writeFileSync(runtimeFile(args.runtimeDir, 'executorPid'), `${process.pid}\n`);
   const log = new CriLog(args.logPath, diag);

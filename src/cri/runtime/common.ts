@@ -1,10 +1,12 @@
 // Translation shared by the runtime handlers: CRI messages ↔ records ↔ Mesos configs.
 import { randomBytes } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
+import { isAbsolute, join, normalize } from 'node:path';
 import type { LinuxContainerResources__Output } from '../../../api/generated/runtime/v1/LinuxContainerResources.js';
 import type { NamespaceOption__Output } from '../../../api/generated/runtime/v1/NamespaceOption.js';
 import type { PodSandbox } from '../../../api/generated/runtime/v1/PodSandbox.js';
 import type { Container } from '../../../api/generated/runtime/v1/Container.js';
+import type { ContainerConfig__Output } from '../../../api/generated/runtime/v1/ContainerConfig.js';
 import type { ContainerId, ResourceLimits } from '../../containerizer/mesos/isolator.js';
 import type { Termination } from '../../containerizer/containerizer.js';
 import type { ContainerRecord, SandboxRecord } from '../../store/metadata.js';
@@ -201,4 +203,17 @@ export async function destroyFailedLaunch(ctx: RuntimeContext, id: ContainerId):
   } catch (err) {
     ctx.log.error('cleaning up a failed launch', { container: id.value, error: String(err) });
   }
+}
+
+/** The container's CRI log file: log_path under the pod's log_directory ('' = no log). */
+export function resolveLogPath(sandbox: SandboxRecord, config: ContainerConfig__Output): string {
+  const dir = sandbox.config.log_directory;
+  const rel = config.log_path;
+  if (!rel) return '';
+  if (isAbsolute(rel) || normalize(rel).split('/').includes('..')) {
+    throw invalidArgument(`log_path "${rel}" must be relative to the pod's log_directory and must not contain ".."`);
+  }
+  if (!dir) return '';
+  if (!isAbsolute(dir)) throw invalidArgument(`pod log_directory "${dir}" must be absolute`);
+  return join(dir, rel);
 }

@@ -1,4 +1,4 @@
-import { isAbsolute, join, normalize } from 'node:path';
+import { join } from 'node:path';
 import type { CreateContainerRequest__Output } from '../../../api/generated/runtime/v1/CreateContainerRequest.js';
 import type { CreateContainerResponse } from '../../../api/generated/runtime/v1/CreateContainerResponse.js';
 import type { ContainerConfig__Output } from '../../../api/generated/runtime/v1/ContainerConfig.js';
@@ -11,7 +11,7 @@ import { containerName, type ContainerRecord, type ProcessSpec, type SandboxReco
 import { containerId, containerRuntimeDir, DOCKER_HANDLER, nowNanos, podId, type RuntimeContext } from '../context.js';
 import { createDockerContainer } from './create-docker-container.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from '../../errors.js';
-import { checkIds, checkName, destroyFailedLaunch, findContainer, groupsPolicy, mustSandbox, namespaceModes, newId, toLimits, type GroupsPolicy } from './common.js';
+import { checkIds, checkName, destroyFailedLaunch, findContainer, groupsPolicy, mustSandbox, namespaceModes, newId, resolveLogPath, toLimits, type GroupsPolicy } from './common.js';
 import { checkContainerUserns, checkMapped, userNamespace } from './userns.js';
 import { ambientMask, capabilityMask, capabilityNames, runtimeBoundingSet } from './capabilities.js';
 import { chooseSeccomp, hostTarget, seccompFilter } from '../../security/seccomp/compile.js';
@@ -177,18 +177,6 @@ async function createWithImage(
     ctx.names.release(name);
     throw err;
   }
-}
-
-function resolveLogPath(sandbox: SandboxRecord, config: ContainerConfig__Output): string {
-  const dir = sandbox.config.log_directory;
-  const rel = config.log_path;
-  if (!rel) return '';
-  if (isAbsolute(rel) || normalize(rel).split('/').includes('..')) {
-    throw invalidArgument(`log_path "${rel}" must be relative to the pod's log_directory and must not contain ".."`);
-  }
-  if (!dir) return '';
-  if (!isAbsolute(dir)) throw invalidArgument(`pod log_directory "${dir}" must be absolute`);
-  return join(dir, rel);
 }
 
 /** Docker/CRI rules, not Mesos': command replaces Entrypoint, args replace Cmd. */

@@ -10,7 +10,7 @@ import type { DockerLaunch } from '../../containerizer/docker/containerizer.js';
 import { containerName, type ContainerRecord, type SandboxRecord } from '../../store/metadata.js';
 import { containerId, containerRuntimeDir, DOCKER_HANDLER, nowNanos, podId, type RuntimeContext } from '../context.js';
 import { alreadyExists, failedPrecondition, invalidArgument, unimplemented } from '../../errors.js';
-import { checkIds, checkName, destroyFailedLaunch, groupsPolicy, namespaceModes, newId, toLimits } from './common.js';
+import { checkIds, checkName, destroyFailedLaunch, groupsPolicy, namespaceModes, newId, resolveLogPath, toLimits } from './common.js';
 import { userNamespace } from './userns.js';
 import { containerPreLaunchHook } from './pre-launch-hook.js';
 import { chooseSeccomp } from '../../security/seccomp/compile.js';
@@ -155,14 +155,4 @@ export async function createDockerContainer(ctx: RuntimeContext, criConfig: Cont
     ctx.names.release(name);
     throw err;
   }
-}
-
-function resolveLogPath(sandbox: SandboxRecord, config: ContainerConfig__Output): string {
-  const dir = sandbox.config.log_directory;
-  const rel = config.log_path;
-  if (!rel) return '';
-  if (rel.startsWith('/') || rel.split('/').includes('..')) throw invalidArgument(`log_path "${rel}" must be relative to the pod's log_directory and must not contain ".."`);
-  if (!dir) return '';
-  if (!dir.startsWith('/')) throw invalidArgument(`pod log_directory "${dir}" must be absolute`);
-  return join(dir, rel);
 }

@@ -3,7 +3,7 @@
 // chroot on a Node thread, only async-signal-safe calls after clone, every fd
 // it opens is O_CLOEXEC.
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectRoot } from '../util/paths.js';
 
@@ -230,3 +230,14 @@ export const MS = {
 } as const;
 
 export const MNT_DETACH = 2;
+
+/** Unmount a namespace pinned by a bind mount (pinNetns, the pod's userns) and remove its file; both may be gone already. */
+export function unpinNamespace(path: string): void {
+  try {
+    native().umount2(path, MNT_DETACH);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EINVAL' && code !== 'ENOENT') throw err;
+  }
+  rmSync(path, { force: true });
+}

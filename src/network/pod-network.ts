@@ -12,7 +12,6 @@ import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { podNetworkFile } from '../paths.js';
 import { faultPoint } from '../fault.js';
-import { MNT_DETACH, native } from '../native/index.js';
 import type { Logger } from '../log.js';
 import { readCheckpoint, writeCheckpoint, type Versioned } from '../store/checkpoint.js';
 import { resultIps, type CniExec, type CniResult, type Invocation, type NetworkList } from './cni.js';
@@ -197,17 +196,6 @@ export function podInvocation(config: ContainerConfig, netns: string): Invocatio
     ],
     capabilityArgs,
   };
-}
-
-/** Unmount a pinned namespace and remove its file; both may be gone already. */
-export function unpinNetns(path: string): void {
-  try {
-    native().umount2(path, MNT_DETACH);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'EINVAL' && code !== 'ENOENT') throw err;
-  }
-  rmSync(path, { force: true });
 }
 
 /** Run the tasks, at most `limit` at a time; never rejects (each task logs its own errors). */

@@ -31,8 +31,8 @@ import { dirname, join } from 'node:path';
 import { BUNDLE_FILE, projectRoot } from '../../util/paths.js';
 import { dockerContainerDir, dockerContainersDir, nestedContainersDir, runtimeFile } from '../../paths.js';
 import { failedPrecondition, internal, invalidArgument, notFound, unimplemented, unavailable, withContext } from '../../errors.js';
-import { MS, native } from '../../native/index.js';
-import { PodNetworks, runBounded, unpinNetns } from '../../network/pod-network.js';
+import { MS, native, unpinNamespace } from '../../native/index.js';
+import { PodNetworks, runBounded } from '../../network/pod-network.js';
 import { dockerAttach, dockerExec } from './streams.js';
 import { readExit } from './executor.js';
 import { RUNTIME_VERSION } from '../../version.js';
@@ -228,7 +228,7 @@ export class DockerContainerizer implements Containerizer {
       if (!keep.has(pod)) {
         report.orphans.push(podDir);
         if (deleting.has(pod)) continue;
-        unpinNetns(runtimeFile(podDir, 'netns'));
+        unpinNamespace(runtimeFile(podDir, 'netns'));
         rmSync(podDir, { recursive: true, force: true });
         continue;
       }
@@ -267,7 +267,7 @@ export class DockerContainerizer implements Containerizer {
         const podDir = dockerContainerDir(this.opts.runtimeDir, { value: pod });
         tasks.push(async () => {
           await net.teardown(pod);
-          unpinNetns(runtimeFile(podDir, 'netns'));
+          unpinNamespace(runtimeFile(podDir, 'netns'));
           rmSync(podDir, { recursive: true, force: true });
         });
         continue;
@@ -428,7 +428,7 @@ export class DockerContainerizer implements Containerizer {
   private async removeNetwork(e: Entry): Promise<void> {
     if (e.config.kind !== 'pod' || !this.opts.network) return;
     await this.opts.network.teardown(e.key);
-    unpinNetns(runtimeFile(e.config.runtimeDir, 'netns'));
+    unpinNamespace(runtimeFile(e.config.runtimeDir, 'netns'));
   }
 
   /** Docker's create body: Mesos' Docker::RunOptions::create plus what CRI adds. */

@@ -11,10 +11,9 @@
 //                         pod's (see launcher/plan.ts).
 //   remove (pod)        - the pin is unmounted and removed.
 // Mesos has no user namespace isolator; this one follows the shape of its namespaces/* ones.
-import { rmSync } from 'node:fs';
 import { failedPrecondition } from '../../../../errors.js';
 import { runtimeFile } from '../../../../paths.js';
-import { MNT_DETACH, native } from '../../../../native/index.js';
+import { native, unpinNamespace } from '../../../../native/index.js';
 import { idMapText, type ContainerConfig, type LaunchInfo } from '../../isolator.js';
 import { LaunchOnlyIsolator, namespacePath } from '../base.js';
 
@@ -35,7 +34,7 @@ export class UserNamespaceIsolator extends LaunchOnlyIsolator {
 
   async remove(config: ContainerConfig): Promise<void> {
     if (config.kind !== 'pod' || !config.userNamespace) return;
-    unpin(podUsernsPath(config));
+    unpinNamespace(podUsernsPath(config));
   }
 }
 
@@ -44,13 +43,3 @@ export function podUsernsPath(config: Pick<ContainerConfig, 'runtimeDir'>): stri
   return runtimeFile(config.runtimeDir, 'userns');
 }
 
-/** Unmount a pinned namespace and remove its file; both may be gone already. */
-export function unpin(path: string): void {
-  try {
-    native().umount2(path, MNT_DETACH);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'EINVAL' && code !== 'ENOENT') throw err;
-  }
-  rmSync(path, { force: true });
-}

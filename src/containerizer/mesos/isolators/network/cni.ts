@@ -17,11 +17,11 @@
 // while no valid network config exists, are network/loopback's.
 import { existsSync } from 'node:fs';
 import { cniStateDir, runtimeFile } from '../../../../paths.js';
-import { native } from '../../../../native/index.js';
+import { native, unpinNamespace } from '../../../../native/index.js';
 import type { Logger } from '../../../../log.js';
 import type { CniExec } from '../../../../network/cni.js';
 import type { NetworkConfigWatcher } from '../../../../network/conf-dir.js';
-import { PodNetworks, runBounded, unpinNetns, type PodNetworkState } from '../../../../network/pod-network.js';
+import { PodNetworks, runBounded, type PodNetworkState } from '../../../../network/pod-network.js';
 import { type ContainerConfig, type ContainerId, type IsolatorStatus, type LaunchInfo } from '../../isolator.js';
 import { LoopbackNetworkIsolator } from './loopback.js';
 import { podUsernsPath } from '../namespaces/user.js';
@@ -82,7 +82,7 @@ export class CniNetworkIsolator extends LoopbackNetworkIsolator {
     if (config.kind !== 'pod') return;
     // A DEL that failed at stop is tried again: the IP must not outlive the pod.
     await this.net.teardown(config.id.value);
-    unpinNetns(runtimeFile(config.runtimeDir, 'netns'));
+    unpinNamespace(runtimeFile(config.runtimeDir, 'netns'));
   }
 
   override async recover(configs: ContainerConfig[]): Promise<void> {

@@ -218,7 +218,9 @@ export async function busyboxLayer(busybox = BUSYBOX, opts: { hardlinks?: boolea
     { name: 'tmp/', type: 'directory', mode: 0o1777 },
     { name: 'bin/busybox', content: readFileSync(busybox), mode: 0o755 },
     ...applets.map((a): TarEntrySpec =>
-      opts.hardlinks ? { name: `bin/${a}`, type: 'link', linkname: 'bin/busybox' } : { name: `bin/${a}`, type: 'symlink', linkname: 'busybox', mode: 0o777 },
+      // A hard link's header mode is applied to the shared inode by docker's and containerd's
+      // extractors (they chmod the link), so it must be the binary's own 0755.
+      opts.hardlinks ? { name: `bin/${a}`, type: 'link', linkname: 'bin/busybox', mode: 0o755 } : { name: `bin/${a}`, type: 'symlink', linkname: 'busybox', mode: 0o777 },
     ),
     { name: 'etc/passwd', content: PASSWD },
     { name: 'etc/group', content: GROUP },

@@ -43,6 +43,11 @@ export interface DaemonConfig {
    * measure what the front costs.
    */
   criFront: boolean;
+  /**
+   * GetContainerEvents: events one subscriber may have unsent before it is cut off with
+   * RESOURCE_EXHAUSTED (a slow reader never holds the runtime back).
+   */
+  eventsBuffer: number;
   /** image registries: mirrors, insecure hosts, pull limits (TOML table [registry]) */
   registries: RegistriesConfig;
   /**
@@ -131,6 +136,7 @@ export function defaultConfig(): DaemonConfig {
     launchTimeoutSeconds: 60,
     cgroupFavorDynmods: false,
     criFront: true,
+    eventsBuffer: 1000,
     registries: defaultRegistriesConfig(),
     streamServerAddress: '127.0.0.1',
     streamServerPort: 0,
@@ -164,6 +170,7 @@ const TOML_KEYS: Record<string, keyof DaemonConfig> = {
   launch_timeout_seconds: 'launchTimeoutSeconds',
   cgroup_favor_dynmods: 'cgroupFavorDynmods',
   cri_front: 'criFront',
+  events_buffer: 'eventsBuffer',
   stream_server_address: 'streamServerAddress',
   stream_server_port: 'streamServerPort',
   stream_idle_timeout: 'streamIdleTimeout',
@@ -249,6 +256,7 @@ export function validateConfig(cfg: DaemonConfig): DaemonConfig {
   if (!cfg.streamServerAddress || /[\s/]/.test(cfg.streamServerAddress)) throw new Error(`stream_server_address: "${cfg.streamServerAddress}" is not a host or IP address`);
   if (!Number.isInteger(cfg.streamServerPort) || cfg.streamServerPort > 65535) throw new Error('stream_server_port: must be an integer from 0 to 65535');
   parseDuration(cfg.streamIdleTimeout, 'stream_idle_timeout');
+  if (!Number.isInteger(cfg.eventsBuffer) || cfg.eventsBuffer < 1) throw new Error('events_buffer: must be an integer of at least 1');
   if (!cfg.streamTlsCert !== !cfg.streamTlsKey) throw new Error('stream_tls_cert and stream_tls_key: give both or neither');
   return cfg;
 }

@@ -39,6 +39,7 @@ import { MetadataStore, NameRegistry, containerName, sandboxName, type Container
 import { containerId, nowNanos, podId, type RuntimeContext } from './cri/context.js';
 import { createCriServer } from './cri/server.js';
 import { recordTermination } from './cri/runtime/common.js';
+import { EventBus } from './cri/events.js';
 import { CpuSampleCache } from './cri/stats.js';
 import { CriFront } from './cri/h2front/front.js';
 import { StreamServer, type Runtime } from './stream/server.js';
@@ -165,8 +166,10 @@ export class Daemon {
         logger: log,
       },
     );
+    const events = new EventBus(() => ctx, config.eventsBuffer);
     const ctx: RuntimeContext = {
       config,
+      events,
       log,
       sandboxes,
       containers,
@@ -188,6 +191,7 @@ export class Daemon {
         void containerizer.wait(podId(id)).then((t) => {
           if (t && sandboxes.get(id)?.state === 'SANDBOX_READY') {
             sandboxes.update(id, { state: 'SANDBOX_NOTREADY' });
+            events.emit('CONTAINER_STOPPED_EVENT', id, id);
             log.info('pod sandbox init exited', { pod: id, exitCode: t.exitCode });
           }
         });
@@ -203,7 +207,7 @@ export class Daemon {
     };
     if (cni) cni.onProblem = onProblem;
     if (dockerMember) dockerMember.onProblem = onProblem;
-    const ready = Promise.all([recover(ctx, provisioner), network?.start()]).then(() => undefined);
+    const ready = Promise.all([recover(ctx, provisioner).finally(() => events.recovered()), network?.start()]).then(() => undefined);
     const server = createCriServer(ctx, ready);
     // Listening before the CRI socket is: every Exec URL handed out points at a live server.
     await streams.start();
@@ -267,7 +271,10 @@ async function recover(ctx: RuntimeContext, provisioner: Provisioner): Promise<v
     const live = r && r.state !== 'TERMINATED' && r.state !== 'DESTROYING';
     if (live && p.state === 'SANDBOX_READY') ctx.watchSandbox(p.id);
     // Deferred write: a pod whose init the containerizer reports dead reads NOTREADY again after a crash.
-    else if (p.state === 'SANDBOX_READY') ctx.sandboxes.updateDeferred(p.id, { state: 'SANDBOX_NOTREADY' });
+    else if (p.state === 'SANDBOX_READY') {
+      ctx.sandboxes.updateDeferred(p.id, { state: 'SANDBOX_NOTREADY' });
+      ctx.events.emit('CONTAINER_STOPPED_EVENT', p.id, p.id);
+    }
   }
   const exited: Promise<unknown>[] = [];
   for (const c of ctrs) {
@@ -291,6 +298,7 @@ async function recover(ctx: RuntimeContext, provisioner: Provisioner): Promise<v
         message: `no containerizer (${ctx.config.containerizers.join(', ')}) recovered the container after a restart of cri-mesos (its runtime state is gone, e.g. after a reboot, or its docker container was removed)`,
         finishedAt: nowNanos(),
       });
+      ctx.events.emit('CONTAINER_STOPPED_EVENT', c.id, c.sandboxId);
     } else if (r.unverified) {
       ctx.containers.update(c.id, { state: 'CONTAINER_UNKNOWN' });
     } else if (r.state === 'TERMINATED' || r.state === 'DESTROYING') {

@@ -11,6 +11,7 @@ import type { CpuSampleCache } from './stats.js';
 import type { Quarantine } from '../store/quarantine.js';
 import type { StreamServer } from '../stream/server.js';
 import type { NetworkConfigWatcher } from '../network/conf-dir.js';
+import type { EventBus } from './events.js';
 
 export interface RuntimeContext extends ImageServiceContext {
   config: DaemonConfig;
@@ -22,6 +23,8 @@ export interface RuntimeContext extends ImageServiceContext {
   images: ImageStore;
   /** Records a container's termination in its CRI record once it happens. */
   watchContainer(record: ContainerRecord): void;
+  /** GetContainerEvents: every state transition below is emitted here. */
+  events: EventBus;
   /** Marks a pod NOTREADY when its init dies. */
   watchSandbox(id: string): void;
   /** The node's pod CIDR(s) from UpdateRuntimeConfig ('' until kubelet sends it). */

@@ -8,6 +8,7 @@ import { PROTO_DESCRIPTOR_FILE, PROTO_FILE, projectRoot } from '../util/paths.js
 import { readFileSync, statSync } from 'node:fs';
 import { statusOf, unavailable } from '../errors.js';
 import type { RuntimeContext } from './context.js';
+import type { ContainerEventResponse } from '../../api/generated/runtime/v1/ContainerEventResponse.js';
 import type { ImageServiceContext } from './image/context.js';
 import { version } from './runtime/version.js';
 import { status } from './runtime/status.js';
@@ -119,6 +120,16 @@ function buildImplementation(
   let seq = 0;
   for (const [name, method] of Object.entries(service)) {
     const handler = handlers[name];
+    if (method.responseStream && name === 'GetContainerEvents' && 'events' in ctx) {
+      impl[name] = (call: grpc.ServerWritableStream<unknown, ContainerEventResponse>) => {
+        // After recovery, like every request: then the events recovery produced are complete.
+        ready.then(
+          () => ctx.events.subscribe(call),
+          (err: unknown) => call.emit('error', toServiceError(err)),
+        );
+      };
+      continue;
+    }
     if (method.responseStream) {
       impl[name] = (call: grpc.ServerWritableStream<unknown, unknown>) => {
         call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: `${serviceName}/${name} is not implemented by cri-mesos yet` });

@@ -168,6 +168,7 @@ async function createWithImage(
     });
     if (result !== 'SUCCESS') throw failedPrecondition(`container launch was not accepted: ${result}`);
     ctx.containers.put({ ...record, process: processSpec! });
+    ctx.events.emit('CONTAINER_CREATED_EVENT', id, record.sandboxId);
     const unapplied = unappliedContainerFields(config);
     if (unapplied.length) ctx.log.warn('container fields accepted but not applied', { container: id, fields: unapplied });
     ctx.watchContainer(ctx.containers.get(id)!);

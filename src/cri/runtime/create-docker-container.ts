@@ -146,6 +146,7 @@ export async function createDockerContainer(ctx: RuntimeContext, criConfig: Cont
       imageId: spec.resolved?.imageId ?? imageRef,
       stopSignal: record.stopSignal || spec.resolved?.stopSignal || '',
     });
+    ctx.events.emit('CONTAINER_CREATED_EVENT', id, record.sandboxId);
     const unapplied = unappliedContainerFields(config);
     if (unapplied.length) ctx.log.warn('container fields accepted but not applied', { container: id, fields: unapplied });
     ctx.watchContainer(ctx.containers.get(id)!);

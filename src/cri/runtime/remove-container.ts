@@ -19,6 +19,7 @@ export async function removeContainerRecord(ctx: RuntimeContext, c: ContainerRec
   if (t) recordTermination(ctx, c.id, t);
   await ctx.containerizer.remove(id);
   ctx.containers.delete(c.id);
+  ctx.events.emit('CONTAINER_DELETED_EVENT', c.id, c.sandboxId);
   ctx.names.releaseId(c.id);
   ctx.cpuSamples.forget(c.id);
   ctx.log.info('container removed', { container: c.id });

@@ -14,7 +14,9 @@ export async function removePodSandbox(ctx: RuntimeContext, req: RemovePodSandbo
   await stopSandbox(ctx, sandbox.id);
   for (const c of ctx.containers.list().filter((x) => x.sandboxId === sandbox.id)) await removeContainerRecord(ctx, c);
   await ctx.containerizer.remove(podId(sandbox.id));
+  const last = ctx.sandboxes.get(sandbox.id) ?? sandbox;
   ctx.sandboxes.delete(sandbox.id);
+  ctx.events.emit('CONTAINER_DELETED_EVENT', sandbox.id, sandbox.id, last);
   ctx.names.releaseId(sandbox.id);
   ctx.log.info('pod sandbox removed', { pod: sandbox.id });
   return {};

@@ -114,6 +114,9 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
     });
     if (result === 'NOT_SUPPORTED') throw failedPrecondition(`no containerizer claims runtime_handler "${handler}"`);
     ctx.sandboxes.update(id, { state: 'SANDBOX_READY' });
+    // As containerd 1.7+: a pod's events carry its own id, CREATED and STARTED once it runs.
+    ctx.events.emit('CONTAINER_CREATED_EVENT', id, id);
+    ctx.events.emit('CONTAINER_STARTED_EVENT', id, id);
     ctx.watchSandbox(id);
     ctx.log.info('pod sandbox ready', { pod: id, name });
     const networked = modes.network === 'POD' && (await ctx.containerizer.status(podId(id))).ips.length > 0;

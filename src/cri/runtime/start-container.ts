@@ -17,6 +17,7 @@ export async function startContainer(ctx: RuntimeContext, req: StartContainerReq
   const cur = ctx.containers.get(c.id);
   if (cur?.state === 'CONTAINER_CREATED') ctx.containers.update(c.id, { state: 'CONTAINER_RUNNING', startedAt });
   else if (cur) ctx.containers.update(c.id, { startedAt, finishedAt: latest(cur.finishedAt, startedAt) });
+  ctx.events.emit('CONTAINER_STARTED_EVENT', c.id, c.sandboxId);
   ctx.log.info('container started', { container: c.id });
   return {};
 }

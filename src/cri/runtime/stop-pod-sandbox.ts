@@ -22,6 +22,7 @@ export async function stopSandbox(ctx: RuntimeContext, id: string): Promise<void
   }
   if (ctx.sandboxes.get(id)?.state !== 'SANDBOX_NOTREADY') {
     ctx.sandboxes.update(id, { state: 'SANDBOX_NOTREADY' });
+    ctx.events.emit('CONTAINER_STOPPED_EVENT', id, id);
     ctx.log.info('pod sandbox stopped', { pod: id });
   }
 }

@@ -43,6 +43,11 @@ export class EventBus {
   private recovering = true;
   private recoveredAt = 0;
   private backlog: ContainerEventResponse[] = [];
+  /**
+   * Containers inside StartContainer: a short command can exit before start() returns, and its
+   * STOPPED waits for the STARTED (start-container.ts).
+   */
+  readonly starting = new Set<string>();
   /** Events sent (handed to a subscriber's stream), and subscribers ended because they fell behind. */
   readonly counters = { sent: 0, dropped: 0 };
 

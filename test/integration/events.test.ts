@@ -113,6 +113,29 @@ if (d) {
     t.is(a.error, undefined);
   });
 
+  test.serial('a command that exits at once still has STARTED before STOPPED', async (t) => {
+    const s = new Sub(d.socket);
+    t.teardown(() => s.close());
+    await connected();
+    const sandbox_config = podConfig('events-quick');
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: sandbox_config });
+    t.teardown(() => d.client.call('RemovePodSandbox', { pod_sandbox_id: pod }).catch(() => undefined));
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const { container_id } = await d.client.call('CreateContainer', { pod_sandbox_id: pod, config: containerConfig(`q${i}`, ['true']), sandbox_config });
+      await d.client.call('StartContainer', { container_id });
+      ids.push(container_id);
+    }
+    await waitFor('every STOPPED event', () => ids.every((id) => s.of(id).length === 3));
+    for (const id of ids) {
+      t.deepEqual(
+        s.of(id).map((e) => e.container_event_type),
+        ['CONTAINER_CREATED_EVENT', 'CONTAINER_STARTED_EVENT', 'CONTAINER_STOPPED_EVENT'],
+      );
+      t.is(s.of(id)[2].containers_statuses.find((c: Ev) => c.id === id).exit_code, 0);
+    }
+  });
+
   test.serial('a subscriber that does not read is cut off with RESOURCE_EXHAUSTED; another keeps receiving and RPCs keep working', async (t) => {
     const slow = new Sub(d.socket);
     const fast = new Sub(d.socket);

@@ -173,7 +173,8 @@ export function recordTermination(ctx: RuntimeContext, id: string, t: Terminatio
     message: t.message,
     // A container that never started keeps started_at 0, as containerd reports it.
   });
-  ctx.events.emit('CONTAINER_STOPPED_EVENT', id, rec.sandboxId);
+  // Inside StartContainer, the STOPPED follows the STARTED (start-container.ts sends both).
+  if (!ctx.events.starting.has(id)) ctx.events.emit('CONTAINER_STOPPED_EVENT', id, rec.sandboxId);
   ctx.log.info('container exited', { container: id, exitCode: t.exitCode, reason });
 }
 

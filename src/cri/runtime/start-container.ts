@@ -9,15 +9,21 @@ export async function startContainer(ctx: RuntimeContext, req: StartContainerReq
   if (c.state !== 'CONTAINER_CREATED') throw failedPrecondition(`container ${c.id} is ${c.state}, not CONTAINER_CREATED`);
   // Taken before the start byte: a short command can exit before start() even returns.
   const startedAt = nowNanos();
+  // An exit recorded meanwhile sends its STOPPED event after our STARTED, not before.
+  ctx.events.starting.add(c.id);
   try {
     await ctx.containerizer.start(containerId(c));
   } catch (err) {
+    ctx.events.starting.delete(c.id);
+    if (ctx.containers.get(c.id)?.state === 'CONTAINER_EXITED') ctx.events.emit('CONTAINER_STOPPED_EVENT', c.id, c.sandboxId);
     throw withContext(err, `cannot start container ${c.id}`);
   }
+  ctx.events.starting.delete(c.id);
   const cur = ctx.containers.get(c.id);
   if (cur?.state === 'CONTAINER_CREATED') ctx.containers.update(c.id, { state: 'CONTAINER_RUNNING', startedAt });
   else if (cur) ctx.containers.update(c.id, { startedAt, finishedAt: latest(cur.finishedAt, startedAt) });
   ctx.events.emit('CONTAINER_STARTED_EVENT', c.id, c.sandboxId);
+  if (cur?.state === 'CONTAINER_EXITED') ctx.events.emit('CONTAINER_STOPPED_EVENT', c.id, c.sandboxId);
   ctx.log.info('container started', { container: c.id });
   return {};
 }

@@ -129,6 +129,17 @@ export class TestDockerd {
   }
 
   /**
+   * A test file's teardown: no docker container may be left (cri-mesos removes its own with
+   * their pods), then stop() must find nothing left behind; throws naming what was.
+   */
+  async stopAndCheck(): Promise<void> {
+    const left = await this.containers().catch(() => []);
+    const leaked = await this.stop();
+    if (left.length) throw new Error(`docker containers left after teardown: ${left.join(', ')}`);
+    if (leaked.length) throw new Error(`left under the dockerd's data root or cgroup parent: ${leaked.join(', ')}`);
+  }
+
+  /**
    * Stops dockerd and removes everything; returns what it found left behind (leaks): mounts
    * under the data root, and container cgroups under its cgroup parent.
    */

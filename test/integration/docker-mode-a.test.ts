@@ -61,12 +61,7 @@ if (usable) {
     // A test that failed while the daemon was down: up again, so teardown removes the pods over the CRI.
     if (d.exited()) await d.launch().catch(() => undefined);
     await d.teardown();
-    if (dockerd) {
-      const left = await dockerd.containers().catch(() => []);
-      const leaked = await dockerd.stop();
-      if (left.length) throw new Error(`docker containers left after teardown: ${left.join(', ')}`);
-      if (leaked.length) throw new Error(`left under the dockerd's data root or cgroup parent: ${leaked.join(', ')}`);
-    }
+    await dockerd?.stopAndCheck();
   });
 
   const run = async (pod: string, sandbox: object, name: string, command: string[]) => {

@@ -92,12 +92,7 @@ if (usable) {
   test.after.always(async () => {
     for (const s of servers) s.close();
     await d.teardown();
-    if (dockerd) {
-      const left = await dockerd.containers().catch(() => []);
-      const leaked = await dockerd.stop();
-      if (left.length) throw new Error(`docker containers left after teardown: ${left.join(', ')}`);
-      if (leaked.length) throw new Error(`left under the dockerd's data root or cgroup parent: ${leaked.join(', ')}`);
-    }
+    await dockerd?.stopAndCheck();
   });
 
   const run = async (pod: string, sandbox: object, name: string, command: string[], extra: Record<string, unknown> = {}) => {

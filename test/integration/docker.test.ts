@@ -78,13 +78,7 @@ if (usable) {
   });
   test.after.always(async () => {
     await d.teardown();
-    if (dockerd) {
-      // Every docker container cri-mesos made is gone with its pods.
-      const left = await dockerd.containers().catch(() => []);
-      const leaked = await dockerd.stop();
-      if (left.length) throw new Error(`docker containers left after teardown: ${left.join(', ')}`);
-      if (leaked.length) throw new Error(`left under the dockerd's data root or cgroup parent: ${leaked.join(', ')}`);
-    }
+    await dockerd?.stopAndCheck();
     await mirror?.stop();
     if (shared) rmSync(shared, { recursive: true, force: true });
   });

@@ -30,12 +30,7 @@ if (usable) {
   });
   test.after.always(async () => {
     await d.teardown();
-    if (dockerd) {
-      const left = await dockerd.containers().catch(() => []);
-      const leaked = await dockerd.stop();
-      if (left.length) throw new Error(`docker containers left after teardown: ${left.join(', ')}`);
-      if (leaked.length) throw new Error(`left under the dockerd's data root or cgroup parent: ${leaked.join(', ')}`);
-    }
+    await dockerd?.stopAndCheck();
   });
 
   test.serial('a docker pod and its container send CREATED, STARTED, STOPPED and DELETED with their statuses', async (t) => {

@@ -12,6 +12,7 @@ import type { Termination } from '../../containerizer/containerizer.js';
 import type { ContainerRecord, SandboxRecord } from '../../store/metadata.js';
 import { invalidArgument, notFound } from '../../errors.js';
 import type { RuntimeContext } from '../context.js';
+import { nowNanos } from '../../util/time.js';
 
 export function newId(): string {
   return randomBytes(32).toString('hex');
@@ -218,4 +219,16 @@ export function resolveLogPath(sandbox: SandboxRecord, config: ContainerConfig__
   if (!dir) return '';
   if (!isAbsolute(dir)) throw invalidArgument(`pod log_directory "${dir}" must be absolute`);
   return join(dir, rel);
+}
+
+/** A CreateContainer's new record: CONTAINER_CREATED now, never started. */
+export function createdRecord(
+  r: Pick<ContainerRecord, 'id' | 'sandboxId' | 'config' | 'imageId' | 'imageRef' | 'logPath' | 'process' | 'stopSignal' | 'mesos'>,
+): ContainerRecord {
+  return { ...r, createdAt: nowNanos(), startedAt: '0', finishedAt: '0', state: 'CONTAINER_CREATED', exitCode: 0, reason: '', message: '' };
+}
+
+/** CRI stop_signal (1.33+) as a signal name without SIGNAL_; `fallback` (the image's) when unset. */
+export function criStopSignal(config: Pick<ContainerConfig__Output, 'stop_signal'>, fallback = ''): string {
+  return config.stop_signal && config.stop_signal !== 'SIGNAL_RUNTIME_DEFAULT' ? config.stop_signal.slice('SIGNAL_'.length) : fallback;
 }

@@ -7,11 +7,11 @@ import { DEFAULT_PATH } from '../../containerizer/mesos/containerizer.js';
 import { mkdirp } from '../../util/mkdirp.js';
 import type { ImageRecord } from '../../images/store.js';
 import { readImageUser } from '../../provisioner/user.js';
-import { containerName, type ContainerRecord, type ProcessSpec, type SandboxRecord } from '../../store/metadata.js';
-import { containerId, containerRuntimeDir, DOCKER_HANDLER, nowNanos, podId, type RuntimeContext } from '../context.js';
+import { containerName, type ProcessSpec, type SandboxRecord } from '../../store/metadata.js';
+import { containerId, containerRuntimeDir, DOCKER_HANDLER, podId, type RuntimeContext } from '../context.js';
 import { createDockerContainer } from './create-docker-container.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from '../../errors.js';
-import { checkIds, checkName, destroyFailedLaunch, findContainer, groupsPolicy, mustSandbox, namespaceModes, newId, resolveLogPath, toLimits, type GroupsPolicy } from './common.js';
+import { checkIds, checkName, createdRecord, criStopSignal, destroyFailedLaunch, findContainer, groupsPolicy, mustSandbox, namespaceModes, newId, resolveLogPath, toLimits, type GroupsPolicy } from './common.js';
 import { checkContainerUserns, checkMapped, userNamespace } from './userns.js';
 import { ambientMask, capabilityMask, capabilityNames, runtimeBoundingSet } from './capabilities.js';
 import { chooseSeccomp, hostTarget, seccompFilter } from '../../security/seccomp/compile.js';
@@ -135,25 +135,18 @@ async function createWithImage(
     ...(userns ? { userNamespace: userns } : {}),
   };
   let processSpec: ProcessSpec | undefined;
-  const record: ContainerRecord = {
+  const record = createdRecord({
     id,
     sandboxId: sandbox.id,
     config,
     imageId: image.id,
     imageRef,
-    createdAt: nowNanos(),
-    startedAt: '0',
-    finishedAt: '0',
-    state: 'CONTAINER_CREATED',
-    exitCode: 0,
-    reason: '',
-    message: '',
     logPath,
     process: { argv: [], env: [], cwd: '/', uid: 0, gid: 0, groups: [] },
     // CRI stop_signal (1.33+) over the image's StopSignal.
-    stopSignal: config.stop_signal && config.stop_signal !== 'SIGNAL_RUNTIME_DEFAULT' ? config.stop_signal.slice('SIGNAL_'.length) : (image.config.StopSignal ?? ''),
+    stopSignal: criStopSignal(config, image.config.StopSignal ?? ''),
     mesos,
-  };
+  });
   try {
     if (logPath) mkdirp(join(logPath, '..'));
     const result = await ctx.containerizer.launch({

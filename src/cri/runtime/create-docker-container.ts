@@ -7,10 +7,10 @@ import type { ContainerConfig__Output } from '../../../api/generated/runtime/v1/
 import type { CreateContainerResponse } from '../../../api/generated/runtime/v1/CreateContainerResponse.js';
 import type { ContainerConfig } from '../../containerizer/mesos/isolator.js';
 import type { DockerLaunch } from '../../containerizer/docker/containerizer.js';
-import { containerName, type ContainerRecord, type SandboxRecord } from '../../store/metadata.js';
-import { containerId, containerRuntimeDir, DOCKER_HANDLER, nowNanos, podId, type RuntimeContext } from '../context.js';
+import { containerName, type SandboxRecord } from '../../store/metadata.js';
+import { containerId, containerRuntimeDir, DOCKER_HANDLER, podId, type RuntimeContext } from '../context.js';
 import { alreadyExists, failedPrecondition, invalidArgument, unimplemented } from '../../errors.js';
-import { checkIds, checkName, destroyFailedLaunch, groupsPolicy, namespaceModes, newId, resolveLogPath, toLimits } from './common.js';
+import { checkIds, checkName, createdRecord, criStopSignal, destroyFailedLaunch, groupsPolicy, namespaceModes, newId, resolveLogPath, toLimits } from './common.js';
 import { userNamespace } from './userns.js';
 import { containerPreLaunchHook } from './pre-launch-hook.js';
 import { chooseSeccomp } from '../../security/seccomp/compile.js';
@@ -116,24 +116,17 @@ export async function createDockerContainer(ctx: RuntimeContext, criConfig: Cont
     stdinOnce: config.stdin_once,
   };
   const uid = /^\d+$/.test(user.split(':')[0] ?? '') ? Number(user.split(':')[0]) : 0;
-  const record: ContainerRecord = {
+  const record = createdRecord({
     id,
     sandboxId: sandbox.id,
     config,
     imageId: imageRef,
     imageRef,
-    createdAt: nowNanos(),
-    startedAt: '0',
-    finishedAt: '0',
-    state: 'CONTAINER_CREATED',
-    exitCode: 0,
-    reason: '',
-    message: '',
     logPath,
     process: { argv: [...config.command, ...config.args], env: spec.env, cwd: config.working_dir || '/', uid, gid: 0, groups },
-    stopSignal: config.stop_signal && config.stop_signal !== 'SIGNAL_RUNTIME_DEFAULT' ? config.stop_signal.slice('SIGNAL_'.length) : '',
+    stopSignal: criStopSignal(config),
     mesos,
-  };
+  });
   try {
     if (logPath) mkdirp(join(logPath, '..'));
     // As containerd: a missing bind source is made (the Engine refuses a missing one).

@@ -300,7 +300,10 @@ if (usable) {
   test.serial('docker pod: a container over its memory limit is OOMKilled', async (t) => {
     const cfg = dockerPod('oom', join(d.logDir, 'oom'));
     const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg, runtime_handler: 'docker' });
-    const id = await run(pod, cfg, 'hog', ['sh', '-c', 'x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo survived'], {
+    // One process that grows without end (tail keeps /dev/zero's single endless line), so the OOM
+    // killer has only the container's main process to choose: with a pipeline it may take a helper
+    // process instead, and the shell lives on.
+    const id = await run(pod, cfg, 'hog', ['sh', '-c', 'exec tail /dev/zero'], {
       linux: { resources: { memory_limit_in_bytes: 16 << 20, memory_swap_limit_in_bytes: 16 << 20 } },
     });
     const st = await d.waitExited(id, 60_000);

@@ -13,6 +13,7 @@ import type { ContainerRecord, SandboxRecord } from '../../store/metadata.js';
 import { invalidArgument, notFound } from '../../errors.js';
 import type { RuntimeContext } from '../context.js';
 import { nowNanos } from '../../util/time.js';
+import { unappliedContainerFields } from './unapplied.js';
 
 export function newId(): string {
   return randomBytes(32).toString('hex');
@@ -231,4 +232,16 @@ export function createdRecord(
 /** CRI stop_signal (1.33+) as a signal name without SIGNAL_; `fallback` (the image's) when unset. */
 export function criStopSignal(config: Pick<ContainerConfig__Output, 'stop_signal'>, fallback = ''): string {
   return config.stop_signal && config.stop_signal !== 'SIGNAL_RUNTIME_DEFAULT' ? config.stop_signal.slice('SIGNAL_'.length) : fallback;
+}
+
+/**
+ * The end of a CreateContainer whose launch succeeded (the record is stored): the CREATED event,
+ * the fields accepted but not applied logged, and the exit watched.
+ */
+export function containerCreated(ctx: RuntimeContext, record: ContainerRecord): { container_id: string } {
+  ctx.events.emit('CONTAINER_CREATED_EVENT', record.id, record.sandboxId);
+  const unapplied = unappliedContainerFields(record.config);
+  if (unapplied.length) ctx.log.warn('container fields accepted but not applied', { container: record.id, fields: unapplied });
+  ctx.watchContainer(ctx.containers.get(record.id)!);
+  return { container_id: record.id };
 }

@@ -11,14 +11,13 @@ import { containerName, type ProcessSpec, type SandboxRecord } from '../../store
 import { containerId, containerRuntimeDir, DOCKER_HANDLER, podId, type RuntimeContext } from '../context.js';
 import { createDockerContainer } from './create-docker-container.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from '../../errors.js';
-import { checkIds, checkName, createdRecord, criStopSignal, destroyFailedLaunch, findContainer, groupsPolicy, mustSandbox, namespaceModes, newId, resolveLogPath, toLimits, type GroupsPolicy } from './common.js';
+import { checkIds, checkName, containerCreated, createdRecord, criStopSignal, destroyFailedLaunch, findContainer, groupsPolicy, mustSandbox, namespaceModes, newId, resolveLogPath, toLimits, type GroupsPolicy } from './common.js';
 import { checkContainerUserns, checkMapped, userNamespace } from './userns.js';
 import { ambientMask, capabilityMask, capabilityNames, runtimeBoundingSet } from './capabilities.js';
 import { chooseSeccomp, hostTarget, seccompFilter } from '../../security/seccomp/compile.js';
 import { appArmorProfile, thisHost } from '../../security/apparmor.js';
 import { criDevices, hostDevices } from './devices.js';
 import { criMounts } from './mounts.js';
-import { unappliedContainerFields } from './unapplied.js';
 import { holdCreate } from '../../fault.js';
 import { containerPreLaunchHook } from './pre-launch-hook.js';
 
@@ -161,11 +160,7 @@ async function createWithImage(
     });
     if (result !== 'SUCCESS') throw failedPrecondition(`container launch was not accepted: ${result}`);
     ctx.containers.put({ ...record, process: processSpec! });
-    ctx.events.emit('CONTAINER_CREATED_EVENT', id, record.sandboxId);
-    const unapplied = unappliedContainerFields(config);
-    if (unapplied.length) ctx.log.warn('container fields accepted but not applied', { container: id, fields: unapplied });
-    ctx.watchContainer(ctx.containers.get(id)!);
-    return { container_id: id };
+    return containerCreated(ctx, record);
   } catch (err) {
     await destroyFailedLaunch(ctx, containerId(record));
     ctx.names.release(name);

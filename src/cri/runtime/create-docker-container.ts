@@ -10,14 +10,13 @@ import type { DockerLaunch } from '../../containerizer/docker/containerizer.js';
 import { containerName, type SandboxRecord } from '../../store/metadata.js';
 import { containerId, containerRuntimeDir, DOCKER_HANDLER, podId, type RuntimeContext } from '../context.js';
 import { alreadyExists, failedPrecondition, invalidArgument, unimplemented } from '../../errors.js';
-import { checkIds, checkName, createdRecord, criStopSignal, destroyFailedLaunch, groupsPolicy, namespaceModes, newId, resolveLogPath, toLimits } from './common.js';
+import { checkIds, checkName, containerCreated, createdRecord, criStopSignal, destroyFailedLaunch, groupsPolicy, namespaceModes, newId, resolveLogPath, toLimits } from './common.js';
 import { userNamespace } from './userns.js';
 import { containerPreLaunchHook } from './pre-launch-hook.js';
 import { chooseSeccomp } from '../../security/seccomp/compile.js';
 import { loadLocalhostProfile, runtimeDefaultProfile } from '../../security/seccomp/profile.js';
 import { appArmorProfile, thisHost } from '../../security/apparmor.js';
 import { criMounts } from './mounts.js';
-import { unappliedContainerFields } from './unapplied.js';
 import { mkdirp } from '../../util/mkdirp.js';
 
 export async function createDockerContainer(ctx: RuntimeContext, criConfig: ContainerConfig__Output, sandbox: SandboxRecord): Promise<CreateContainerResponse> {
@@ -139,11 +138,7 @@ export async function createDockerContainer(ctx: RuntimeContext, criConfig: Cont
       imageId: spec.resolved?.imageId ?? imageRef,
       stopSignal: record.stopSignal || spec.resolved?.stopSignal || '',
     });
-    ctx.events.emit('CONTAINER_CREATED_EVENT', id, record.sandboxId);
-    const unapplied = unappliedContainerFields(config);
-    if (unapplied.length) ctx.log.warn('container fields accepted but not applied', { container: id, fields: unapplied });
-    ctx.watchContainer(ctx.containers.get(id)!);
-    return { container_id: id };
+    return containerCreated(ctx, record);
   } catch (err) {
     await destroyFailedLaunch(ctx, containerId(record));
     ctx.names.release(name);

@@ -62,6 +62,8 @@ export class EventBus {
 
   /** A transition of container (or pod) `id` in pod `sandboxId`; the records are read now. */
   emit(type: EventType, id: string, sandboxId: string, sandbox?: SandboxRecord): void {
+    // Nobody to send it to and no backlog to keep: no list scan or statuses on every CRI call.
+    if (!this.recovering && this.subscribers.size === 0) return;
     const ctx = this.ctx();
     const pod = sandbox ?? ctx.sandboxes.get(sandboxId);
     const ctrs: ContainerRecord[] = ctx.containers.list().filter((c) => c.sandboxId === sandboxId);

@@ -9,6 +9,8 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import type { ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { projectRoot } from '../../src/util/paths.js';
@@ -179,6 +181,26 @@ export class TestDaemon {
   /** The conflist the `cni` option writes (bridge + host-local + portmap + loopback). */
   testConflist(): string {
     return testConflist(this.ipamDir);
+  }
+
+  /**
+   * Put `list` in place of the test conflist for this test (the conf dir is watched) and wait
+   * until the daemon has loaded it (verbose Status names the loaded network); the test conflist
+   * is back, and loaded, when the test ends.
+   */
+  async useConflist(t: ExecutionContext, list: { plugins: object[] }): Promise<void> {
+    const file = join(this.cniConfDir, '10-test.conflist');
+    const loaded = (want: { plugins: object[] }) =>
+      waitFor('the daemon to load the conflist', async () => {
+        const net = (await this.client.call('Status', { verbose: true })).info.cniconfig as string | undefined;
+        return (net && isDeepStrictEqual(JSON.parse(net).network.plugins, want.plugins)) || undefined;
+      });
+    t.teardown(async () => {
+      writeFileSync(file, this.testConflist());
+      await loaded(JSON.parse(this.testConflist()));
+    });
+    writeFileSync(file, JSON.stringify(list));
+    await loaded(list);
   }
 
   /** Run a command inside the daemon's network namespace; its stdout. */
@@ -480,4 +502,19 @@ export function containerConfig(name: string, command: string[], extra: Record<s
     labels: { container: name },
     ...extra,
   };
+}
+
+/** A CRI log line: RFC 3339 nanosecond time, stream, P (partial) or F (full), text. */
+export const CRI_LOG_LINE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z) (stdout|stderr) ([PF]) (.*)$/;
+
+/** The lines of a CRI log file; throws on a line that is not in the CRI format. */
+export function criLogLines(path: string): { stream: string; tag: string; text: string }[] {
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const m = CRI_LOG_LINE.exec(l);
+      if (!m) throw new Error(`not a CRI log line: ${l.slice(0, 200)}`);
+      return { stream: m[2]!, tag: m[3]!, text: m[4]! };
+    });
 }

@@ -4,7 +4,6 @@
 // with it. The conflist is bridge + host-local (10.88.0.0/24) + portmap + loopback.
 import test, { type ExecutionContext } from 'ava';
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { isDeepStrictEqual } from 'node:util';
 import { join } from 'node:path';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { FAULT_POINTS } from '../../src/fault.js';
@@ -205,26 +204,7 @@ if (d) {
     t.deepEqual(existsSync(cniStateDir(d.workDir)) ? readdirSync(cniStateDir(d.workDir)) : [], []);
   });
 
-  /**
-   * Put `list` in place of the test conflist for this test (the dir is watched), and wait until
-   * the daemon has loaded it (verbose Status names the loaded network); the test conflist is
-   * back, and loaded, when the test ends. Pods keep the network their ADD used: DEL reads it
-   * from their checkpoint.
-   */
-  const useConflist = async (t: ExecutionContext, list: { plugins: object[] }) => {
-    const file = join(d.cniConfDir, '10-test.conflist');
-    const loaded = (want: { plugins: object[] }) =>
-      waitFor('the daemon to load the conflist', async () => {
-        const net = (await d.client.call('Status', { verbose: true })).info.cniconfig as string | undefined;
-        return (net && isDeepStrictEqual(JSON.parse(net).network.plugins, want.plugins)) || undefined;
-      });
-    t.teardown(async () => {
-      writeFileSync(file, d.testConflist());
-      await loaded(JSON.parse(d.testConflist()));
-    });
-    writeFileSync(file, JSON.stringify(list));
-    await loaded(list);
-  };
+  const useConflist = (t: ExecutionContext, list: { plugins: object[] }) => d.useConflist(t, list);
   /** The test conflist with `change` applied to a copy of it. */
   const conflistWith = (change: (list: { plugins: Record<string, unknown>[] }) => void) => {
     const list = JSON.parse(d.testConflist());

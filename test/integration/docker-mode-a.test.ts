@@ -4,24 +4,14 @@
 import test from 'ava';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { TestDaemon, containerConfig, isRoot, podConfig, waitFor } from '../helpers/daemon.js';
+import { TestDaemon, criLogLines, containerConfig, isRoot, podConfig, waitFor } from '../helpers/daemon.js';
 import { DOCKER_BUSYBOX, TestDockerd } from '../helpers/dockerd.js';
 import { buildExecutorImage } from '../../hack/build-executor-image.js';
 import { BUNDLE_FILE, projectRoot } from '../../src/util/paths.js';
 import { socketPath } from '../../src/docker/engine.js';
 
-const CRI_LINE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z) (stdout|stderr) ([PF]) (.*)$/;
 
-function criLines(path: string) {
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => {
-      const m = CRI_LINE.exec(l);
-      if (!m) throw new Error(`not a CRI log line: ${l.slice(0, 200)}`);
-      return { stream: m[2]!, tag: m[3]!, text: m[4]! };
-    });
-}
+const criLines = criLogLines;
 
 function dockerPod(name: string, logDir: string) {
   return podConfig(name, { linux: { security_context: { namespace_options: { network: 'NODE', pid: 'POD', ipc: 'POD' } } } }, logDir);

@@ -4,8 +4,7 @@
 // PortForward go over the stream server as kubelet drives them (test/helpers/stream-client.ts).
 import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { isDeepStrictEqual } from 'node:util';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -335,20 +334,9 @@ if (usable) {
 
   test.serial('docker pod: an ADD that fails half-way is undone: the error names the plugin, the IP is freed, nothing is left', async (t) => {
     // bridge + host-local take an IP, then tuning fails on a sysctl that does not exist.
-    const file = join(d.cniConfDir, '10-test.conflist');
     const list = JSON.parse(d.testConflist()) as { plugins: object[] };
     list.plugins.splice(1, 0, { type: 'tuning', sysctl: { 'net.ipv4.conf.eth0.no_such_key': '1' } });
-    const loaded = (want: { plugins: object[] }) =>
-      waitFor('the daemon to load the conflist', async () => {
-        const net = (await d.client.call('Status', { verbose: true })).info.cniconfig as string | undefined;
-        return (net && isDeepStrictEqual(JSON.parse(net).network.plugins, want.plugins)) || undefined;
-      });
-    t.teardown(async () => {
-      writeFileSync(file, d.testConflist());
-      await loaded(JSON.parse(d.testConflist()));
-    });
-    writeFileSync(file, JSON.stringify(list));
-    await loaded(list);
+    await d.useConflist(t, list);
     const before = (await dockerd!.containers()).length;
     const err = (await t.throwsAsync(
       d.client.call('RunPodSandbox', { config: dockerPod('dtuning', join(d.logDir, 'dtuning'), 'POD'), runtime_handler: 'docker' }),

@@ -6,12 +6,11 @@ import { status } from '@grpc/grpc-js';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BUSYBOX, TestDaemon, containerConfig, isRoot, podConfig, waitFor } from '../helpers/daemon.js';
+import { BUSYBOX, TestDaemon, criLogLines, containerConfig, isRoot, podConfig, waitFor } from '../helpers/daemon.js';
 import { DOCKER_BUSYBOX, TestDockerd } from '../helpers/dockerd.js';
 import { buildImage, registryAvailable, TestRegistry } from '../helpers/registry.js';
 import { busyboxLayer } from '../../hack/build-test-images.js';
 
-const CRI_LINE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z) (stdout|stderr) ([PF]) (.*)$/;
 
 async function rejects(t: ExecutionContext, p: Promise<unknown>, code: number, msg: RegExp) {
   const err = await t.throwsAsync(p);
@@ -28,16 +27,7 @@ function dockerCtr(name: string, command: string[], extra: Record<string, unknow
   return containerConfig(name, command, { image: { image: DOCKER_BUSYBOX }, ...extra });
 }
 
-function criLines(path: string) {
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => {
-      const m = CRI_LINE.exec(l);
-      if (!m) throw new Error(`not a CRI log line: ${l.slice(0, 200)}`);
-      return { stream: m[2]!, tag: m[3]!, text: m[4]! };
-    });
-}
+const criLines = criLogLines;
 
 const usable = isRoot() && TestDockerd.available();
 if (!usable) test.skip('docker tests need root and dockerd (hack/deps.sh --test installs docker.io)', () => {});

@@ -5,10 +5,9 @@ import { busyboxLayer, writeOciLayout } from '../../hack/build-test-images.js';
 import { importImage } from '../../src/images/import.js';
 import { ImageStore } from '../../src/images/store.js';
 import { join } from 'node:path';
-import { podConfig, containerConfig, privilegedPodConfig, waitFor } from '../helpers/daemon.js';
+import { CRI_LOG_LINE, podConfig, containerConfig, privilegedPodConfig, waitFor } from '../helpers/daemon.js';
 import { useDaemon } from '../helpers/suite.js';
 
-const CRI_LINE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z) (stdout|stderr) ([PF]) (.*)$/;
 
 const d = useDaemon('lifecycle tests');
 if (d) {
@@ -30,7 +29,7 @@ if (d) {
     t.true(BigInt(st.finished_at) >= BigInt(st.started_at));
     t.is(st.log_path, join(logDir, 'printer/0.log'));
     const lines = readFileSync(st.log_path, 'utf8').trim().split('\n');
-    const parsed = lines.map((l) => CRI_LINE.exec(l));
+    const parsed = lines.map((l) => CRI_LOG_LINE.exec(l));
     t.true(parsed.every(Boolean), lines.join('\n'));
     const byStream = Object.fromEntries(parsed.map((m) => [m![2], m![4]]));
     t.is(byStream.stdout, 'to-stdout');

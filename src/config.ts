@@ -112,10 +112,25 @@ export interface RegistriesConfig {
    * false keeps pulls of mirrored hosts on their mirrors only.
    */
   fallbackToUpstream: boolean;
+  /**
+   * Registry host → credentials (containerd's `registry.configs."host".auth`), used when a
+   * PullImage carries no auth of its own, and for the Docker Engine's pulls from that host.
+   * TOML: `[registry.auths."host"]` with `username` + `password`, `auth` (base64 of
+   * user:password) or `identitytoken`.
+   */
+  auths: Record<string, RegistryAuth>;
+}
+
+/** Credentials of one registry host in the config (the CRI AuthConfig's fields). */
+export interface RegistryAuth {
+  username?: string;
+  password?: string;
+  auth?: string;
+  identityToken?: string;
 }
 
 export function defaultRegistriesConfig(): RegistriesConfig {
-  return { mirrors: {}, insecure: [], pullProgressTimeoutSeconds: 60, maxConcurrentDownloads: 3, fallbackToUpstream: true };
+  return { mirrors: {}, insecure: [], pullProgressTimeoutSeconds: 60, maxConcurrentDownloads: 3, fallbackToUpstream: true, auths: {} };
 }
 
 export const DEFAULT_CONFIG_PATH = '/etc/cri-mesos/config.toml';
@@ -277,13 +292,14 @@ export function parseDuration(text: string, what: string): number {
   return ms;
 }
 
-const REGISTRY_KEYS = ['mirrors', 'insecure', 'pull_progress_timeout_seconds', 'max_concurrent_downloads', 'fallback_to_upstream'];
+const REGISTRY_KEYS = ['mirrors', 'insecure', 'pull_progress_timeout_seconds', 'max_concurrent_downloads', 'fallback_to_upstream', 'auths'];
+const AUTH_KEYS: Record<string, keyof RegistryAuth> = { username: 'username', password: 'password', auth: 'auth', identitytoken: 'identityToken' };
 
 /** The `[registry]` table: `mirrors = { "docker.io" = ["http://127.0.0.1:5000"] }`, `insecure = ["myreg:5000"]`, ... */
 function parseRegistriesToml(value: unknown, base: RegistriesConfig): RegistriesConfig {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('config key "registry": expected a table');
   const t = value as Record<string, unknown>;
-  const out: RegistriesConfig = { ...base, mirrors: { ...base.mirrors }, insecure: [...base.insecure] };
+  const out: RegistriesConfig = { ...base, mirrors: { ...base.mirrors }, insecure: [...base.insecure], auths: { ...base.auths } };
   for (const k of Object.keys(t)) if (!REGISTRY_KEYS.includes(k)) throw new Error(`config: unknown key "registry.${k}"`);
   const strings = (v: unknown, what: string): string[] => {
     if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new Error(`config key "${what}": expected a list of strings`);
@@ -304,6 +320,21 @@ function parseRegistriesToml(value: unknown, base: RegistriesConfig): Registries
     if (typeof t.fallback_to_upstream !== 'boolean') throw new Error('config key "registry.fallback_to_upstream": expected true or false');
     out.fallbackToUpstream = t.fallback_to_upstream;
   }
+  if (t.auths !== undefined) {
+    if (typeof t.auths !== 'object' || t.auths === null || Array.isArray(t.auths)) throw new Error('config key "registry.auths": expected a table of host = { username, password, auth, identitytoken }');
+    for (const [host, v] of Object.entries(t.auths as Record<string, unknown>)) {
+      const what = `registry.auths."${host}"`;
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`config key "${what}": expected a table`);
+      const a: RegistryAuth = {};
+      for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+        const field = AUTH_KEYS[k];
+        if (!field) throw new Error(`config: unknown key "${what}.${k}" (known: ${Object.keys(AUTH_KEYS).join(', ')})`);
+        if (typeof x !== 'string') throw new Error(`config key "${what}.${k}": expected a string`);
+        a[field] = x;
+      }
+      out.auths[host] = a;
+    }
+  }
   return out;
 }
 
@@ -323,6 +354,13 @@ function validateRegistries(r: RegistriesConfig): void {
     }
   }
   for (const h of r.insecure) if (!HOST.test(h)) throw new Error(`registry.insecure: "${h}" is not a host or host:port`);
+  for (const [host, a] of Object.entries(r.auths)) {
+    if (!HOST.test(host)) throw new Error(`registry.auths: "${host}" is not a registry host`);
+    if (!a.auth && !a.identityToken && !(a.username && a.password)) {
+      throw new Error(`registry.auths."${host}": needs username and password, auth or identitytoken`);
+    }
+    if (a.auth && !Buffer.from(a.auth, 'base64').toString('utf8').includes(':')) throw new Error(`registry.auths."${host}".auth: must be base64 of user:password`);
+  }
   if (!(r.pullProgressTimeoutSeconds > 0)) throw new Error('registry.pull_progress_timeout_seconds: must be greater than 0');
   if (!Number.isInteger(r.maxConcurrentDownloads) || r.maxConcurrentDownloads < 1 || r.maxConcurrentDownloads > 32) {
     throw new Error('registry.max_concurrent_downloads: must be an integer from 1 to 32');

@@ -34,6 +34,9 @@ import { NetworkConfigWatcher } from './network/conf-dir.js';
 import { PodNetworks } from './network/pod-network.js';
 import { LinuxFilesystemIsolator } from './containerizer/mesos/isolators/filesystem/linux.js';
 import { ImageStore } from './images/store.js';
+import { CredentialCache } from './images/credential-cache.js';
+import { configCredentials } from './images/pull.js';
+import { pullerFor } from './cri/image/pull-image.js';
 import { Provisioner } from './provisioner/provisioner.js';
 import { MetadataStore, NameRegistry, containerName, sandboxName, type ContainerRecord, type SandboxRecord } from './store/metadata.js';
 import { containerId, nowNanos, podId, type RuntimeContext } from './cri/context.js';
@@ -107,6 +110,7 @@ export class Daemon {
       runtimeDir: config.runtimeDir,
       quarantine,
     });
+    const credentialCache = new CredentialCache();
     const members = config.containerizers.map((name) => {
       if (name === 'mesos') return { name, containerizer: mesos as Containerizer };
       if (name === 'docker') {
@@ -120,9 +124,14 @@ export class Daemon {
           // Docker pods on network POD: the same CNI network and plugins, state of their own.
           ...(network ? { network: new PodNetworks(dockerCniStateDir(config.workDir), network, network.exec, log) } : {}),
           ...(config.dockerMesosImage ? { executorImage: config.dockerMesosImage } : {}),
-          fromStore: async (ref, engine) => {
-            const lease = await images.lease(ref, 'docker load');
-            if (!lease) return undefined;
+          credentials: (ref, host) => credentialCache.lookup(ref) ?? configCredentials(config.registries, host),
+          fromStore: async (ref, engine, creds) => {
+            let lease = await images.lease(ref, 'docker load');
+            if (!lease) {
+              await pullerFor({ images, log, config, imageUsers: () => [] }).pull(ref, { creds });
+              lease = await images.lease(ref, 'docker load');
+              if (!lease) return undefined;
+            }
             try {
               const tagged = !ref.includes('@') && lease.image.repoTags.length > 0;
               await engine.loadStream(dockerArchive(images, lease.image, tagged ? [ref] : []));
@@ -176,6 +185,7 @@ export class Daemon {
       names: new NameRegistry(),
       containerizer,
       images,
+      credentials: credentialCache,
       cpuSamples: new CpuSampleCache(),
       podCidr: '',
       ...(network ? { network } : {}),

@@ -50,6 +50,20 @@ export interface ContainerSummary {
   State: string;
 }
 
+/** The Engine's AuthConfig (the X-Registry-Auth JSON). */
+export interface EngineAuth {
+  username?: string;
+  password?: string;
+  serveraddress?: string;
+  identitytoken?: string;
+  registrytoken?: string;
+}
+
+export interface EngineRegistryConfig {
+  InsecureRegistryCIDRs?: string[];
+  IndexConfigs?: Record<string, { Secure?: boolean }>;
+}
+
 export class Engine {
   readonly socket: string;
 
@@ -159,10 +173,19 @@ export class Engine {
   }
 
   /** POST /images/create?fromImage: a pull; `auth` is the X-Registry-Auth object. */
-  async pull(repo: string, tag: string, auth?: Record<string, string>): Promise<void> {
+  /** docker pull repo:tag, with the credentials as X-Registry-Auth. */
+  async pull(repo: string, tag: string, auth?: EngineAuth): Promise<void> {
     const q = new URLSearchParams({ fromImage: repo, tag });
-    const headers = auth ? { 'X-Registry-Auth': Buffer.from(JSON.stringify(auth)).toString('base64url') } : undefined;
+    // URL-safe base64 *with* padding: Go's base64.URLEncoding (the Engine's decoder) wants it, and
+    // an Engine that cannot decode the header pulls anonymously.
+    const headers = auth ? { 'X-Registry-Auth': Buffer.from(JSON.stringify(auth)).toString('base64').replace(/\+/g, '-').replace(/\//g, '_') } : undefined;
     await this.progress('POST', `/images/create?${q}`, { ...(headers ? { headers } : {}) });
+  }
+
+  /** The Engine's registry settings (GET /info): which hosts it reaches over plain HTTP. */
+  async registryConfig(): Promise<EngineRegistryConfig> {
+    const { body } = await this.call<{ RegistryConfig?: EngineRegistryConfig }>('GET', '/info');
+    return body.RegistryConfig ?? {};
   }
 
   async tag(image: string, repo: string, tag: string): Promise<void> {

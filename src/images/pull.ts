@@ -111,10 +111,12 @@ export class Puller {
   pull(ref: string, opts: PullOptions = {}): Promise<ImageRecord> {
     const parsed = parseReference(ref);
     const platform = opts.platform ?? hostPlatform();
-    const key = `${normalizeReference(ref)}|${credentialsKey(opts.creds)}|${fmtPlatform(platform)}`;
+    // No credentials in the request: the config's for the image's host (registry.auths).
+    const creds = opts.creds ?? configCredentials(this.config, parsed.domain);
+    const key = `${normalizeReference(ref)}|${credentialsKey(creds)}|${fmtPlatform(platform)}`;
     let p = this.pulls.get(key);
     if (!p) {
-      p = this.doPull(parsed, opts.creds, platform).finally(() => this.pulls.delete(key));
+      p = this.doPull(parsed, creds, platform).finally(() => this.pulls.delete(key));
       this.pulls.set(key, p);
     }
     return p;
@@ -366,4 +368,11 @@ class RegistrySource implements ManifestSource {
       throw e;
     }
   }
+}
+
+/** The config's credentials for a registry host (registry.auths), as the CRI's AuthConfig would carry them. */
+export function configCredentials(config: RegistriesConfig, host: string): Credentials | undefined {
+  const a = config.auths[host];
+  if (!a) return undefined;
+  return { ...a, serverAddress: host };
 }

@@ -38,6 +38,10 @@ let shared: string;
 /** A registry on loopback that is only ever reached as the mirror of a host that does not exist. */
 let mirror: TestRegistry | undefined;
 const MIRRORED = 'mirror-only.invalid/test/mirrored:1';
+/** Registries that want a login: one the CRI's PullImage auth opens, one the config's registry.auths opens. */
+let criAuthed: TestRegistry | undefined;
+let busyboxLayerCached: Awaited<ReturnType<typeof busyboxLayer>> | undefined;
+let configAuthed: TestRegistry | undefined;
 
 if (usable) {
   d = new TestDaemon({ prefix: 'cm-docker' });
@@ -49,6 +53,7 @@ if (usable) {
     writeFileSync(
       hook,
       `#!/bin/sh\nin=$(cat)\ncase "$in" in *'"name":"hook-refused"'*) echo "the test hook refuses this" >&2; exit 3;; esac\n` +
+        `case "$in" in *'"kind":"container"'*) printf '%s' "$in" > ${shared}/last-container-input.json;; esac\n` +
         `case "$in" in *'"kind":"container"'*) echo '{"env":[{"key":"FROM_HOOK","value":"yes"}],"labels":{"hooked":"true"}}';; esac\n`,
       { mode: 0o755 },
     );
@@ -57,7 +62,16 @@ if (usable) {
       mirror = await TestRegistry.start();
       const img = buildImage([await busyboxLayer()], { docker: true, config: { Cmd: ['sh', '-c', 'echo mirrored'], Env: ['PATH=/bin'] } });
       await mirror.pushImage('test/mirrored', '1', img);
-      toml += `[registry]\nmirrors = { "mirror-only.invalid" = ["http://${mirror.host}"] }\nfallback_to_upstream = false\n`;
+      criAuthed = await TestRegistry.start({ basic: { users: { alice: 'alice-secret' } } });
+      configAuthed = await TestRegistry.start({ basic: { users: { bob: 'bob-secret' } } });
+      const echo = (text: string) => buildImage([busyboxLayerCached!], { docker: true, config: { Cmd: ['sh', '-c', `echo ${text}`], Env: ['PATH=/bin'] } });
+      busyboxLayerCached = await busyboxLayer();
+      await criAuthed.pushImage('test/private', '1', echo('private-cri'));
+      await criAuthed.pushImage('test/never-pulled', '1', echo('never'));
+      await configAuthed.pushImage('test/private', '1', echo('private-config'));
+      toml +=
+        `[registry]\nmirrors = { "mirror-only.invalid" = ["http://${mirror.host}"] }\nfallback_to_upstream = false\n` +
+        `[registry.auths."${configAuthed.host}"]\nusername = "bob"\npassword = "bob-secret"\n`;
     }
     const config = join(shared, 'config.toml');
     writeFileSync(config, toml);
@@ -70,6 +84,8 @@ if (usable) {
     await d.teardown();
     await dockerd?.stopAndCheck();
     await mirror?.stop();
+    await criAuthed?.stop();
+    await configAuthed?.stop();
     if (shared) rmSync(shared, { recursive: true, force: true });
   });
 
@@ -182,6 +198,33 @@ if (usable) {
     await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
   });
 
+  // Registries with logins need Debian's docker-registry and htpasswd (hack/deps.sh --test).
+  (registryAvailable() ? test.serial : test.skip)('docker pod: the Engine pulls with the credentials PullImage carried, or the config\'s registry.auths', async (t) => {
+    const cfg = dockerPod('authed', join(d.logDir, 'authed'));
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg, runtime_handler: 'docker' });
+    const digests = async (ref: string) => ((await dockerd!.engine.call<{ RepoDigests?: string[] }>('GET', `/images/${encodeURIComponent(ref)}/json`)).body.RepoDigests ?? []);
+    // The kubelet's way: PullImage with the pod's pull secret, then CreateContainer (which has no auth).
+    const cri = `${criAuthed!.host}/test/private:1`;
+    await d.client.call('PullImage', { image: { image: cri }, auth: { username: 'alice', password: 'alice-secret' } });
+    const a = await run(pod, cfg, 'cri-auth', [], { command: [], image: { image: cri } });
+    t.deepEqual(criLines((await d.waitExited(a)).log_path).map((l) => l.text), ['private-cri']);
+    // Pulled by the Engine itself from the registry (a docker load has no RepoDigests).
+    t.true((await digests(cri)).some((x) => x.startsWith(`${criAuthed!.host}/test/private@sha256:`)), String(await digests(cri)));
+    // No PullImage before: the config's credentials for the host.
+    const conf = `${configAuthed!.host}/test/private:1`;
+    const b = await run(pod, cfg, 'config-auth', [], { command: [], image: { image: conf } });
+    t.deepEqual(criLines((await d.waitExited(b)).log_path).map((l) => l.text), ['private-config']);
+    t.true((await digests(conf)).some((x) => x.startsWith(`${configAuthed!.host}/test/private@sha256:`)));
+    // A repository no credentials were given for: refused by the registry, and the error says so.
+    await rejects(
+      t,
+      d.client.call('CreateContainer', { pod_sandbox_id: pod, config: dockerCtr('no-auth', [], { image: { image: `${criAuthed!.host}/test/never-pulled:1` } }), sandbox_config: cfg }),
+      status.NOT_FOUND,
+      /config\.image\.image.*never-pulled.*(unauthorized|authentication)/is,
+    );
+    await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+  });
+
   test.serial('docker pod: the pre-launch hook adds env and labels to a docker container, and its refusal fails the create', async (t) => {
     const cfg = dockerPod('hooked', join(d.logDir, 'hooked'));
     const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg, runtime_handler: 'docker' });
@@ -189,6 +232,12 @@ if (usable) {
     const st = await d.waitExited(id);
     t.deepEqual(criLines(st.log_path).map((l) => l.text), ['FROM_HOOK=yes']);
     t.is(st.labels.hooked, 'true');
+    // The seed's order, pull then hook: the hook saw the id of the image the Engine has.
+    const input = JSON.parse(readFileSync(join(shared, 'last-container-input.json'), 'utf8'));
+    t.is(input.container.metadata.name, 'hooked');
+    t.is(input.container.image.ref, DOCKER_BUSYBOX);
+    t.is(input.container.image.id, (await dockerd!.engine.inspectImage(DOCKER_BUSYBOX))!.Id);
+    t.is(st.image_ref, input.container.image.id);
     const [c] = (await dockerd!.engine.list(['io.cri-mesos.kind=container'])).filter((x) => x.Labels['io.cri-mesos.id']?.endsWith(id));
     t.is(c!.Labels['io.cri-mesos.label.hooked'], 'true');
     await rejects(

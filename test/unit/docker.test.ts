@@ -4,7 +4,7 @@ import test from 'ava';
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { resourceFields, splitRef } from '../../src/containerizer/docker/containerizer.js';
+import { engineAuth, engineInsecure, resourceFields, splitRef } from '../../src/containerizer/docker/containerizer.js';
 import { CriLog, MAX_LOG_LINE } from '../../src/containerizer/docker/executor.js';
 import { Demux, rfc3339Nanos, socketPath } from '../../src/docker/engine.js';
 import { executorImageFiles } from '../../hack/build-executor-image.js';
@@ -94,4 +94,20 @@ test('the executor\'s CRI log: F lines, 16 KiB P chunks, CR stripped, the rest f
   t.true(files.some((f) => /\/libc\.so\.6$/.test(f)), files.join(' '));
   t.true(files.some((f) => /\/ld-linux[^/]*\.so\.\d$/.test(f)), files.join(' '));
   t.true(files.every((f) => f.startsWith('/') && existsSync(f)));
+});
+
+test('Engine pulls: the AuthConfig from CRI credentials, and which hosts the Engine reaches over plain HTTP', (t) => {
+  t.deepEqual(engineAuth({ username: 'u', password: 'p' }, 'reg:5000'), { username: 'u', password: 'p', serveraddress: 'reg:5000' });
+  t.deepEqual(engineAuth({ auth: Buffer.from('u:p:q').toString('base64') }, 'reg'), { username: 'u', password: 'p:q', serveraddress: 'reg' }, '"auth" is split for the Engine');
+  t.deepEqual(engineAuth({ identityToken: 'tok', serverAddress: 'quay.io' }, 'mirror'), { serveraddress: 'quay.io', identitytoken: 'tok' });
+  // What dockerd 20.10's /info says by default, plus one --insecure-registry name.
+  const rc = { InsecureRegistryCIDRs: ['127.0.0.0/8', '10.1.0.0/16'], IndexConfigs: { 'docker.io': { Secure: true }, 'myreg:5000': { Secure: false } } };
+  t.true(engineInsecure('127.0.0.1:5000', rc));
+  t.true(engineInsecure('localhost:5000', rc));
+  t.true(engineInsecure('10.1.200.3', rc));
+  t.false(engineInsecure('10.2.0.1:5000', rc));
+  t.true(engineInsecure('myreg:5000', rc));
+  t.false(engineInsecure('docker.io', rc));
+  t.false(engineInsecure('other.example:5000', rc), 'a name is not resolved');
+  t.false(engineInsecure('127.0.0.1:5000', {}), 'an Engine that told nothing');
 });

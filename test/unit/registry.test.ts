@@ -4,6 +4,8 @@ import test from 'ava';
 import { status } from '@grpc/grpc-js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { defaultRegistriesConfig, parseConfigToml } from '../../src/config.js';
+import { CredentialCache } from '../../src/images/credential-cache.js';
+import { configCredentials } from '../../src/images/pull.js';
 import {
   basicCredentials,
   credentialsKey,
@@ -84,7 +86,7 @@ test('config: the [registry] table', (t) => {
   const c = parseConfigToml(
     '[registry]\nmirrors = { "docker.io" = ["http://127.0.0.1:5000"] }\ninsecure = ["myreg:5000"]\npull_progress_timeout_seconds = 5\nmax_concurrent_downloads = 4\n',
   );
-  t.deepEqual(c.registries, { mirrors: { 'docker.io': ['http://127.0.0.1:5000'] }, insecure: ['myreg:5000'], pullProgressTimeoutSeconds: 5, maxConcurrentDownloads: 4, fallbackToUpstream: true });
+  t.deepEqual(c.registries, { mirrors: { 'docker.io': ['http://127.0.0.1:5000'] }, insecure: ['myreg:5000'], pullProgressTimeoutSeconds: 5, maxConcurrentDownloads: 4, fallbackToUpstream: true, auths: {} });
   t.deepEqual(parseConfigToml('').registries, defaultRegistriesConfig());
   const sub = parseConfigToml('[registry.mirrors]\n"quay.io" = ["https://m.example"]\n');
   t.deepEqual(sub.registries.mirrors, { 'quay.io': ['https://m.example'] });
@@ -95,6 +97,37 @@ test('config: the [registry] table', (t) => {
   t.throws(() => parseConfigToml('[registry]\npull_progress_timeout_seconds = 0\n'), { message: /greater than 0/ });
   t.throws(() => parseConfigToml('[registry]\nmax_concurrent_downloads = 0\n'), { message: /1 to 32/ });
   t.throws(() => parseConfigToml('registry = 3\n'), { message: /expected a table/ });
+});
+
+test('config: [registry.auths."host"] credentials, used when PullImage carries none', (t) => {
+  const c = parseConfigToml(
+    '[registry.auths."127.0.0.1:5000"]\nusername = "u"\npassword = "p"\n[registry.auths."quay.io"]\nauth = "' + Buffer.from('a:b').toString('base64') + '"\n',
+  );
+  t.deepEqual(c.registries.auths, { '127.0.0.1:5000': { username: 'u', password: 'p' }, 'quay.io': { auth: Buffer.from('a:b').toString('base64') } });
+  t.deepEqual(configCredentials(c.registries, '127.0.0.1:5000'), { username: 'u', password: 'p', serverAddress: '127.0.0.1:5000' });
+  t.is(configCredentials(c.registries, 'docker.io'), undefined);
+  t.throws(() => parseConfigToml('[registry.auths."h"]\nuser = "u"\n'), { message: /unknown key "registry\.auths\."h"\.user"/ });
+  t.throws(() => parseConfigToml('[registry.auths."h"]\nusername = "u"\n'), { message: /registry\.auths\."h": needs username and password/ });
+  t.throws(() => parseConfigToml('[registry.auths."h"]\nauth = "bm9jb2xvbg"\n'), { message: /auth: must be base64 of user:password/ });
+  t.throws(() => parseConfigToml('[registry.auths."bad host"]\nidentitytoken = "t"\n'), { message: /not a registry host/ });
+});
+
+test('credential cache: per repository, the latest pull wins, an anonymous pull forgets, entries expire', (t) => {
+  const cache = new CredentialCache(2, 1000);
+  const alice = { username: 'alice', password: 'x' };
+  cache.remember('127.0.0.1:5000/team/app:1', alice, 0);
+  t.deepEqual(cache.lookup('127.0.0.1:5000/team/app:2', 10), alice, 'another tag of the same repository');
+  t.is(cache.lookup('127.0.0.1:5000/team/other:1', 10), undefined);
+  t.is(cache.lookup('127.0.0.1:5000/team/app:1', 2000), undefined, 'expired');
+  cache.remember('busybox', alice, 0);
+  t.deepEqual(cache.lookup('docker.io/library/busybox:latest', 1), alice, 'short names are docker.io\'s');
+  cache.remember('busybox', undefined, 2);
+  t.is(cache.lookup('busybox', 3), undefined);
+  cache.remember('a/b', alice, 0);
+  cache.remember('a/c', alice, 0);
+  cache.remember('a/d', alice, 0);
+  t.is(cache.lookup('a/b', 1), undefined, 'the oldest goes first past the bound');
+  t.deepEqual(cache.lookup('a/d', 1), alice);
 });
 
 test('watchdog: fires after the quiet period, each kick restarts it', async (t) => {

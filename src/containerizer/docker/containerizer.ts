@@ -25,8 +25,9 @@ import type {
 import { type ContainerConfig, type ContainerId, type ResourceLimits, type ResourceStatistics, idString } from '../mesos/isolator.js';
 import type { Logger } from '../../log.js';
 import type { RegistriesConfig } from '../../config.js';
+import type { Credentials } from '../../images/registry.js';
 import type { ProcessSpec } from '../../store/metadata.js';
-import { Demux, Engine, EngineError, rfc3339Nanos, socketPath, type ContainerInspect } from '../../docker/engine.js';
+import { Demux, Engine, EngineError, rfc3339Nanos, socketPath, type ContainerInspect, type EngineAuth, type EngineRegistryConfig } from '../../docker/engine.js';
 import { dirname, join } from 'node:path';
 import { BUNDLE_FILE, projectRoot } from '../../util/paths.js';
 import { dockerContainerDir, dockerContainersDir, nestedContainersDir, runtimeFile } from '../../paths.js';
@@ -41,8 +42,11 @@ import { RUNTIME_VERSION } from '../../version.js';
 export interface DockerLaunch {
   /** the image reference as the user gave it (containers; pods run the pause image) */
   image?: string;
-  /** X-Registry-Auth for the pull (CRI AuthConfig) */
-  auth?: Record<string, string>;
+  /**
+   * The pre-launch hook, called once the image is in the Engine and before anything runs (the
+   * seed's order: pull, hook, run). It sees the image id and may change env and labels here.
+   */
+  preLaunch?: (image: { ref: string; id: string }) => Promise<void>;
   /** CRI command (Entrypoint) and args (Cmd); empty: the image's */
   entrypoint: string[];
   cmd: string[];
@@ -111,10 +115,16 @@ export interface DockerContainerizerOptions {
   /** argv that runs the cri-mesos CLI (node + its flags + the entry script) */
   cli: string[];
   /**
-   * Loads an image of cri-mesos' own store into the Engine (docker load) and returns the
-   * reference to run it by; undefined when the store does not have it.
+   * Loads an image of cri-mesos' own store into the Engine (docker load), pulling it into the
+   * store first (cri-mesos' puller, which honours every registry setting) when it is not there,
+   * and returns the reference to run it by; undefined when it cannot be had that way.
    */
-  fromStore?: (ref: string, engine: Engine) => Promise<string | undefined>;
+  fromStore?: (ref: string, engine: Engine, creds: Credentials | undefined) => Promise<string | undefined>;
+  /**
+   * The credentials for pulling `ref`: those its last PullImage carried (CredentialCache),
+   * else the config's registry.auths for `host` (the endpoint pulled from).
+   */
+  credentials?: (ref: string, host: string) => Credentials | undefined;
   /** The CNI networks of docker pods on network POD (the Mesos containerizer's module, its own state dir). */
   network?: PodNetworks;
   /**
@@ -308,15 +318,11 @@ export class DockerContainerizer implements Containerizer {
     mkdirSync(config.runtimeDir, { recursive: true, mode: 0o711 });
     // The checkpoint first, as the Mesos containerizer writes its config.json.
     writeFileSync(runtimeFile(config.runtimeDir, 'config'), JSON.stringify({ config, logPath: e.logPath }));
-    let image: string;
-    if (config.kind === 'pod') {
-      image = await this.pauseImage();
-    } else {
-      image = await this.pull(spec.image!, spec.auth);
-    }
-    // (The pre-launch hook runs in the CRI layer before launch() is called; nothing here.)
+    // The seed's order: the image into the Engine, then the pre-launch hook, then the run.
+    const image = config.kind === 'pod' ? await this.pauseImage() : await this.pull(spec.image!);
     const img = await this.engine.inspectImage(image);
     spec.resolved = { imageId: img?.Id ?? image, stopSignal: img?.Config?.StopSignal ?? '' };
+    if (spec.preLaunch) await spec.preLaunch({ ref: spec.image ?? image, id: spec.resolved.imageId });
     const body = this.createBody(e, spec, image);
     e.dockerId = await this.engine.create(this.dockerName(config.id), body);
     if (config.kind === 'pod') {
@@ -338,44 +344,55 @@ export class DockerContainerizer implements Containerizer {
   }
 
   /**
-   * The image for a container: the Engine's if it has it; else the one cri-mesos' store has
-   * (the kubelet pulled it through PullImage), loaded into the Engine; else pulled through the
-   * Engine (Mesos' Docker::pull without force), mirrors first and tagged as upstream.
+   * The image for a container, as Mesos' Docker::pull: the Engine's own copy if it has one;
+   * else pulled through the Engine, from the host's mirrors first (tagged as the upstream name)
+   * and then the host itself, with the CRI's or the config's credentials; else, when the Engine
+   * cannot pull it (an insecure host the Engine reaches over TLS only, a registry it cannot
+   * reach), through cri-mesos' own store (PullImage's copy, or a pull into it) and `docker load`.
    */
-  private async pull(ref: string, auth?: Record<string, string>): Promise<string> {
+  private async pull(ref: string): Promise<string> {
     if (await this.engine.inspectImage(ref)) return ref;
     const errors: string[] = [];
+    const { host, repo, tag } = splitRef(ref);
+    const reg = this.opts.registries;
+    const engineRegistries = await this.engine.registryConfig().catch(() => ({}) as EngineRegistryConfig);
+    const attempt = async (endpoint: string, insecure: boolean, pullRepo: string): Promise<boolean> => {
+      if (insecure && !engineInsecure(endpoint, engineRegistries)) {
+        errors.push(`${pullRepo}: the Docker Engine reaches ${endpoint} over TLS only (start dockerd with --insecure-registry ${endpoint})`);
+        return false;
+      }
+      const creds = this.opts.credentials?.(ref, endpoint);
+      try {
+        await this.engine.pull(pullRepo, tag, creds && engineAuth(creds, endpoint));
+        this.opts.log.info('docker containerizer: image pulled through the Engine', { image: ref, from: `${pullRepo}:${tag}`, auth: creds ? 'yes' : 'no' });
+        return true;
+      } catch (err) {
+        errors.push(`${pullRepo}:${tag}: ${(err as Error).message}`);
+        return false;
+      }
+    };
+    for (const mirror of reg.mirrors[host] ?? []) {
+      const u = new URL(mirror);
+      const path = host === 'docker.io' ? repo.replace(/^docker\.io\//, '') : repo.slice(host.length + 1);
+      const prefix = u.pathname.replace(/^\/+|\/+$/g, '');
+      const mref = `${u.host}/${prefix ? `${prefix}/` : ''}${path}`;
+      if (await attempt(u.host, u.protocol === 'http:' || reg.insecure.includes(u.host), mref)) {
+        await this.engine.tag(`${mref}:${tag}`, repo, tag);
+        return ref;
+      }
+    }
+    if ((!(reg.mirrors[host]?.length) || reg.fallbackToUpstream) && !unresolvable(host)) {
+      if (await attempt(host, reg.insecure.includes(host), repo)) return ref;
+    }
     if (this.opts.fromStore) {
       try {
-        const loaded = await this.opts.fromStore(ref, this.engine);
+        const loaded = await this.opts.fromStore(ref, this.engine, this.opts.credentials?.(ref, host));
         if (loaded) {
-          this.opts.log.info('docker containerizer: image loaded into the Engine from the image store', { image: ref, as: loaded });
+          this.opts.log.info('docker containerizer: image loaded into the Engine from the image store', { image: ref, as: loaded, ...(errors.length ? { enginePull: errors.join('; ') } : {}) });
           return loaded;
         }
       } catch (err) {
-        errors.push(`loading it from cri-mesos' image store: ${(err as Error).message}`);
-      }
-    }
-    const { host, repo, tag } = splitRef(ref);
-    const reg = this.opts.registries;
-    for (const mirror of reg.mirrors[host] ?? []) {
-      const mhost = new URL(mirror).host;
-      const path = host === 'docker.io' ? repo.replace(/^docker\.io\//, '') : repo.slice(host.length + 1);
-      const mref = `${mhost}/${path}`;
-      try {
-        await this.engine.pull(mref, tag, auth);
-        await this.engine.tag(`${mref}:${tag}`, repo, tag);
-        return ref;
-      } catch (err) {
-        errors.push(`${mref}: ${(err as Error).message}`);
-      }
-    }
-    if (!(reg.mirrors[host]?.length) || reg.fallbackToUpstream) {
-      try {
-        await this.engine.pull(repo, tag, auth);
-        return ref;
-      } catch (err) {
-        errors.push(`${repo}:${tag}: ${(err as Error).message}`);
+        errors.push(`through cri-mesos' image store: ${(err as Error).message}`);
       }
     }
     throw notFound(`image "${ref}" (config.image.image) could not be pulled through the Docker Engine: ${errors.join('; ')}`);
@@ -962,3 +979,57 @@ function readTail(file: string): string {
   }
 }
 
+/** The Engine's AuthConfig for credentials in the CRI's shape ("auth" is decoded: the Engine wants the parts). */
+export function engineAuth(c: Credentials, serverAddress: string): EngineAuth {
+  let { username, password } = c;
+  if (c.auth && !username) {
+    const dec = Buffer.from(c.auth, 'base64').toString('utf8');
+    const i = dec.indexOf(':');
+    if (i > 0) [username, password] = [dec.slice(0, i), dec.slice(i + 1)];
+  }
+  return {
+    ...(username !== undefined ? { username } : {}),
+    ...(password !== undefined ? { password } : {}),
+    serveraddress: c.serverAddress || serverAddress,
+    ...(c.identityToken ? { identitytoken: c.identityToken } : {}),
+    ...(c.registryToken ? { registrytoken: c.registryToken } : {}),
+  };
+}
+
+/**
+ * Whether the Engine pulls from `host` over plain HTTP (or TLS unverified): its --insecure-registry
+ * hosts (IndexConfigs Secure false) and CIDRs (127.0.0.0/8 always). Only literal IPs and
+ * localhost are matched against the CIDRs: a name is not resolved here.
+ */
+export function engineInsecure(host: string, rc: EngineRegistryConfig): boolean {
+  const idx = rc.IndexConfigs?.[host];
+  if (idx) return idx.Secure === false;
+  let name = host.replace(/:\d+$/, '');
+  if (name.startsWith('[')) name = name.slice(1, -1);
+  if (name === 'localhost') name = '127.0.0.1';
+  return (rc.InsecureRegistryCIDRs ?? []).some((cidr) => inCidr(name, cidr));
+}
+
+function inCidr(ip: string, cidr: string): boolean {
+  const [net, bits] = cidr.split('/');
+  const a = ipv4(ip);
+  const b = ipv4(net ?? '');
+  const n = Number(bits);
+  if (a === undefined || b === undefined || !(n >= 0 && n <= 32)) return ip === net;
+  const mask = n === 0 ? 0 : (~0 << (32 - n)) >>> 0;
+  return ((a & mask) >>> 0) === ((b & mask) >>> 0);
+}
+
+function ipv4(s: string): number | undefined {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
+  if (!m) return undefined;
+  const p = m.slice(1).map(Number);
+  if (p.some((x) => x > 255)) return undefined;
+  return ((p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!) >>> 0;
+}
+
+/** Names no resolver answers (RFC 6761 .test, .invalid, .example, .localhost other than localhost): never asked for. */
+function unresolvable(host: string): boolean {
+  const name = host.replace(/:\d+$/, '').toLowerCase();
+  return /\.(test|invalid|example|localhost)$/.test(name);
+}

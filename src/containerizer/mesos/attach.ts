@@ -22,7 +22,7 @@
 // wrote stdin disconnects. A frame of an unknown type, or too long, disconnects the client.
 import { openSync, closeSync, constants as fsc } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
-import { PassThrough, Writable, type Readable } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { failedPrecondition, withContext, isAbsent } from '../../errors.js';
 import type { AttachHandle } from '../containerizer.js';
 

@@ -1,6 +1,7 @@
 import type { DaemonConfig } from '../../config.js';
 import type { ImageStore } from '../../images/store.js';
 import type { Puller } from '../../images/pull.js';
+import type { CredentialCache } from '../../images/credential-cache.js';
 import type { Logger } from '../../log.js';
 
 /** What the ImageService handlers need; RuntimeContext extends it. */
@@ -14,6 +15,8 @@ export interface ImageServiceContext {
   imageUsers(imageId: string): string[];
   /** The registry client; when absent, PullImage makes one from `config.registries` (defaults without a config). */
   puller?: Puller;
+  /** Credentials of successful PullImages, per repository, for the Docker Engine's own pulls. */
+  credentials?: CredentialCache;
   /** The daemon configuration (RuntimeContext always has it). */
   config?: DaemonConfig;
 }

@@ -45,7 +45,9 @@ export async function pullImage(ctx: ImageServiceContext, req: PullImageRequest_
     if (img) return { image_ref: img.id };
   }
   try {
-    const rec = await pullerFor(ctx).pull(ref, { creds: credentials(req.auth) });
+    const creds = credentials(req.auth);
+    const rec = await pullerFor(ctx).pull(ref, { creds });
+    ctx.credentials?.remember(ref, creds);
     return { image_ref: rec.id };
   } catch (e) {
     if (e instanceof RegistryError && e.kind === 'unavailable') {

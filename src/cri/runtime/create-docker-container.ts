@@ -8,7 +8,7 @@ import type { CreateContainerResponse } from '../../../api/generated/runtime/v1/
 import type { ContainerConfig } from '../../containerizer/mesos/isolator.js';
 import type { DockerLaunch } from '../../containerizer/docker/containerizer.js';
 import { containerName, type SandboxRecord } from '../../store/metadata.js';
-import { containerId, containerRuntimeDir, DOCKER_HANDLER, podId, type RuntimeContext } from '../context.js';
+import { containerRuntimeDir, DOCKER_HANDLER, podId, type RuntimeContext } from '../context.js';
 import { alreadyExists, failedPrecondition, invalidArgument, unimplemented } from '../../errors.js';
 import { checkIds, checkName, containerCreated, createdRecord, criStopSignal, destroyFailedLaunch, groupsPolicy, namespaceModes, newId, resolveLogPath, toLimits } from './common.js';
 import { userNamespace } from './userns.js';
@@ -67,21 +67,13 @@ export async function createDockerContainer(ctx: RuntimeContext, criConfig: Cont
   const name = containerName(config, sandbox.config);
   const owner = ctx.names.reserve(name, id);
   if (owner) throw alreadyExists(`container name "${name}" (config.metadata) is reserved for ${owner}`);
-  // The pre-launch hook, before anything is made: a refusal leaves only the name to release.
-  // The Engine resolves the image at launch, so the hook sees the reference only (its id is '').
-  try {
-    config = await containerPreLaunchHook(ctx, id, sandbox, config, { ref: imageRef, id: '' });
-  } catch (err) {
-    ctx.names.release(name);
-    throw err;
-  }
   let user = sc?.run_as_username || (sc?.run_as_user ? String(sc.run_as_user.value) : '');
   if (sc?.run_as_group && user) user = `${user}:${String(sc.run_as_group.value)}`;
   const spec: DockerLaunch = {
     image: imageRef,
     entrypoint: config.command,
     cmd: config.args,
-    env: config.envs.filter((e) => e.key).map((e) => `${e.key}=${Buffer.isBuffer(e.value) ? e.value.toString('utf8') : e.value}`),
+    env: dockerEnv(config),
     workingDir: config.working_dir,
     user,
     groupAdd: groups.map(String),
@@ -93,6 +85,13 @@ export async function createDockerContainer(ctx: RuntimeContext, criConfig: Cont
     annotations: config.annotations ?? {},
     devices: config.devices.map((d) => ({ hostPath: d.host_path, containerPath: d.container_path || d.host_path, permissions: d.permissions })),
     ...(apparmor !== undefined ? { apparmor } : {}),
+    // The seed's order: the containerizer pulls the image through the Engine, then calls the
+    // hook (which so sees the image id), then runs the container.
+    preLaunch: async (image) => {
+      config = await containerPreLaunchHook(ctx, id, sandbox, config, image);
+      spec.env = dockerEnv(config);
+      spec.labels = config.labels ?? {};
+    },
   };
 
   const pod = sandbox.mesos;
@@ -115,33 +114,36 @@ export async function createDockerContainer(ctx: RuntimeContext, criConfig: Cont
     stdinOnce: config.stdin_once,
   };
   const uid = /^\d+$/.test(user.split(':')[0] ?? '') ? Number(user.split(':')[0]) : 0;
-  const record = createdRecord({
-    id,
-    sandboxId: sandbox.id,
-    config,
-    imageId: imageRef,
-    imageRef,
-    logPath,
-    process: { argv: [...config.command, ...config.args], env: spec.env, cwd: config.working_dir || '/', uid, gid: 0, groups },
-    stopSignal: criStopSignal(config),
-    mesos,
-  });
+  // After the launch: the hook may have added env and labels.
+  const recordOf = () =>
+    createdRecord({
+      id,
+      sandboxId: sandbox.id,
+      config,
+      imageId: spec.resolved?.imageId ?? imageRef,
+      imageRef,
+      logPath,
+      process: { argv: [...config.command, ...config.args], env: spec.env, cwd: config.working_dir || '/', uid, gid: 0, groups },
+      stopSignal: criStopSignal(config) || spec.resolved?.stopSignal || '',
+      mesos,
+    });
   try {
     if (logPath) mkdirp(join(logPath, '..'));
     // As containerd: a missing bind source is made (the Engine refuses a missing one).
     for (const m of mounts) if (!existsSync(m.hostPath)) mkdirSync(m.hostPath, { recursive: true });
-    // Seam for the pre-launch hook (config pre_launch_hook): it runs here, before launch, and may add env and labels to `spec`.
     const result = await ctx.containerizer.launch({ config: mesos, runtimeHandler: DOCKER_HANDLER, logPath, docker: spec });
     if (result !== 'SUCCESS') throw failedPrecondition(`container launch was not accepted: ${result}`);
-    ctx.containers.put({
-      ...record,
-      imageId: spec.resolved?.imageId ?? imageRef,
-      stopSignal: record.stopSignal || spec.resolved?.stopSignal || '',
-    });
+    const record = recordOf();
+    ctx.containers.put(record);
     return containerCreated(ctx, record);
   } catch (err) {
-    await destroyFailedLaunch(ctx, containerId(record));
+    await destroyFailedLaunch(ctx, mesos.id);
     ctx.names.release(name);
     throw err;
   }
+}
+
+/** CRI envs as the Engine's KEY=VALUE list. */
+function dockerEnv(config: ContainerConfig__Output): string[] {
+  return config.envs.filter((e) => e.key).map((e) => `${e.key}=${Buffer.isBuffer(e.value) ? e.value.toString('utf8') : e.value}`);
 }

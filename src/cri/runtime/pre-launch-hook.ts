@@ -2,10 +2,11 @@
 // (HookManager::slavePreLaunchDockerTaskExecutorDecorator): an executable run before every
 // launch, which sees what is about to run and may add environment variables and labels.
 //
-// It runs here, in the CRI layer, before RunPodSandbox and CreateContainer hand the launch to
-// the containerizer: so both containerizers (mesos and docker) get it, and the labels it adds
-// land in the CRI records, which ListContainers, ContainerStatus and PodSandboxStatus report
-// and recovery reads back.
+// Both containerizers get it, and the labels it adds land in the CRI records, which
+// ListContainers, ContainerStatus and PodSandboxStatus report and recovery reads back. Mesos
+// pods: it runs in the CRI layer before RunPodSandbox and CreateContainer hand the launch over.
+// Docker pods: the Docker containerizer calls it (DockerLaunch.preLaunch) in the seed's order,
+// after the image is in the Engine and before anything runs.
 //
 // In: one JSON object on stdin (HookInput below), then EOF.
 // Out: nothing (no changes), or one JSON object on stdout (HookOutput below).

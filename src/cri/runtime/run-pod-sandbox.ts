@@ -74,13 +74,16 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
       'the posix launcher cannot create namespaces: set linux.security_context.namespace_options network, pid and ipc to NODE, or start the daemon with --launcher=linux',
     );
   }
-  // Before anything is made: a refusal leaves only the name to release.
-  let labels: Record<string, string>;
-  try {
-    labels = await podPreLaunchHook(ctx, id, handler, config);
-  } catch (err) {
-    ctx.names.release(name);
-    throw err;
+  // Mesos pods: the hook before anything is made (a refusal leaves only the name to release).
+  // Docker pods: in the containerizer, once the pause image is in the Engine (the seed's order).
+  let labels = config.labels;
+  if (!docker) {
+    try {
+      labels = await podPreLaunchHook(ctx, id, handler, config);
+    } catch (err) {
+      ctx.names.release(name);
+      throw err;
+    }
   }
   const rundir = podRuntimeDir(ctx.config, id, handler);
   const dns = config.dns_config;
@@ -110,10 +113,10 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
       runtimeHandler: handler,
       ...(seccomp !== undefined ? { seccomp } : {}),
       ...(podUser ? { podUser } : {}),
-      ...(docker ? { docker: infraSpec({ ...config, labels }) } : {}),
+      ...(docker ? { docker: infraSpec(config, async (spec) => void (spec.labels = labels = await podPreLaunchHook(ctx, id, handler, config))) } : {}),
     });
     if (result === 'NOT_SUPPORTED') throw failedPrecondition(`no containerizer claims runtime_handler "${handler}"`);
-    ctx.sandboxes.update(id, { state: 'SANDBOX_READY' });
+    ctx.sandboxes.update(id, { state: 'SANDBOX_READY', ...(docker ? { config: { ...config, labels } } : {}) });
     // As containerd 1.7+: a pod's events carry its own id, CREATED and STARTED once it runs.
     ctx.events.emit('CONTAINER_CREATED_EVENT', id, id);
     ctx.events.emit('CONTAINER_STARTED_EVENT', id, id);
@@ -150,9 +153,9 @@ export function runtimeHandlers(containerizers: string[]): string[] {
   return containerizers.flatMap((c) => (c === 'mesos' ? [...MESOS_HANDLERS] : c === 'docker' ? [DOCKER_HANDLER] : []));
 }
 
-/** The docker pod's infra container: the pause image's own command, the pod's labels and annotations. */
-function infraSpec(config: PodSandboxConfig__Output): DockerLaunch {
-  return {
+/** The docker pod's infra container: the pause image's own command, the pod's labels and annotations, and the hook. */
+function infraSpec(config: PodSandboxConfig__Output, hook: (spec: DockerLaunch) => Promise<void>): DockerLaunch {
+  const spec: DockerLaunch = {
     entrypoint: [],
     cmd: [],
     env: [],
@@ -165,7 +168,9 @@ function infraSpec(config: PodSandboxConfig__Output): DockerLaunch {
     labels: config.labels ?? {},
     annotations: config.annotations ?? {},
     devices: [],
+    preLaunch: () => hook(spec),
   };
+  return spec;
 }
 
 /**

@@ -1,6 +1,6 @@
 // The Mesos Launcher contract (src/slave/containerizer/mesos/launcher.hpp).
 import type { SpawnOptions, SpawnedChild } from '../../../native/index.js';
-import type { ContainerConfig, ContainerId } from '../isolator.js';
+import type { ContainerConfig } from '../isolator.js';
 
 /** What recovery knows of a container (a quarantined one: its id and runtime dir only). */
 export type KnownContainer = Pick<ContainerConfig, 'id' | 'runtimeDir' | 'kind'> & Partial<Pick<ContainerConfig, 'cgroupParent'>>;

@@ -1,8 +1,9 @@
 // The image of executor mode A (--docker-mesos-image), built locally: no base image can be
 // pulled here. Its rootfs is the host's Node binary with the shared libraries ldd names (and the
 // ELF loader), and cri-mesos' built bundle (dist/cri-mesos.mjs) with the package.json that marks
-// the project root, all at the same paths as on the host, so the daemon's default executor entry
-// ([node, <root>/dist/cri-mesos.mjs]) runs inside it unchanged. `docker import` makes it an
+// the project root, the CRI proto and the native addon, all at the same paths as on the host, so
+// the daemon's default executor entry ([node, <root>/dist/cri-mesos.mjs]) runs inside it
+// unchanged, and so does the daemon itself (docker pods, --launcher posix). `docker import` makes it an
 // image; nothing of it is committed.
 //
 // Usage: npx tsx hack/build-executor-image.ts unix:///path/docker.sock [repo:tag]
@@ -12,7 +13,8 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import tar from 'tar-stream';
 import { Engine } from '../src/docker/engine.js';
-import { BUNDLE_FILE, projectRoot } from '../src/util/paths.js';
+import { PAUSE_BUSYBOX } from '../src/containerizer/docker/containerizer.js';
+import { BUNDLE_FILE, PROTO_FILE, projectRoot } from '../src/util/paths.js';
 
 export const EXECUTOR_TEST_IMAGE = { repo: 'cri-mesos.test/executor', tag: 'local' };
 
@@ -21,11 +23,17 @@ export function executorImageFiles(node = process.execPath): string[] {
   const root = projectRoot();
   const bundle = join(root, BUNDLE_FILE);
   if (!existsSync(bundle)) throw new Error(`${bundle} is missing: run npm run build first`);
-  const files = new Set<string>([node, bundle, join(root, 'package.json')]);
+  // The native addon too: the daemon itself can run in this image (docker pods, --launcher posix).
+  const addon = join(root, 'addon', 'build', 'Release', 'cri_mesos_native.node');
+  // And the static busybox the daemon makes its pause image of (docker import), when the host has it.
+  const extra = [addon, PAUSE_BUSYBOX].filter((f) => existsSync(f));
+  const files = new Set<string>([node, bundle, join(root, 'package.json'), join(root, PROTO_FILE), ...extra]);
   // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" and "/lib64/ld-linux-x86-64.so.2 (0x...)"
-  for (const line of execFileSync('ldd', [node], { encoding: 'utf8' }).split('\n')) {
-    const m = /=>\s*(\/\S+)/.exec(line) ?? /^\s*(\/\S+)\s+\(/.exec(line);
-    if (m) files.add(m[1]!);
+  for (const elf of [node, ...(existsSync(addon) ? [addon] : [])]) {
+    for (const line of execFileSync('ldd', [elf], { encoding: 'utf8' }).split('\n')) {
+      const m = /=>\s*(\/\S+)/.exec(line) ?? /^\s*(\/\S+)\s+\(/.exec(line);
+      if (m) files.add(m[1]!);
+    }
   }
   return [...files];
 }

@@ -46,7 +46,14 @@ function configFrom(opts: Record<string, string | undefined>): DaemonConfig {
 }
 
 withConfigFlags(program.command('daemon', { isDefault: true }).description('serve the CRI on a unix socket')).action(async (opts) => {
-  const config = configFrom(opts);
+  let config: DaemonConfig;
+  try {
+    config = configFrom(opts);
+  } catch (err) {
+    // A bad config is the operator's to fix: its message, not a stack trace.
+    process.stderr.write(`cri-mesos: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
   // Whoever reads our output may go away (a closed pipe, a dead terminal): that must never take
   // the daemon, and with it the CRI socket, down. Log lines are simply lost then.
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
@@ -59,6 +66,9 @@ withConfigFlags(program.command('daemon', { isDefault: true }).description('serv
   } catch (err) {
     log.error('cannot start', { error: (err as Error).message });
     process.exitCode = 1;
+    // What the start had opened (listeners, watchers) would keep a daemon that serves nothing
+    // alive: leave, once the log line had its chance to reach a pipe.
+    setTimeout(() => process.exit(1), 200).unref();
     return;
   }
   const shutdown = (signal: string) => {

@@ -2,9 +2,10 @@
 // an image built here from the host's node and the built bundle (hack/build-executor-image.ts),
 // against a dockerd of this file's own. What a CRI client sees, and what the Engine has.
 import test from 'ava';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { TestDaemon, criLogLines, containerConfig, isRoot, podConfig, waitFor } from '../helpers/daemon.js';
+import { CriClient, TestDaemon, criLogLines, containerConfig, isRoot, podConfig, waitFor } from '../helpers/daemon.js';
 import { DOCKER_BUSYBOX, TestDockerd } from '../helpers/dockerd.js';
 import { buildExecutorImage } from '../../hack/build-executor-image.js';
 import { BUNDLE_FILE, projectRoot } from '../../src/util/paths.js';
@@ -147,5 +148,62 @@ if (usable) {
     t.is((await d.client.call('ContainerStatus', { container_id: ticker })).status.exit_code, 9);
     await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
     t.deepEqual(await executors(), []);
+  });
+
+  test.serial('mode A all the way: the daemon itself in a container of the image serves docker pods, and its executors run in containers of it', async (t) => {
+    // Everything the daemon keeps (work dir, runtime dir, socket, pod logs) under one dir, bound
+    // at the same path: the Engine's bind mounts for the executor and the pods name host paths.
+    const root = mkdtempSync(join(tmpdir(), 'cm-daemon-in-ctr-'));
+    const sock = join(root, 'cri.sock');
+    const sockDir = dirname(socketPath(dockerd!.host));
+    let daemonCtr: string | undefined;
+    const client = new CriClient(sock);
+    try {
+      daemonCtr = await dockerd!.engine.create(`cm-daemon-in-ctr-${process.pid}`, {
+        Image: image,
+        Entrypoint: [process.execPath, join(projectRoot(), BUNDLE_FILE)],
+        Cmd: ['daemon', '--containerizers', 'docker', '--launcher', 'posix', '--docker-host', dockerd!.host, '--docker-mesos-image', image,
+          '--socket', sock, '--work-dir', join(root, 'work'), '--runtime-dir', join(root, 'run'), '--cgroup-root', `cm-in-ctr-${process.pid}`],
+        HostConfig: { Binds: [`${root}:${root}`, `${sockDir}:${sockDir}`], NetworkMode: 'host' },
+      });
+      await dockerd!.engine.start(daemonCtr);
+      await waitFor('the daemon in its container to serve', async () => (await client.call('Version', {}, 2000).catch(() => undefined)) !== undefined, 30_000);
+      // It is not a process of ours: its pid is the container's.
+      const info = await dockerd!.engine.inspectContainer(daemonCtr);
+      t.true(info!.State.Running);
+      const logDir = join(root, 'logs');
+      const cfg = dockerPod('in-ctr', logDir);
+      const { pod_sandbox_id: pod } = await client.call('RunPodSandbox', { config: cfg, runtime_handler: 'docker' });
+      const { container_id: id } = await client.call('CreateContainer', {
+        pod_sandbox_id: pod,
+        config: containerConfig('hello', ['sh', '-c', 'echo from-a-daemon-in-a-container; exit 4'], { image: { image: DOCKER_BUSYBOX } }),
+        sandbox_config: cfg,
+      });
+      await client.call('StartContainer', { container_id: id });
+      t.is((await executors()).filter((x) => x.Labels['io.cri-mesos.executor-for']).length >= 1, true);
+      const st = await waitFor('the exit', async () => {
+        const s = (await client.call('ContainerStatus', { container_id: id })).status;
+        return s.state === 'CONTAINER_EXITED' ? s : undefined;
+      });
+      t.is(st.exit_code, 4);
+      t.deepEqual(criLines(st.log_path).map((l) => l.text), ['from-a-daemon-in-a-container']);
+      t.true(st.log_path.startsWith(logDir + '/'));
+      await client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+      t.deepEqual(await executors(), []);
+      t.deepEqual((await dockerd!.engine.list(['io.cri-mesos.kind=container'])).length, 0);
+    } catch (err) {
+      if (daemonCtr) t.log(String((await dockerd!.engine.call('GET', `/containers/${daemonCtr}/logs?stdout=1&stderr=1&tail=40`).catch(() => ({ body: '' }))).body));
+      throw err;
+    } finally {
+      client.close();
+      if (daemonCtr) {
+        if (!t.passed) t.log((await dockerd!.engine.call('GET', `/containers/${daemonCtr}/logs?stdout=1&stderr=1&tail=40`).catch(() => ({ body: '' }))).body);
+        await dockerd!.engine.kill(daemonCtr, 15).catch(() => undefined);
+        await dockerd!.engine.wait(daemonCtr).catch(() => undefined);
+        await dockerd!.engine.remove(daemonCtr).catch(() => undefined);
+      }
+      // What the daemon left (pods it could not remove) is removed with the Engine's containers by stopAndCheck.
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 }

@@ -8,7 +8,6 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import tar from 'tar-stream';
 import type {
   AttachHandle,
@@ -84,7 +83,7 @@ export const LABEL = {
 
 /** The pause image the daemon builds itself (docker import of the host's static busybox): nothing can be pulled here. */
 export const PAUSE_IMAGE = { repo: 'cri-mesos/pause', tag: RUNTIME_VERSION };
-const PAUSE_BUSYBOX = '/bin/busybox';
+export const PAUSE_BUSYBOX = '/bin/busybox';
 const PAUSE_CMD = ['/bin/busybox', 'sh', '-c', "trap 'exit 0' TERM INT; while :; do /bin/busybox sleep 2147483647 & wait $!; done"];
 
 type State = 'FETCHING' | 'RUNNING' | 'DESTROYING' | 'TERMINATED';
@@ -337,7 +336,7 @@ export class DockerContainerizer implements Containerizer {
       if (this.podNetworked(config)) await this.addNetwork(e);
     } else {
       // The executor's control FIFO (ReopenContainerLog) exists before it starts.
-      execFileSync('mkfifo', ['-m', '0600', runtimeFile(config.runtimeDir, 'ctlFifo')]);
+      native().mkfifo(runtimeFile(config.runtimeDir, 'ctlFifo'), 0o600);
     }
     this.opts.log.info('docker containerizer: launched', { container: key, docker: e.dockerId.slice(0, 12), image });
     return 'SUCCESS';

@@ -68,7 +68,8 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
   const owner = ctx.names.reserve(name, id);
   if (owner) throw alreadyExists(`pod sandbox name "${name}" (config.metadata) is reserved for ${owner}`);
 
-  if (ctx.config.launcher === 'posix' && (modes.network !== 'NODE' || modes.pid !== 'NODE' || modes.ipc !== 'NODE')) {
+  // The launcher makes Mesos pods' namespaces; the Engine makes docker pods'.
+  if (!docker && ctx.config.launcher === 'posix' && (modes.network !== 'NODE' || modes.pid !== 'NODE' || modes.ipc !== 'NODE')) {
     ctx.names.release(name);
     throw failedPrecondition(
       'the posix launcher cannot create namespaces: set linux.security_context.namespace_options network, pid and ipc to NODE, or start the daemon with --launcher=linux',

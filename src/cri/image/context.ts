@@ -2,6 +2,7 @@ import type { DaemonConfig } from '../../config.js';
 import type { ImageStore } from '../../images/store.js';
 import type { Puller } from '../../images/pull.js';
 import type { Logger } from '../../log.js';
+import type { Metrics } from '../../metrics/metrics.js';
 
 /** What the ImageService handlers need; RuntimeContext extends it. */
 export interface ImageServiceContext {
@@ -16,4 +17,6 @@ export interface ImageServiceContext {
   puller?: Puller;
   /** The daemon configuration (RuntimeContext always has it). */
   config?: DaemonConfig;
+  /** The Prometheus metrics; undefined when metrics_address is '' (every hook is then one property read). */
+  metrics?: Metrics;
 }

@@ -37,7 +37,8 @@ function withConfigFlags(cmd: Command): Command {
     .option('--cni-conf-template <path>', 'conflist template ({{.PodCIDR}}, {{.PodCIDRRanges}}, {{.Routes}}), rendered into the conf dir while no valid config is loaded and a pod CIDR is set')
     .option('--seccomp-default <bool>', `RuntimeDefault seccomp for containers that name no profile (default ${d.seccompDefault})`)
     .option('--pre-launch-hook <path>', 'executable run before every pod and container launch: config JSON on stdin, env and labels to add on stdout')
-    .option('--pre-launch-hook-timeout <seconds>', `how long the pre-launch hook may run before the create fails (default ${d.preLaunchHookTimeout})`);
+    .option('--pre-launch-hook-timeout <seconds>', `how long the pre-launch hook may run before the create fails (default ${d.preLaunchHookTimeout})`)
+    .option('--metrics-address <host:port>', "serve Prometheus /metrics and /healthz there, e.g. 127.0.0.1:9090 (default '': off)");
 }
 
 function configFrom(opts: Record<string, string | undefined>): DaemonConfig {

@@ -1,6 +1,7 @@
 // Daemon configuration: embedded defaults < TOML file < command-line flags.
 import { readFileSync, existsSync } from 'node:fs';
 import { parse as parseToml } from 'smol-toml';
+import { parseListenAddress } from './metrics/address.js';
 
 export interface DaemonConfig {
   /** unix socket the CRI server listens on */
@@ -86,6 +87,12 @@ export interface DaemonConfig {
   preLaunchHook: string;
   /** seconds the hook may run before it is killed and the create fails */
   preLaunchHookTimeout: number;
+  /**
+   * host:port of the Prometheus listener: GET /metrics (prom-client, names cri_mesos_*) and GET
+   * /healthz (200 "ok" while the daemon's own Status check passes). '' = off; CRI-O's
+   * 127.0.0.1:9090 is the usual value. "[::1]:9090" for IPv6, ":9090" for every address.
+   */
+  metricsAddress: string;
 }
 
 /** TOML `[registry]`. */
@@ -164,6 +171,7 @@ export function defaultConfig(): DaemonConfig {
     seccompDefault: false,
     preLaunchHook: '',
     preLaunchHookTimeout: 10,
+    metricsAddress: '',
   };
 }
 
@@ -197,6 +205,7 @@ const TOML_KEYS: Record<string, keyof DaemonConfig> = {
   seccomp_default: 'seccompDefault',
   pre_launch_hook: 'preLaunchHook',
   pre_launch_hook_timeout: 'preLaunchHookTimeout',
+  metrics_address: 'metricsAddress',
 };
 
 export function parseConfigToml(text: string, base: DaemonConfig = defaultConfig()): DaemonConfig {
@@ -273,6 +282,7 @@ export function validateConfig(cfg: DaemonConfig): DaemonConfig {
   parseDuration(cfg.streamIdleTimeout, 'stream_idle_timeout');
   if (!Number.isInteger(cfg.eventsBuffer) || cfg.eventsBuffer < 1) throw new Error('events_buffer: must be an integer of at least 1');
   if (!cfg.streamTlsCert !== !cfg.streamTlsKey) throw new Error('stream_tls_cert and stream_tls_key: give both or neither');
+  if (cfg.metricsAddress) parseListenAddress(cfg.metricsAddress, 'metrics_address');
   return cfg;
 }
 

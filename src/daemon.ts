@@ -47,6 +47,8 @@ import { CpuSampleCache } from './cri/stats.js';
 import { CriFront } from './cri/h2front/front.js';
 import { StreamServer, type Runtime } from './stream/server.js';
 import { streamRuntime } from './cri/streaming/runtime.js';
+import type { MetricsServer } from './metrics/server.js';
+import type { RecoverySummary } from './metrics/metrics.js';
 
 export class Daemon {
   private constructor(
@@ -55,6 +57,7 @@ export class Daemon {
     private readonly front: CriFront | undefined,
     readonly ready: Promise<void>,
     private readonly streams: StreamServer,
+    private readonly metricsServer: MetricsServer | undefined,
   ) {}
 
   static async start(config: DaemonConfig, log: Logger): Promise<Daemon> {
@@ -109,6 +112,8 @@ export class Daemon {
       launchTimeoutMs: config.launchTimeoutSeconds * 1000,
       runtimeDir: config.runtimeDir,
       quarantine,
+      // Launch phases are timed only when there are metrics to tell (ctx is bound below, before any launch).
+      ...(config.metricsAddress ? { onPhase: (phase: string, kind: 'pod' | 'container', seconds: number) => ctx.metrics?.launchPhase(phase, kind, seconds) } : {}),
     });
     const credentialCache = new CredentialCache();
     const members = config.containerizers.map((name) => {
@@ -217,15 +222,30 @@ export class Daemon {
     };
     if (cni) cni.onProblem = onProblem;
     if (dockerMember) dockerMember.onProblem = onProblem;
-    const ready = Promise.all([recover(ctx, provisioner).finally(() => events.recovered()), network?.start()]).then(() => undefined);
+    // Metrics before recovery, so that it is measured, and a listener that cannot bind fails the start before anything began.
+    let recovery: 'pending' | 'done' | { failed: string } = 'pending';
+    const metricsServer = config.metricsAddress ? await serveMetrics(ctx, () => recovery) : undefined;
+    const recoveryStarted = process.hrtime.bigint();
+    const recovering = recover(ctx, provisioner).then((counts) => ctx.metrics?.recovered({ seconds: Number(process.hrtime.bigint() - recoveryStarted) / 1e9, ...counts }));
+    const ready = Promise.all([recovering.finally(() => events.recovered()), network?.start()]).then(() => undefined);
+    ready.then(
+      () => (recovery = 'done'),
+      (err: unknown) => (recovery = { failed: String(err) }),
+    );
     const server = createCriServer(ctx, ready);
     // Listening before the CRI socket is: every Exec URL handed out points at a live server.
-    await streams.start();
+    try {
+      await streams.start();
+    } catch (err) {
+      await metricsServer?.close();
+      throw err;
+    }
     let front;
     try {
       front = await listen(server, config, log);
     } catch (err) {
       await streams.stop();
+      await metricsServer?.close();
       throw err;
     }
     log.info('serving CRI', { socket: config.socket, containerizers: config.containerizers.join(','), launcher: launcher.name, front: config.criFront });
@@ -233,7 +253,7 @@ export class Daemon {
       () => log.info('recovery done', { pods: sandboxes.list().length, containers: containers.list().length }),
       (err) => log.error('recovery failed', { error: String(err) }),
     );
-    return new Daemon(ctx, server, front, ready, streams);
+    return new Daemon(ctx, server, front, ready, streams, metricsServer);
   }
 
   /** Stop serving. Containers keep running: their launch helpers hold their pipes and exit statuses. */
@@ -243,6 +263,7 @@ export class Daemon {
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
     this.front?.close();
     await this.streams.stop();
+    await this.metricsServer?.close();
     rmSync(this.ctx.config.socket, { force: true });
   }
 }
@@ -259,7 +280,7 @@ export class Daemon {
  * - an unreadable record, on either side, and a container record whose pod record is missing:
  *   moved to the quarantine dir, its containers left alone, shown in Status.
  */
-async function recover(ctx: RuntimeContext, provisioner: Provisioner): Promise<void> {
+async function recover(ctx: RuntimeContext, provisioner: Provisioner): Promise<Omit<RecoverySummary, 'seconds'>> {
   const quarantine = ctx.quarantine;
   const pods = ctx.sandboxes.load((file, err) => quarantine.add(file, err, 'sandbox'));
   const ctrs = ctx.containers.load((file, err) => quarantine.add(file, err, 'container')).filter((c) => {
@@ -272,6 +293,12 @@ async function recover(ctx: RuntimeContext, provisioner: Provisioner): Promise<v
   // Ids of quarantined records (file names are ids) and checkpoints: nobody touches their containers.
   const untouchable = new Set([...quarantine.list().map((q) => basename(q.from, '.json')), ...report.protected.map((id) => id.value)]);
   const found = new Map(report.containers.map((c) => [idString(c.id), c]));
+  // What the metrics tell of this recovery (every outcome named, 0 included).
+  const outcomes: Record<string, number> = { running: 0, created: 0, exited: 0, unverified: 0, quarantined: report.protected.length, lost: 0 };
+  for (const r of report.containers) {
+    const outcome = r.unverified ? 'unverified' : r.state === 'RUNNING' ? 'running' : r.state === 'FETCHING' ? 'created' : r.state === 'TERMINATED' || r.state === 'DESTROYING' ? 'exited' : r.state.toLowerCase();
+    outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+  }
 
   for (const p of pods) ctx.names.reserve(sandboxName(p.config), p.id);
   for (const c of ctrs) ctx.names.reserve(containerName(c.config, ctx.sandboxes.get(c.sandboxId)!.config), c.id);
@@ -295,6 +322,7 @@ async function recover(ctx: RuntimeContext, provisioner: Provisioner): Promise<v
       // Its runtime checkpoint is quarantined: whether it runs is not ours to say.
       ctx.containers.update(c.id, { state: 'CONTAINER_UNKNOWN' });
     } else if (!r) {
+      outcomes.lost!++;
       ctx.log.warn('container recovered by no containerizer after a restart; marked exited', {
         container: c.id,
         pod: c.sandboxId,
@@ -338,11 +366,28 @@ async function recover(ctx: RuntimeContext, provisioner: Provisioner): Promise<v
   // Rootfs dirs of containers nobody knows; known = whatever the containerizer still has, or cannot touch.
   const removed = await provisioner.recover([...ctx.containerizer.containers().map((id) => id.value), ...untouchable]);
   if (removed.length) ctx.log.warn('removed rootfs dirs no container knows', { removed });
+  const orphans = { cgroup: report.orphans.length, unrecorded: unknown.length, rootfs: removed.length };
   void report.cleanup.then(() => ctx.log.info('containers that exited while the daemon was down are cleaned up'));
   // The records recovery changed reach the disk once the gate is open, behind the first RPCs.
   setImmediate(() => {
     Promise.all([ctx.sandboxes.flushDeferred(), ctx.containers.flushDeferred()]).catch((err) => ctx.log.error('writing recovered records', { error: String(err) }));
   });
+  return { containers: outcomes, orphans };
+}
+
+/**
+ * metrics_address: the Prometheus metrics on the context and their listener. prom-client is
+ * loaded only then, so a daemon without metrics does not pay for it at start-up.
+ */
+async function serveMetrics(ctx: RuntimeContext, recovery: () => 'pending' | 'done' | { failed: string }): Promise<MetricsServer> {
+  const [{ Metrics }, { MetricsServer }, { attachMetrics, runtimeHealth }] = await Promise.all([
+    import('./metrics/metrics.js'),
+    import('./metrics/server.js'),
+    import('./metrics/runtime.js'),
+  ]);
+  const metrics = new Metrics();
+  attachMetrics(ctx, metrics);
+  return MetricsServer.listen(ctx.config.metricsAddress, metrics, runtimeHealth(ctx, recovery), ctx.log);
 }
 
 /**

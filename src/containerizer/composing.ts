@@ -3,7 +3,7 @@
 // and every later call go to the member that owns the root container.
 import { notFound } from '../errors.js';
 import type { Socket } from 'node:net';
-import type { AttachHandle, Containerizer, ContainerStatus, ExecHandle, ExecIO, ExecResult, LaunchRequest, LaunchResult, RecoveryReport, Termination } from './containerizer.js';
+import type { AttachHandle, Census, Containerizer, ContainerStatus, ExecHandle, ExecIO, ExecResult, LaunchRequest, LaunchResult, RecoveryReport, Termination } from './containerizer.js';
 import { type ContainerId, type ResourceLimits, type ResourceStatistics, idString, rootOf } from './mesos/isolator.js';
 import type { ProcessSpec } from '../store/metadata.js';
 
@@ -122,5 +122,9 @@ export class ComposingContainerizer implements Containerizer {
   }
   isRunning(id: ContainerId): boolean {
     return this.owner(id)?.isRunning(id) ?? false;
+  }
+  /** Each member's census (the metrics), by member name; members without one are left out. */
+  memberCensus(): { containerizer: string; census: Census }[] {
+    return this.members.flatMap((m) => (m.containerizer.census ? [{ containerizer: m.name, census: m.containerizer.census() }] : []));
   }
 }

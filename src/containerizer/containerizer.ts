@@ -108,6 +108,14 @@ export interface ContainerStatus {
   networkProblem?: string;
 }
 
+/** What a containerizer tells of itself for the metrics, from its memory only (read at every scrape). */
+export interface Census {
+  /** its containers by kind and its own state names (Mesos: STARTING … TERMINATED) */
+  states: { kind: 'pod' | 'container'; state: string; count: number }[];
+  /** its helper processes alive (Mesos: launch helpers), by the kind of container they serve; absent when it cannot tell cheaply */
+  helpers?: { kind: 'pod' | 'container'; count: number }[];
+}
+
 export interface Containerizer {
   /** Reattach to what survived a daemon restart, from the containerizer's own checkpoints. */
   recover(): Promise<RecoveryReport>;
@@ -140,4 +148,6 @@ export interface Containerizer {
   /** pid of the container's own process (its command; a pod's pause helper), as the host sees it. */
   processPid(id: ContainerId): number | undefined;
   isRunning(id: ContainerId): boolean;
+  /** Its containers by state, and its helpers alive (the metrics); optional. */
+  census?(): Census;
 }

@@ -50,6 +50,11 @@ export function containerId(record: Pick<ContainerRecord, 'id' | 'sandboxId'>): 
 /** The runtime handler whose pods the Docker containerizer runs. */
 export const DOCKER_HANDLER = 'docker';
 
+/** The containerizer that runs pods of `handler` (RunPodSandbox admits no other handlers than theirs). */
+export function containerizerOf(handler: string): 'mesos' | 'docker' {
+  return handler === DOCKER_HANDLER ? 'docker' : 'mesos';
+}
+
 /** Docker pods keep their runtime dirs apart (paths.ts), so that neither containerizer recovers the other's. */
 export function podRuntimeDir(config: DaemonConfig, pod: string, handler = ''): string {
   return (handler === DOCKER_HANDLER ? dockerContainerDir : containerDir)(config.runtimeDir, podId(pod));

@@ -1,6 +1,6 @@
 // The CRI gRPC server: one handler per RPC behind an instrumented wrapper that
 // holds requests until recovery is done, logs mutating calls and every failed
-// request, and maps errors onto gRPC status codes.
+// request, times every call for the metrics, and maps errors onto gRPC status codes.
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { join } from 'node:path';
@@ -141,6 +141,7 @@ function buildImplementation(
       const started = process.hrtime.bigint();
       const quiet = QUIET.test(name);
       if (!handler) {
+        ctx.metrics?.rpc(name, 0, grpc.status.UNIMPLEMENTED);
         ctx.log.warn('request failed', { rpc: name, code: 'UNIMPLEMENTED' });
         callback({ code: grpc.status.UNIMPLEMENTED, details: `${serviceName}/${name} is not implemented by cri-mesos yet` });
         return;
@@ -153,11 +154,13 @@ function buildImplementation(
         .then(
           (res) => {
             const ms = Number(process.hrtime.bigint() - started) / 1e6;
+            ctx.metrics?.rpc(name, ms / 1000, grpc.status.OK);
             ctx.log.log(quiet ? 'debug' : 'info', 'response', { rpc: name, id, ms: Math.round(ms * 100) / 100 });
             callback(null, res);
           },
           (err: unknown) => {
             const e = toServiceError(err);
+            ctx.metrics?.rpc(name, Number(process.hrtime.bigint() - started) / 1e9, e.code ?? grpc.status.UNKNOWN);
             ctx.log.warn('request failed', { rpc: name, id, code: grpc.status[e.code ?? 2], error: e.details });
             callback(e);
           },

@@ -63,7 +63,14 @@ class Progress {
   constructor(
     private readonly log: Logger,
     private readonly image: string,
+    private readonly onBytes?: (n: number) => void,
   ) {}
+
+  /** `n` more bytes of a layer arrived. */
+  add(n: number): void {
+    this.bytes += n;
+    this.onBytes?.(n);
+  }
 
   start(): void {
     this.timer = setInterval(() => this.report(), 1000);
@@ -97,6 +104,8 @@ export class Puller {
     readonly store: ImageStore,
     readonly config: RegistriesConfig,
     readonly log: Logger,
+    /** Told of every chunk of layer bytes downloaded (the metrics' image_pull_bytes_total). */
+    private readonly onBytes?: (n: number) => void,
   ) {}
 
   get stallMs(): number {
@@ -128,7 +137,7 @@ export class Puller {
     await this.store.init();
     const name = ref.digest ? `${ref.name}@${ref.digest}` : `${ref.name}:${ref.tag ?? 'latest'}`;
     const client = new RegistryClient(ref.domain, creds);
-    const progress = new Progress(this.log, name);
+    const progress = new Progress(this.log, name, this.onBytes);
     const { ep, top } = await this.resolveTop(client, ref, name);
     this.log.info('pulling image', { image: name, from: ep.label, digest: top.digest, mediaType: top.mediaType });
     progress.start();
@@ -347,7 +356,7 @@ class RegistrySource implements ManifestSource {
           h.update(chunk);
           let off = 0;
           while (off < chunk.length) off += (await fh.write(chunk, off)).bytesWritten;
-          this.progress.bytes += chunk.length;
+          this.progress.add(chunk.length);
         }
       } catch (e) {
         res.body.destroy();

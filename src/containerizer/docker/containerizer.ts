@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import tar from 'tar-stream';
 import type {
   AttachHandle,
+  Census,
   Containerizer,
   ContainerStatus,
   ExecHandle,
@@ -919,6 +920,18 @@ export class DockerContainerizer implements Containerizer {
 
   isRunning(id: ContainerId): boolean {
     return this.entries.get(idString(id))?.state === 'RUNNING';
+  }
+
+  /** Containers by kind and state (the metrics). Executors are not counted: mode A's live in the Engine, which a scrape does not ask. */
+  census(): Census {
+    const states = new Map<string, { kind: 'pod' | 'container'; state: string; count: number }>();
+    for (const e of this.entries.values()) {
+      const kind = e.config.kind === 'container' ? 'container' : 'pod';
+      const s = states.get(`${kind}/${e.state}`);
+      if (s) s.count++;
+      else states.set(`${kind}/${e.state}`, { kind, state: e.state, count: 1 });
+    }
+    return { states: [...states.values()] };
   }
 
   private must(id: ContainerId): Entry {

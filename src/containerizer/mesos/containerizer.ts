@@ -14,7 +14,7 @@ import { launchHelperPath, native, type NamespaceJoin, type SpawnedChild, type S
 import { attachStreams, connectAttach } from './attach.js';
 import { execFailure, failedExec, killSessionLeader, pipeExec, ttyExec } from './exec-streams.js';
 import type { Logger } from '../../log.js';
-import type { AttachHandle, Containerizer, ContainerStatus, ExecHandle, ExecIO, ExecResult, LaunchRequest, LaunchResult, RecoveryReport, Termination } from '../containerizer.js';
+import type { AttachHandle, Census, Containerizer, ContainerStatus, ExecHandle, ExecIO, ExecResult, LaunchRequest, LaunchResult, RecoveryReport, Termination } from '../containerizer.js';
 import type { ProcessSpec } from '../../store/metadata.js';
 import type { Provisioner, RootfsIdmap } from '../../provisioner/provisioner.js';
 import { readCheckpoint, writeAtomic, writeCheckpoint, type Versioned } from '../../store/checkpoint.js';
@@ -56,6 +56,10 @@ interface Container {
   cleanupUnsure?: boolean;
   waiters: ((t: Termination) => void)[];
   children: Set<string>;
+  /** process.hrtime.bigint() when it entered its state (launch-phase metrics); unset for recovered containers until they change state */
+  since?: bigint;
+  /** Its init (launch helper) has been reaped. */
+  initExited?: boolean;
 }
 
 export interface MesosContainerizerOptions {
@@ -68,6 +72,12 @@ export interface MesosContainerizerOptions {
   runtimeDir: string;
   /** Unreadable checkpoints go here, and their containers are left alone. */
   quarantine: Quarantine;
+  /**
+   * Told how long a container spent in a launch phase (STARTING … FETCHING) when it moves on to
+   * the next one, and in DESTROYING when it is TERMINATED (the metrics). A phase cut short by a
+   * destroy is not reported.
+   */
+  onPhase?: (phase: State, kind: 'pod' | 'container', seconds: number) => void;
 }
 
 const NS_FOR_EXEC: NamespaceJoin['type'][] = ['cgroup', 'ipc', 'uts', 'net', 'pid', 'mnt'];
@@ -255,6 +265,7 @@ export class MesosContainerizer implements Containerizer {
         },
       );
     void c.exited.then(() => {
+      c.initExited = true;
       // (c.exited is set just above)
       // Mesos: the init being reaped triggers a destroy.
       if (c.state !== 'DESTROYING' && c.state !== 'TERMINATED') {
@@ -311,6 +322,7 @@ export class MesosContainerizer implements Containerizer {
       c.pidfd = undefined;
     }
     c.termination = termination;
+    this.phaseDone(c, 'DESTROYING');
     c.state = 'TERMINATED';
     this.opts.log.info('container state', { container: c.key, state: 'TERMINATED', exitCode: termination.exitCode, oomKilled });
     if (errors.length) this.opts.log.warn('isolator cleanup failed', { container: c.key, errors });
@@ -763,8 +775,37 @@ export class MesosContainerizer implements Containerizer {
     if (c.state === 'DESTROYING' && state !== 'DESTROYING') {
       throw aborted(`container ${c.key} destroyed during ${c.state.toLowerCase()}`);
     }
+    if (c.state !== state && state !== 'DESTROYING' && c.state !== 'RUNNING') this.phaseDone(c, c.state);
     c.state = state;
+    c.since = this.opts.onPhase ? process.hrtime.bigint() : undefined;
     this.opts.log.info('container state', { container: c.key, state });
+  }
+
+  /** Report the time `c` spent in `phase`, which it leaves now. */
+  private phaseDone(c: Container, phase: State): void {
+    if (!this.opts.onPhase || c.since === undefined) return;
+    this.opts.onPhase(phase, c.config.kind === 'container' ? 'container' : 'pod', Number(process.hrtime.bigint() - c.since) / 1e9);
+  }
+
+  /** Containers by kind and state, and launch helpers alive (read at every metrics scrape). */
+  census(): Census {
+    const states = new Map<string, { kind: 'pod' | 'container'; state: string; count: number }>();
+    const helpers = { pod: 0, container: 0 };
+    for (const c of this.containers_.values()) {
+      const kind = c.config.kind === 'container' ? 'container' : 'pod';
+      const key = `${kind}/${c.state}`;
+      const s = states.get(key);
+      if (s) s.count++;
+      else states.set(key, { kind, state: c.state, count: 1 });
+      if (c.pid !== undefined && !c.initExited && c.state !== 'TERMINATED') helpers[kind]++;
+    }
+    return {
+      states: [...states.values()],
+      helpers: [
+        { kind: 'pod', count: helpers.pod },
+        { kind: 'container', count: helpers.container },
+      ],
+    };
   }
 }
 

@@ -3,6 +3,7 @@ import type { ImageStore } from '../../images/store.js';
 import type { Puller } from '../../images/pull.js';
 import type { CredentialCache } from '../../images/credential-cache.js';
 import type { Logger } from '../../log.js';
+import type { Metrics } from '../../metrics/metrics.js';
 
 /** What the ImageService handlers need; RuntimeContext extends it. */
 export interface ImageServiceContext {
@@ -19,4 +20,6 @@ export interface ImageServiceContext {
   credentials?: CredentialCache;
   /** The daemon configuration (RuntimeContext always has it). */
   config?: DaemonConfig;
+  /** The Prometheus metrics; undefined when metrics_address is '' (every hook is then one property read). */
+  metrics?: Metrics;
 }

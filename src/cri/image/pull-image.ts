@@ -6,7 +6,7 @@ import { Puller } from '../../images/pull.js';
 import { parseReference } from '../../images/reference.js';
 import { RegistryError, type Credentials } from '../../images/registry.js';
 import { type ImageStore } from '../../images/store.js';
-import { Code, invalidArgument, StatusError, withContext } from '../../errors.js';
+import { Code, invalidArgument, statusOf, StatusError, withContext } from '../../errors.js';
 import type { ImageServiceContext } from './context.js';
 import { resolveImage, specRef } from './common.js';
 
@@ -17,7 +17,8 @@ export function pullerFor(ctx: ImageServiceContext): Puller {
   if (ctx.puller) return ctx.puller;
   let p = pullers.get(ctx.images);
   if (!p) {
-    p = new Puller(ctx.images, ctx.config?.registries ?? defaultRegistriesConfig(), ctx.log);
+    const metrics = ctx.metrics;
+    p = new Puller(ctx.images, ctx.config?.registries ?? defaultRegistriesConfig(), ctx.log, metrics && ((n) => metrics.pullBytes(n)));
     pullers.set(ctx.images, p);
   }
   return p;
@@ -44,12 +45,15 @@ export async function pullImage(ctx: ImageServiceContext, req: PullImageRequest_
     const img = await resolveImage(ctx, ref);
     if (img) return { image_ref: img.id };
   }
+  const started = process.hrtime.bigint();
   try {
     const creds = credentials(req.auth);
     const rec = await pullerFor(ctx).pull(ref, { creds });
     ctx.credentials?.remember(ref, creds);
+    ctx.metrics?.pullDone(Number(process.hrtime.bigint() - started) / 1e9);
     return { image_ref: rec.id };
   } catch (e) {
+    ctx.metrics?.pullFailed(statusOf(e));
     if (e instanceof RegistryError && e.kind === 'unavailable') {
       const img = await resolveImage(ctx, ref);
       if (img) {

@@ -11,7 +11,7 @@ import type { ContainerId, ResourceLimits } from '../../containerizer/mesos/isol
 import type { Termination } from '../../containerizer/containerizer.js';
 import type { ContainerRecord, SandboxRecord } from '../../store/metadata.js';
 import { invalidArgument, notFound } from '../../errors.js';
-import type { RuntimeContext } from '../context.js';
+import { containerizerOf, type RuntimeContext } from '../context.js';
 import { nowNanos } from '../../util/time.js';
 import { unappliedContainerFields } from './unapplied.js';
 
@@ -175,6 +175,7 @@ export function recordTermination(ctx: RuntimeContext, id: string, t: Terminatio
     message: t.message,
     // A container that never started keeps started_at 0, as containerd reports it.
   });
+  if (t.oomKilled) ctx.metrics?.oomKilled(containerizerOf(ctx.sandboxes.get(rec.sandboxId)?.runtimeHandler ?? ''));
   // Inside StartContainer, the STOPPED follows the STARTED (start-container.ts sends both).
   if (!ctx.events.starting.has(id)) ctx.events.emit('CONTAINER_STOPPED_EVENT', id, rec.sandboxId);
   ctx.log.info('container exited', { container: id, exitCode: t.exitCode, reason });

@@ -2,7 +2,7 @@
 // cri-mesos: the daemon (default command) and a few operator subcommands.
 import { Command, Option } from 'commander';
 import { imagesDir } from './paths.js';
-import { defaultConfig, loadConfig, type DaemonConfig } from './config.js';
+import { defaultConfig, loadConfigWithSources, renderConfig, type DaemonConfig, type LoadedConfig } from './config.js';
 import { createLogger } from './log.js';
 import { RUNTIME_VERSION } from './version.js';
 
@@ -13,6 +13,7 @@ function withConfigFlags(cmd: Command): Command {
   const d = defaultConfig();
   return cmd
     .option('--config <path>', 'TOML config file (default /etc/cri-mesos/config.toml if it exists)')
+    .option('--config-dir <path>', "drop-ins merged over the config file in lexical order: every *.toml in it (default: config.d next to the config file, /etc/cri-mesos/config.d; '' for none)")
     .option('--socket <path>', `CRI socket (default ${d.socket})`)
     .option('--work-dir <path>', `persistent state (default ${d.workDir})`)
     .option('--runtime-dir <path>', `volatile state (default ${d.runtimeDir})`)
@@ -40,9 +41,16 @@ function withConfigFlags(cmd: Command): Command {
     .option('--pre-launch-hook-timeout <seconds>', `how long the pre-launch hook may run before the create fails (default ${d.preLaunchHookTimeout})`);
 }
 
-function configFrom(opts: Record<string, string | undefined>): DaemonConfig {
-  const { config, ...flags } = opts;
-  return loadConfig(config, flags as Partial<Record<keyof DaemonConfig, unknown>>);
+/** Options of a command that are not config flags. */
+const NOT_CONFIG = new Set(['config', 'configDir', 'json']);
+
+function loadedFrom(opts: Record<string, unknown>): LoadedConfig {
+  const flags = Object.fromEntries(Object.entries(opts).filter(([k]) => !NOT_CONFIG.has(k)));
+  return loadConfigWithSources(opts.config as string | undefined, flags as Partial<Record<keyof DaemonConfig, unknown>>, opts.configDir as string | undefined);
+}
+
+function configFrom(opts: Record<string, unknown>): DaemonConfig {
+  return loadedFrom(opts).config;
 }
 
 withConfigFlags(program.command('daemon', { isDefault: true }).description('serve the CRI on a unix socket')).action(async (opts) => {
@@ -69,9 +77,20 @@ withConfigFlags(program.command('daemon', { isDefault: true }).description('serv
   process.once('SIGINT', () => shutdown('SIGINT'));
 });
 
-withConfigFlags(program.command('config').description('print the effective configuration')).action((opts) => {
-  console.log(JSON.stringify(configFrom(opts), null, 2));
-});
+withConfigFlags(program.command('config').description('print the effective configuration and where each value came from'))
+  .option('--json', 'as JSON: {config, sources, files}')
+  .action((opts) => {
+    let loaded: LoadedConfig;
+    try {
+      loaded = loadedFrom(opts);
+    } catch (err) {
+      console.error(`cri-mesos: ${(err as Error).message}`);
+      process.exitCode = 1;
+      return;
+    }
+    if (opts.json) console.log(JSON.stringify(loaded, null, 2));
+    else process.stdout.write(`# files: ${loaded.files.length ? loaded.files.join(', ') : 'none (defaults and flags only)'}\n${renderConfig(loaded)}`);
+  });
 
 const images = program.command('images').description('manage the local image store');
 withConfigFlags(images.command('import <path>').description('import an OCI image layout (dir or tar) or a docker-archive tar')).action(

@@ -7,7 +7,7 @@ import { basename, dirname, join } from 'node:path';
 import { containerRecordsDir, containersDir, dockerCniStateDir, imagesDir, provisionerDir, quarantineDir, sandboxRecordsDir } from './paths.js';
 import { Quarantine } from './store/quarantine.js';
 import { parseDuration, type DaemonConfig } from './config.js';
-import type { Logger } from './log.js';
+import { setPodLookup, type Logger } from './log.js';
 import { Cgroups } from './cgroups/index.js';
 import { enableFavorDynmods } from './cgroups/favordynmods.js';
 import { ComposingContainerizer } from './containerizer/composing.js';
@@ -149,6 +149,14 @@ export class Daemon {
     const containerizer = new ComposingContainerizer(members);
     const sandboxes = new MetadataStore<SandboxRecord>(sandboxRecordsDir(config.workDir));
     const containers = new MetadataStore<ContainerRecord>(containerRecordsDir(config.workDir));
+    // Every log line about a pod names it: `pod` is a pod id; `container` a CRI container id or a
+    // containerizer key (<pod> or <pod>.<container>).
+    setPodLookup(log, (fields) => {
+      let pod = typeof fields.pod === 'string' ? fields.pod : undefined;
+      if (!pod && typeof fields.container === 'string') pod = containers.get(fields.container)?.sandboxId ?? fields.container.split('.')[0];
+      const metadata = pod ? sandboxes.get(pod)?.config.metadata : undefined;
+      return metadata ? { podName: metadata.name, podNamespace: metadata.namespace } : undefined;
+    });
 
     // The runtime is bound late (ctx below): no stream can arrive before a URL was handed out.
     let runtime: Runtime | undefined;

@@ -44,6 +44,8 @@ import { CpuSampleCache } from './cri/stats.js';
 import { CriFront } from './cri/h2front/front.js';
 import { StreamServer, type Runtime } from './stream/server.js';
 import { streamRuntime } from './cri/streaming/runtime.js';
+import { status } from './cri/runtime/status.js';
+import { holdRecovery } from './fault.js';
 
 export class Daemon {
   private constructor(
@@ -215,7 +217,7 @@ export class Daemon {
     };
     if (cni) cni.onProblem = onProblem;
     if (dockerMember) dockerMember.onProblem = onProblem;
-    const ready = Promise.all([recover(ctx, provisioner).finally(() => events.recovered()), network?.start()]).then(() => undefined);
+    const ready = Promise.all([recover(ctx, provisioner).finally(() => events.recovered()), network?.start()]).then(() => holdRecovery());
     const server = createCriServer(ctx, ready);
     // Listening before the CRI socket is: every Exec URL handed out points at a live server.
     await streams.start();
@@ -232,6 +234,16 @@ export class Daemon {
       (err) => log.error('recovery failed', { error: String(err) }),
     );
     return new Daemon(ctx, server, front, ready, streams);
+  }
+
+  /**
+   * The systemd watchdog's health check: what answers the CRI Status RPC, behind the same
+   * recovery gate, called in-process. True when it answers and reports RuntimeReady.
+   */
+  async statusProbe(): Promise<boolean> {
+    await this.ready;
+    const res = await status(this.ctx, { verbose: false });
+    return res.status?.conditions?.some((c) => c.type === 'RuntimeReady' && c.status) ?? false;
   }
 
   /** Stop serving. Containers keep running: their launch helpers hold their pipes and exit statuses. */

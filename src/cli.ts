@@ -4,7 +4,7 @@ import { Command, Option } from 'commander';
 import { imagesDir } from './paths.js';
 import { defaultConfig, loadConfigWithSources, renderConfig, type DaemonConfig, type LoadedConfig } from './config.js';
 import { createLogger } from './log.js';
-import { takeNotifyEnv } from './systemd.js';
+import { SystemdNotifier, takeNotifyEnv } from './systemd.js';
 import { RUNTIME_VERSION } from './version.js';
 
 const program = new Command();
@@ -74,7 +74,7 @@ async function runDaemon(opts: Record<string, unknown>): Promise<void> {
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
   const { Daemon } = await import('./daemon.js');
-  const notifier = notify ? new (await import('./systemd.js')).SystemdNotifier(notify.socket, log) : undefined;
+  const notifier = notify ? new SystemdNotifier(notify.socket, log) : undefined;
   let daemon: Awaited<ReturnType<typeof Daemon.start>>;
   try {
     if (config.preLaunchHook) (await import('./cri/runtime/pre-launch-hook.js')).checkPreLaunchHook(config.preLaunchHook);

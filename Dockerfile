@@ -20,6 +20,7 @@ COPY tsconfig.json ./
 COPY api ./api
 COPY addon/binding.gyp ./addon/binding.gyp
 COPY addon/src ./addon/src
+COPY addon/common ./addon/common
 COPY addon/launch ./addon/launch
 COPY src ./src
 COPY hack ./hack

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what cri-mesos needs on a fresh Debian 12 machine (as root), then
-# the npm packages from the lockfile, then builds the addon and the TypeScript.
+# the npm packages from the lockfile, then builds what changed (addon, API types, TypeScript, bundle).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,5 +39,5 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-echo "deps: building"
-npm run --silent build
+# Only what changed since the last build (hack/build.sh); everything on a fresh tree.
+bash hack/build.sh

@@ -2,8 +2,9 @@
 // cri-mesos: the daemon (default command) and a few operator subcommands.
 import { Command, Option } from 'commander';
 import { imagesDir } from './paths.js';
-import { defaultConfig, loadConfig, type DaemonConfig } from './config.js';
+import { defaultConfig, loadConfigWithSources, renderConfig, type DaemonConfig, type LoadedConfig } from './config.js';
 import { createLogger } from './log.js';
+import { SystemdNotifier, takeNotifyEnv } from './systemd.js';
 import { RUNTIME_VERSION } from './version.js';
 
 const program = new Command();
@@ -13,6 +14,7 @@ function withConfigFlags(cmd: Command): Command {
   const d = defaultConfig();
   return cmd
     .option('--config <path>', 'TOML config file (default /etc/cri-mesos/config.toml if it exists)')
+    .option('--config-dir <path>', "drop-ins merged over the config file in lexical order: every *.toml in it (default: config.d next to the config file, /etc/cri-mesos/config.d; '' for none)")
     .option('--socket <path>', `CRI socket (default ${d.socket})`)
     .option('--work-dir <path>', `persistent state (default ${d.workDir})`)
     .option('--runtime-dir <path>', `volatile state (default ${d.runtimeDir})`)
@@ -41,48 +43,95 @@ function withConfigFlags(cmd: Command): Command {
     .option('--metrics-address <host:port>', "serve Prometheus /metrics and /healthz there, e.g. 127.0.0.1:9090 (default '': off)");
 }
 
-function configFrom(opts: Record<string, string | undefined>): DaemonConfig {
-  const { config, ...flags } = opts;
-  return loadConfig(config, flags as Partial<Record<keyof DaemonConfig, unknown>>);
+/** Options of a command that are not config flags. */
+const NOT_CONFIG = new Set(['config', 'configDir', 'json', 'import']);
+
+function loadedFrom(opts: Record<string, unknown>): LoadedConfig {
+  const flags = Object.fromEntries(Object.entries(opts).filter(([k]) => !NOT_CONFIG.has(k)));
+  return loadConfigWithSources(opts.config as string | undefined, flags as Partial<Record<keyof DaemonConfig, unknown>>, opts.configDir as string | undefined);
 }
 
-withConfigFlags(program.command('daemon', { isDefault: true }).description('serve the CRI on a unix socket')).action(async (opts) => {
+function configFrom(opts: Record<string, unknown>): DaemonConfig {
+  return loadedFrom(opts).config;
+}
+
+withConfigFlags(program.command('daemon', { isDefault: true }).description('serve the CRI on a unix socket'))
+  .option('--import <path...>', 'import these images (OCI layouts or archives, as `images import`) into the store before serving; already imported ones cost a digest check')
+  .action(runDaemon);
+
+async function runDaemon(opts: Record<string, unknown>): Promise<void> {
+  // First: nothing the daemon starts may inherit systemd's notification socket.
+  const notify = takeNotifyEnv();
   let config: DaemonConfig;
   try {
     config = configFrom(opts);
   } catch (err) {
     // A bad config is the operator's to fix: its message, not a stack trace.
-    process.stderr.write(`cri-mesos: ${(err as Error).message}\n`);
-    process.exit(2);
+    console.error(`cri-mesos: ${(err as Error).message}`);
+    process.exitCode = 2;
+    return;
   }
   // Whoever reads our output may go away (a closed pipe, a dead terminal): that must never take
   // the daemon, and with it the CRI socket, down. Log lines are simply lost then.
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
   const { Daemon } = await import('./daemon.js');
+  const notifier = notify ? new SystemdNotifier(notify.socket, log) : undefined;
   let daemon: Awaited<ReturnType<typeof Daemon.start>>;
   try {
     if (config.preLaunchHook) (await import('./cri/runtime/pre-launch-hook.js')).checkPreLaunchHook(config.preLaunchHook);
+    for (const path of (opts.import as string[] | undefined) ?? []) {
+      const { ImageStore } = await import('./images/store.js');
+      const { importImage } = await import('./images/import.js');
+      for (const img of await importImage(new ImageStore(imagesDir(config.workDir)), path)) log.info('image imported', { path, image: img.id, tags: img.repoTags.join(',') });
+    }
+    notifier?.notify({ STATUS: 'recovering' });
     daemon = await Daemon.start(config, log);
   } catch (err) {
     log.error('cannot start', { error: (err as Error).message });
+    notifier?.notify({ STATUS: `cannot start: ${(err as Error).message}` });
     process.exitCode = 1;
     // What the start had opened (listeners, watchers) would keep a daemon that serves nothing
     // alive: leave, once the log line had its chance to reach a pipe.
     setTimeout(() => process.exit(1), 200).unref();
     return;
   }
+  // READY=1 once recovery is done (requests wait for it) and the socket is bound (Daemon.start):
+  // systemd starts what comes After= us, the kubelet, only then. A failed recovery serves only its
+  // error: no READY, so the start times out and Restart= applies.
+  let stopping = false;
+  daemon.ready.then(
+    () => {
+      if (!notifier || stopping) return;
+      notifier.ready(`serving CRI on ${config.socket}`);
+      if (notify?.watchdogUsec) notifier.startWatchdog(notify.watchdogUsec, () => daemon.statusProbe());
+    },
+    (err: unknown) => notifier?.notify({ STATUS: `recovery failed, serving errors only: ${String(err)}` }),
+  );
   const shutdown = (signal: string) => {
+    stopping = true;
+    notifier?.stopping(`stopping on ${signal}; containers keep running`);
     log.info('stopping; containers keep running', { signal });
     void daemon.stop().then(() => process.exit(0));
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
-});
+}
 
-withConfigFlags(program.command('config').description('print the effective configuration')).action((opts) => {
-  console.log(JSON.stringify(configFrom(opts), null, 2));
-});
+withConfigFlags(program.command('config').description('print the effective configuration and where each value came from'))
+  .option('--json', 'as JSON: {config, sources, files}')
+  .action((opts) => {
+    let loaded: LoadedConfig;
+    try {
+      loaded = loadedFrom(opts);
+    } catch (err) {
+      console.error(`cri-mesos: ${(err as Error).message}`);
+      process.exitCode = 1;
+      return;
+    }
+    if (opts.json) console.log(JSON.stringify(loaded, null, 2));
+    else process.stdout.write(`# files: ${loaded.files.length ? loaded.files.join(', ') : 'none (defaults and flags only)'}\n${renderConfig(loaded)}`);
+  });
 
 const images = program.command('images').description('manage the local image store');
 withConfigFlags(images.command('import <path>').description('import an OCI image layout (dir or tar) or a docker-archive tar')).action(

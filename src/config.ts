@@ -1,5 +1,7 @@
-// Daemon configuration: embedded defaults < TOML file < command-line flags.
-import { readFileSync, existsSync } from 'node:fs';
+// Daemon configuration: embedded defaults < TOML file < drop-ins (config.d/*.toml, in lexical
+// order, as CRI-O's) < command-line flags. Every value remembers where it came from.
+import { readFileSync, readdirSync, existsSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { parseListenAddress } from './metrics/address.js';
 
@@ -141,6 +143,8 @@ export function defaultRegistriesConfig(): RegistriesConfig {
 }
 
 export const DEFAULT_CONFIG_PATH = '/etc/cri-mesos/config.toml';
+/** Drop-ins: the config.d directory next to the main file (this one next to the default file). */
+export const DEFAULT_CONFIG_DIR = '/etc/cri-mesos/config.d';
 
 export function defaultConfig(): DaemonConfig {
   return {
@@ -208,31 +212,159 @@ const TOML_KEYS: Record<string, keyof DaemonConfig> = {
   metrics_address: 'metricsAddress',
 };
 
+/**
+ * Where each value came from, by TOML key (`registry.<key>` for the `[registry]` table, and
+ * `registry.mirrors."<host>"` per mirrored host): "default", the path of the file that set it
+ * last, or "flag --<name>".
+ */
+export type ConfigSources = Record<string, string>;
+
+export interface LoadedConfig {
+  config: DaemonConfig;
+  sources: ConfigSources;
+  /** the files read, in the order they were applied: the main file (when it exists), then the drop-ins */
+  files: string[];
+}
+
 export function parseConfigToml(text: string, base: DaemonConfig = defaultConfig()): DaemonConfig {
+  return validateConfig(applyToml(text, { ...base }, {}, 'config'));
+}
+
+/** Set what `text` names in `out` (unvalidated: the merged result is validated once, at the end). */
+function applyToml(text: string, out: DaemonConfig, sources: ConfigSources, source: string): DaemonConfig {
   const doc = parseToml(text) as Record<string, unknown>;
-  const out: DaemonConfig = { ...base };
   for (const [key, value] of Object.entries(doc)) {
     if (key === 'registry') {
       out.registries = parseRegistriesToml(value, out.registries);
+      const t = value as Record<string, unknown>;
+      for (const k of Object.keys(t)) {
+        if (k !== 'mirrors') sources[`registry.${k}`] = source;
+        else for (const host of Object.keys(t.mirrors as object)) sources[`registry.mirrors.${tomlKey(host)}`] = source;
+      }
       continue;
     }
     const field = TOML_KEYS[key];
     if (!field) throw new Error(`config: unknown key "${key}"`);
     assign(out, field, value, `config key "${key}"`);
+    sources[key] = source;
   }
-  return validateConfig(out);
+  return out;
 }
 
-export function loadConfig(path: string | undefined, overrides: Partial<Record<keyof DaemonConfig, unknown>>): DaemonConfig {
-  let cfg = defaultConfig();
+/** The drop-in directory: --config-dir if given ('' = none), else config.d next to the main file. */
+export function configDirFor(path: string | undefined, configDir: string | undefined): string {
+  if (configDir !== undefined) return configDir;
+  return path ? join(dirname(path), 'config.d') : DEFAULT_CONFIG_DIR;
+}
+
+/** The drop-ins of `dir` in the order they apply: every *.toml file, in lexical (byte) order. */
+export function dropIns(dir: string, explicit: boolean): string[] {
+  if (!dir) return [];
+  if (!existsSync(dir)) {
+    if (explicit) throw new Error(`config dir ${dir} does not exist`);
+    return [];
+  }
+  if (!statSync(dir).isDirectory()) throw new Error(`config dir ${dir} is not a directory`);
+  return readdirSync(dir)
+    .filter((n) => n.endsWith('.toml') && statSync(join(dir, n)).isFile())
+    .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
+    .map((n) => join(dir, n));
+}
+
+const FLAG_NAMES = Object.fromEntries(Object.entries(TOML_KEYS).map(([key, field]) => [field, key]));
+
+/**
+ * Defaults, then the main file (`path`, else DEFAULT_CONFIG_PATH when it exists), then each
+ * drop-in of `configDir` (else config.d next to the main file), then the flags. A file's
+ * unknown key or wrong type is an error naming the file; the merged result is validated once.
+ */
+export function loadConfigWithSources(
+  path: string | undefined,
+  overrides: Partial<Record<keyof DaemonConfig, unknown>>,
+  configDir?: string,
+): LoadedConfig {
+  const cfg = defaultConfig();
+  const sources: ConfigSources = {};
+  const files: string[] = [];
   const file = path ?? DEFAULT_CONFIG_PATH;
-  if (existsSync(file)) cfg = parseConfigToml(readFileSync(file, 'utf8'), cfg);
+  if (existsSync(file)) files.push(file);
   else if (path) throw new Error(`config file ${path} does not exist`);
+  files.push(...dropIns(configDirFor(path, configDir), configDir !== undefined));
+  for (const f of files) {
+    try {
+      applyToml(readFileSync(f, 'utf8'), cfg, sources, f);
+    } catch (err) {
+      throw new Error(`${f}: ${(err as Error).message}`);
+    }
+  }
   for (const [k, v] of Object.entries(overrides)) {
     if (v === undefined) continue;
-    assign(cfg, k as keyof DaemonConfig, v, `flag --${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}`);
+    const flag = `flag --${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}`;
+    assign(cfg, k as keyof DaemonConfig, v, flag);
+    sources[FLAG_NAMES[k] ?? k] = flag;
   }
-  return validateConfig(cfg);
+  try {
+    validateConfig(cfg);
+  } catch (err) {
+    // Name who set the value the check refused, when one setting did.
+    const key = /^([a-z_]+(?:\.[a-z_]+)?):/.exec((err as Error).message)?.[1];
+    const from = key && sources[key];
+    if (from) throw new Error(`${(err as Error).message} (set by ${from})`);
+    throw err;
+  }
+  for (const key of allKeys(cfg)) sources[key] ??= 'default';
+  return { config: cfg, sources, files };
+}
+
+export function loadConfig(path: string | undefined, overrides: Partial<Record<keyof DaemonConfig, unknown>>, configDir?: string): DaemonConfig {
+  return loadConfigWithSources(path, overrides, configDir).config;
+}
+
+/** Every key a source is kept for, in the order `cri-mesos config` prints them. */
+function allKeys(cfg: DaemonConfig): string[] {
+  return [
+    ...Object.keys(TOML_KEYS),
+    ...REGISTRY_KEYS.filter((k) => k !== 'mirrors').map((k) => `registry.${k}`),
+    ...Object.keys(cfg.registries.mirrors).map((host) => `registry.mirrors.${tomlKey(host)}`),
+  ];
+}
+
+/** A TOML key: bare when it can be, else a quoted string. */
+function tomlKey(k: string): string {
+  return /^[A-Za-z0-9_-]+$/.test(k) ? k : JSON.stringify(k);
+}
+
+/** A TOML value (JSON's string escapes are all valid in TOML basic strings). */
+function tomlValue(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(tomlValue).join(', ')}]`;
+  if (typeof v === 'string') return JSON.stringify(v);
+  return String(v);
+}
+
+/**
+ * The merged config as TOML that loads back to the same values, each line ending in a comment
+ * that names where its value came from (`cri-mesos config`).
+ */
+export function renderConfig({ config, sources }: LoadedConfig): string {
+  const rows: [string, string][] = [];
+  const row = (key: string, value: unknown, source: string | undefined) => rows.push([`${key} = ${tomlValue(value)}`, source ?? 'default']);
+  for (const [key, field] of Object.entries(TOML_KEYS)) row(key, config[field], sources[key]);
+  const r = config.registries;
+  const registry: [string, unknown][] = [
+    ['insecure', r.insecure],
+    ['pull_progress_timeout_seconds', r.pullProgressTimeoutSeconds],
+    ['max_concurrent_downloads', r.maxConcurrentDownloads],
+    ['fallback_to_upstream', r.fallbackToUpstream],
+  ];
+  const width = Math.max(...rows.map(([l]) => l.length), ...registry.map(([k, v]) => `${k} = ${tomlValue(v)}`.length)) + 2;
+  const out = rows.map(([l, s]) => `${l.padEnd(width)}# ${s}`);
+  out.push('', '[registry]');
+  for (const [k, v] of registry) out.push(`${`${k} = ${tomlValue(v)}`.padEnd(width)}# ${sources[`registry.${k}`] ?? 'default'}`);
+  out.push('', '[registry.mirrors]');
+  for (const [host, eps] of Object.entries(r.mirrors)) {
+    out.push(`${`${tomlKey(host)} = ${tomlValue(eps)}`.padEnd(width)}# ${sources[`registry.mirrors.${tomlKey(host)}`] ?? 'default'}`);
+  }
+  return out.join('\n') + '\n';
 }
 
 function assign(cfg: DaemonConfig, field: keyof DaemonConfig, value: unknown, what: string): void {
@@ -267,8 +399,8 @@ export function validateConfig(cfg: DaemonConfig): DaemonConfig {
   if (cfg.launcher !== 'linux' && cfg.launcher !== 'posix') throw new Error(`launcher: must be linux or posix, not "${cfg.launcher}"`);
   if (cfg.logFormat !== 'text' && cfg.logFormat !== 'json') throw new Error(`log_format: must be text or json`);
   if (!/^[\w.-]+(\/[\w.-]+)*$/.test(cfg.cgroupRoot) || cfg.cgroupRoot.split('/').some((c) => c === '.' || c === '..')) throw new Error(`cgroup_root: "${cfg.cgroupRoot}" is not a relative cgroup path`);
-  for (const k of ['socket', 'workDir', 'runtimeDir', 'cniConfDir'] as const) {
-    if (!cfg[k].startsWith('/')) throw new Error(`${k}: must be an absolute path`);
+  for (const [k, key] of [['socket', 'socket'], ['workDir', 'work_dir'], ['runtimeDir', 'runtime_dir'], ['cniConfDir', 'cni_conf_dir']] as const) {
+    if (!cfg[k].startsWith('/')) throw new Error(`${key}: must be an absolute path`);
   }
   if (cfg.cniBinDirs.length === 0 || cfg.cniBinDirs.some((d) => !d.startsWith('/') || d.includes(':'))) {
     throw new Error('cni_bin_dirs: a list of absolute paths without ":" is needed');

@@ -7,7 +7,7 @@ import { basename, dirname, join } from 'node:path';
 import { containerRecordsDir, containersDir, dockerCniStateDir, imagesDir, provisionerDir, quarantineDir, sandboxRecordsDir } from './paths.js';
 import { Quarantine } from './store/quarantine.js';
 import { parseDuration, type DaemonConfig } from './config.js';
-import type { Logger } from './log.js';
+import { setPodLookup, type Logger } from './log.js';
 import { Cgroups } from './cgroups/index.js';
 import { enableFavorDynmods } from './cgroups/favordynmods.js';
 import { ComposingContainerizer } from './containerizer/composing.js';
@@ -49,6 +49,8 @@ import { StreamServer, type Runtime } from './stream/server.js';
 import { streamRuntime } from './cri/streaming/runtime.js';
 import type { MetricsServer } from './metrics/server.js';
 import type { RecoverySummary } from './metrics/metrics.js';
+import { status } from './cri/runtime/status.js';
+import { holdRecovery } from './fault.js';
 
 export class Daemon {
   private constructor(
@@ -163,6 +165,14 @@ export class Daemon {
     const containerizer = new ComposingContainerizer(members);
     const sandboxes = new MetadataStore<SandboxRecord>(sandboxRecordsDir(config.workDir));
     const containers = new MetadataStore<ContainerRecord>(containerRecordsDir(config.workDir));
+    // Every log line about a pod names it: `pod` is a pod id; `container` a CRI container id or a
+    // containerizer key (<pod> or <pod>.<container>).
+    setPodLookup(log, (fields) => {
+      let pod = typeof fields.pod === 'string' ? fields.pod : undefined;
+      if (!pod && typeof fields.container === 'string') pod = containers.get(fields.container)?.sandboxId ?? fields.container.split('.')[0];
+      const metadata = pod ? sandboxes.get(pod)?.config.metadata : undefined;
+      return metadata ? { podName: metadata.name, podNamespace: metadata.namespace } : undefined;
+    });
 
     // The runtime is bound late (ctx below): no stream can arrive before a URL was handed out.
     let runtime: Runtime | undefined;
@@ -227,7 +237,7 @@ export class Daemon {
     const metricsServer = config.metricsAddress ? await serveMetrics(ctx, () => recovery) : undefined;
     const recoveryStarted = process.hrtime.bigint();
     const recovering = recover(ctx, provisioner).then((counts) => ctx.metrics?.recovered({ seconds: Number(process.hrtime.bigint() - recoveryStarted) / 1e9, ...counts }));
-    const ready = Promise.all([recovering.finally(() => events.recovered()), network?.start()]).then(() => undefined);
+    const ready = Promise.all([recovering.finally(() => events.recovered()), network?.start()]).then(() => holdRecovery());
     ready.then(
       () => (recovery = 'done'),
       (err: unknown) => (recovery = { failed: String(err) }),
@@ -254,6 +264,16 @@ export class Daemon {
       (err) => log.error('recovery failed', { error: String(err) }),
     );
     return new Daemon(ctx, server, front, ready, streams, metricsServer);
+  }
+
+  /**
+   * The systemd watchdog's health check: what answers the CRI Status RPC, behind the same
+   * recovery gate, called in-process. True when it answers and reports RuntimeReady.
+   */
+  async statusProbe(): Promise<boolean> {
+    await this.ready;
+    const res = await status(this.ctx, { verbose: false });
+    return res.status?.conditions?.some((c) => c.type === 'RuntimeReady' && c.status) ?? false;
   }
 
   /** Stop serving. Containers keep running: their launch helpers hold their pipes and exit statuses. */

@@ -74,3 +74,14 @@ export async function holdCreate(name: string): Promise<void> {
   writeFileSync(join(dir, `${name}.held`), '');
   while (existsSync(join(dir, `${name}.hold`))) await sleep(20);
 }
+
+/**
+ * Test-only, off unless the daemon's environment sets CRI_MESOS_TEST_HOLD_RECOVERY=FILE: the
+ * end of recovery (the gate every request waits behind) waits while FILE exists. Lets a test
+ * see the daemon bound to its socket but not yet serving (test/integration/systemd-notify.test.ts).
+ */
+export async function holdRecovery(): Promise<void> {
+  const file = process.env.CRI_MESOS_TEST_HOLD_RECOVERY;
+  if (!file) return;
+  while (existsSync(file)) await sleep(20);
+}

@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -2148,6 +2149,65 @@ Napi::Value MoveMount(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// ---------------------------------------------------------------------------
+// sd_notify: one datagram to the service manager's notification socket.
+//
+// sdNotify(socket, message): `socket` is $NOTIFY_SOCKET, a path or, with a leading '@', a name
+// in the abstract namespace. Runs on the Node thread: it never blocks (MSG_DONTWAIT: with the
+// manager's queue full the message is dropped with EAGAIN, as libsystemd's sd_notify would drop
+// it) and a peer that went away is an error, not SIGPIPE (MSG_NOSIGNAL). The kernel attaches our
+// pid, which NotifyAccess=main compares with the unit's main pid.
+Napi::Value SdNotify(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string socketPath, message;
+  if (!ArgString(info, 0, "socket", &socketPath) || !ArgString(info, 1, "message", &message)) return env.Undefined();
+  if (message.empty()) {
+    Napi::TypeError::New(env, "message must not be empty").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  sockaddr_un addr;
+  memset(&addr, 0, sizeof(addr));
+  addr.sun_family = AF_UNIX;
+  socklen_t len;
+  if (socketPath.size() >= 2 && socketPath[0] == '@') {
+    // Abstract: sun_path starts with NUL and the name is exactly the bytes after it (no terminator).
+    if (socketPath.size() > sizeof(addr.sun_path)) {
+      ThrowErrno(env, ENAMETOOLONG, "sendto", socketPath);
+      return env.Undefined();
+    }
+    memcpy(addr.sun_path + 1, socketPath.data() + 1, socketPath.size() - 1);
+    len = offsetof(sockaddr_un, sun_path) + socketPath.size();
+  } else if (socketPath.size() >= 2 && socketPath[0] == '/') {
+    if (socketPath.size() >= sizeof(addr.sun_path) || socketPath.find('\0') != std::string::npos) {
+      ThrowErrno(env, ENAMETOOLONG, "sendto", socketPath);
+      return env.Undefined();
+    }
+    memcpy(addr.sun_path, socketPath.data(), socketPath.size());
+    len = offsetof(sockaddr_un, sun_path) + socketPath.size() + 1;
+  } else {
+    Napi::TypeError::New(env, "socket must be an absolute path or an abstract name (@name)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    ThrowErrno(env, errno, "socket");
+    return env.Undefined();
+  }
+  ssize_t n;
+  do {
+    n = sendto(fd, message.data(), message.size(), MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), len);
+  } while (n < 0 && errno == EINTR);
+  int sendErr = n < 0 ? errno : ((size_t)n != message.size() ? EMSGSIZE : 0);
+  // Nothing is buffered on our side of a datagram socket: close cannot lose data, but report it.
+  int closeErr = close(fd) < 0 && errno != EINTR ? errno : 0;
+  if (sendErr) {
+    ThrowErrno(env, sendErr, "sendto", socketPath);
+    return env.Undefined();
+  }
+  if (closeErr) ThrowErrno(env, closeErr, "close", socketPath);
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   napi_async_init(env, Napi::Object::New(env), Napi::String::New(env, "cri-mesos:spawn"), &data->ctx);
@@ -2181,6 +2241,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("nsPin", Napi::Function::New(env, NsPin, "nsPin"));
   exports.Set("idmappedTree", Napi::Function::New(env, IdmappedTree, "idmappedTree"));
   exports.Set("moveMount", Napi::Function::New(env, MoveMount, "moveMount"));
+  exports.Set("sdNotify", Napi::Function::New(env, SdNotify, "sdNotify"));
   return exports;
 }
 

@@ -192,6 +192,13 @@ export interface NativeAddon {
   idmappedTree(path: string, userns: string, recursive?: boolean): Promise<number>;
   /** move_mount(MOVE_MOUNT_F_EMPTY_PATH): attach a detached mount tree (an idmappedTree fd) on `target`. */
   moveMount(fd: number, target: string): void;
+  /**
+   * One datagram to the AF_UNIX socket `socket` ($NOTIFY_SOCKET: a path, or `@name` in the
+   * abstract namespace), sent without blocking (MSG_DONTWAIT | MSG_NOSIGNAL): the sd_notify
+   * protocol without libsystemd. Throws an errno error naming socket, sendto or close (EAGAIN:
+   * the manager's queue is full and the message was dropped; ECONNREFUSED/ENOENT: nobody listens).
+   */
+  sdNotify(socket: string, message: string): void;
 }
 
 let cached: NativeAddon | undefined;

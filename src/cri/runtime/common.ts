@@ -206,7 +206,7 @@ export async function destroyFailedLaunch(ctx: RuntimeContext, id: ContainerId):
     await ctx.containerizer.destroy(id);
     await ctx.containerizer.remove(id);
   } catch (err) {
-    ctx.log.error('cleaning up a failed launch', { container: id.value, error: String(err) });
+    ctx.log.error('cleaning up a failed launch', { container: id.value, pod: id.parent?.value ?? id.value, error: String(err) });
   }
 }
 

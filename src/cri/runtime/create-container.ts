@@ -238,7 +238,7 @@ async function buildProcess(
   }
   const hostname = sandbox.mesos.namespaces.network === 'NODE' ? '' : sandbox.config.hostname;
   const caps = capabilityMask(sc?.privileged ?? false, sc?.capabilities?.add_capabilities ?? [], sc?.capabilities?.drop_capabilities ?? []);
-  if (caps.unavailable.length) ctx.log.warn('capabilities the runtime does not hold are not given', { container: config.metadata?.name, capabilities: caps.unavailable });
+  if (caps.unavailable.length) ctx.log.warn('capabilities the runtime does not hold are not given', { pod: sandbox.id, container: config.metadata?.name, capabilities: caps.unavailable });
   const ambient = ambientMask(sc?.capabilities?.add_ambient_capabilities ?? [], caps.mask);
   // Raising needs the capability inheritable: a privileged container with ambient ones gets its
   // (unchanged) full set written out, so the helper sets it.

@@ -22,6 +22,7 @@ import type { KeyValue__Output } from '../../../api/generated/runtime/v1/KeyValu
 import type { SandboxRecord } from '../../store/metadata.js';
 import { failedPrecondition } from '../../errors.js';
 import type { RuntimeContext } from '../context.js';
+import { podFields } from '../../log.js';
 
 /** Schema version of HookInput; a change that breaks hooks bumps it. */
 export const HOOK_INPUT_VERSION = 1;
@@ -269,7 +270,7 @@ export async function podPreLaunchHook(ctx: RuntimeContext, id: string, runtimeH
   const hook = ctx.config.preLaunchHook;
   if (!hook) return config.labels;
   const out = await runHook(hook, ctx.config.preLaunchHookTimeout * 1000, podHookInput(id, runtimeHandler, config));
-  if (out.env.length) ctx.log.warn('pre-launch hook env is for containers; a pod has no environment, ignored', { pod: id, keys: out.env.map((e) => e.key) });
+  if (out.env.length) ctx.log.warn('pre-launch hook env is for containers; a pod has no environment, ignored', { pod: id, ...podFields(config.metadata), keys: out.env.map((e) => e.key) });
   return applyLabels(hook, config.labels, out.labels);
 }
 

@@ -22,5 +22,5 @@ export async function removeContainerRecord(ctx: RuntimeContext, c: ContainerRec
   ctx.events.emit('CONTAINER_DELETED_EVENT', c.id, c.sandboxId);
   ctx.names.releaseId(c.id);
   ctx.cpuSamples.forget(c.id);
-  ctx.log.info('container removed', { container: c.id });
+  ctx.log.info('container removed', { container: c.id, pod: c.sandboxId });
 }

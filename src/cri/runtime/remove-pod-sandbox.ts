@@ -5,6 +5,7 @@ import { invalidArgument } from '../../errors.js';
 import { stopSandbox } from './stop-pod-sandbox.js';
 import { removeContainerRecord } from './remove-container.js';
 import { findSandbox } from './common.js';
+import { podFields } from '../../log.js';
 
 /** Idempotent. Stops the pod if it still runs, then deletes everything it left. */
 export async function removePodSandbox(ctx: RuntimeContext, req: RemovePodSandboxRequest__Output): Promise<RemovePodSandboxResponse> {
@@ -18,6 +19,6 @@ export async function removePodSandbox(ctx: RuntimeContext, req: RemovePodSandbo
   ctx.sandboxes.delete(sandbox.id);
   ctx.events.emit('CONTAINER_DELETED_EVENT', sandbox.id, sandbox.id, last);
   ctx.names.releaseId(sandbox.id);
-  ctx.log.info('pod sandbox removed', { pod: sandbox.id });
+  ctx.log.info('pod sandbox removed', { pod: sandbox.id, ...podFields(last.config.metadata) });
   return {};
 }

@@ -7,7 +7,7 @@
 // be wider than its pod's.
 import { applyV1DeviceRules, applyV2DeviceRules } from '../../../../cgroups/index.js';
 import { deviceRules } from '../../devices.js';
-import type { ContainerConfig, LaunchInfo } from '../../isolator.js';
+import { idString, type ContainerConfig, type LaunchInfo } from '../../isolator.js';
 import { CgroupsIsolatorBase, type CgroupsIsolatorOptions } from './base.js';
 
 export class DevicesIsolator extends CgroupsIsolatorBase {
@@ -26,7 +26,7 @@ export class DevicesIsolator extends CgroupsIsolatorBase {
     const rules = deviceRules(!!config.privileged, config.devices ?? []);
     if (this.backend === 'v1') await applyV1DeviceRules(this.v1Dir('devices', rel)!, rules);
     else applyV2DeviceRules(this.v2Dir(rel), rules);
-    this.log.debug('device rules applied', { container: config.id.value, backend: this.backend, rules: rules.length });
+    this.log.debug('device rules applied', { container: idString(config.id), backend: this.backend, rules: rules.length });
     return launch;
   }
 

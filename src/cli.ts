@@ -51,6 +51,17 @@ function loadedFrom(opts: Record<string, unknown>): LoadedConfig {
   return loadConfigWithSources(opts.config as string | undefined, flags as Partial<Record<keyof DaemonConfig, unknown>>, opts.configDir as string | undefined);
 }
 
+/** The config, or undefined with its error printed and exit status 2: a bad config is the operator's to fix, a message and no stack trace. */
+function loadedOrExit(opts: Record<string, unknown>): LoadedConfig | undefined {
+  try {
+    return loadedFrom(opts);
+  } catch (err) {
+    console.error(`cri-mesos: ${(err as Error).message}`);
+    process.exitCode = 2;
+    return undefined;
+  }
+}
+
 function configFrom(opts: Record<string, unknown>): DaemonConfig {
   return loadedFrom(opts).config;
 }
@@ -62,15 +73,8 @@ withConfigFlags(program.command('daemon', { isDefault: true }).description('serv
 async function runDaemon(opts: Record<string, unknown>): Promise<void> {
   // First: nothing the daemon starts may inherit systemd's notification socket.
   const notify = takeNotifyEnv();
-  let config: DaemonConfig;
-  try {
-    config = configFrom(opts);
-  } catch (err) {
-    // A bad config is the operator's to fix: its message, not a stack trace.
-    console.error(`cri-mesos: ${(err as Error).message}`);
-    process.exitCode = 2;
-    return;
-  }
+  const config = loadedOrExit(opts)?.config;
+  if (!config) return;
   // Whoever reads our output may go away (a closed pipe, a dead terminal): that must never take
   // the daemon, and with it the CRI socket, down. Log lines are simply lost then.
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
@@ -121,14 +125,8 @@ async function runDaemon(opts: Record<string, unknown>): Promise<void> {
 withConfigFlags(program.command('config').description('print the effective configuration and where each value came from'))
   .option('--json', 'as JSON: {config, sources, files}')
   .action((opts) => {
-    let loaded: LoadedConfig;
-    try {
-      loaded = loadedFrom(opts);
-    } catch (err) {
-      console.error(`cri-mesos: ${(err as Error).message}`);
-      process.exitCode = 1;
-      return;
-    }
+    const loaded = loadedOrExit(opts);
+    if (!loaded) return;
     if (opts.json) console.log(JSON.stringify(loaded, null, 2));
     else process.stdout.write(`# files: ${loaded.files.length ? loaded.files.join(', ') : 'none (defaults and flags only)'}\n${renderConfig(loaded)}`);
   });

@@ -137,32 +137,23 @@ export class Metrics {
 
     // ---- state, computed at scrape time ----
     const self = this;
-    new Gauge({
-      name: `${PREFIX}pods`,
-      help: 'Pod sandboxes by CRI state and containerizer.',
-      labelNames: ['state', 'containerizer'],
-      registers,
-      collect() {
-        const src = self.source;
-        if (!src) return;
-        this.reset();
-        for (const c of src.containerizerNames()) for (const state of POD_STATES) this.set({ state, containerizer: c }, 0);
-        for (const p of src.pods()) this.inc({ state: p.state, containerizer: p.containerizer });
-      },
-    });
-    new Gauge({
-      name: `${PREFIX}containers`,
-      help: 'Containers by CRI state and containerizer.',
-      labelNames: ['state', 'containerizer'],
-      registers,
-      collect() {
-        const src = self.source;
-        if (!src) return;
-        this.reset();
-        for (const c of src.containerizerNames()) for (const state of CONTAINER_STATES) this.set({ state, containerizer: c }, 0);
-        for (const p of src.containers()) this.inc({ state: p.state, containerizer: p.containerizer });
-      },
-    });
+    // Pods and containers by CRI state: every (state, containerizer) pair is there, 0 included.
+    const byState = (what: 'pods' | 'containers', help: string, states: readonly string[]) =>
+      new Gauge({
+        name: `${PREFIX}${what}`,
+        help,
+        labelNames: ['state', 'containerizer'],
+        registers,
+        collect() {
+          const src = self.source;
+          if (!src) return;
+          this.reset();
+          for (const c of src.containerizerNames()) for (const state of states) this.set({ state, containerizer: c }, 0);
+          for (const p of src[what]()) this.inc({ state: p.state, containerizer: p.containerizer });
+        },
+      });
+    byState('pods', 'Pod sandboxes by CRI state and containerizer.', POD_STATES);
+    byState('containers', 'Containers by CRI state and containerizer.', CONTAINER_STATES);
     new Gauge({
       name: `${PREFIX}containerizer_containers`,
       help: "Containers as the containerizers hold them, by their own state (Mesos: STARTING, PROVISIONING, PREPARING, ISOLATING, FETCHING, RUNNING, DESTROYING, TERMINATED) and kind (pod or container).",

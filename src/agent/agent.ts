@@ -51,7 +51,7 @@ export class Agent {
   private readonly fileQueues = new Map<string, Promise<void>>();
   private readonly ctx: AgentContext;
   private readonly watcher: ManifestWatcher;
-  private readonly pleg: Pleg;
+  private readonly plegLoop: Pleg;
   private readonly logs: ContainerLogManager;
   private readonly status: StatusServer;
   private runtimeName = 'cri';
@@ -77,7 +77,7 @@ export class Agent {
       agentStart: Date.now(),
     };
     this.watcher = new ManifestWatcher(resolve(opts.manifests), (changes) => this.onManifests(changes), log, opts.fileCheckFrequencyMs);
-    this.pleg = new Pleg(cri, {
+    this.plegLoop = new Pleg(cri, {
       evented: opts.eventedPleg,
       log,
       onPodEvent: (uid) => this.workerByUid(uid)?.queue(0),
@@ -97,6 +97,11 @@ export class Agent {
     return this.ctx.nodeName;
   }
 
+  /** The PLEG's mode and relist period now (evented: 300 s; generic, or after a fall-back: 1 s). */
+  get pleg(): { mode: 'generic' | 'evented'; relistPeriodMs: number } {
+    return { mode: this.plegLoop.mode, relistPeriodMs: this.plegLoop.relistPeriodMs };
+  }
+
   private async run(): Promise<void> {
     mkdirSync(agentPodsDir(this.opts.root), { recursive: true, mode: 0o750 });
     mkdirSync(agentSeccompDir(this.opts.root), { recursive: true, mode: 0o750 });
@@ -113,13 +118,13 @@ export class Agent {
     // Every manifest is read before the first relist, so that no pod of ours looks orphaned.
     this.watcher.scan();
     this.watcher.start();
-    this.pleg.start();
+    this.plegLoop.start();
     this.logs.start();
     this.log.info('agent started', {
       node: this.ctx.nodeName,
       manifests: this.watcher.dir,
       status: `${addr.address}:${addr.port}`,
-      pleg: this.pleg.mode,
+      pleg: this.plegLoop.mode,
       pods: this.workers.size,
     });
   }
@@ -140,7 +145,7 @@ export class Agent {
   async stop(): Promise<void> {
     this.stopped = true;
     this.watcher.stop();
-    this.pleg.stop();
+    this.plegLoop.stop();
     this.logs.stop();
     for (const w of this.workers.values()) w.stopWorker();
     await this.status.close();

@@ -136,7 +136,8 @@ export function containerConfig(i: ContainerConfigInput, o: ConfigOptions): Cont
       resources: containerResources(pod, container, o.node),
       security_context: containerSecurityContext(pod, container, agentSeccompDir(o.root), i.imageUser),
     },
-    envs: env.map((e) => ({ key: e.name, value: e.value })),
+    // KeyValue.value is bytes in this proto (env values need not be UTF-8).
+    envs: env.map((e) => ({ key: e.name, value: Buffer.from(e.value, 'utf8') })),
   };
 }
 

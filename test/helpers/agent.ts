@@ -1,9 +1,12 @@
 // Runs `cri-mesos agent` against a TestDaemon for the agent's integration tests: in-process
 // (Agent.start) or as a child process (to kill -9 it), with its own manifest dir, root, pod logs
-// dir, node name and status port, and the daemon's cgroup root as its --cgroup-root (so that the
-// daemon's sweep removes whatever a failed test leaves). Everything goes away in teardown.
+// dir, node name and status port. Its --cgroup-root is a sibling of the daemon's cgroup root, as
+// the kubelet's /kubepods is of the runtime's (inside it, the daemon's recovery would take the
+// kubepods cgroups for orphans); useAgentCgroups sweeps it when the file is done.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readdirSync, renameSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, renameSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import test from 'ava';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -15,7 +18,7 @@ import { createLogger } from '../../src/log.js';
 import winston from 'winston';
 import { Writable } from 'node:stream';
 import { projectRoot } from '../../src/util/paths.js';
-import type { TestDaemon } from './daemon.js';
+import { sweep, type TestDaemon } from './daemon.js';
 
 export interface AgentDirs {
   dir: string;
@@ -37,6 +40,18 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** The agents' --cgroup-root for a daemon: <daemon cgroup root>-agent. */
+export function agentCgroupRoot(d: TestDaemon): string {
+  return `${d.cgroupRoot}-agent`;
+}
+
+/** After the file's tests (and its daemon's teardown): kill and remove what is left in the agents' cgroup root. */
+export function useAgentCgroups(d: TestDaemon): void {
+  test.after.always(async () => {
+    await sweep(agentCgroupRoot(d), mkdtempSync(join(tmpdir(), 'cm-agent-sweep-')));
+  });
+}
+
 /** Dirs for one agent inside the daemon's temp dir (removed with it). */
 export function agentDirs(d: TestDaemon, name: string): AgentDirs {
   const dir = join(d.dir, `agent-${name}-${randomBytes(3).toString('hex')}`);
@@ -54,7 +69,7 @@ export function agentOptions(d: TestDaemon, dirs: AgentDirs, extra: Partial<Agen
     nodeName: dirs.nodeName,
     nodeIP: '127.0.0.1',
     podLogsDir: dirs.podLogsDir,
-    cgroupRoot: `/${d.cgroupRoot}`,
+    cgroupRoot: `/${agentCgroupRoot(d)}`,
     resolvConf: '/etc/resolv.conf',
     containerLogMaxSize: '10Mi',
     containerLogMaxFiles: 5,
@@ -163,7 +178,7 @@ export class AgentProcess {
       '--pod-logs-dir',
       this.dirs.podLogsDir,
       '--cgroup-root',
-      `/${this.d.cgroupRoot}`,
+      `/${agentCgroupRoot(this.d)}`,
       '--file-check-frequency',
       '2s',
       ...this.flags,

@@ -8,10 +8,11 @@ import { gunzipSync } from 'node:zlib';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { useDaemon } from '../helpers/suite.js';
 import { BUSYBOX, CRI_LOG_LINE, type TestDaemon } from '../helpers/daemon.js';
-import { AgentProcess, agentDirs, freePort, getPods, podNamed, removeManifest, startAgent, until, writeManifest, type AgentDirs } from '../helpers/agent.js';
+import { AgentProcess, agentDirs, freePort, getPods, podNamed, removeManifest, startAgent, until, useAgentCgroups, writeManifest, type AgentDirs } from '../helpers/agent.js';
 import type { Pod } from '../../src/agent/types.js';
 
 const d = useDaemon('agent restart tests');
+if (d) useAgentCgroups(d);
 
 function pod(name: string, script: string): string {
   return `apiVersion: v1

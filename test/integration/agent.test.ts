@@ -7,11 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { useDaemon } from '../helpers/suite.js';
 import { BUSYBOX, criLogLines } from '../helpers/daemon.js';
-import { agentDirs, agentLog, freePort, podNamed, removeManifest, startAgent, until, writeManifest } from '../helpers/agent.js';
+import { agentCgroupRoot, agentDirs, agentLog, freePort, podNamed, removeManifest, startAgent, until, useAgentCgroups, writeManifest } from '../helpers/agent.js';
 import type { Pod } from '../../src/agent/types.js';
 import { Cgroups } from '../../src/cgroups/index.js';
 
 const d = useDaemon('agent tests');
+if (d) useAgentCgroups(d);
 
 /** A host-network pod of one busybox container running `script`. */
 function pod(name: string, script: string, extra = '', containerExtra = ''): string {
@@ -242,7 +243,7 @@ if (d) {
       t.is(config.annotations['kubernetes.io/config.source'], 'file');
       t.regex(config.annotations['kubernetes.io/config.seen'], /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
       t.is(config.log_directory, join(dirs.podLogsDir, `default_${name}_${uid}`));
-      t.is(config.linux.cgroup_parent, guaranteed ? `/${d.cgroupRoot}/kubepods/pod${uid}` : `/${d.cgroupRoot}/kubepods/burstable/pod${uid}`);
+      t.is(config.linux.cgroup_parent, guaranteed ? `/${agentCgroupRoot(d)}/kubepods/pod${uid}` : `/${agentCgroupRoot(d)}/kubepods/burstable/pod${uid}`);
       t.is(config.linux.security_context.namespace_options.network, 'NODE');
       t.is(config.linux.security_context.namespace_options.pid, guaranteed ? 'CONTAINER' : 'POD');
       t.is(config.linux.security_context.seccomp.profile_type, 'RuntimeDefault');
@@ -323,7 +324,7 @@ if (d) {
     t.false(readFileSync('/proc/self/mountinfo', 'utf8').includes(join(dirs.root, 'pods')), 'no tmpfs left mounted');
     const cg = Cgroups.detect();
     for (const mp of cg.allMountPoints()) {
-      t.false(existsSync(join(mp, d.cgroupRoot, 'kubepods', 'besteffort', `pod${uid}`)), `no pod cgroup in ${mp}`);
+      t.false(existsSync(join(mp, agentCgroupRoot(d), 'kubepods', 'besteffort', `pod${uid}`)), `no pod cgroup in ${mp}`);
     }
   });
 

@@ -211,14 +211,12 @@ export class PodWorker {
     }
     if (!sandboxId) return;
 
-    const started: string[] = [];
-    if (actions.nextInitContainer) {
-      if (await this.startContainer(actions.nextInitContainer, sandboxId, config, volumes)) started.push(actions.nextInitContainer.name);
-    }
+    // After each start the view is read again: the status and the probes see the new container at once.
+    if (actions.nextInitContainer && (await this.startContainer(actions.nextInitContainer, sandboxId, config, volumes))) this.runtime = await getPodStatus(cri, this.uid);
     for (const c of actions.containersToStart) {
-      if (await this.startContainer(c, sandboxId, config, volumes)) started.push(c.name);
+      if (await this.startContainer(c, sandboxId, config, volumes)) this.runtime = await getPodStatus(cri, this.uid);
     }
-    if (started.length > 0 || actions.containersToKill.length > 0) this.runtime = await getPodStatus(cri, this.uid);
+    if (actions.containersToKill.length > 0 && actions.containersToStart.length === 0) this.runtime = await getPodStatus(cri, this.uid);
     await this.collectGarbage(this.runtime);
   }
 

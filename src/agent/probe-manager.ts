@@ -80,14 +80,15 @@ class Worker {
     if (c.id !== this.containerId) {
       if (this.containerId) this.mgr.remove(this.type, this.containerId);
       this.containerId = c.id;
-      this.mgr.set(this.type, this.container.name, c.id, INITIAL[this.type]);
+      this.mgr.set(this.type, this.container.name, c.id, INITIAL[this.type], '', false);
       this.onHold = false;
       this.resultRun = 0;
       this.lastResult = 'Unknown';
     }
     if (this.onHold) return true;
     if (!c.running) {
-      this.mgr.set(this.type, this.container.name, c.id, 'Failure');
+      // An exited container fails its probes (a created one is about to run: it is left alone).
+      if (c.terminated) this.mgr.set(this.type, this.container.name, c.id, 'Failure', '', false);
       return true;
     }
     if ((Date.now() - c.startedAt) / 1000 < (this.spec.initialDelaySeconds ?? 0)) return true;
@@ -154,11 +155,12 @@ export class ProbeManager {
     this.workers.length = 0;
   }
 
-  set(type: ProbeType, container: string, containerId: string, result: ProbeResult, output = ''): void {
+  /** Records a result; `probed`: it came from running the probe (a stopped container's Failure did not). */
+  set(type: ProbeType, container: string, containerId: string, result: ProbeResult, output = '', probed = true): void {
     const key = `${type}/${containerId}`;
     const prev = this.results.get(key);
     this.results.set(key, result);
-    if (prev !== result) this.onResult({ type, container, containerId, result, output });
+    if (prev !== result && probed) this.onResult({ type, container, containerId, result, output });
   }
 
   remove(type: ProbeType, containerId: string): void {

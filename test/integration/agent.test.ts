@@ -328,6 +328,74 @@ if (d) {
     }
   });
 
+  test('hooks and probes: postStart exec and httpGet, preStop exec, startup tcpSocket, readiness exec', async (t) => {
+    const dirs = agentDirs(d, 'hooks');
+    const port = await freePort();
+    const hostDir = mkdtempSync(join(tmpdir(), 'cm-agent-hooks-'));
+    t.teardown(() => import('node:fs').then((fs) => fs.rmSync(hostDir, { recursive: true, force: true })));
+    // A server on the node that the httpGet hook calls.
+    const hits: { url: string; agent: string }[] = [];
+    const { createServer } = await import('node:http');
+    const server = createServer((req, res) => {
+      hits.push({ url: req.url ?? '', agent: String(req.headers['user-agent']) });
+      res.writeHead(500).end(); // a hook's status code does not matter, only that it was answered
+    });
+    const hookPort = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
+    t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+    writeManifest(
+      dirs,
+      'hooks.yaml',
+      `apiVersion: v1
+kind: Pod
+metadata: {name: hooks}
+spec:
+  hostNetwork: true
+  terminationGracePeriodSeconds: 5
+  volumes: [{name: out, hostPath: {path: ${hostDir}}}]
+  containers:
+  - name: main
+    image: ${BUSYBOX}
+    imagePullPolicy: IfNotPresent
+    command: [sh, -c, 'sleep 2; exec httpd -f -p ${port}']
+    volumeMounts: [{name: out, mountPath: /out}]
+    lifecycle:
+      postStart: {exec: {command: [sh, -c, 'echo post-start > /out/post-start']}}
+      preStop: {exec: {command: [sh, -c, 'echo pre-stop > /out/pre-stop']}}
+    startupProbe: {tcpSocket: {port: ${port}}, periodSeconds: 1, failureThreshold: 30}
+    readinessProbe: {exec: {command: [test, -f, /out/post-start]}, periodSeconds: 1}
+  - name: side
+    image: ${BUSYBOX}
+    imagePullPolicy: IfNotPresent
+    command: [sleep, '600']
+    lifecycle:
+      postStart: {httpGet: {host: 127.0.0.1, port: ${hookPort}, path: /started, httpHeaders: [{name: X-Pod, value: hooks}]}}
+`,
+    );
+    const agent = await startAgent(t, d, dirs);
+    const get = () => podNamed(agent.pods(), dirs, 'hooks');
+    await until('postStart exec to have run', () => existsSync(join(hostDir, 'post-start')));
+    await until('postStart httpGet to have run', () => hits.length > 0);
+    t.is(hits[0]!.url, '/started');
+    t.regex(hits[0]!.agent, /^kube-lifecycle\//);
+    // Not started (and so not ready) until the startup probe connects, 2 s in.
+    const early = await until('main running', () => {
+      const c = get()?.status?.containerStatuses.find((x) => x.name === 'main');
+      return c?.state.running && c;
+    });
+    t.true(!early.started && !early.ready, JSON.stringify(early));
+    const ready = await until('started and ready', () => {
+      const c = get()?.status?.containerStatuses.find((x) => x.name === 'main');
+      return c?.started && c.ready && get();
+    });
+    t.is(ready.status!.conditions.find((c) => c.type === 'Ready')?.status, 'True');
+    t.is(ready.status!.containerStatuses.find((c) => c.name === 'main')!.restartCount, 0, 'a startup probe that succeeds kills nothing');
+    removeManifest(dirs, 'hooks.yaml');
+    await until('the pod removed', () => agent.pods().length === 0);
+    await agent.settled();
+    t.is(readFileSync(join(hostDir, 'pre-stop'), 'utf8'), 'pre-stop\n', 'preStop ran before the container was stopped');
+  });
+
   test('an invalid manifest is reported with its file and fields, and the other pods keep running', async (t) => {
     const dirs = agentDirs(d, 'invalid');
     writeManifest(dirs, 'good.yaml', pod('good', 'exec sleep 600'));

@@ -67,9 +67,7 @@ export function validatePod(pod: Pod): FieldError[] {
   if (spec.hostname !== undefined && !DNS1123_LABEL.test(spec.hostname)) e.add('spec.hostname', `Invalid value: "${spec.hostname}": must be a DNS label`);
   if (spec.subdomain !== undefined && !DNS1123_LABEL.test(spec.subdomain)) e.add('spec.subdomain', `Invalid value: "${spec.subdomain}": must be a DNS label`);
   if (spec.shareProcessNamespace && spec.hostPID) e.add('spec.shareProcessNamespace', 'Invalid value: true: ShareProcessNamespace and HostPID cannot both be enabled');
-  if (spec.hostUsers === false && (spec.hostNetwork || spec.hostPID || spec.hostIPC)) {
-    e.add('spec.hostUsers', 'Forbidden: when `hostUsers` is false, `hostNetwork`, `hostPID` and `hostIPC` must be false');
-  }
+  if (spec.hostUsers === false) e.add('spec.hostUsers', 'Unsupported value: false: pods in user namespaces need the kubelet\'s ID mappings, which this agent does not allocate');
   (spec.securityContext?.sysctls ?? []).forEach((s, i) => {
     if (!/^([a-z0-9]([-_a-z0-9]*[a-z0-9])?[./])*[a-z0-9]([-_a-z0-9]*[a-z0-9])?$/.test(s?.name ?? '')) e.add(`spec.securityContext.sysctls[${i}].name`, `Invalid value: "${s?.name}": must be a sysctl name`);
   });

@@ -4,6 +4,8 @@
 import test from 'ava';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { projectRoot } from '../../src/util/paths.js';
 import { gunzipSync } from 'node:zlib';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { useDaemon } from '../helpers/suite.js';
@@ -101,6 +103,12 @@ if (d) {
     const counts = (await containersOf(d, crashUid)).map((c) => Number(c.annotations['io.kubernetes.container.restartCount'])).sort((a, b) => a - b);
     t.true(counts.every((n) => n >= countAtKill), `counts ${counts} after ${countAtKill}`);
     t.true(existsSync(join(dirs.podLogsDir, `default_${after.crash.metadata.name}_${crashUid}`, 'main', `${countAtKill + 1}.log`)), 'the next restart logs to the next file');
+
+    // `cri-mesos agent pods` reads the same status address.
+    const table = execFileSync(process.execPath, ['--import', 'tsx', join(projectRoot(), 'src', 'cli.ts'), 'agent', 'pods', '--status-address', `127.0.0.1:${port}`], { cwd: projectRoot(), encoding: 'utf8' });
+    t.regex(table, /^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\s+IP\s+QOS\s+UID$/m);
+    t.regex(table, new RegExp(`^steady-${dirs.nodeName}\\s+1/1\\s+Running\\s+0\\s+\\S+\\s+127\\.0\\.0\\.1\\s+BestEffort\\s+${steadyUid}$`, 'm'));
+    t.regex(table, new RegExp(`^crash-${dirs.nodeName}\\s+0/1\\s+(CrashLoopBackOff|Running|Error)\\s+\\d+`, 'm'));
 
     // A manifest removed while the agent is down: the restarted agent removes its pod.
     await agent.kill9();

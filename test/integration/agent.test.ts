@@ -185,10 +185,11 @@ if (d) {
     t.deepEqual(backoffs.slice(0, 3), ['2s', '4s', '8s'], messages.join('\n'));
     const runs = [...seen.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r);
     const gaps = runs.slice(1).map((r, i) => (Date.parse(r.startedAt) - Date.parse(runs[i]!.finishedAt)) / 1000);
-    // Second-precision times: each gap is its back-off ±1 s; the first restart is immediate.
+    // Second-precision times (and a busy machine): the first restart is immediate, then each
+    // gap is at least its back-off less a second, and they grow.
     t.true(gaps[0]! <= 1, `gaps ${gaps}`);
-    t.true(gaps[1]! >= 1 && gaps[1]! <= 3, `gaps ${gaps}`);
-    t.true(gaps[2]! >= 3 && gaps[2]! <= 5, `gaps ${gaps}`);
+    t.true(gaps[1]! >= 1 && gaps[1]! <= 4, `gaps ${gaps}`);
+    t.true(gaps[2]! >= 3 && gaps[2]! <= 7 && gaps[2]! > gaps[1]!, `gaps ${gaps}`);
     const crash = get('crash')!;
     t.is(crash.status!.phase, 'Running', 'restartPolicy Always: a crash loop is Running');
     t.true(logText(crash, dirs.podLogsDir, 'main', crash.status!.containerStatuses[0]!.restartCount - 1).includes('crashing'), 'each restart logs to <n>.log');

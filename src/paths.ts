@@ -215,6 +215,11 @@ export function agentPodLogDir(logsDir: string, namespace: string, name: string,
   return join(logsDir, `${namespace}_${name}_${uid}`);
 }
 
+/** A container's log dir: <logs>/<ns>_<name>_<uid>/<ctr>. */
+export function agentContainerLogDir(logsDir: string, namespace: string, name: string, uid: string, container: string): string {
+  return join(agentPodLogDir(logsDir, namespace, name, uid), container);
+}
+
 /** A container's log path relative to the pod's log directory (the CRI log_path): <ctr>/<restart>.log. */
 export function agentContainerLogPath(container: string, restartCount: number): string {
   return join(container, `${restartCount}.log`);

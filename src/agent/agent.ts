@@ -45,6 +45,8 @@ export interface AgentOptions {
 export class Agent {
   private readonly workers = new Map<string, PodWorker>();
   private readonly invalid = new Map<string, FieldError[]>();
+  /** files refused because another file's pod has the same name: tried again when a pod goes */
+  private readonly duplicates = new Map<string, string>();
   /** uid → its removal in progress */
   private readonly removing = new Map<string, Promise<void>>();
   /** per manifest file: changes are applied one after the other (kill, then start) */
@@ -189,6 +191,7 @@ export class Agent {
         if (dup) {
           const errors = [{ field: 'metadata.name', reason: `Duplicate value: "${res.pod.metadata.name}": the pod of ${dup[0]} has this name` }];
           this.invalid.set(file, errors);
+          this.duplicates.set(file, text);
           this.log.error(`invalid manifest: ${formatManifestErrors(file, errors)}`, { file });
         } else {
           this.invalid.delete(file);
@@ -196,11 +199,15 @@ export class Agent {
         }
       }
     } else this.invalid.delete(file);
+    if (!this.invalid.has(file)) this.duplicates.delete(file);
     if (old && pod && old.pod.metadata.uid === pod.metadata.uid) return; // same pod (comments, key order)
     if (old) {
       this.workers.delete(file);
       this.log.info(pod ? 'manifest changed: replacing the pod' : 'manifest removed or invalid: removing the pod', { file, pod: old.pod.metadata.name, uid: old.uid });
       await this.track(old.uid, old.terminate());
+      // A file refused for the name of this pod may run now.
+      const retry: ManifestChanges = new Map([...this.duplicates].filter(([f]) => f !== file));
+      if (retry.size > 0) this.onManifests(retry);
     }
     if (pod && !this.stopped) {
       // A removal of the same uid (a file put back) must end before the pod starts again.

@@ -8,7 +8,7 @@ import type { ContainerConfig } from '../../api/generated/runtime/v1/ContainerCo
 import type { Mount } from '../../api/generated/runtime/v1/Mount.js';
 import type { PodSandboxConfig } from '../../api/generated/runtime/v1/PodSandboxConfig.js';
 import type { PortMapping } from '../../api/generated/runtime/v1/PortMapping.js';
-import { agentContainerLogPath, agentPodLogDir, agentSeccompDir, agentTerminationMessageFile } from '../paths.js';
+import { agentContainerLogDir, agentContainerLogPath, agentPodLogDir, agentSeccompDir, agentTerminationMessageFile } from '../paths.js';
 import { mkdirp } from '../util/mkdirp.js';
 import { podDNSConfig, podHostname } from './dns.js';
 import { containerEnv, expandCommand, type PodRuntimeFacts } from './env.js';
@@ -34,6 +34,10 @@ export interface ConfigOptions {
 
 export function podLogDir(pod: Pod, podLogsDir: string): string {
   return agentPodLogDir(podLogsDir, pod.metadata.namespace, pod.metadata.name, pod.metadata.uid);
+}
+
+export function containerLogDir(pod: Pod, podLogsDir: string, container: string): string {
+  return agentContainerLogDir(podLogsDir, pod.metadata.namespace, pod.metadata.name, pod.metadata.uid, container);
 }
 
 /** Each container port, once per name (MakePortMappings). */
@@ -110,8 +114,7 @@ export function containerConfig(i: ContainerConfigInput, o: ConfigOptions): Cont
   const facts: PodRuntimeFacts = { podIPs: i.podIPs, hostIPs: i.hostIPs, memoryCapacity: o.node.memoryCapacity };
   const env = containerEnv(pod, container, facts);
   const { command, args } = expandCommand(container, env);
-  const logDir = podLogDir(pod, o.podLogsDir);
-  mkdirp(`${logDir}/${container.name}`, 0o755);
+  mkdirp(containerLogDir(pod, o.podLogsDir, container.name), 0o755);
   const mounts: Mount[] = containerMounts(container, i.volumes);
   const hosts = hostsMount(o.root, pod, pod.spec.hostNetwork ? '' : podHostname(pod), i.podIPs, mounts.map((m) => m.container_path!));
   if (hosts) mounts.push(hosts);

@@ -9,7 +9,8 @@ import type { PodSandboxConfig } from '../../api/generated/runtime/v1/PodSandbox
 import type { Logger } from '../log.js';
 import { Backoff } from './backoff.js';
 import { isNotFound, type CriClient } from './cri-client.js';
-import { containerConfig, podLogDir, restartCountFromLogDir, sandboxConfig, type ConfigOptions } from './cri-config.js';
+import { containerConfig, containerLogDir, podLogDir, restartCountFromLogDir, sandboxConfig, type ConfigOptions } from './cri-config.js';
+import { agentPodLogDir } from '../paths.js';
 import { ContainerConfigError } from './env.js';
 import { ensureImageExists, StartError } from './images.js';
 import { ANNOTATION_POD_TERMINATION_GRACE_PERIOD, ANNOTATION_PRESTOP_HANDLER } from './labels.js';
@@ -28,6 +29,8 @@ import { mkdirp } from '../util/mkdirp.js';
 export const MINIMUM_GRACE_PERIOD_SECONDS = 2;
 /** How often a pod is synced with nothing else happening (--sync-frequency). */
 export const SYNC_FREQUENCY_MS = 60_000;
+/** How soon a pod whose volumes could not be set up is tried again. */
+export const VOLUME_RETRY_MS = 10_000;
 /** How soon a sync that failed (the runtime is down, say) is tried again. */
 export const SYNC_ERROR_RETRY_MS = 2_000;
 
@@ -189,6 +192,8 @@ export class PodWorker {
       if (!(err instanceof VolumeError)) throw err;
       if (this.podError?.message !== err.message) log.error('pod cannot start', { pod: podDescription(this.pod), file: this.file, error: err.message });
       this.podError = { reason: 'FailedMount', message: err.message };
+      // A hostPath may appear: try again as the kubelet's pod worker does after an error.
+      this.queue(VOLUME_RETRY_MS);
       return;
     }
 
@@ -275,7 +280,7 @@ export class PodWorker {
     const handler = this.pod.spec.runtimeClassName ?? '';
     const imageRef = await ensureImageExists(cri, this.ctx.imageBackoff, this.pod, c, config, handler);
     const prev = latestContainer(status, c.name);
-    const restartCount = prev ? prev.restartCount + 1 : restartCountFromLogDir(`${podLogDir(this.pod, this.ctx.config.podLogsDir)}/${c.name}`);
+    const restartCount = prev ? prev.restartCount + 1 : restartCountFromLogDir(containerLogDir(this.pod, this.ctx.config.podLogsDir, c.name));
     let imageUser: { uid?: number; username?: string } = {};
     try {
       const img = (await cri.imageStatus({ image: imageRef })).image;
@@ -495,7 +500,7 @@ export async function removePod(ctx: AgentContext, uid: string, pod: Pod | undef
   const logDirs = new Set<string>();
   if (pod) logDirs.add(podLogDir(pod, ctx.config.podLogsDir));
   for (const s of status.sandboxes) {
-    if (s.name && s.namespace) logDirs.add(`${ctx.config.podLogsDir}/${s.namespace}_${s.name}_${uid}`);
+    if (s.name && s.namespace) logDirs.add(agentPodLogDir(ctx.config.podLogsDir, s.namespace, s.name, uid));
   }
   for (const d of logDirs) rmSync(d, { recursive: true, force: true });
   await tearDownPodDir(ctx.config.root, uid);

@@ -6,6 +6,7 @@ import { defaultConfig, loadConfigWithSources, renderConfig, type DaemonConfig, 
 import { createLogger } from './log.js';
 import { SystemdNotifier, takeNotifyEnv } from './systemd.js';
 import { RUNTIME_VERSION } from './version.js';
+import { registerAgentCommand } from './agent/command.js';
 
 const program = new Command();
 program.name('cri-mesos').description('A CRI runtime with Apache Mesos containerizer semantics').version(RUNTIME_VERSION);
@@ -168,5 +169,7 @@ program
       process.exit(1);
     }
   });
+
+registerAgentCommand(program);
 
 await program.parseAsync(process.argv);

@@ -156,3 +156,71 @@ export function podNetworkFile(stateDir: string, pod: string, file: 'network' | 
 export function cniPodFile(workDir: string, pod: string, file: 'network' | 'result'): string {
   return podNetworkFile(cniStateDir(workDir), pod, file);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The node agent (`cri-mesos agent`, src/agent/), a CRI client: its own files, laid out as the
+// kubelet's (pkg/kubelet/kubelet_getters.go, kuberuntime/helpers.go).
+//
+// Agent root (--root, default /var/lib/cri-mesos-agent; the kubelet's /var/lib/kubelet):
+//
+//   pods/<uid>/                              a pod's dir, removed with the pod
+//     etc-hosts                              the pod's /etc/hosts, mounted into its containers
+//     volumes/kubernetes.io~empty-dir/<vol>  an emptyDir (a tmpfs mounted here for medium: Memory)
+//     containers/<ctr>/<8 hex digits>        one container instance's termination message file,
+//                                            mounted at its terminationMessagePath
+//   seccomp/<profile>                        Localhost seccomp profiles (localhostProfile is relative to it)
+//
+// Pod logs dir (--pod-logs-dir, default /var/log/pods; the runtime writes the files, the agent
+// makes the dirs, rotates and removes them):
+//
+//   <namespace>_<pod name>_<uid>/<container>/<restart count>.log
+//     <restart count>.log.<YYYYMMDD-hhmmss>[.gz]   rotated files (container log manager)
+
+/** The agent's default root dir. */
+export const AGENT_DEFAULT_ROOT = '/var/lib/cri-mesos-agent';
+/** The kubelet's default pod logs dir. */
+export const AGENT_DEFAULT_POD_LOGS_DIR = '/var/log/pods';
+
+export function agentPodsDir(root: string): string {
+  return join(root, 'pods');
+}
+
+export function agentPodDir(root: string, uid: string): string {
+  return join(agentPodsDir(root), uid);
+}
+
+export function agentPodEtcHosts(root: string, uid: string): string {
+  return join(agentPodDir(root, uid), 'etc-hosts');
+}
+
+export function agentEmptyDirsDir(root: string, uid: string): string {
+  return join(agentPodDir(root, uid), 'volumes', 'kubernetes.io~empty-dir');
+}
+
+export function agentEmptyDir(root: string, uid: string, volume: string): string {
+  return join(agentEmptyDirsDir(root, uid), volume);
+}
+
+/** A new termination message file of one container instance (`instance`: 8 hex digits). */
+export function agentTerminationMessageFile(root: string, uid: string, container: string, instance: string): string {
+  return join(agentPodDir(root, uid), 'containers', container, instance);
+}
+
+export function agentSeccompDir(root: string): string {
+  return join(root, 'seccomp');
+}
+
+/** The pod's log directory, the sandbox's log_directory: <logs>/<ns>_<name>_<uid>. */
+export function agentPodLogDir(logsDir: string, namespace: string, name: string, uid: string): string {
+  return join(logsDir, `${namespace}_${name}_${uid}`);
+}
+
+/** A container's log dir: <logs>/<ns>_<name>_<uid>/<ctr>. */
+export function agentContainerLogDir(logsDir: string, namespace: string, name: string, uid: string, container: string): string {
+  return join(agentPodLogDir(logsDir, namespace, name, uid), container);
+}
+
+/** A container's log path relative to the pod's log directory (the CRI log_path): <ctr>/<restart>.log. */
+export function agentContainerLogPath(container: string, restartCount: number): string {
+  return join(container, `${restartCount}.log`);
+}

@@ -3,6 +3,7 @@
 // by the rules documented in src/daemon.ts. Each case: set up, kill -9 the
 // daemon, change what a crash or a bad disk would, restart, look.
 import test from 'ava';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { containerDir, containerRecordsDir, quarantineDir, runtimeFile, sandboxRecordsDir } from '../../src/paths.js';
@@ -116,6 +117,24 @@ if (d) {
     t.false(existsSync(join(d.workDir, 'provisioner', c.id)), 'rootfs removed');
     t.deepEqual((await d.client.call('ListContainers', {})).containers, []);
     await d.client.call('RemovePodSandbox', { pod_sandbox_id: p.pod });
+  });
+
+  test.serial('a pod whose cgroup_parent lies under the daemon\'s cgroup root is kept at recovery; a cgroup named like a container nobody knows is killed', async (t) => {
+    const sandbox = podConfig('rec-nested', { linux: { cgroup_parent: `/${d.cgroupRoot}/kubepods/podnested` } });
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: sandbox });
+    const c = await d.runContainer(pod, sandbox, 'kept', ['sleep', '3600']);
+    // And an orphan: a container-id-named cgroup with a process in it, which no checkpoint knows.
+    const orphanId = 'e'.repeat(64);
+    const orphanDir = d.cgroupDir('freezer', orphanId)!;
+    mkdirSync(orphanDir, { recursive: true });
+    const sleeper = spawn('sleep', ['3600'], { stdio: 'ignore', detached: true });
+    writeFileSync(join(orphanDir, 'cgroup.procs'), String(sleeper.pid));
+    await restart(() => undefined);
+    t.true(alive(c.pid), 'the nested pod\'s container lives on');
+    t.is((await stateOf(c.id)).state, 'CONTAINER_RUNNING');
+    await waitFor('the orphan killed', () => !alive(sleeper.pid!));
+    t.false(existsSync(orphanDir));
+    await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
   });
 
   test.serial('a container whose runtime state is gone (as after a reboot) is EXITED, code 255, reason Unknown', async (t) => {

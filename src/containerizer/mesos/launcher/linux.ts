@@ -89,6 +89,9 @@ export class LinuxLauncher implements Launcher {
       for (const child of await childNames(dir)) {
         const rel = `${base}/${child}`;
         if (child === V2_LEAF || known.has(rel)) continue;
+        // Not a cgroup of ours: a cgroup_parent a client put under our root (e.g. kubepods), on
+        // the way to containers we know, or something else's. Only container ids are orphans.
+        if (!CONTAINER_ID.test(child) || [...known].some((k) => k.startsWith(`${rel}/`))) continue;
         orphans.push(rel);
         try {
           await this.cgroups.freezerKill(rel);
@@ -101,6 +104,9 @@ export class LinuxLauncher implements Launcher {
     return orphans;
   }
 }
+
+/** A container id as cri-mesos makes them (newId: 32 random bytes in hex). */
+const CONTAINER_ID = /^[0-9a-f]{64}$/;
 
 /** Sub-directories (child cgroups) of `dir`; none when it does not exist. */
 async function childNames(dir: string): Promise<string[]> {

@@ -161,4 +161,10 @@ test('unapplied: Strict, AppArmor, user namespaces and the pod user are no longe
     linux: { security_context: { run_as_user: { value: '1' }, run_as_group: { value: '2' }, supplemental_groups: ['3'], supplemental_groups_policy: 'Strict', selinux_options: selinux } },
   } as unknown as PodSandboxConfig__Output;
   t.deepEqual(unappliedSandboxFields(pod, true), ['linux.security_context.selinux_options']);
+  // The kubelet always sends overhead; empty (every field at its default) it is nothing to apply.
+  const empty = { cpu_period: '0', cpu_quota: '0', cpu_shares: '0', memory_limit_in_bytes: '0', oom_score_adj: '0', cpuset_cpus: '', cpuset_mems: '', hugepage_limits: [], unified: {}, memory_swap_limit_in_bytes: '0' };
+  const withOverhead = (overhead: object) => ({ port_mappings: [], linux: { overhead } }) as unknown as PodSandboxConfig__Output;
+  t.deepEqual(unappliedSandboxFields(withOverhead(empty), true), []);
+  t.deepEqual(unappliedSandboxFields(withOverhead({ ...empty, cpu_shares: '128' }), true), ['linux.overhead']);
+  t.deepEqual(unappliedSandboxFields(withOverhead({ ...empty, unified: { 'memory.high': '1' } }), true), ['linux.overhead']);
 });

@@ -31,10 +31,19 @@ export function unappliedSandboxFields(config: PodSandboxConfig__Output, cniNetw
   // A NODE pod's ports are the host's own; a POD pod without a CNI network cannot map any.
   const hostNetwork = sc?.namespace_options?.network === 'NODE';
   if (config.port_mappings.length && !hostNetwork && !cniNetwork) out.push('port_mappings');
-  if (config.linux?.overhead) out.push('linux.overhead');
+  // The kubelet always sends overhead, empty when the RuntimeClass has none: only values count.
+  const overhead = config.linux?.overhead;
+  if (overhead && Object.values(overhead).some(isSet)) out.push('linux.overhead');
   // The pause helper takes run_as_user, run_as_group and supplemental_groups (it has no image
   // /etc/group, so either groups policy is the same); AppArmor the host cannot apply is refused,
   // and where it could the handler adds the field; user namespaces are applied or refused.
   if (sc && selinux(sc.selinux_options)) out.push('linux.security_context.selinux_options');
   return out;
+}
+
+/** A proto field with a value other than its default ('', '0', 0, [], {}). */
+function isSet(v: unknown): boolean {
+  if (Array.isArray(v)) return v.length > 0;
+  if (v && typeof v === 'object') return Object.keys(v).length > 0;
+  return v !== '' && v !== '0' && v !== 0 && v !== false && v !== null && v !== undefined;
 }

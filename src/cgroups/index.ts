@@ -40,3 +40,20 @@ export {
   type DeviceRule,
   type DeviceType,
 } from './devices.js';
+export {
+  cgroupDirsFrom,
+  cgroupDirsOfPid,
+  parsePsi,
+  readCgroupUsage,
+  readCpuV1,
+  readCpuV2,
+  readMemoryV1,
+  readMemoryV2,
+  readPids,
+  readPressure,
+  readStatFile,
+  type CgroupDirs,
+  type CgroupUsage,
+  type Psi,
+  type PsiData,
+} from './stats.js';

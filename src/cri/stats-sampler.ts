@@ -50,6 +50,8 @@ export interface SamplerEntry {
   /** the CPU sample the next rate is computed from */
   base?: CpuSample;
   cores?: number;
+  /** samples taken before this (seconds since the epoch) are stale: invalidate() */
+  notBefore?: number;
 }
 
 export class StatsSampler {
@@ -116,12 +118,23 @@ export class StatsSampler {
     const e = this.entries.get(t.key);
     if (e?.sample && Date.now() / 1000 - e.sample.timestamp < (2 * this.opts.windowMs) / 1000) return sampleOf(e);
     await this.read(t);
+    const after = this.entries.get(t.key);
+    // Invalidated while reading: read once more.
+    if (!after?.sample) await this.read(t);
     return sampleOf(this.entries.get(t.key)!);
   }
 
   /** Drop what is kept for `key` (RemoveContainer, RemovePodSandbox). */
   forget(key: string): void {
     this.entries.delete(key);
+  }
+
+  /**
+   * What was read of `key` until now no longer holds (StartContainer: a created docker container
+   * had no process to read): the next get() reads it again, and a read under way is dropped.
+   */
+  invalidate(key: string): void {
+    this.entries.set(key, { notBefore: Date.now() / 1000 });
   }
 
   get size(): number {
@@ -132,11 +145,13 @@ export class StatsSampler {
     const s = await this.opts.usage(t.id);
     let e = this.entries.get(t.key);
     if (!e) this.entries.set(t.key, (e = {}));
+    if (e.notBefore !== undefined && s.timestamp < e.notBefore) return;
     record(e, s, this.opts.windowMs);
   }
 }
 
 function sampleOf(e: SamplerEntry): Sample {
+  if (!e.sample) throw new Error('stats: no sample');
   return e.cores === undefined ? { stats: e.sample! } : { stats: e.sample!, nanoCores: e.cores };
 }
 

@@ -100,6 +100,12 @@ test('StatsSampler: passes read every target, get() answers from the last pass, 
     await sampler.get(targets[0]!);
     t.deepEqual(reads, ['c', 'a']);
     await t.throwsAsync(() => sampler.get({ key: 'gone', id: { value: 'gone' } }), { message: /unknown container/ });
+    // invalidate (StartContainer): the sample is read again, however fresh it was.
+    await sampler.get(targets[0]!);
+    t.deepEqual(reads, ['c', 'a', 'gone']);
+    sampler.invalidate('a');
+    await sampler.get(targets[0]!);
+    t.deepEqual(reads, ['c', 'a', 'gone', 'a']);
   } finally {
     Date.now = realNow;
   }

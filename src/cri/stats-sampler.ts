@@ -61,8 +61,11 @@ export class StatsSampler {
   private stopped = true;
   /** stop() was called: a pass under way ends early */
   private halted = false;
-  /** the last pass: how long it took (ms) and how many objects it read */
-  lastPass = { ms: 0, objects: 0 };
+  /**
+   * The last pass: how long it took (ms, wall), how long its reads held the event loop (ms: the
+   * sum over objects, without the turns it yielded) and how many objects it read.
+   */
+  lastPass = { ms: 0, busyMs: 0, objects: 0 };
 
   constructor(private readonly opts: StatsSamplerOptions) {}
 
@@ -100,17 +103,20 @@ export class StatsSampler {
     const live = new Set(targets.map((t) => t.key));
     for (const k of this.entries.keys()) if (!live.has(k)) this.entries.delete(k);
     const batch = this.opts.batch ?? 16;
+    let busy = 0;
     for (let i = 0; i < targets.length; i++) {
       if (this.halted) break;
+      const r0 = performance.now();
       try {
         await this.read(targets[i]!);
       } catch (err) {
         // Gone between the listing and the read (removed, exited): the next pass will not list it.
         this.opts.log.debug('stats: cannot read usage', { id: targets[i]!.key, error: String(err) });
       }
+      busy += performance.now() - r0;
       if ((i + 1) % batch === 0) await yieldLoop();
     }
-    this.lastPass = { ms: performance.now() - t0, objects: targets.length };
+    this.lastPass = { ms: performance.now() - t0, busyMs: busy, objects: targets.length };
   }
 
   /** The latest sample of `t`; read now when there is none younger than two windows. */

@@ -29,18 +29,19 @@ export interface DiskUsageWatcherOptions {
   duty?: number;
   log?: Logger;
   /** the walk (tests); default walkDiskUsage */
-  walk?: (dir: string) => Promise<Omit<DiskUsage, 'at'> | undefined>;
+  walk?: (dir: string, signal: AbortSignal) => Promise<Omit<DiskUsage, 'at'> | undefined>;
 }
 
 /**
  * Bytes and inodes under `root`, hard links counted once; undefined when `root` is not there.
- * Entries that vanish during the walk are skipped.
+ * Entries that vanish during the walk are skipped. An aborted walk is undefined.
  */
-export async function walkDiskUsage(root: string): Promise<Omit<DiskUsage, 'at'> | undefined> {
+export async function walkDiskUsage(root: string, signal?: AbortSignal): Promise<Omit<DiskUsage, 'at'> | undefined> {
   const seen = new Set<string>();
   let bytes = 0;
   let inodes = 0;
   const visit = async (p: string): Promise<boolean> => {
+    if (signal?.aborted) return false;
     let st;
     try {
       st = await lstat(p);
@@ -69,7 +70,7 @@ export async function walkDiskUsage(root: string): Promise<Omit<DiskUsage, 'at'>
     }
     return true;
   };
-  return (await visit(root)) ? { bytes, inodes } : undefined;
+  return (await visit(root)) && !signal?.aborted ? { bytes, inodes } : undefined;
 }
 
 interface Watched {
@@ -83,7 +84,9 @@ export class DiskUsageWatcher {
   private readonly watched = new Map<string, Watched>();
   private readonly minAgeMs: number;
   private readonly duty: number;
-  private readonly walk: (dir: string) => Promise<Omit<DiskUsage, 'at'> | undefined>;
+  private readonly walk: (dir: string, signal: AbortSignal) => Promise<Omit<DiskUsage, 'at'> | undefined>;
+  /** ends a walk under way at stop() */
+  private abort = new AbortController();
   private running = false;
   private interrupt?: () => void;
   private wakeable = false;
@@ -117,11 +120,13 @@ export class DiskUsageWatcher {
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.abort = new AbortController();
     this.loop = this.run();
   }
 
   async stop(): Promise<void> {
     this.running = false;
+    this.abort.abort();
     this.interrupt?.();
     await this.loop;
   }
@@ -168,12 +173,13 @@ export class DiskUsageWatcher {
       const t0 = performance.now();
       let u: Omit<DiskUsage, 'at'> | undefined;
       try {
-        u = await this.walk(n.w.dir);
+        u = await this.walk(n.w.dir, this.abort.signal);
       } catch (err) {
         this.opts.log?.debug('disk usage walk failed', { dir: n.w.dir, error: String(err) });
       }
       const took = performance.now() - t0;
       this.busyMs += took;
+      if (!this.running) break;
       n.w.dueAt = Date.now() + this.minAgeMs;
       // A dir that is gone has no usage (its last result is dropped, not kept stale).
       n.w.last = u ? { ...u, at: Date.now() } : undefined;

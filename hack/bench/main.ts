@@ -989,10 +989,10 @@ async function lists(o: Opts, resources: Resources[]): Promise<void> {
     for (const t of targets.filter((x) => x.kind === 'cri-mesos')) {
       // What the stats sampler costs the daemon (verbose Status: its last pass).
       const s = await call(t, 'Status', { verbose: true });
-      const pass = s?.info?.stats ? (JSON.parse(s.info.stats) as { windowMs: number; lastPassMs: number; lastPassBusyMs: number; objects: number }) : undefined;
+      const pass = s?.info?.stats ? (JSON.parse(s.info.stats) as { windowMs: number; lastPassMs: number; lastPassBusyMs: number; objects: number; full: number }) : undefined;
       if (pass) {
         notes.push(
-          `${t.id} ${w}: the stats sampler's last pass read ${pass.objects} pods and containers in ${pass.lastPassMs.toFixed(1)} ms, ` +
+          `${t.id} ${w}: the stats sampler's last pass read ${pass.objects} pods and containers (${pass.full} in full) in ${pass.lastPassMs.toFixed(1)} ms, ` +
             `${pass.lastPassBusyMs.toFixed(1)} ms of it reading (${((pass.lastPassBusyMs / pass.objects) * 1000).toFixed(0)} µs each), once per ${pass.windowMs} ms window`,
         );
       }

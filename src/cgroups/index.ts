@@ -43,6 +43,7 @@ export {
 export {
   cgroupDirsFrom,
   cgroupDirsOfPid,
+  forgetSlowFiles,
   parsePsi,
   readCgroupUsage,
   readCpuV1,
@@ -51,7 +52,9 @@ export {
   readMemoryV2,
   readPids,
   readPressure,
+  readSlowFile,
   readStatFile,
+  SLOW_FILE_TTL_MS,
   type CgroupDirs,
   type CgroupUsage,
   type Psi,

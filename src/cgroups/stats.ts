@@ -3,8 +3,14 @@
 // one). The files are read synchronously on purpose: cgroupfs answers from kernel memory and
 // never waits on a disk, and a synchronous read costs about 15 µs of CPU where an async one
 // (libuv's thread pool: open, fstat, read, close) costs about ten times that. The stats sampler
-// reads a dozen files per container every window, so this is what keeps it cheap.
-import { readFileSync } from 'node:fs';
+// reads these files for every container every window, so this is what keeps it cheap.
+//
+// Files whose values change only when a limit is written (memory.limit_in_bytes, memory.max, …)
+// or that only the pod metrics show (user/system split, throttling, max usage, failcnt, kernel
+// memory, OOM kills, threads) are "slow": read at most every SLOW_FILE_TTL_MS and kept in
+// between, which halves what a sample reads. Writing a limit (the isolators' update(), the
+// docker containerizer's) forgets the cgroup's slow files, so a new limit shows at once.
+import { closeSync, constants as fsc, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseFlatKeyed, parseIntValue, parseLimit, toNum, USER_HZ } from './convert.js';
 import type { Cgroups } from './cgroups.js';
@@ -76,17 +82,67 @@ export type CgroupDirs =
       procsDir?: string;
     };
 
+/** One buffer for every read: the files are small, and the reads synchronous. */
+const buf = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * open, read, close into `buf` (no fstat, no allocation); a file that fills it is read again
+ * whole. (libuv opens every fd with O_CLOEXEC.)
+ */
+function readSmall(path: string): string {
+  const fd = openSync(path, fsc.O_RDONLY);
+  let n = 0;
+  try {
+    for (;;) {
+      const r = readSync(fd, buf, n, buf.length - n, null);
+      if (r === 0) break;
+      n += r;
+      if (n === buf.length) return readFileSync(path, 'utf8');
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return buf.toString('utf8', 0, n);
+}
+
 /** The file's text, or undefined when the cgroup or the file is not there (controller absent, cgroup gone). */
 export function readStatFile(dir: string | undefined, file: string): string | undefined {
   if (dir === undefined) return undefined;
   try {
-    return readFileSync(join(dir, file), 'utf8');
+    return readSmall(`${dir}/${file}`);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     // ENODEV / EOPNOTSUPP: a pressure file of a kernel booted with psi=0.
     if (code === 'ENOENT' || code === 'ENODEV' || code === 'EOPNOTSUPP' || code === 'ENOTSUP') return undefined;
     throw e;
   }
+}
+
+/** How long a slow file's text is kept (ms). */
+export const SLOW_FILE_TTL_MS = 10_000;
+
+const slowFiles = new Map<string, { text: string | undefined; at: number }>();
+let lastSweep = 0;
+
+/** readStatFile for a slow file: the text read within the last SLOW_FILE_TTL_MS, else read now. */
+export function readSlowFile(dir: string | undefined, file: string, now = Date.now()): string | undefined {
+  if (dir === undefined) return undefined;
+  if (now - lastSweep > SLOW_FILE_TTL_MS) {
+    for (const [k, v] of slowFiles) if (now - v.at >= SLOW_FILE_TTL_MS) slowFiles.delete(k);
+    lastSweep = now;
+  }
+  const key = `${dir}/${file}`;
+  const hit = slowFiles.get(key);
+  if (hit && now - hit.at < SLOW_FILE_TTL_MS) return hit.text;
+  const text = readStatFile(dir, file);
+  slowFiles.set(key, { text, at: now });
+  return text;
+}
+
+/** Forget the slow files kept of the cgroup `dir` (a limit was written). */
+export function forgetSlowFiles(dir: string): void {
+  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+  for (const k of slowFiles.keys()) if (k.startsWith(prefix)) slowFiles.delete(k);
 }
 
 function num(text: string | undefined): number | undefined {
@@ -133,13 +189,13 @@ export function readPressure(dir: string): Pick<CgroupUsage, 'cpuPressure' | 'me
 /** v1: cpuacct.usage and cpuacct.stat (ticks of USER_HZ), cpu.stat (throttling, ns). */
 export function readCpuV1(cpuacctDir: string | undefined, cpuDir: string | undefined): CgroupUsage {
   const out: CgroupUsage = { cpuUsageNanos: num(readStatFile(cpuacctDir, 'cpuacct.usage')) };
-  const stat = readStatFile(cpuacctDir, 'cpuacct.stat');
+  const stat = readSlowFile(cpuacctDir, 'cpuacct.stat');
   if (stat !== undefined) {
     const s = parseFlatKeyed(stat);
     if (s.has('user')) out.cpusUserTimeSecs = Number(s.get('user')) / USER_HZ;
     if (s.has('system')) out.cpusSystemTimeSecs = Number(s.get('system')) / USER_HZ;
   }
-  const cpuStat = readStatFile(cpuDir, 'cpu.stat');
+  const cpuStat = readSlowFile(cpuDir, 'cpu.stat');
   if (cpuStat !== undefined) {
     const s = parseFlatKeyed(cpuStat);
     out.cpusNrPeriods = toNum(s.get('nr_periods'));
@@ -192,17 +248,17 @@ export function readMemoryV1(dir: string): CgroupUsage {
     out.memPageFaults = toNum(s.get('total_pgfault'));
     out.memMajorPageFaults = toNum(s.get('total_pgmajfault'));
   }
-  const limitText = readStatFile(dir, 'memory.limit_in_bytes');
+  const limitText = readSlowFile(dir, 'memory.limit_in_bytes');
   if (limitText !== undefined) out.memLimitBytes = parseLimit(limitText);
-  out.memMaxUsageBytes = num(readStatFile(dir, 'memory.max_usage_in_bytes'));
-  out.memFailcnt = num(readStatFile(dir, 'memory.failcnt'));
-  out.memKernelBytes = num(readStatFile(dir, 'memory.kmem.usage_in_bytes'));
-  const oom = readStatFile(dir, 'memory.oom_control');
+  out.memMaxUsageBytes = num(readSlowFile(dir, 'memory.max_usage_in_bytes'));
+  out.memFailcnt = num(readSlowFile(dir, 'memory.failcnt'));
+  out.memKernelBytes = num(readSlowFile(dir, 'memory.kmem.usage_in_bytes'));
+  const oom = readSlowFile(dir, 'memory.oom_control');
   if (oom !== undefined) out.memOomKills = toNum(parseFlatKeyed(oom).get('oom_kill'));
   const memsw = num(readStatFile(dir, 'memory.memsw.usage_in_bytes'));
   if (memsw !== undefined && out.memTotalBytes !== undefined) {
     out.memSwapBytes = Math.max(0, memsw - out.memTotalBytes);
-    const swLimit = parseLimit(readStatFile(dir, 'memory.memsw.limit_in_bytes') ?? 'max');
+    const swLimit = parseLimit(readSlowFile(dir, 'memory.memsw.limit_in_bytes') ?? 'max');
     if (swLimit !== undefined && out.memLimitBytes !== undefined) out.memSwapLimitBytes = Math.max(0, swLimit - out.memLimitBytes);
   }
   return drop(out);
@@ -226,16 +282,16 @@ export function readMemoryV2(dir: string): CgroupUsage {
     const kernel = s.get('kernel') ?? (s.has('kernel_stack') || s.has('slab') ? (s.get('kernel_stack') ?? 0n) + (s.get('slab') ?? 0n) : undefined);
     out.memKernelBytes = toNum(kernel);
   }
-  out.memLimitBytes = parseLimit(readStatFile(dir, 'memory.max') ?? 'max');
-  out.memMaxUsageBytes = num(readStatFile(dir, 'memory.peak'));
-  const events = readStatFile(dir, 'memory.events');
+  out.memLimitBytes = parseLimit(readSlowFile(dir, 'memory.max') ?? 'max');
+  out.memMaxUsageBytes = num(readSlowFile(dir, 'memory.peak'));
+  const events = readSlowFile(dir, 'memory.events');
   if (events !== undefined) {
     const e = parseFlatKeyed(events);
     out.memFailcnt = toNum(e.get('max'));
     out.memOomKills = toNum(e.get('oom_kill'));
   }
   out.memSwapBytes = num(readStatFile(dir, 'memory.swap.current'));
-  const swMax = readStatFile(dir, 'memory.swap.max');
+  const swMax = readSlowFile(dir, 'memory.swap.max');
   if (swMax !== undefined) out.memSwapLimitBytes = parseLimit(swMax);
   const p = readStatFile(dir, 'memory.pressure');
   if (p !== undefined) out.memoryPressure = parsePsi(p);
@@ -244,7 +300,7 @@ export function readMemoryV2(dir: string): CgroupUsage {
 
 /** pids.current (tasks: threads too) and the processes listed in cgroup.procs of `procsDir`. */
 export function readPids(pidsDir: string | undefined, procsDir: string | undefined = pidsDir): CgroupUsage {
-  const out: CgroupUsage = { threads: num(readStatFile(pidsDir, 'pids.current')) };
+  const out: CgroupUsage = { threads: num(readSlowFile(pidsDir, 'pids.current')) };
   const procs = readStatFile(procsDir, 'cgroup.procs');
   if (procs !== undefined) out.processes = countLines(procs);
   return drop(out);
@@ -256,8 +312,9 @@ function countLines(text: string): number {
   return n;
 }
 
-/** Everything above for one cgroup (what a cgroup outside the isolators, such as a docker container's, gives). */
-export function readCgroupUsage(dirs: CgroupDirs): CgroupUsage {
+/** Everything above for one cgroup (what a cgroup outside the isolators, such as a docker container's, gives); cpuOnly: readCpuV1/V2 alone. */
+export function readCgroupUsage(dirs: CgroupDirs, cpuOnly = false): CgroupUsage {
+  if (cpuOnly) return dirs.version === 1 ? readCpuV1(dirs.cpuacct, dirs.cpu) : readCpuV2(dirs.dir);
   if (dirs.version === 1) {
     return {
       ...readCpuV1(dirs.cpuacct, dirs.cpu),

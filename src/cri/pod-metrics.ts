@@ -27,7 +27,10 @@ type Scope = 'pod' | 'container';
 
 /** What one object's metrics are computed from. */
 export interface MetricInput {
+  /** the last full sample */
   stats: ResourceStatistics;
+  /** the last CPU counters (fresher; also cgroup2's cpu and io pressure); default stats */
+  cpu?: ResourceStatistics;
   /** the container's resources as applied (spec metrics) */
   resources?: ResourceLimits;
   /** statfs of a directory, cached for the call (filesystem metrics) */
@@ -41,6 +44,8 @@ interface MetricDef {
   /** label keys after the base ones */
   labels?: string[];
   scopes: Scope[];
+  /** its values come from the CPU counters (MetricInput.cpu), and so does its timestamp */
+  cpu?: true;
   /** [value, extra label values] per series; none when the value is unknown */
   values(m: MetricInput): Array<[number, string[]]>;
 }
@@ -61,20 +66,22 @@ const cpu: MetricDef[] = [
     type: 'COUNTER',
     labels: ['cpu'],
     scopes: BOTH,
+    cpu: true,
     values: ({ stats }) => {
       const ns = cpuUsageNanos(stats);
       return ns === undefined ? [] : [[Math.floor(ns / 1e9), ['total']]];
     },
   },
-  { name: 'container_cpu_user_seconds_total', help: 'Cumulative user cpu time consumed in seconds.', type: 'COUNTER', scopes: BOTH, values: ({ stats }) => one(secs(stats.cpusUserTimeSecs)) },
-  { name: 'container_cpu_system_seconds_total', help: 'Cumulative system cpu time consumed in seconds.', type: 'COUNTER', scopes: BOTH, values: ({ stats }) => one(secs(stats.cpusSystemTimeSecs)) },
-  { name: 'container_cpu_cfs_periods_total', help: 'Number of elapsed enforcement period intervals.', type: 'COUNTER', scopes: BOTH, values: ({ stats }) => one(stats.cpusNrPeriods) },
-  { name: 'container_cpu_cfs_throttled_periods_total', help: 'Number of throttled period intervals.', type: 'COUNTER', scopes: BOTH, values: ({ stats }) => one(stats.cpusNrThrottled) },
+  { name: 'container_cpu_user_seconds_total', help: 'Cumulative user cpu time consumed in seconds.', type: 'COUNTER', scopes: BOTH, cpu: true, values: ({ stats }) => one(secs(stats.cpusUserTimeSecs)) },
+  { name: 'container_cpu_system_seconds_total', help: 'Cumulative system cpu time consumed in seconds.', type: 'COUNTER', scopes: BOTH, cpu: true, values: ({ stats }) => one(secs(stats.cpusSystemTimeSecs)) },
+  { name: 'container_cpu_cfs_periods_total', help: 'Number of elapsed enforcement period intervals.', type: 'COUNTER', scopes: BOTH, cpu: true, values: ({ stats }) => one(stats.cpusNrPeriods) },
+  { name: 'container_cpu_cfs_throttled_periods_total', help: 'Number of throttled period intervals.', type: 'COUNTER', scopes: BOTH, cpu: true, values: ({ stats }) => one(stats.cpusNrThrottled) },
   {
     name: 'container_cpu_cfs_throttled_seconds_total',
     help: 'Total time duration the container has been throttled.',
     type: 'COUNTER',
     scopes: BOTH,
+    cpu: true,
     values: ({ stats }) => one(secs(stats.cpusThrottledTimeSecs)),
   },
 ];
@@ -126,8 +133,8 @@ const filesystem: MetricDef[] = [
 const pressure: MetricDef[] = (['cpu', 'memory', 'io'] as const).flatMap((r): MetricDef[] => {
   const psi = (s: ResourceStatistics) => (r === 'cpu' ? s.cpuPressure : r === 'memory' ? s.memoryPressure : s.ioPressure);
   return [
-    { name: `container_pressure_${r}_waiting_seconds_total`, help: `Total time duration tasks in the container have waited due to ${r} congestion.`, type: 'COUNTER', scopes: BOTH, values: ({ stats }) => one(psiSecs(psi(stats), 'some')) },
-    { name: `container_pressure_${r}_stalled_seconds_total`, help: `Total time duration no tasks in the container could make progress due to ${r} congestion.`, type: 'COUNTER', scopes: BOTH, values: ({ stats }) => one(psiSecs(psi(stats), 'full')) },
+    { name: `container_pressure_${r}_waiting_seconds_total`, help: `Total time duration tasks in the container have waited due to ${r} congestion.`, type: 'COUNTER', scopes: BOTH, ...(r === 'memory' ? {} : { cpu: true as const }), values: ({ stats }) => one(psiSecs(psi(stats), 'some')) },
+    { name: `container_pressure_${r}_stalled_seconds_total`, help: `Total time duration no tasks in the container could make progress due to ${r} congestion.`, type: 'COUNTER', scopes: BOTH, ...(r === 'memory' ? {} : { cpu: true as const }), values: ({ stats }) => one(psiSecs(psi(stats), 'full')) },
   ];
 });
 
@@ -175,11 +182,14 @@ export function metricDescriptors(): MetricDescriptor[] {
 /** The metrics of one pod (scope 'pod') or container, labelled with `base` ([id, name, image]). */
 export function computeMetrics(scope: Scope, base: [string, string, string], input: MetricInput): Metric[] {
   const timestamp = secondsToNanos(input.stats.timestamp);
+  const cpu = input.cpu ?? input.stats;
+  const cpuInput = { ...input, stats: cpu };
+  const cpuTimestamp = secondsToNanos(cpu.timestamp);
   const out: Metric[] = [];
   for (const m of METRICS) {
     if (!m.scopes.includes(scope)) continue;
-    for (const [value, extra] of m.values(input)) {
-      out.push({ name: m.name, timestamp, metric_type: m.type, label_values: [...base, ...extra], value: { value: String(Math.max(0, Math.floor(value))) } });
+    for (const [value, extra] of m.values(m.cpu ? cpuInput : input)) {
+      out.push({ name: m.name, timestamp: m.cpu ? cpuTimestamp : timestamp, metric_type: m.type, label_values: [...base, ...extra], value: { value: String(Math.max(0, Math.floor(value))) } });
     }
   }
   return out;

@@ -46,10 +46,20 @@ if (d) {
     // Two whole windows after both run: the rate is over a window in which the loop ran throughout.
     await sleep(2 * WINDOW_MS + 200);
     const s = await sampledAfter('a sample after two windows', started + 2 * WINDOW_MS, async () => (await ctrStats(busy.id)).cpu);
-    const busyCores = n(s.usage_nano_cores);
-    t.truthy(busyCores, 'usage_nano_cores is set');
-    // One core, on a 2-vCPU VM shared with other work: 0.5–1.3 of it.
-    t.true(busyCores! > 0.5e9 && busyCores! < 1.3e9, `busy loop: ${busyCores} nano cores`);
+    t.truthy(n(s.usage_nano_cores), 'usage_nano_cores is set');
+    // One core, on a 2-vCPU VM shared with other work: 0.5–1.3 of it. Other jobs on the VM can
+    // take the loop's CPU for a while: a later window may show it (each rate is one window's).
+    const seen: number[] = [];
+    const busyCores = await waitFor(
+      'a window in which the loop had about one core',
+      async () => {
+        const v = n((await ctrStats(busy.id)).cpu.usage_nano_cores)!;
+        if (seen[seen.length - 1] !== v) seen.push(v);
+        return v > 0.5e9 && v < 1.3e9 ? v : undefined;
+      },
+      15_000,
+    ).catch(() => undefined);
+    t.truthy(busyCores, `busy loop, one rate per window: ${seen.join(', ')} nano cores`);
     const idleCores = n((await ctrStats(idle.id)).cpu.usage_nano_cores);
     t.true(idleCores !== undefined && idleCores < 0.05e9, `sleep: ${idleCores} nano cores`);
     t.true(n(s.usage_core_nano_seconds)! > 1e9, 'cumulative CPU time of a loop that ran two seconds');
@@ -89,6 +99,11 @@ if (d) {
     t.true(n(after.usage_bytes)! >= ws1);
     t.true(n(after.page_faults)! > n(before.page_faults)!);
     t.is(n(after.available_bytes), (256 << 20) - ws1);
+    // A new limit shows at the next sample (limits are kept between reads, but not past a write).
+    await d.client.call('UpdateContainerResources', { container_id: c.id, linux: { memory_limit_in_bytes: 512 << 20 } });
+    const since2 = Date.now();
+    const updated = await sampledAfter('a sample after the update', since2, async () => (await ctrStats(c.id)).memory);
+    t.is(n(updated.available_bytes), (512 << 20) - n(updated.working_set_bytes)!);
     // A shell holding 50 MB in a variable: anonymous memory, so rss.
     // (A loop keeps the shell: busybox sh would exec a last plain command and drop the variable.)
     const heap = await d.runContainer(pod, config, 'heap', ['sh', '-c', 'x=$(head -c 52428800 /dev/zero | tr "\\0" a); while :; do sleep 1000; done']);

@@ -15,8 +15,8 @@ import {
   toWritableLayer,
   workingSetBytes,
 } from '../../src/cri/stats.js';
-import { StatsSampler, record, type SamplerEntry } from '../../src/cri/stats-sampler.js';
-import type { ContainerId, ResourceStatistics } from '../../src/containerizer/mesos/isolator.js';
+import { FULL_EVERY, StatsSampler, record, type SamplerEntry } from '../../src/cri/stats-sampler.js';
+import type { ContainerId, ResourceStatistics, UsageDetail } from '../../src/containerizer/mesos/isolator.js';
 import { silentLogger } from '../../src/log.js';
 
 test('secondsToNanos keeps integer ns beyond 2^53', (t) => {
@@ -47,7 +47,7 @@ test('record: a rate per window, none from samples closer than half a window, re
   t.is(e.cores, 1e9); // one core busy for the window
   record(e, s(101.2, 1.2e9), 1000); // 200 ms later: too close, the rate and its base stay
   t.is(e.cores, 1e9);
-  t.is(e.sample?.timestamp, 101.2);
+  t.is(e.cpu?.timestamp, 101.2);
   record(e, s(102, 1.25e9), 1000); // from the base at 101: 0.25 s of CPU in 1 s
   t.is(e.cores, 2.5e8);
   record(e, s(103, 0.1e9), 1000); // counter went back: a new cgroup, no rate until the next window
@@ -62,6 +62,7 @@ test('StatsSampler: passes read every target, get() answers from the last pass, 
   let cpu = 0;
   let now = 1000;
   const reads: string[] = [];
+  const details: string[] = [];
   let targets = [
     { key: 'a', id: { value: 'a' } },
     { key: 'b', id: { value: 'b' } },
@@ -69,28 +70,30 @@ test('StatsSampler: passes read every target, get() answers from the last pass, 
   const sampler = new StatsSampler({
     windowMs: 1000,
     targets: () => targets,
-    usage: async (id: ContainerId) => {
+    usage: async (id: ContainerId, detail: UsageDetail) => {
       reads.push(id.value);
+      details.push(detail);
       if (id.value === 'gone') throw new Error('unknown container');
-      return { timestamp: now, cpuUsageNanos: cpu };
+      return detail === 'full' ? { timestamp: now, cpuUsageNanos: cpu, memTotalBytes: 100 + cpu / 1e8 } : { timestamp: now, cpuUsageNanos: cpu };
     },
     log: silentLogger(),
     batch: 1,
+    clock: () => now * 1000, // the samples' (fake) time
   });
   await sampler.pass();
   t.deepEqual(reads, ['a', 'b']);
+  t.deepEqual(details, ['full', 'full']); // never read in full yet
   now += 1;
   cpu += 5e8;
   await sampler.pass();
+  t.deepEqual(details.slice(2), ['cpu', 'cpu']); // not their turn: CPU counters only
   reads.length = 0;
-  // Answered from the pass (its timestamp is in the past as Date.now() goes, so keep it fresh).
-  const realNow = Date.now;
-  Date.now = () => now * 1000;
-  try {
+  {
     const a = await sampler.get(targets[0]!);
     t.deepEqual(reads, []);
     t.is(a.nanoCores, 5e8);
-    t.is(a.stats.cpuUsageNanos, 5e8);
+    t.is(a.cpu.cpuUsageNanos, 5e8); // the CPU counters of the last window
+    t.is(a.stats.memTotalBytes, 100); // the full sample of the first pass
     // Not sampled yet: read now, no rate from a single sample.
     const c = await sampler.get({ key: 'c', id: { value: 'c' } });
     t.deepEqual(reads, ['c']);
@@ -106,8 +109,6 @@ test('StatsSampler: passes read every target, get() answers from the last pass, 
     sampler.invalidate('a');
     await sampler.get(targets[0]!);
     t.deepEqual(reads, ['c', 'a', 'gone', 'a']);
-  } finally {
-    Date.now = realNow;
   }
   // A target no longer listed is dropped by the next pass; a failing read does not stop the pass.
   targets = [{ key: 'gone', id: { value: 'gone' } }, targets[1]!];
@@ -116,6 +117,33 @@ test('StatsSampler: passes read every target, get() answers from the last pass, 
   t.is(sampler.lastPass.objects, 2);
   sampler.forget('b');
   t.is(sampler.size, 0);
+});
+
+test('StatsSampler: each object is read in full once every FULL_EVERY passes, the objects taking turns', async (t) => {
+  const full = new Map<string, number[]>();
+  let pass = 0;
+  const keys = ['a', 'b', 'c', 'd', 'e', 'f', 'g'];
+  const sampler = new StatsSampler({
+    windowMs: 1000,
+    targets: () => keys.map((k) => ({ key: k, id: { value: k } })),
+    usage: async (id: ContainerId, detail: UsageDetail) => {
+      if (detail === 'full') full.set(id.value, [...(full.get(id.value) ?? []), pass]);
+      return { timestamp: Date.now() / 1000, cpuUsageNanos: pass };
+    },
+    log: silentLogger(),
+  });
+  for (pass = 1; pass <= 1 + 2 * FULL_EVERY; pass++) await sampler.pass();
+  for (const k of keys) {
+    const p = full.get(k)!;
+    t.is(p[0], 1, k); // the first pass reads everything in full
+    t.is(p.length, 3, `${k}: ${p.join(',')}`); // then once per FULL_EVERY passes
+    t.is(p[2]! - p[1]!, FULL_EVERY);
+  }
+  // Spread: no later pass reads more than ceil(7 / FULL_EVERY) in full.
+  const perPass = new Map<number, number>();
+  for (const p of full.values()) for (const x of p.slice(1)) perPass.set(x, (perPass.get(x) ?? 0) + 1);
+  t.true(Math.max(...perPass.values()) <= Math.ceil(keys.length / FULL_EVERY), JSON.stringify([...perPass]));
+  t.is(sampler.lastPass.objects, 7);
 });
 
 test('StatsSampler.start runs a pass per window until stop', async (t) => {

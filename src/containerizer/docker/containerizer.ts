@@ -22,7 +22,7 @@ import type {
   RecoveryReport,
   Termination,
 } from '../containerizer.js';
-import { type ContainerConfig, type ContainerId, type ResourceLimits, type ResourceStatistics, idString } from '../mesos/isolator.js';
+import { type ContainerConfig, type ContainerId, type ResourceLimits, type ResourceStatistics, type UsageDetail, idString } from '../mesos/isolator.js';
 import type { Logger } from '../../log.js';
 import type { RegistriesConfig } from '../../config.js';
 import type { Credentials } from '../../images/registry.js';
@@ -37,7 +37,7 @@ import { PodNetworks, runBounded } from '../../network/pod-network.js';
 import { dockerAttach, dockerExec } from './streams.js';
 import { readExit } from './executor.js';
 import { RUNTIME_VERSION } from '../../version.js';
-import { cgroupDirsOfPid, readCgroupUsage, type CgroupDirs, type Cgroups } from '../../cgroups/index.js';
+import { cgroupDirsOfPid, forgetSlowFiles, readCgroupUsage, type CgroupDirs, type Cgroups } from '../../cgroups/index.js';
 import type { DiskUsageWatcher } from '../../util/disk-usage.js';
 import { readPodInterfaces } from '../../network/stats.js';
 
@@ -775,6 +775,10 @@ export class DockerContainerizer implements Containerizer {
     }
     await this.engine.update(e.dockerId, resourceFields(resources));
     e.config = { ...e.config, resources };
+    // Its limits, read back by usage(), are kept a while (cgroups/stats.ts): not past a write.
+    const dirs = e.cgroupDirs;
+    if (dirs?.version === 2) forgetSlowFiles(dirs.dir);
+    else if (dirs) for (const d of [dirs.cpu, dirs.cpuacct, dirs.memory, dirs.pids]) if (d) forgetSlowFiles(d);
   }
 
   async status(id: ContainerId): Promise<ContainerStatus> {
@@ -794,10 +798,10 @@ export class DockerContainerizer implements Containerizer {
    * summed, and it has no pressure (averages do not add up). Its interfaces are read through the
    * infra container's /proc/<pid>/net/dev.
    */
-  async usage(id: ContainerId): Promise<ResourceStatistics> {
+  async usage(id: ContainerId, detail: UsageDetail = 'full'): Promise<ResourceStatistics> {
     const e = this.must(id);
     if (e.config.kind === 'pod') {
-      const parts = await Promise.all([e, ...[...e.children].map((k) => this.entries.get(k)).filter((c): c is Entry => !!c)].map((c) => this.usageOf(c).catch(() => undefined)));
+      const parts = await Promise.all([e, ...[...e.children].map((k) => this.entries.get(k)).filter((c): c is Entry => !!c)].map((c) => this.usageOf(c, detail).catch(() => undefined)));
       const sum: ResourceStatistics = { timestamp: Date.now() / 1000 };
       for (const p of parts) {
         if (!p) continue;
@@ -807,21 +811,23 @@ export class DockerContainerizer implements Containerizer {
         }
       }
       if (parts[0]?.memLimitBytes !== undefined) sum.memLimitBytes = parts[0].memLimitBytes;
+      if (detail === 'cpu') return sum;
       if (e.pid !== undefined && e.state === 'RUNNING' && e.config.namespaces.network === 'POD') {
         const ifaces = readPodInterfaces(e.pid);
         if (ifaces) sum.network = ifaces;
       }
       return sum;
     }
-    return this.usageOf(e);
+    return this.usageOf(e, detail);
   }
 
-  private async usageOf(e: Entry): Promise<ResourceStatistics> {
+  private async usageOf(e: Entry, detail: UsageDetail): Promise<ResourceStatistics> {
     if (!e.dockerId || e.state !== 'RUNNING' || e.pid === undefined) return { timestamp: Date.now() / 1000 };
     const cgroups = this.opts.cgroups;
     e.cgroupDirs ??= cgroups ? cgroupDirsOfPid(e.pid, cgroups) : undefined;
-    const out: ResourceStatistics = e.cgroupDirs ? { ...readCgroupUsage(e.cgroupDirs), timestamp: Date.now() / 1000 } : await this.engineUsage(e.dockerId);
-    if (e.config.kind === 'container') Object.assign(out, await this.writableLayer(e));
+    const timestamp = Date.now() / 1000;
+    const out: ResourceStatistics = e.cgroupDirs ? { ...readCgroupUsage(e.cgroupDirs, detail === 'cpu'), timestamp } : await this.engineUsage(e.dockerId);
+    if (e.config.kind === 'container' && detail === 'full') Object.assign(out, await this.writableLayer(e));
     return out;
   }
 

@@ -205,6 +205,12 @@ export interface ResourceStatistics extends CgroupUsage {
   network?: NetworkInterfaceStatistics[];
 }
 
+/**
+ * How much usage() reads: everything, or only the CPU counters (the stats sampler reads those
+ * every window for usage_nano_cores, the rest less often).
+ */
+export type UsageDetail = 'full' | 'cpu';
+
 export interface IsolatorStatus {
   oomKilled?: boolean;
   /** The container's addresses (network isolators; IPv4 first). */

@@ -18,13 +18,13 @@ export async function listPodSandboxMetrics(ctx: RuntimeContext, _req: ListPodSa
   for (const s of ctx.sandboxes.list()) {
     const sample = await podSample(ctx, s);
     if (!sample) continue;
-    const out: PodSandboxMetrics = { pod_sandbox_id: s.id, metrics: computeMetrics('pod', [s.id, 'POD', ''], { stats: sample.stats }), container_metrics: [] };
+    const out: PodSandboxMetrics = { pod_sandbox_id: s.id, metrics: computeMetrics('pod', [s.id, 'POD', ''], { stats: sample.stats, cpu: sample.cpu }), container_metrics: [] };
     for (const c of byPod.get(s.id) ?? []) {
       const cs = await containerSample(ctx, c);
       if (!cs) continue;
       out.container_metrics!.push({
         container_id: c.id,
-        metrics: computeMetrics('container', [c.id, containerName(c.config, s.config), c.imageRef], { stats: cs.stats, resources: c.mesos.resources, statfs }),
+        metrics: computeMetrics('container', [c.id, containerName(c.config, s.config), c.imageRef], { stats: cs.stats, cpu: cs.cpu, resources: c.mesos.resources, statfs }),
       });
     }
     pods.push(out);

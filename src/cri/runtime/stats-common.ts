@@ -48,11 +48,12 @@ export function containerStatsOf(c: ContainerRecord, sample: Sample | undefined)
   if (!sample) return { attributes };
   const s = sample.stats;
   const swap = toSwapUsage(s);
-  const io = toIoUsage(s);
+  // The CPU counters (and cgroup2's cpu and io pressure) of the last window; the rest from the last full sample.
+  const io = toIoUsage(sample.cpu);
   const layer = toWritableLayer(s);
   return {
     attributes,
-    cpu: toCpuUsage(s, sample.nanoCores),
+    cpu: toCpuUsage(sample.cpu, sample.nanoCores),
     memory: toMemoryUsage(s),
     ...(swap ? { swap } : {}),
     ...(io ? { io } : {}),
@@ -79,11 +80,11 @@ export async function podStats(ctx: RuntimeContext, s: SandboxRecord): Promise<P
   const counts = samples.map((x) => x?.stats.processes).filter((n): n is number => n !== undefined);
   const process = toProcessUsage(u.timestamp, counts.length || ctrs.every((c) => !sampled(c)) ? counts.reduce((a, b) => a + b, 0) : undefined);
   const network = toNetworkUsage(u);
-  const io = toIoUsage(u);
+  const io = toIoUsage(sample.cpu);
   return {
     attributes,
     linux: {
-      cpu: toCpuUsage(u, sample.nanoCores),
+      cpu: toCpuUsage(sample.cpu, sample.nanoCores),
       memory: toMemoryUsage(u),
       ...(network ? { network } : {}),
       ...(process ? { process } : {}),

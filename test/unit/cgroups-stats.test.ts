@@ -148,12 +148,15 @@ test('StatsSampler: each object is read in full once every FULL_EVERY passes, th
 
 test('StatsSampler.start runs a pass per window until stop', async (t) => {
   let passes = 0;
+  const t0 = Date.now();
   const sampler = new StatsSampler({
     windowMs: 100,
     targets: () => [{ key: 'x', id: { value: 'x' } }],
+    // A quarter of a core, whenever it is read (timers may be late on a busy machine).
     usage: async () => {
       passes++;
-      return { timestamp: Date.now() / 1000, cpuUsageNanos: passes * 1e7 };
+      const now = Date.now();
+      return { timestamp: now / 1000, cpuUsageNanos: (now - t0) * 1e6 * 0.25 };
     },
     log: silentLogger(),
   });
@@ -161,11 +164,11 @@ test('StatsSampler.start runs a pass per window until stop', async (t) => {
   await new Promise((r) => setTimeout(r, 450));
   await sampler.stop();
   const n = passes;
-  t.true(n >= 3 && n <= 6, `${n} passes in 450 ms with a 100 ms window`);
-  // 1e7 ns of CPU per pass, 100 ms apart = 0.1 core (answered from the last pass: no read).
+  t.true(n >= 2 && n <= 6, `${n} passes in 450 ms with a 100 ms window`);
+  // Answered from the last pass: no read.
   const nc = (await sampler.get({ key: 'x', id: { value: 'x' } })).nanoCores;
   t.is(passes, n);
-  t.true(nc !== undefined && Math.abs(nc - 1e8) < 4e7, String(nc));
+  t.true(nc !== undefined && Math.abs(nc - 2.5e8) < 2e7, String(nc));
   await new Promise((r) => setTimeout(r, 250));
   t.is(passes, n); // stopped
 });

@@ -51,6 +51,12 @@ export interface DaemonConfig {
    * RESOURCE_EXHAUSTED (a slow reader never holds the runtime back).
    */
   eventsBuffer: number;
+  /**
+   * The stats sampler's window (a Go duration, default 1s as containerd's stats_collect_period):
+   * how often the usage of every running container and ready pod is read, and the span
+   * usage_nano_cores averages over.
+   */
+  statsCollectPeriod: string;
   /** image registries: mirrors, insecure hosts, pull limits (TOML table [registry]) */
   registries: RegistriesConfig;
   /**
@@ -163,6 +169,7 @@ export function defaultConfig(): DaemonConfig {
     cgroupFavorDynmods: false,
     criFront: true,
     eventsBuffer: 1000,
+    statsCollectPeriod: '1s',
     registries: defaultRegistriesConfig(),
     streamServerAddress: '127.0.0.1',
     streamServerPort: 0,
@@ -198,6 +205,7 @@ const TOML_KEYS: Record<string, keyof DaemonConfig> = {
   cgroup_favor_dynmods: 'cgroupFavorDynmods',
   cri_front: 'criFront',
   events_buffer: 'eventsBuffer',
+  stats_collect_period: 'statsCollectPeriod',
   stream_server_address: 'streamServerAddress',
   stream_server_port: 'streamServerPort',
   stream_idle_timeout: 'streamIdleTimeout',
@@ -413,6 +421,7 @@ export function validateConfig(cfg: DaemonConfig): DaemonConfig {
   if (!Number.isInteger(cfg.streamServerPort) || cfg.streamServerPort > 65535) throw new Error('stream_server_port: must be an integer from 0 to 65535');
   parseDuration(cfg.streamIdleTimeout, 'stream_idle_timeout');
   if (!Number.isInteger(cfg.eventsBuffer) || cfg.eventsBuffer < 1) throw new Error('events_buffer: must be an integer of at least 1');
+  if (parseDuration(cfg.statsCollectPeriod, 'stats_collect_period') < 100) throw new Error('stats_collect_period: must be at least 100ms');
   if (!cfg.streamTlsCert !== !cfg.streamTlsKey) throw new Error('stream_tls_cert and stream_tls_key: give both or neither');
   if (cfg.metricsAddress) parseListenAddress(cfg.metricsAddress, 'metrics_address');
   return cfg;

@@ -43,7 +43,10 @@ import { containerId, nowNanos, podId, type RuntimeContext } from './cri/context
 import { createCriServer } from './cri/server.js';
 import { recordTermination } from './cri/runtime/common.js';
 import { EventBus } from './cri/events.js';
-import { CpuSampleCache } from './cri/stats.js';
+import { StatsSampler } from './cri/stats-sampler.js';
+import { statsTargets } from './cri/runtime/stats-common.js';
+import { DiskUsageWatcher } from './util/disk-usage.js';
+import { DiskDuIsolator } from './containerizer/mesos/isolators/disk/du.js';
 import { CriFront } from './cri/h2front/front.js';
 import { StreamServer, type Runtime } from './stream/server.js';
 import { streamRuntime } from './cri/streaming/runtime.js';
@@ -60,6 +63,7 @@ export class Daemon {
     readonly ready: Promise<void>,
     private readonly streams: StreamServer,
     private readonly metricsServer: MetricsServer | undefined,
+    private readonly diskUsage: DiskUsageWatcher,
   ) {}
 
   static async start(config: DaemonConfig, log: Logger): Promise<Daemon> {
@@ -84,6 +88,11 @@ export class Daemon {
     // The CNI network: read (plugins asked for their versions) behind the recovery gate, then watched.
     const network = config.launcher === 'linux' ? new NetworkConfigWatcher(config.cniConfDir, new CniExec(config.cniBinDirs), log, config.cniConfTemplate) : undefined;
     const cni = network ? new CniNetworkIsolator(config.workDir, network, network.exec, log) : undefined;
+    // The writable layers' du (disk/du and docker containers), walked in the background at a bounded cost.
+    const diskUsage = new DiskUsageWatcher({ log });
+    const images = new ImageStore(imagesDir(config.workDir));
+    await images.init();
+    const provisioner = new Provisioner(provisionerDir(config.workDir), images);
     // filesystem/linux goes last: its plan ends with pivot_root, after which host paths are gone.
     const isolators: Isolator[] =
       config.launcher === 'linux'
@@ -99,12 +108,10 @@ export class Daemon {
             new CpusetIsolator(cg),
             new HugetlbIsolator(cg),
             new DevicesIsolator(cg),
+            new DiskDuIsolator(diskUsage, (id) => provisioner.upperPath(id), provisioner.root),
             new LinuxFilesystemIsolator(),
           ]
         : [];
-    const images = new ImageStore(imagesDir(config.workDir));
-    await images.init();
-    const provisioner = new Provisioner(provisionerDir(config.workDir), images);
     const quarantine = new Quarantine(quarantineDir(config.workDir), log);
     const mesos = new MesosContainerizer({
       isolators,
@@ -131,6 +138,8 @@ export class Daemon {
           // Docker pods on network POD: the same CNI network and plugins, state of their own.
           ...(network ? { network: new PodNetworks(dockerCniStateDir(config.workDir), network, network.exec, log) } : {}),
           ...(config.dockerMesosImage ? { executorImage: config.dockerMesosImage } : {}),
+          cgroups,
+          diskUsage,
           credentials: (ref, host) => credentialCache.lookup(ref) ?? configCredentials(config.registries, host),
           fromStore: async (ref, engine, creds) => {
             let lease = await images.lease(ref, 'docker load');
@@ -201,7 +210,12 @@ export class Daemon {
       containerizer,
       images,
       credentials: credentialCache,
-      cpuSamples: new CpuSampleCache(),
+      stats: new StatsSampler({
+        windowMs: parseDuration(config.statsCollectPeriod, 'stats_collect_period'),
+        targets: () => statsTargets(ctx),
+        usage: (id) => containerizer.usage(id),
+        log,
+      }),
       podCidr: '',
       ...(network ? { network } : {}),
       quarantine,
@@ -260,10 +274,14 @@ export class Daemon {
     }
     log.info('serving CRI', { socket: config.socket, containerizers: config.containerizers.join(','), launcher: launcher.name, front: config.criFront });
     ready.then(
-      () => log.info('recovery done', { pods: sandboxes.list().length, containers: containers.list().length }),
+      () => {
+        log.info('recovery done', { pods: sandboxes.list().length, containers: containers.list().length });
+        ctx.stats.start();
+        diskUsage.start();
+      },
       (err) => log.error('recovery failed', { error: String(err) }),
     );
-    return new Daemon(ctx, server, front, ready, streams, metricsServer);
+    return new Daemon(ctx, server, front, ready, streams, metricsServer, diskUsage);
   }
 
   /**
@@ -284,6 +302,7 @@ export class Daemon {
     this.front?.close();
     await this.streams.stop();
     await this.metricsServer?.close();
+    await Promise.all([this.ctx.stats.stop(), this.diskUsage.stop()]);
     rmSync(this.ctx.config.socket, { force: true });
   }
 }

@@ -960,7 +960,7 @@ async function lists(o: Opts, resources: Resources[]): Promise<void> {
   let measured = false;
   for (const size of o.listSizes) {
     const w = `list ${size}`;
-    declare(w, ['ListPodSandbox', 'ListContainers']);
+    declare(w, ['ListPodSandbox', 'ListContainers', 'ListContainerStats', 'ListPodSandboxStats']);
     for (const t of targets) {
       const t0 = Date.now();
       await grow(t, states.get(t.id)!, size, o);
@@ -982,7 +982,21 @@ async function lists(o: Opts, resources: Resources[]): Promise<void> {
     await interleaved(o.iterations, o.concurrency, async (t) => {
       await timed(t, w, 'ListPodSandbox', {});
       await timed(t, w, 'ListContainers', {});
+      // Stats of every container (size, of which up to 100 running) and every pod.
+      await timed(t, w, 'ListContainerStats', {});
+      await timed(t, w, 'ListPodSandboxStats', {});
     });
+    for (const t of targets.filter((x) => x.kind === 'cri-mesos')) {
+      // What the stats sampler costs the daemon (verbose Status: its last pass).
+      const s = await call(t, 'Status', { verbose: true });
+      const pass = s?.info?.stats ? (JSON.parse(s.info.stats) as { windowMs: number; lastPassMs: number; lastPassBusyMs: number; objects: number; full: number }) : undefined;
+      if (pass) {
+        notes.push(
+          `${t.id} ${w}: the stats sampler's last pass read ${pass.objects} pods and containers (${pass.full} in full) in ${pass.lastPassMs.toFixed(1)} ms, ` +
+            `${pass.lastPassBusyMs.toFixed(1)} ms of it reading (${((pass.lastPassBusyMs / pass.objects) * 1000).toFixed(0)} µs each), once per ${pass.windowMs} ms window`,
+        );
+      }
+    }
   }
   for (const t of targets) {
     const t0 = Date.now();

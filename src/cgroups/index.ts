@@ -40,3 +40,23 @@ export {
   type DeviceRule,
   type DeviceType,
 } from './devices.js';
+export {
+  cgroupDirsFrom,
+  cgroupDirsOfPid,
+  forgetSlowFiles,
+  parsePsi,
+  readCgroupUsage,
+  readCpuV1,
+  readCpuV2,
+  readMemoryV1,
+  readMemoryV2,
+  readPids,
+  readPressure,
+  readSlowFile,
+  readStatFile,
+  SLOW_FILE_TTL_MS,
+  type CgroupDirs,
+  type CgroupUsage,
+  type Psi,
+  type PsiData,
+} from './stats.js';

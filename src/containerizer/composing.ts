@@ -4,7 +4,7 @@
 import { notFound } from '../errors.js';
 import type { Socket } from 'node:net';
 import type { AttachHandle, Census, Containerizer, ContainerStatus, ExecHandle, ExecIO, ExecResult, LaunchRequest, LaunchResult, RecoveryReport, Termination } from './containerizer.js';
-import { type ContainerId, type ResourceLimits, type ResourceStatistics, idString, rootOf } from './mesos/isolator.js';
+import { type ContainerId, type ResourceLimits, type ResourceStatistics, type UsageDetail, idString, rootOf } from './mesos/isolator.js';
 import type { ProcessSpec } from '../store/metadata.js';
 
 export class ComposingContainerizer implements Containerizer {
@@ -84,8 +84,8 @@ export class ComposingContainerizer implements Containerizer {
   update(id: ContainerId, resources: ResourceLimits): Promise<void> {
     return this.must(id).update(id, resources);
   }
-  usage(id: ContainerId): Promise<ResourceStatistics> {
-    return this.must(id).usage(id);
+  usage(id: ContainerId, detail: UsageDetail = 'full'): Promise<ResourceStatistics> {
+    return this.must(id).usage(id, detail);
   }
   execSync(id: ContainerId, argv: string[], timeoutMs: number, process: ProcessSpec): Promise<ExecResult> {
     return this.must(id).execSync(id, argv, timeoutMs, process);

@@ -1,5 +1,5 @@
 // The Containerizer contract (src/slave/containerizer/containerizer.hpp), for CRI.
-import type { ContainerConfig, ContainerId, ResourceLimits, ResourceStatistics } from './mesos/isolator.js';
+import type { ContainerConfig, ContainerId, ResourceLimits, ResourceStatistics, UsageDetail } from './mesos/isolator.js';
 import type { ProcessSpec } from '../store/metadata.js';
 import type { ImageRecord } from '../images/store.js';
 import type { Socket } from 'node:net';
@@ -129,7 +129,8 @@ export interface Containerizer {
   update(id: ContainerId, resources: ResourceLimits): Promise<void>;
   /** Addresses and network state (unknown ids: NOT_FOUND). */
   status(id: ContainerId): Promise<ContainerStatus>;
-  usage(id: ContainerId): Promise<ResourceStatistics>;
+  /** Mesos' usage(); with detail 'cpu' only the CPU counters (and cgroup2's cpu and io pressure). */
+  usage(id: ContainerId, detail?: UsageDetail): Promise<ResourceStatistics>;
   /** Run a command in the container's namespaces and cgroups (a DEBUG nested container). */
   execSync(id: ContainerId, argv: string[], timeoutMs: number, process: ProcessSpec): Promise<ExecResult>;
   /** Run a command in the container's namespaces and cgroups with streamed stdio (CRI Exec). */

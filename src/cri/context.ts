@@ -7,7 +7,7 @@ import type { ImageStore } from '../images/store.js';
 import type { ContainerRecord, MetadataStore, NameRegistry, SandboxRecord } from '../store/metadata.js';
 import type { ImageServiceContext } from './image/context.js';
 import type { ContainerId } from '../containerizer/mesos/isolator.js';
-import type { CpuSampleCache } from './stats.js';
+import type { StatsSampler } from './stats-sampler.js';
 import type { Quarantine } from '../store/quarantine.js';
 import type { StreamServer } from '../stream/server.js';
 import type { NetworkConfigWatcher } from '../network/conf-dir.js';
@@ -33,8 +33,8 @@ export interface RuntimeContext extends ImageServiceContext {
   network?: NetworkConfigWatcher;
   /** Checkpoints recovery could not read, moved aside (shown in Status). */
   quarantine: Quarantine;
-  /** Previous CPU samples, for usage_nano_cores. */
-  cpuSamples: CpuSampleCache;
+  /** The stats sampler: the latest usage of every running container and ready pod (stats RPCs, pod metrics). */
+  stats: StatsSampler;
   /** The Exec/Attach/PortForward server: parks a request, hands out its URL. */
   streams: Pick<StreamServer, 'getExecUrl' | 'getAttachUrl' | 'getPortForwardUrl'>;
 }

@@ -35,6 +35,8 @@ import { containerStats } from './runtime/container-stats.js';
 import { listContainerStats } from './runtime/list-container-stats.js';
 import { podSandboxStats } from './runtime/pod-sandbox-stats.js';
 import { listPodSandboxStats } from './runtime/list-pod-sandbox-stats.js';
+import { listMetricDescriptors } from './runtime/list-metric-descriptors.js';
+import { listPodSandboxMetrics } from './runtime/list-pod-sandbox-metrics.js';
 import { listImages } from './image/list-images.js';
 import { imageStatus } from './image/image-status.js';
 import { pullImage } from './image/pull-image.js';
@@ -70,6 +72,8 @@ const RUNTIME: Record<string, AnyHandler> = {
   ListContainerStats: listContainerStats,
   PodSandboxStats: podSandboxStats,
   ListPodSandboxStats: listPodSandboxStats,
+  ListMetricDescriptors: listMetricDescriptors,
+  ListPodSandboxMetrics: listPodSandboxMetrics,
 };
 
 const IMAGE: Record<string, AnyHandler> = {

@@ -41,6 +41,7 @@ export interface ContainerInspect {
   Config: { Labels: Record<string, string> | null; Hostname: string; Image: string; Tty?: boolean };
   HostConfig: Record<string, unknown>;
   Image: string;
+  GraphDriver?: { Name: string; Data?: { UpperDir?: string } | null };
 }
 
 export interface ContainerSummary {

@@ -56,6 +56,11 @@ export class Provisioner {
     return join(this.containerDir(containerId), 'rootfs');
   }
 
+  /** The overlay's upper dir: what the container wrote (its writable layer). */
+  upperPath(containerId: string): string {
+    return join(this.containerDir(containerId), 'upper');
+  }
+
   /**
    * Create upper/work/rootfs and mount the overlay. Idempotent: an already
    * mounted rootfs is returned as is (a retried CreateContainer).

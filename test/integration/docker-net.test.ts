@@ -268,6 +268,11 @@ if (usable) {
     const mcli = await d.runContainer(mpod, mcfg, 'cli', ['sleep', '1000']);
     t.true((await reach(dcli, mip, 9000, 'hello-from-mesos')).includes('hello-from-mesos'));
     t.true((await reach(mcli.id, dip, 9001, 'hello-from-docker')).includes('hello-from-docker'));
+    // Its interfaces, read through the infra container's /proc/<pid>/net/dev: eth0, with that traffic.
+    const dnet = await waitFor('docker pod network stats', async () => (await d.client.call('PodSandboxStats', { pod_sandbox_id: dpod })).stats.linux.network);
+    t.is(dnet.default_interface.name, 'eth0');
+    t.deepEqual(dnet.interfaces.map((i: { name: string }) => i.name), ['eth0']);
+    t.true(Number(dnet.default_interface.rx_bytes.value) > 0 && Number(dnet.default_interface.tx_bytes.value) > 0);
 
     // Stop DELs (the IP goes), remove unpins the namespace; nothing is left.
     await d.client.call('StopPodSandbox', { pod_sandbox_id: dpod });

@@ -336,6 +336,39 @@ if (usable) {
     await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
   });
 
+  test.serial('docker pod: stats from the containers\' own cgroups: nano cores, working set, processes, writable layer, pod metrics', async (t) => {
+    const cfg = dockerPod('dstats', join(d.logDir, 'dstats'));
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg, runtime_handler: 'docker' });
+    t.teardown(() => d.client.call('RemovePodSandbox', { pod_sandbox_id: pod }).catch(() => undefined));
+    const busy = await run(pod, cfg, 'busy', ['sh', '-c', 'sleep 1000 & while :; do :; done']);
+    const idle = await run(pod, cfg, 'idle', ['sleep', '1000']);
+    const n = (v: { value: string } | null | undefined) => (v ? Number(v.value) : undefined);
+    const stats = async (id: string) => (await d.client.call('ContainerStats', { container_id: id })).stats;
+    // Two sampler windows (1 s) after both run.
+    await new Promise((r) => setTimeout(r, 2200));
+    const cores = await waitFor('a rate for the busy loop', async () => n((await stats(busy)).cpu?.usage_nano_cores));
+    t.true(cores > 0.5e9 && cores < 1.3e9, `busy loop: ${cores} nano cores`);
+    t.true(n((await stats(idle)).cpu.usage_nano_cores)! < 0.05e9);
+    t.true(n((await stats(idle)).memory.working_set_bytes)! > 0);
+    // Its processes (sh and sleep), from cgroup.procs of its cgroup; the pod's: all of its containers'.
+    const ps = (await d.client.call('PodSandboxStats', { pod_sandbox_id: pod })).stats.linux;
+    t.is(n(ps.process.process_count), 3);
+    t.true(n(ps.cpu.usage_nano_cores)! > 0.5e9, 'the pod: the infra container and its containers, summed');
+    t.is(ps.network, null); // a pod on the node's network
+    // The writable layer: the Engine's overlay2 upper dir.
+    const before = await waitFor('the writable layer walked', async () => (await stats(idle)).writable_layer);
+    t.regex(before.fs_id.mountpoint, /overlay2$/);
+    t.is(text((await exec(idle, ['sh', '-c', 'dd if=/dev/zero of=/blob bs=1048576 count=4 2>/dev/null && echo ok'])).stdout).trim(), 'ok');
+    const after = await waitFor('the walk to see the file', async () => {
+      const w = (await stats(idle)).writable_layer;
+      return n(w.used_bytes)! >= n(before.used_bytes)! + (4 << 20) ? w : undefined;
+    });
+    t.true(n(after.inodes_used)! > n(before.inodes_used)!);
+    const m = (await d.client.call('ListPodSandboxMetrics', {})).pod_metrics.find((x: { pod_sandbox_id: string }) => x.pod_sandbox_id === pod);
+    const procs = m.container_metrics.find((c: { container_id: string }) => c.container_id === busy).metrics.find((x: { name: string }) => x.name === 'container_processes');
+    t.is(procs.value.value, '2');
+  });
+
   test.serial('docker pod: a container over its memory limit is OOMKilled', async (t) => {
     const cfg = dockerPod('oom', join(d.logDir, 'oom'));
     const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg, runtime_handler: 'docker' });

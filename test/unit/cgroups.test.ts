@@ -199,6 +199,8 @@ test('v2 back end: usage and OOM status parsed from the v2 files', async (t) => 
   await writeFile(join(p, 'memory.max'), 'max\n');
   await writeFile(join(p, 'memory.events'), 'low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n');
   await writeFile(join(p, 'pids.current'), '5\n');
+  await writeFile(join(p, 'leaf/cgroup.procs'), '101\n102\n');
+  await writeFile(join(p, 'cpu.pressure'), 'some avg10=1.50 avg60=0.50 avg300=0.10 total=2000000\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=10\n');
   const u = { ...(await cpu.usage(pod)), ...(await mem.usage(pod)), ...(await pids.usage(pod)) };
   t.is(u.cpuUsageNanos, 2_500_000_000);
   t.is(u.cpusUserTimeSecs, 2);
@@ -211,7 +213,10 @@ test('v2 back end: usage and OOM status parsed from the v2 files', async (t) => 
   t.is(u.memPageFaults, 77);
   t.is(u.memMajorPageFaults, 3);
   t.false('memLimitBytes' in u);
-  t.is(u.processes, 5);
+  t.is(u.threads, 5); // pids.current counts tasks
+  t.is(u.processes, 2); // cgroup.procs of the leaf, where the processes are
+  t.deepEqual(u.cpuPressure, { some: { avg10: 1.5, avg60: 0.5, avg300: 0.1, total: 2_000_000 }, full: { avg10: 0, avg60: 0, avg300: 0, total: 10 } });
+  t.false('ioPressure' in u); // no io.pressure file here
   t.deepEqual(await mem.status(pod), { oomKilled: true });
   await writeFile(join(p, 'memory.events'), 'oom 0\noom_kill 0\n');
   t.deepEqual(await mem.status(pod), {});

@@ -22,7 +22,7 @@ import type {
   RecoveryReport,
   Termination,
 } from '../containerizer.js';
-import { type ContainerConfig, type ContainerId, type ResourceLimits, type ResourceStatistics, idString } from '../mesos/isolator.js';
+import { type ContainerConfig, type ContainerId, type ResourceLimits, type ResourceStatistics, type UsageDetail, idString } from '../mesos/isolator.js';
 import type { Logger } from '../../log.js';
 import type { RegistriesConfig } from '../../config.js';
 import type { Credentials } from '../../images/registry.js';
@@ -37,6 +37,9 @@ import { PodNetworks, runBounded } from '../../network/pod-network.js';
 import { dockerAttach, dockerExec } from './streams.js';
 import { readExit } from './executor.js';
 import { RUNTIME_VERSION } from '../../version.js';
+import { cgroupDirsOfPid, forgetSlowFiles, readCgroupUsage, type CgroupDirs, type Cgroups } from '../../cgroups/index.js';
+import type { DiskUsageWatcher } from '../../util/disk-usage.js';
+import { readPodInterfaces } from '../../network/stats.js';
 
 /** What the CRI layer hands the Docker containerizer besides the ContainerConfig (LaunchRequest.docker). */
 export interface DockerLaunch {
@@ -105,6 +108,10 @@ interface Entry {
   waiters?: ((t: Termination | undefined) => void)[];
   /** mode A: the docker id of its executor's container */
   executorContainer?: string;
+  /** where its cgroup is (stats), found once it runs */
+  cgroupDirs?: CgroupDirs;
+  /** its overlay2 upper dir ('' when the Engine has none), once asked */
+  upperDir?: string;
 }
 
 export interface DockerContainerizerOptions {
@@ -134,6 +141,10 @@ export interface DockerContainerizerOptions {
   executorImage?: string;
   /** mode A: argv of the cri-mesos CLI inside executorImage (default: this node and the bundle, at the same paths) */
   executorEntry?: string[];
+  /** The host's cgroup mounts: usage is read from each container's own cgroup (else the Engine's stats API). */
+  cgroups?: Cgroups;
+  /** Walks the containers' writable layers (shared with the Mesos containerizer's disk/du). */
+  diskUsage?: DiskUsageWatcher;
 }
 
 export class DockerContainerizer implements Containerizer {
@@ -748,6 +759,7 @@ export class DockerContainerizer implements Containerizer {
     if (e.dockerId) await this.engine.remove(e.dockerId);
     if (e.executorContainer) await this.engine.remove(e.executorContainer);
     this.entries.delete(key);
+    this.opts.diskUsage?.unwatch(key);
     for (const w of e.waiters?.splice(0) ?? []) w(undefined);
     if (id.parent) this.entries.get(idString(id.parent))?.children.delete(key);
     rmSync(e.config.runtimeDir, { recursive: true, force: true });
@@ -763,6 +775,10 @@ export class DockerContainerizer implements Containerizer {
     }
     await this.engine.update(e.dockerId, resourceFields(resources));
     e.config = { ...e.config, resources };
+    // Its limits, read back by usage(), are kept a while (cgroups/stats.ts): not past a write.
+    const dirs = e.cgroupDirs;
+    if (dirs?.version === 2) forgetSlowFiles(dirs.dir);
+    else if (dirs) for (const d of [dirs.cpu, dirs.cpuacct, dirs.memory, dirs.pids]) if (d) forgetSlowFiles(d);
   }
 
   async status(id: ContainerId): Promise<ContainerStatus> {
@@ -773,29 +789,66 @@ export class DockerContainerizer implements Containerizer {
     return { ips: st.ips ?? [], ...(st.networkProblem ? { networkProblem: st.networkProblem } : {}) };
   }
 
-  async usage(id: ContainerId): Promise<ResourceStatistics> {
+  /**
+   * A container's usage is read from its own cgroup (found through /proc/<pid>/cgroup of its init,
+   * under the Engine's cgroup parent) with the same readers as the Mesos isolators', not through
+   * the Engine's stats API (which takes a second per call); its writable layer is the Engine's
+   * overlay2 upper dir, walked by the shared DiskUsageWatcher. A docker pod has no cgroup of its
+   * own (Docker cannot nest): its counters are the infra container's plus its containers',
+   * summed, and it has no pressure (averages do not add up). Its interfaces are read through the
+   * infra container's /proc/<pid>/net/dev.
+   */
+  async usage(id: ContainerId, detail: UsageDetail = 'full'): Promise<ResourceStatistics> {
     const e = this.must(id);
     if (e.config.kind === 'pod') {
-      // A Mesos pod's cgroup holds its containers; a docker pod is the infra container plus
-      // each container's own cgroup: summed, as the pod's usage.
-      const parts = await Promise.all([e, ...[...e.children].map((k) => this.entries.get(k)).filter((c): c is Entry => !!c)].map((c) => this.usageOf(c).catch(() => undefined)));
+      const parts = await Promise.all([e, ...[...e.children].map((k) => this.entries.get(k)).filter((c): c is Entry => !!c)].map((c) => this.usageOf(c, detail).catch(() => undefined)));
       const sum: ResourceStatistics = { timestamp: Date.now() / 1000 };
       for (const p of parts) {
         if (!p) continue;
-        for (const [k, v] of Object.entries(p) as [keyof ResourceStatistics, number][]) {
-          if (k === 'timestamp' || k === 'memLimitBytes') continue;
-          sum[k] = (sum[k] ?? 0) + v;
+        for (const [k, v] of Object.entries(p) as [keyof ResourceStatistics, unknown][]) {
+          if (k === 'timestamp' || k === 'memLimitBytes' || k === 'memSwapLimitBytes' || typeof v !== 'number' || k.startsWith('disk')) continue;
+          (sum as unknown as Record<string, number>)[k] = ((sum as unknown as Record<string, number>)[k] ?? 0) + v;
         }
       }
       if (parts[0]?.memLimitBytes !== undefined) sum.memLimitBytes = parts[0].memLimitBytes;
+      if (detail === 'cpu') return sum;
+      if (e.pid !== undefined && e.state === 'RUNNING' && e.config.namespaces.network === 'POD') {
+        const ifaces = readPodInterfaces(e.pid);
+        if (ifaces) sum.network = ifaces;
+      }
       return sum;
     }
-    return this.usageOf(e);
+    return this.usageOf(e, detail);
   }
 
-  private async usageOf(e: Entry): Promise<ResourceStatistics> {
-    if (!e.dockerId || e.state !== 'RUNNING') return { timestamp: Date.now() / 1000 };
-    const s = await this.engine.stats(e.dockerId);
+  private async usageOf(e: Entry, detail: UsageDetail): Promise<ResourceStatistics> {
+    if (!e.dockerId || e.state !== 'RUNNING' || e.pid === undefined) return { timestamp: Date.now() / 1000 };
+    const cgroups = this.opts.cgroups;
+    e.cgroupDirs ??= cgroups ? cgroupDirsOfPid(e.pid, cgroups) : undefined;
+    const timestamp = Date.now() / 1000;
+    const out: ResourceStatistics = e.cgroupDirs ? { ...readCgroupUsage(e.cgroupDirs, detail === 'cpu'), timestamp } : await this.engineUsage(e.dockerId);
+    if (e.config.kind === 'container' && detail === 'full') Object.assign(out, await this.writableLayer(e));
+    return out;
+  }
+
+  /** The writable layer: the Engine's upper dir (overlay2), registered with the watcher once; its last walk. */
+  private async writableLayer(e: Entry): Promise<Partial<ResourceStatistics>> {
+    const watcher = this.opts.diskUsage;
+    if (!watcher || !e.dockerId) return {};
+    if (e.upperDir === undefined) {
+      const info = await this.engine.inspectContainer(e.dockerId).catch(() => undefined);
+      const upper = info?.GraphDriver?.Name === 'overlay2' ? info.GraphDriver.Data?.UpperDir : undefined;
+      e.upperDir = upper ?? '';
+      if (upper) watcher.watch(e.key, upper);
+    }
+    const u = e.upperDir ? watcher.get(e.key) : undefined;
+    // <data-root>/overlay2/<layer>/diff: the overlay2 dir is on the filesystem that holds them all.
+    return u ? { diskUsedBytes: u.bytes, diskUsedInodes: u.inodes, diskSampledAt: u.at / 1000, diskFilesystem: dirname(dirname(e.upperDir!)) } : {};
+  }
+
+  /** Where its cgroup cannot be found (no cgroups given): the Engine's stats (cgroup v1 fields). */
+  private async engineUsage(dockerId: string): Promise<ResourceStatistics> {
+    const s = await this.engine.stats(dockerId);
     const mem = s.memory_stats?.stats ?? {};
     const cpu = s.cpu_stats?.cpu_usage;
     const usage = s.memory_stats?.usage ?? 0;

@@ -26,11 +26,16 @@ import {
   type LaunchInfo,
   type ResourceLimits,
   type ResourceStatistics,
+  type UsageDetail,
   emptyLaunchInfo,
   hostIdOf,
   idString,
 } from './isolator.js';
 import { namespacePath } from './isolators/base.js';
+import { readPodInterfaces } from '../../network/stats.js';
+
+/** The isolator that reports CPU usage (usage() with detail 'cpu'). */
+const CPU_ISOLATOR = 'cgroups/cpu';
 import type { KnownContainer, Launcher } from './launcher/launcher.js';
 import { encodePlan, type PlanOp } from './launcher/plan.js';
 
@@ -395,11 +400,29 @@ export class MesosContainerizer implements Containerizer {
     return out;
   }
 
-  async usage(id: ContainerId): Promise<ResourceStatistics> {
+  /**
+   * Mesos' usage(): what each isolator reports, plus, for a pod with a network namespace of its
+   * own, its interfaces (read through the pause helper's /proc/<pid>/net/dev; no setns). A
+   * container's process counts leave out its launch helper, which sits in its cgroups as the
+   * command's parent: they are the container's own processes, as a user sees them. Detail 'cpu'
+   * asks the cgroups/cpu isolator alone.
+   */
+  async usage(id: ContainerId, detail: UsageDetail = 'full'): Promise<ResourceStatistics> {
     const c = this.mustGet(id);
     const stats: ResourceStatistics = { timestamp: Date.now() / 1000 };
-    const parts = await Promise.allSettled(this.isolatorsFor(c).map((i) => i.usage(id)));
+    const isolators = this.isolatorsFor(c).filter((i) => detail === 'full' || i.name === CPU_ISOLATOR);
+    const parts = await Promise.allSettled(isolators.map((i) => i.usage(id)));
     for (const p of parts) if (p.status === 'fulfilled') Object.assign(stats, p.value);
+    if (detail === 'cpu') return stats;
+    const alive = c.pid !== undefined && c.state !== 'TERMINATED';
+    if (alive && c.config.kind === 'pod' && c.config.namespaces.network === 'POD') {
+      const ifaces = readPodInterfaces(c.pid!);
+      if (ifaces) stats.network = ifaces;
+    }
+    if (alive && c.config.kind === 'container') {
+      if (stats.processes !== undefined) stats.processes = Math.max(0, stats.processes - 1);
+      if (stats.threads !== undefined) stats.threads = Math.max(0, stats.threads - 1);
+    }
     return stats;
   }
 

@@ -4,6 +4,7 @@ import { Code, StatusError } from '../../errors.js';
 import type { NamespaceJoin, NamespaceType } from '../../native/index.js';
 import type { ContainerDevice } from './devices.js';
 import type { PlanOp } from './launcher/plan.js';
+import type { CgroupUsage } from '../../cgroups/index.js';
 
 /** Mesos ContainerID: a chain up to the root (the pod). */
 export interface ContainerId {
@@ -174,25 +175,41 @@ export function emptyLaunchInfo(): LaunchInfo {
   return { cloneNamespaces: [], enterNamespaces: [], setup: [] };
 }
 
-/** Mesos ResourceStatistics, trimmed to what CRI stats need. */
-export interface ResourceStatistics {
-  timestamp: number; // seconds since epoch
-  cpusUserTimeSecs?: number;
-  cpusSystemTimeSecs?: number;
-  cpuUsageNanos?: number;
-  cpusNrPeriods?: number;
-  cpusNrThrottled?: number;
-  cpusThrottledTimeSecs?: number;
-  memTotalBytes?: number;
-  memRssBytes?: number;
-  memCacheBytes?: number;
-  memInactiveFileBytes?: number;
-  memLimitBytes?: number;
-  memPageFaults?: number;
-  memMajorPageFaults?: number;
-  memSwapBytes?: number;
-  processes?: number;
+/** One network interface's counters (/proc/<pid>/net/dev of a process in the pod's namespace). */
+export interface NetworkInterfaceStatistics {
+  name: string;
+  rxBytes: number;
+  rxPackets: number;
+  rxErrors: number;
+  rxDropped: number;
+  txBytes: number;
+  txPackets: number;
+  txErrors: number;
+  txDropped: number;
 }
+
+/**
+ * Mesos ResourceStatistics, trimmed to what CRI stats need: the cgroup counters (cgroups/*
+ * isolators), the writable layer (disk/du, as Mesos' disk_used_bytes) and, for a pod with a
+ * network namespace of its own, its interfaces (as Mesos' net_* statistics).
+ */
+export interface ResourceStatistics extends CgroupUsage {
+  timestamp: number; // seconds since epoch
+  /** bytes and inodes of the container's writable layer, as of diskSampledAt (seconds since epoch) */
+  diskUsedBytes?: number;
+  diskUsedInodes?: number;
+  diskSampledAt?: number;
+  /** a directory on the filesystem that holds the writable layer (CRI fs_id.mountpoint) */
+  diskFilesystem?: string;
+  /** the pod's interfaces but lo; absent for a pod on the node's network */
+  network?: NetworkInterfaceStatistics[];
+}
+
+/**
+ * How much usage() reads: everything, or only the CPU counters (the stats sampler reads those
+ * every window for usage_nano_cores, the rest less often).
+ */
+export type UsageDetail = 'full' | 'cpu';
 
 export interface IsolatorStatus {
   oomKilled?: boolean;

@@ -21,6 +21,6 @@ export async function removeContainerRecord(ctx: RuntimeContext, c: ContainerRec
   ctx.containers.delete(c.id);
   ctx.events.emit('CONTAINER_DELETED_EVENT', c.id, c.sandboxId);
   ctx.names.releaseId(c.id);
-  ctx.cpuSamples.forget(c.id);
+  ctx.stats.forget(c.id);
   ctx.log.info('container removed', { container: c.id, pod: c.sandboxId });
 }

@@ -19,6 +19,7 @@ export async function removePodSandbox(ctx: RuntimeContext, req: RemovePodSandbo
   ctx.sandboxes.delete(sandbox.id);
   ctx.events.emit('CONTAINER_DELETED_EVENT', sandbox.id, sandbox.id, last);
   ctx.names.releaseId(sandbox.id);
+  ctx.stats.forget(sandbox.id);
   ctx.log.info('pod sandbox removed', { pod: sandbox.id, ...podFields(last.config.metadata) });
   return {};
 }

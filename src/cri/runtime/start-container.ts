@@ -19,6 +19,8 @@ export async function startContainer(ctx: RuntimeContext, req: StartContainerReq
     throw withContext(err, `cannot start container ${c.id}`);
   }
   ctx.events.starting.delete(c.id);
+  // A created container's samples do not tell of its command (a docker one had no process yet).
+  ctx.stats.invalidate(c.id);
   const cur = ctx.containers.get(c.id);
   if (cur?.state === 'CONTAINER_CREATED') ctx.containers.update(c.id, { state: 'CONTAINER_RUNNING', startedAt });
   else if (cur) ctx.containers.update(c.id, { startedAt, finishedAt: latest(cur.finishedAt, startedAt) });

@@ -10,6 +10,7 @@ import {
   addProcess,
   cgroupPathFor,
   createCgroup,
+  forgetSlowFiles,
   readCgroupFileOpt,
   removeCgroup,
   v2ProcessPath,
@@ -183,6 +184,9 @@ export abstract class CgroupsIsolatorBase implements Isolator {
   async update(id: ContainerId, resources: ResourceLimits): Promise<void> {
     if (this.backend === 'none') return;
     const rel = this.rel(id);
+    // The limits read back by usage() are kept a while (cgroups/stats.ts): not past a write.
+    if (this.backend === 'v1') for (const m of this.v1Mounts) forgetSlowFiles(join(m.mountPoint, rel));
+    else forgetSlowFiles(this.v2Dir(rel));
     const unified = this.ownUnified(resources);
     if (this.backend === 'v1') {
       await this.updateV1(rel, resources);

@@ -1,15 +1,7 @@
 // cgroups/cpu: cpu.shares + CFS quota/period written exactly as CRI sends them (v1), or
-// cpu.weight (runc's shares formula) + cpu.max (cgroup2). Usage from cpuacct (v1) / cpu.stat (v2).
-import {
-  USER_HZ,
-  cpuMaxValue,
-  parseFlatKeyed,
-  parseIntValue,
-  readCgroupFileOpt,
-  sharesToWeight,
-  toNum,
-  writeCgroupFile,
-} from '../../../../cgroups/index.js';
+// cpu.weight (runc's shares formula) + cpu.max (cgroup2). Usage from cpuacct (v1) / cpu.stat and
+// the cpu and io pressure files (v2), read by cgroups/stats.ts.
+import { cpuMaxValue, readCpuV1, readCpuV2, sharesToWeight, writeCgroupFile } from '../../../../cgroups/index.js';
 import type { ResourceLimits, ResourceStatistics } from '../../isolator.js';
 import { CgroupsIsolatorBase, type CgroupsIsolatorOptions, type V1Equivalent } from './base.js';
 
@@ -45,50 +37,11 @@ export class CpuIsolator extends CgroupsIsolatorBase {
   }
 
   protected override async usageV1(rel: string): Promise<Partial<ResourceStatistics>> {
-    const out: Partial<ResourceStatistics> = { timestamp: Date.now() / 1000 };
-    const acct = this.v1Dir('cpuacct', rel);
-    if (acct !== undefined) {
-      const usage = await readCgroupFileOpt(acct, 'cpuacct.usage');
-      if (usage !== undefined) out.cpuUsageNanos = toNum(parseIntValue(usage));
-      const stat = await readCgroupFileOpt(acct, 'cpuacct.stat');
-      if (stat !== undefined) {
-        const s = parseFlatKeyed(stat);
-        if (s.has('user')) out.cpusUserTimeSecs = Number(s.get('user')) / USER_HZ;
-        if (s.has('system')) out.cpusSystemTimeSecs = Number(s.get('system')) / USER_HZ;
-      }
-    }
-    const cpuStat = await readCgroupFileOpt(this.v1Dir('cpu', rel)!, 'cpu.stat');
-    if (cpuStat !== undefined) {
-      const s = parseFlatKeyed(cpuStat);
-      out.cpusNrPeriods = toNum(s.get('nr_periods'));
-      out.cpusNrThrottled = toNum(s.get('nr_throttled'));
-      const t = s.get('throttled_time'); // ns
-      if (t !== undefined) out.cpusThrottledTimeSecs = Number(t) / 1e9;
-    }
-    return dropUndefined(out);
+    return readCpuV1(this.v1Dir('cpuacct', rel), this.v1Dir('cpu', rel));
   }
 
+  /** cpu.stat, and the cpu and io pressure (PSI files exist in every cgroup2 cgroup). */
   protected override async usageV2(dir: string): Promise<Partial<ResourceStatistics>> {
-    const out: Partial<ResourceStatistics> = { timestamp: Date.now() / 1000 };
-    const text = await readCgroupFileOpt(dir, 'cpu.stat');
-    if (text !== undefined) {
-      const s = parseFlatKeyed(text);
-      const usec = s.get('usage_usec');
-      if (usec !== undefined) out.cpuUsageNanos = Number(usec) * 1000;
-      const user = s.get('user_usec');
-      if (user !== undefined) out.cpusUserTimeSecs = Number(user) / 1e6;
-      const sys = s.get('system_usec');
-      if (sys !== undefined) out.cpusSystemTimeSecs = Number(sys) / 1e6;
-      out.cpusNrPeriods = toNum(s.get('nr_periods'));
-      out.cpusNrThrottled = toNum(s.get('nr_throttled'));
-      const thr = s.get('throttled_usec');
-      if (thr !== undefined) out.cpusThrottledTimeSecs = Number(thr) / 1e6;
-    }
-    return dropUndefined(out);
+    return readCpuV2(dir);
   }
-}
-
-export function dropUndefined<T extends object>(o: T): T {
-  for (const k of Object.keys(o) as Array<keyof T>) if (o[k] === undefined) delete o[k];
-  return o;
 }

@@ -1,7 +1,7 @@
 // cgroups/memory: hard limit (and memory+swap) written exactly in bytes — no Mesos MB rounding, no
 // 32 MB floor, lowering allowed (the kernel's EBUSY, when it cannot reclaim, is passed through).
-// The kernel itself rounds v1 limits down to a page multiple. Usage per cadvisor; OOM from the
-// cgroup's own oom_kill counter.
+// The kernel itself rounds v1 limits down to a page multiple. Usage read by cgroups/stats.ts (working
+// set per cadvisor, in the CRI layer); OOM from the cgroup's own oom_kill counter.
 import { invalidArgument } from '../../../../errors.js';
 import {
   UNLIMITED_THRESHOLD,
@@ -10,13 +10,13 @@ import {
   parseLimit,
   readCgroupFile,
   readCgroupFileOpt,
-  toNum,
+  readMemoryV1,
+  readMemoryV2,
   writeCgroupFile,
 } from '../../../../cgroups/index.js';
 import { readFileSync } from 'node:fs';
 import type { IsolatorStatus, ResourceLimits, ResourceStatistics } from '../../isolator.js';
 import { CgroupsIsolatorBase, type CgroupsIsolatorOptions, type V1Equivalent } from './base.js';
-import { dropUndefined } from './cpu.js';
 
 /** CRI value → file value: -1 = unlimited; 0/undefined = not set (leave the kernel's value). */
 function limitValue(v: number | undefined, unlimited: string): string | undefined {
@@ -106,36 +106,11 @@ export class MemoryIsolator extends CgroupsIsolatorBase {
   }
 
   protected override async usageV1(rel: string): Promise<Partial<ResourceStatistics>> {
-    const dir = this.v1Dir('memory', rel)!;
-    const out: Partial<ResourceStatistics> = {};
-    const usage = parseIntValue(await readCgroupFile(dir, 'memory.usage_in_bytes'));
-    out.memTotalBytes = toNum(usage);
-    const stat = parseFlatKeyed(await readCgroupFile(dir, 'memory.stat'));
-    out.memRssBytes = toNum(stat.get('total_rss'));
-    out.memCacheBytes = toNum(stat.get('total_cache'));
-    out.memInactiveFileBytes = toNum(stat.get('total_inactive_file'));
-    out.memPageFaults = toNum(stat.get('total_pgfault'));
-    out.memMajorPageFaults = toNum(stat.get('total_pgmajfault'));
-    out.memLimitBytes = parseLimit(await readCgroupFile(dir, 'memory.limit_in_bytes'));
-    const memsw = await readCgroupFileOpt(dir, 'memory.memsw.usage_in_bytes');
-    const memswV = memsw === undefined ? undefined : parseIntValue(memsw);
-    if (memswV !== undefined && usage !== undefined) out.memSwapBytes = Number(memswV > usage ? memswV - usage : 0n);
-    return dropUndefined(out);
+    return readMemoryV1(this.v1Dir('memory', rel)!);
   }
 
   protected override async usageV2(dir: string): Promise<Partial<ResourceStatistics>> {
-    const out: Partial<ResourceStatistics> = {};
-    out.memTotalBytes = toNum(parseIntValue(await readCgroupFile(dir, 'memory.current')));
-    const stat = parseFlatKeyed(await readCgroupFile(dir, 'memory.stat'));
-    out.memRssBytes = toNum(stat.get('anon'));
-    out.memCacheBytes = toNum(stat.get('file'));
-    out.memInactiveFileBytes = toNum(stat.get('inactive_file'));
-    out.memPageFaults = toNum(stat.get('pgfault'));
-    out.memMajorPageFaults = toNum(stat.get('pgmajfault'));
-    out.memLimitBytes = parseLimit(await readCgroupFile(dir, 'memory.max'));
-    const swap = await readCgroupFileOpt(dir, 'memory.swap.current');
-    if (swap !== undefined) out.memSwapBytes = toNum(parseIntValue(swap));
-    return dropUndefined(out);
+    return readMemoryV2(dir);
   }
 
   protected override async statusV1(rel: string): Promise<IsolatorStatus> {

@@ -1,16 +1,12 @@
-// cgroups/pids: pids.max (0 or missing = "max"), pids.current → processes. Same files on v1 and v2.
-import { parseIntValue, readCgroupFileOpt, toNum, writeCgroupFile } from '../../../../cgroups/index.js';
+// cgroups/pids: pids.max (0 or missing = "max"); usage: pids.current (tasks) → threads, cgroup.procs →
+// processes. Same files on v1 and v2.
+import { join } from 'node:path';
+import { V2_LEAF, readPids, writeCgroupFile } from '../../../../cgroups/index.js';
 import type { ResourceLimits, ResourceStatistics } from '../../isolator.js';
 import { CgroupsIsolatorBase, type CgroupsIsolatorOptions } from './base.js';
 
 function pidsMax(r: ResourceLimits): string {
   return r.pidsLimit && r.pidsLimit > 0 ? String(Math.trunc(r.pidsLimit)) : 'max';
-}
-
-async function pidsUsage(dir: string): Promise<Partial<ResourceStatistics>> {
-  const cur = await readCgroupFileOpt(dir, 'pids.current');
-  const n = cur === undefined ? undefined : toNum(parseIntValue(cur));
-  return n === undefined ? {} : { processes: n };
 }
 
 export class PidsIsolator extends CgroupsIsolatorBase {
@@ -28,11 +24,12 @@ export class PidsIsolator extends CgroupsIsolatorBase {
     await writeCgroupFile(dir, 'pids.max', pidsMax(r));
   }
 
-  protected override usageV1(rel: string): Promise<Partial<ResourceStatistics>> {
-    return pidsUsage(this.v1Dir('pids', rel)!);
+  protected override async usageV1(rel: string): Promise<Partial<ResourceStatistics>> {
+    return readPids(this.v1Dir('pids', rel)!);
   }
 
-  protected override usageV2(dir: string): Promise<Partial<ResourceStatistics>> {
-    return pidsUsage(dir);
+  /** Processes live in <dir>/leaf (base.ts); pids.current is hierarchical. */
+  protected override async usageV2(dir: string): Promise<Partial<ResourceStatistics>> {
+    return readPids(dir, join(dir, V2_LEAF));
   }
 }

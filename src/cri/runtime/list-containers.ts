@@ -1,9 +1,14 @@
 import type { ListContainersRequest__Output } from '../../../api/generated/runtime/v1/ListContainersRequest.js';
 import type { ListContainersResponse } from '../../../api/generated/runtime/v1/ListContainersResponse.js';
 import type { RuntimeContext } from '../context.js';
+import type { ContainerRecord } from '../../store/metadata.js';
+import { type Encoded, encodedList } from '../encoded.js';
 import { byCreatedAt, containerMessage, matchesLabels } from './common.js';
 
-export async function listContainers(ctx: RuntimeContext, req: ListContainersRequest__Output): Promise<ListContainersResponse> {
+/** Each record's element of the list, encoded once (src/cri/encoded.ts). */
+const elements = new WeakMap<ContainerRecord, Buffer>();
+
+export async function listContainers(ctx: RuntimeContext, req: ListContainersRequest__Output): Promise<ListContainersResponse | Encoded> {
   const f = req.filter;
   const items = ctx.containers
     .list()
@@ -12,5 +17,5 @@ export async function listContainers(ctx: RuntimeContext, req: ListContainersReq
     .filter((c) => !f?.state || c.state === f.state.state)
     .filter((c) => matchesLabels(c.config.labels, f?.label_selector))
     .sort(byCreatedAt);
-  return { containers: items.map(containerMessage) };
+  return encodedList(elements, 'ListContainers', 'containers', items, containerMessage);
 }

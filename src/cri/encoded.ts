@@ -82,3 +82,33 @@ export function encodedList<R extends object, M>(cache: WeakMap<R, Buffer>, meth
   }
   return new Encoded(Buffer.concat(parts, size));
 }
+
+/** Encodings to make once the current work is done, by key (a later one for the same key wins). */
+const soon = new Map<string, () => unknown>();
+let flushTimer: NodeJS.Timeout | undefined;
+
+/**
+ * Run `encode` (a Status handler asked for a record's answer, to fill its cache) after
+ * the RPC in progress has answered: the next call about a record that just changed (the
+ * kubelet asks for the status of what its relist saw change) finds the answer encoded.
+ * A timer, not an immediate: an immediate would run before the changing RPC's own
+ * answer is fully written. Nothing waits for it, and a failure (the record went away
+ * meanwhile) only means the next call encodes it, as it would have anyway.
+ */
+export function encodeSoon(key: string, encode: () => unknown): void {
+  soon.set(key, encode);
+  flushTimer ??= setTimeout(flushSoon, 0).unref();
+}
+
+function flushSoon(): void {
+  flushTimer = undefined;
+  for (const [key, encode] of soon) {
+    soon.delete(key);
+    try {
+      const r = encode();
+      if (r instanceof Promise) r.catch(() => undefined);
+    } catch {
+      // as above
+    }
+  }
+}

@@ -65,6 +65,7 @@ export class MetadataStore<T extends { id: string }> {
   private readonly records = new Map<string, T>();
   private readonly deferred = new Set<string>();
   private gen = 0;
+  private readonly putListeners: ((record: T) => void)[] = [];
 
   /**
    * Changes with every record put, changed, forgotten or deleted: an answer built from
@@ -86,6 +87,11 @@ export class MetadataStore<T extends { id: string }> {
     return [...this.records.values()];
   }
 
+  /** Called with every record put (or updated) from now on, once it is in memory and on disk. */
+  onPut(listener: (record: T) => void): void {
+    this.putListeners.push(listener);
+  }
+
   get(id: string): T | undefined {
     return this.records.get(id);
   }
@@ -101,6 +107,7 @@ export class MetadataStore<T extends { id: string }> {
     faultPoint('record-write:after');
     this.records.set(record.id, record);
     this.gen++;
+    for (const l of this.putListeners) l(record);
   }
 
   update(id: string, change: Partial<T>): T | undefined {

@@ -74,7 +74,30 @@ export function createLogger(opts: LogOptions): Logger {
     format: winston.format.combine(pods(), winston.format.timestamp(), opts.format === 'json' ? json : text),
     transports: [transport],
   });
+  dropBelowLevel(logger);
   return logger;
+}
+
+/**
+ * winston builds, formats and pipes every line and drops one below the level only at the
+ * transport: at the default level each debug line (two per read-only RPC) cost a timestamp,
+ * the pod lookup, the printf and a stream hop for nothing. Lines below the level now stop
+ * at the call; what is written does not change, and a later `logger.level` still counts.
+ */
+function dropBelowLevel(logger: Logger): void {
+  const l = logger as unknown as Record<string, (...args: unknown[]) => Logger>;
+  for (const level of Object.keys(logger.levels)) {
+    const method = l[level]!;
+    l[level] = function (this: Logger, ...args: unknown[]) {
+      return logger.isLevelEnabled(level) ? method.apply(this, args) : this;
+    };
+  }
+  const log = l.log!;
+  l.log = function (this: Logger, level: unknown, ...args: unknown[]) {
+    // log(info) with one object: its level is inside it
+    const name = typeof level === 'string' ? level : (level as { level?: unknown } | null)?.level;
+    return typeof name === 'string' && !logger.isLevelEnabled(name) ? this : log.apply(this, [level, ...args]);
+  };
 }
 
 const RESERVED = new Set(['time', 'level', 'msg']);

@@ -42,6 +42,7 @@ import { imageStatus } from './image/image-status.js';
 import { pullImage } from './image/pull-image.js';
 import { removeImage } from './image/remove-image.js';
 import { imageFsInfo } from './image/image-fs-info.js';
+import { encodeSoon, passEncoded } from './encoded.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyHandler = (ctx: any, req: any) => Promise<unknown>;
@@ -182,6 +183,11 @@ export function createCriServer(ctx: RuntimeContext, recovered: Promise<void>): 
   ready.catch(() => undefined);
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024, 'grpc.max_send_message_length': 16 * 1024 * 1024 });
   const defs = criServiceDefinitions();
+  // Status and List handlers may answer with bytes encoded once per change (encoded.ts),
+  // and a changed record's status is encoded as soon as the change's RPC has answered.
+  passEncoded(defs.runtime);
+  ctx.sandboxes.onPut((s) => encodeSoon(`pod ${s.id}`, () => podSandboxStatus(ctx, { pod_sandbox_id: s.id, verbose: false })));
+  ctx.containers.onPut((c) => encodeSoon(`container ${c.id}`, () => containerStatus(ctx, { container_id: c.id, verbose: false })));
   server.addService(defs.runtime, buildImplementation(defs.runtime, RUNTIME, ctx, ready, 'runtime.v1.RuntimeService'));
   server.addService(defs.image, buildImplementation(defs.image, IMAGE, ctx, ready, 'runtime.v1.ImageService'));
   return server;

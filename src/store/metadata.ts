@@ -64,6 +64,17 @@ export interface ContainerRecord {
 export class MetadataStore<T extends { id: string }> {
   private readonly records = new Map<string, T>();
   private readonly deferred = new Set<string>();
+  private gen = 0;
+  private readonly putListeners: ((record: T) => void)[] = [];
+
+  /**
+   * Changes with every record put, changed, forgotten or deleted: an answer built from
+   * list() stays right while it is the same. Records themselves are never changed in
+   * place (put a new object), so one record's answer can be keyed by the object.
+   */
+  get generation(): number {
+    return this.gen;
+  }
 
   constructor(private readonly dir: string) {}
 
@@ -72,7 +83,13 @@ export class MetadataStore<T extends { id: string }> {
       const { version: _v, ...rest } = r;
       this.records.set(r.id, rest as unknown as T);
     }
+    this.gen++;
     return [...this.records.values()];
+  }
+
+  /** Called with every record put (or updated) from now on, once it is in memory and on disk. */
+  onPut(listener: (record: T) => void): void {
+    this.putListeners.push(listener);
   }
 
   get(id: string): T | undefined {
@@ -89,6 +106,8 @@ export class MetadataStore<T extends { id: string }> {
     writeCheckpoint(join(this.dir, `${record.id}.json`), record);
     faultPoint('record-write:after');
     this.records.set(record.id, record);
+    this.gen++;
+    for (const l of this.putListeners) l(record);
   }
 
   update(id: string, change: Partial<T>): T | undefined {
@@ -109,6 +128,7 @@ export class MetadataStore<T extends { id: string }> {
     if (!cur) return undefined;
     const next = { ...cur, ...change };
     this.records.set(id, next);
+    this.gen++;
     this.deferred.add(id);
     return next;
   }
@@ -127,6 +147,7 @@ export class MetadataStore<T extends { id: string }> {
   /** Drop from memory only (its file was moved away). */
   forget(id: string): void {
     this.records.delete(id);
+    this.gen++;
   }
 
   delete(id: string): void {
@@ -134,6 +155,7 @@ export class MetadataStore<T extends { id: string }> {
     removeCheckpoint(join(this.dir, `${id}.json`));
     faultPoint('record-delete:after');
     this.records.delete(id);
+    this.gen++;
     this.deferred.delete(id);
   }
 

@@ -73,3 +73,33 @@ test('lines naming a pod by id, or a container of it, carry the pod name and nam
     }
   }
 });
+
+test('lines below the level are dropped before they are formatted; a level raised later lets them through', (t) => {
+  for (const format of ['json', 'text'] as const) {
+    const { log, lines } = capture(format, 'info');
+    let lookups = 0;
+    setPodLookup(log, () => {
+      lookups++;
+      return { podName: 'web', podNamespace: 'shop' };
+    });
+    log.debug('request', { rpc: 'PodSandboxStatus', pod: 'p1' });
+    log.log('debug', 'response', { rpc: 'PodSandboxStatus', pod: 'p1', ms: 0.1 });
+    log.log({ level: 'debug', message: 'one object', pod: 'p1' });
+    log.child({ component: 'x' }).debug('from a child', { pod: 'p1' });
+    log.debug('no fields');
+    // none of them reached the format: the pod lookup (the first step of it) never ran
+    t.is(lookups, 0);
+    log.info('pod sandbox ready', { pod: 'p1' });
+    log.log('warn', 'request failed', { rpc: 'X', pod: 'p1' });
+    log.child({ component: 'x' }).info('from a child', { pod: 'p1' });
+    t.is(lookups, 3);
+    log.level = 'debug';
+    log.debug('now written', { pod: 'p1' });
+    log.log('debug', 'this too');
+    const out = lines();
+    t.is(out.length, 5, out.join('\n'));
+    t.true(out[0]!.includes('pod sandbox ready') && out[1]!.includes('request failed') && out[2]!.includes('from a child'));
+    t.true(out[3]!.includes('now written') && out[3]!.includes('podName'));
+    t.true(out[4]!.includes('this too'));
+  }
+});

@@ -129,7 +129,14 @@ export function mustContainer(ctx: RuntimeContext, id: string, field = 'containe
 
 export function matchesLabels(labels: Record<string, string>, selector: Record<string, string> | undefined): boolean {
   if (!selector) return true;
-  return Object.entries(selector).every(([k, v]) => labels[k] === v);
+  for (const k in selector) if (labels[k] !== selector[k]) return false;
+  return true;
+}
+
+/** A label selector that selects everything. */
+export function noLabels(selector: Record<string, string> | undefined): boolean {
+  for (const _ in selector) return false;
+  return true;
 }
 
 export function sandboxMessage(s: SandboxRecord): PodSandbox {

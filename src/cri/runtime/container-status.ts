@@ -4,18 +4,21 @@ import { containerId, type RuntimeContext } from '../context.js';
 import { mustContainer } from './common.js';
 import type { ContainerStatus } from '../../../api/generated/runtime/v1/ContainerStatus.js';
 import type { ContainerRecord } from '../../store/metadata.js';
+import { type Encoded, encodedOnce, responseCache } from '../encoded.js';
 
-export async function containerStatus(ctx: RuntimeContext, req: ContainerStatusRequest__Output): Promise<ContainerStatusResponse> {
+/** Each record's non-verbose answer, encoded once (src/cri/encoded.ts). */
+const responses = responseCache<ContainerRecord>();
+
+export async function containerStatus(ctx: RuntimeContext, req: ContainerStatusRequest__Output): Promise<ContainerStatusResponse | Encoded> {
   const c = mustContainer(ctx, req.container_id);
+  if (!req.verbose) return encodedOnce(responses, c, 'ContainerStatus', () => ({ status: containerStatusOf(c), info: {} }));
   const info: Record<string, string> = {};
-  if (req.verbose) {
-    info.info = JSON.stringify({
-      pid: ctx.containerizer.processPid(containerId(c)) ?? 0,
-      sandboxID: c.sandboxId,
-      process: c.process,
-      runtimeDir: c.mesos.runtimeDir,
-    });
-  }
+  info.info = JSON.stringify({
+    pid: ctx.containerizer.processPid(containerId(c)) ?? 0,
+    sandboxID: c.sandboxId,
+    process: c.process,
+    runtimeDir: c.mesos.runtimeDir,
+  });
   return { status: containerStatusOf(c), info };
 }
 

@@ -5,20 +5,32 @@ import { mustSandbox } from './common.js';
 import type { PodSandboxStatus } from '../../../api/generated/runtime/v1/PodSandboxStatus.js';
 import type { SandboxRecord } from '../../store/metadata.js';
 import { namespaceModes } from './common.js';
+import { type Encoded, encodedOnce, responseCache } from '../encoded.js';
 
-export async function podSandboxStatus(ctx: RuntimeContext, req: PodSandboxStatusRequest__Output): Promise<PodSandboxStatusResponse> {
+/** Each record's non-verbose answer, encoded once for each set of addresses (src/cri/encoded.ts). */
+const responses = responseCache<SandboxRecord>();
+
+export async function podSandboxStatus(ctx: RuntimeContext, req: PodSandboxStatusRequest__Output): Promise<PodSandboxStatusResponse | Encoded> {
   const s = mustSandbox(ctx, req.pod_sandbox_id);
+  if (!req.verbose) {
+    const net = await networkOf(ctx, s);
+    const ips = net?.ips ?? [];
+    return encodedOnce(responses, s, 'PodSandboxStatus', () => ({ status: statusOf(s, ips), info: {}, containers_statuses: [], timestamp: 0 }), ips.join(' '));
+  }
   const { status, info } = await sandboxStatusOf(ctx, s, req.verbose);
   return { status, info, containers_statuses: [], timestamp: 0 };
 }
 
+/** The containerizer may not know the pod (its runtime state is gone after a reboot): no addresses then. */
+async function networkOf(ctx: RuntimeContext, s: SandboxRecord) {
+  const modes = namespaceModes(s.config.linux?.security_context?.namespace_options);
+  return modes.network === 'NODE' ? undefined : await ctx.containerizer.status(podId(s.id)).catch(() => undefined);
+}
+
 /** A pod's PodSandboxStatus from its record (also for GetContainerEvents). */
 export async function sandboxStatusOf(ctx: RuntimeContext, s: SandboxRecord, verbose = false): Promise<{ status: PodSandboxStatus; info: Record<string, string> }> {
-  const modes = namespaceModes(s.config.linux?.security_context?.namespace_options);
   const pid = ctx.containerizer.pid(podId(s.id));
-  // The containerizer may not know the pod (its runtime state is gone after a reboot): no addresses then.
-  const net = modes.network === 'NODE' ? undefined : await ctx.containerizer.status(podId(s.id)).catch(() => undefined);
-  const [ip = '', ...more] = net?.ips ?? [];
+  const net = await networkOf(ctx, s);
   const info: Record<string, string> = {};
   if (verbose) {
     info.info = JSON.stringify({
@@ -29,6 +41,12 @@ export async function sandboxStatusOf(ctx: RuntimeContext, s: SandboxRecord, ver
       ...(net?.networkProblem ? { networkProblem: net.networkProblem } : {}),
     });
   }
+  return { status: statusOf(s, net?.ips ?? []), info };
+}
+
+function statusOf(s: SandboxRecord, ips: string[]): PodSandboxStatus {
+  const modes = namespaceModes(s.config.linux?.security_context?.namespace_options);
+  const [ip = '', ...more] = ips;
   const status: PodSandboxStatus = {
     id: s.id,
     metadata: s.config.metadata,
@@ -41,5 +59,5 @@ export async function sandboxStatusOf(ctx: RuntimeContext, s: SandboxRecord, ver
     annotations: s.config.annotations,
     runtime_handler: s.runtimeHandler,
   };
-  return { status, info };
+  return status;
 }

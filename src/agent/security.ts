@@ -7,21 +7,8 @@ import type { LinuxSandboxSecurityContext } from '../../api/generated/runtime/v1
 import type { NamespaceOption } from '../../api/generated/runtime/v1/NamespaceOption.js';
 import type { SecurityProfile } from '../../api/generated/runtime/v1/SecurityProfile.js';
 import type { AppArmorProfile, Container, Pod, SeccompProfile, SecurityContext } from './types.js';
+import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from '../security/default-paths.js';
 
-export const DEFAULT_MASKED_PATHS = [
-  '/proc/asound',
-  '/proc/acpi',
-  '/proc/kcore',
-  '/proc/keys',
-  '/proc/latency_stats',
-  '/proc/timer_list',
-  '/proc/timer_stats',
-  '/proc/sched_debug',
-  '/proc/scsi',
-  '/sys/firmware',
-  '/sys/devices/virtual/powercap',
-];
-export const DEFAULT_READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 
 /** NODE for the host's namespaces; PID: POD when the pod shares one, else CONTAINER; user: the host's. */
 export function namespacesForPod(pod: Pod): NamespaceOption {
@@ -90,8 +77,8 @@ export function containerSecurityContext(pod: Pod, container: Container, seccomp
     readonly_rootfs: sc.readOnlyRootFilesystem ?? false,
     namespace_options: namespacesForPod(pod),
     no_new_privs: sc.privileged ? false : sc.allowPrivilegeEscalation === undefined ? false : !sc.allowPrivilegeEscalation,
-    masked_paths: sc.procMount === 'Unmasked' ? [] : DEFAULT_MASKED_PATHS,
-    readonly_paths: sc.procMount === 'Unmasked' ? [] : DEFAULT_READONLY_PATHS,
+    masked_paths: sc.procMount === 'Unmasked' ? [] : [...DEFAULT_MASKED_PATHS],
+    readonly_paths: sc.procMount === 'Unmasked' ? [] : [...DEFAULT_READONLY_PATHS],
     seccomp: seccompProfile(container.securityContext?.seccompProfile ?? pod.spec.securityContext?.seccompProfile, seccompRoot),
   };
   if (sc.capabilities) out.capabilities = { add_capabilities: sc.capabilities.add ?? [], drop_capabilities: sc.capabilities.drop ?? [] };

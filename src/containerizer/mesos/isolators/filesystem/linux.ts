@@ -19,22 +19,8 @@ import { DEFAULT_DEVICES, type ContainerDevice } from '../../devices.js';
 import type { ContainerConfig, CriMount, LaunchInfo } from '../../isolator.js';
 import { FIRST_PASSED_FD, type BindMode, type BindPropagation, type PlanOp } from '../../launcher/plan.js';
 import { LaunchOnlyIsolator, namespacePath } from '../base.js';
+import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from '../../../../security/default-paths.js';
 
-export const DEFAULT_MASKED_PATHS = [
-  '/proc/acpi',
-  '/proc/asound',
-  '/proc/kcore',
-  '/proc/keys',
-  '/proc/latency_stats',
-  '/proc/timer_list',
-  '/proc/timer_stats',
-  '/proc/sched_debug',
-  '/proc/scsi',
-  '/sys/firmware',
-  '/sys/devices/virtual/powercap',
-];
-
-export const DEFAULT_READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 
 const SANDBOX_FILES: [RuntimeFile, string][] = [
   ['hostname', '/etc/hostname'],

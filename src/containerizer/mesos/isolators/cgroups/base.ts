@@ -2,7 +2,7 @@
 // cgroup2 controller, or nothing), the id → cgroup path map, create / join / remove. Each container
 // gets its own cgroup (share_cgroups=false): pod → <parent|root>/<pod>, container → <pod>/<ctr>.
 import { alreadyExists, notFound } from '../../../../errors.js';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../../../../log.js';
 import {
@@ -52,7 +52,7 @@ interface Spec {
 /** Whether `pid` is in the cgroup2 cgroup `path` (as /proc/<pid>/cgroup's "0::" line names it). */
 async function inV2Cgroup(pid: number, path: string): Promise<boolean> {
   try {
-    return (await readFile(`/proc/${pid}/cgroup`, 'utf8')).split('\n').includes(`0::${path}`);
+    return readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').includes(`0::${path}`);
   } catch {
     return false;
   }
@@ -140,7 +140,7 @@ export abstract class CgroupsIsolatorBase implements Isolator {
     return launch;
   }
 
-  /** mkdir every level, enabling our controller (if any) for the children of each ancestor, plus <rel>/leaf. */
+  /** mkdir every level (synchronous, as in cgroups/fs.ts: cgroupfs is memory), enabling our controller (if any) for the children of each ancestor, plus <rel>/leaf. */
   private async createV2(rel: string): Promise<void> {
     let cur = this.cgroups.v2Root()!;
     for (const part of rel.split('/').filter(Boolean)) {
@@ -149,9 +149,9 @@ export abstract class CgroupsIsolatorBase implements Isolator {
       const on = !this.v2Controller || (await readCgroupFileOpt(cur, 'cgroup.subtree_control'))?.split(/\s+/).includes(this.controller);
       if (!on) await writeCgroupFile(cur, 'cgroup.subtree_control', `+${this.controller}`);
       cur = join(cur, part);
-      await mkdir(cur, { recursive: true });
+      mkdirSync(cur, { recursive: true });
     }
-    await mkdir(join(cur, 'leaf'), { recursive: true });
+    mkdirSync(join(cur, 'leaf'), { recursive: true });
   }
 
   async isolate(id: ContainerId, pid: number): Promise<void> {

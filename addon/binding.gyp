@@ -13,6 +13,7 @@
       "type": "executable",
       "sources": ["launch/launch.cc"],
       "defines": ["_GNU_SOURCE"],
+      "ldflags": ["-static"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
     }
   ]

@@ -38,6 +38,7 @@ import { readPodInterfaces } from '../../network/stats.js';
 const CPU_ISOLATOR = 'cgroups/cpu';
 import type { KnownContainer, Launcher } from './launcher/launcher.js';
 import { encodePlan, type PlanOp } from './launcher/plan.js';
+import { Steps } from '../../util/steps.js';
 
 export type State = 'STARTING' | 'PROVISIONING' | 'PREPARING' | 'ISOLATING' | 'FETCHING' | 'RUNNING' | 'DESTROYING' | 'TERMINATED';
 
@@ -121,6 +122,7 @@ export class MesosContainerizer implements Containerizer {
   }
 
   private async runLaunch(c: Container, req: LaunchRequest): Promise<void> {
+    const steps = new Steps();
     const rundir = c.config.runtimeDir;
     // The checkpoint comes before anything of the container exists (rootfs, cgroups, processes):
     // whatever a crash leaves, recovery finds it from here.
@@ -129,10 +131,12 @@ export class MesosContainerizer implements Containerizer {
     faultPoint('checkpoint-write:before');
     writeCheckpoint(runtimeFile(rundir, 'config'), c.config, VOLATILE);
     faultPoint('checkpoint-write:after');
+    steps.mark('checkpoint');
 
     this.transition(c, 'PROVISIONING');
     if (req.image) await this.opts.provisioner.provision(c.id.value, req.image, idmapOf(c.config));
     this.checkAlive(c, 'provisioning');
+    steps.mark('provision');
 
     this.transition(c, 'PREPARING');
     const info: LaunchInfo = emptyLaunchInfo();
@@ -142,6 +146,7 @@ export class MesosContainerizer implements Containerizer {
       faultPoint('cgroups-create:before');
       for (const isolator of this.isolatorsFor(c)) {
         const part = await isolator.prepare(c.config);
+        steps.mark(`prepare ${isolator.name}`);
         if (part?.passFds?.length) {
           const taken = passFds.length > 0;
           passFds.push(...part.passFds);
@@ -156,14 +161,15 @@ export class MesosContainerizer implements Containerizer {
         if (part.cgroupV2Dir) info.cgroupV2Dir = part.cgroupV2Dir;
       }
       faultPoint('cgroups-create:after');
-      await this.isolateAndSpawn(c, req, info, passFds);
+      await this.isolateAndSpawn(c, req, info, passFds, steps);
     } finally {
       for (const fd of passFds) native().close(fd);
     }
+    this.opts.log.debug('launch steps', { container: c.key, ms: steps.fields() });
   }
 
   /** ISOLATING: the plan, the helper cloned and held while isolators place it, released; its answer. */
-  private async isolateAndSpawn(c: Container, req: LaunchRequest, info: LaunchInfo, passFds: number[]): Promise<void> {
+  private async isolateAndSpawn(c: Container, req: LaunchRequest, info: LaunchInfo, passFds: number[], steps: Steps): Promise<void> {
     const nested = c.config.kind === 'container';
     const rundir = c.config.runtimeDir;
 
@@ -183,6 +189,7 @@ export class MesosContainerizer implements Containerizer {
     if (nested) {
       if (!req.process) throw invalidArgument('a nested container needs a process to run');
       const p = await req.process(c.config.rootfs);
+      steps.mark('process');
       plan.push(['cwd', p.cwd], ['user', p.uid, p.gid]);
       if (p.groups.length > 0) plan.push(['groups', ...p.groups]);
       for (const e of p.env) plan.push(['env', e]);
@@ -197,9 +204,11 @@ export class MesosContainerizer implements Containerizer {
         rmSync(fifo, { force: true });
         native().mkfifo(fifo, 0o600);
       }
+      steps.mark('fifos');
     }
     const planPath = runtimeFile(rundir, 'plan');
     writeAtomic(planPath, encodePlan(plan), VOLATILE);
+    steps.mark('plan');
 
     const [syncRead, syncWrite] = native().pipe();
     const diagFd = openSync(runtimeFile(rundir, 'launchLog'), fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT, 0o600);
@@ -219,14 +228,20 @@ export class MesosContainerizer implements Containerizer {
         extraFds: [syncWrite, ...passFds],
         ...(cgroupFd >= 0 ? { cgroupFd } : {}),
       };
-      const child = await this.opts.launcher.fork(c.config, spec, async (heldPid) => {
-        await Promise.all(this.isolatorsFor(c).map((i) => i.isolate(c.id, heldPid)));
-      });
+      const child = await this.opts.launcher.fork(
+        c.config,
+        spec,
+        async (heldPid) => {
+          await Promise.all(this.isolatorsFor(c).map((i) => i.isolate(c.id, heldPid)));
+        },
+        steps,
+      );
       c.pid = child.pid;
       c.pidfd = child.pidfd;
       writeAtomic(runtimeFile(rundir, 'pid'), `${child.pid}\n`, VOLATILE);
       writeAtomic(runtimeFile(rundir, 'pidStart'), `${processStartTime(child.pid) ?? ''}\n`, VOLATILE);
       this.watchExit(c);
+      steps.mark('pid files');
     } finally {
       closeSync(diagFd);
       native().close(syncWrite);
@@ -234,6 +249,7 @@ export class MesosContainerizer implements Containerizer {
       if (planFd >= 0) closeSync(planFd);
     }
     const answer = await sync;
+    steps.mark('helper setup');
     if (answer !== 'ok') {
       const diag = tail(runtimeFile(rundir, 'launchLog'));
       // What the helper could not do (exec of a missing file, a mount refused...): UNKNOWN, as runc's failures are in containerd.

@@ -1,6 +1,7 @@
 // The Mesos Launcher contract (src/slave/containerizer/mesos/launcher.hpp).
 import type { SpawnOptions, SpawnedChild } from '../../../native/index.js';
 import type { ContainerConfig } from '../isolator.js';
+import type { Steps } from '../../../util/steps.js';
 
 /** What recovery knows of a container (a quarantined one: its id and runtime dir only). */
 export type KnownContainer = Pick<ContainerConfig, 'id' | 'runtimeDir' | 'kind'> & Partial<Pick<ContainerConfig, 'cgroupParent'>>;
@@ -21,9 +22,9 @@ export interface Launcher {
   recover(configs: KnownContainer[], pidOf: (config: KnownContainer) => number | undefined): Promise<string[]>;
   /**
    * Clone the child held on a pipe, let `isolate` place it (cgroups), then
-   * release it. If isolate throws, the held child is killed.
+   * release it. If isolate throws, the held child is killed. `steps` times the parts.
    */
-  fork(config: ContainerConfig, spec: SpawnOptions, isolate: (heldPid: number) => Promise<void>): Promise<SpawnedChild>;
+  fork(config: ContainerConfig, spec: SpawnOptions, isolate: (heldPid: number) => Promise<void>, steps?: Steps): Promise<SpawnedChild>;
   /** Put a process into the container's launcher cgroup (DEBUG containers share it). */
   place(config: ContainerConfig, pid: number): Promise<void>;
   /** Kill every process of the container (and of its nested containers). */

@@ -9,6 +9,7 @@ import type { Logger } from '../../../log.js';
 import type { ContainerConfig } from '../isolator.js';
 import type { KnownContainer, Launcher } from './launcher.js';
 import { faultPoint } from '../../../fault.js';
+import type { Steps } from '../../../util/steps.js';
 
 export class LinuxLauncher implements Launcher {
   readonly name = 'linux';
@@ -30,15 +31,19 @@ export class LinuxLauncher implements Launcher {
     return cgroupPathFor(config, this.root);
   }
 
-  async fork(config: ContainerConfig, spec: SpawnOptions, isolate: (heldPid: number) => Promise<void>): Promise<SpawnedChild> {
+  async fork(config: ContainerConfig, spec: SpawnOptions, isolate: (heldPid: number) => Promise<void>, steps?: Steps): Promise<SpawnedChild> {
     const dir = await this.cgroups.createFreezer(this.rel(config));
+    steps?.mark('freezer cgroup');
     faultPoint('spawn:before');
     const held = await native().spawnHeld(spec);
     faultPoint('spawn:after');
+    steps?.mark('spawn');
     try {
       // Freezer first: destroy kills by freezer membership, so the child must never run outside it.
       await addProcess(dir, held.pid);
+      steps?.mark('freezer join');
       await isolate(held.pid);
+      steps?.mark('isolate');
     } catch (err) {
       native().abort(held);
       throw err;
@@ -46,6 +51,7 @@ export class LinuxLauncher implements Launcher {
     faultPoint('release:before');
     const child = await native().release(held);
     faultPoint('release:after');
+    steps?.mark('release');
     return child;
   }
 

@@ -5,6 +5,7 @@ import { native, type SpawnOptions, type SpawnedChild } from '../../../native/in
 import type { ContainerConfig } from '../isolator.js';
 import { idString } from '../isolator.js';
 import type { KnownContainer, Launcher } from './launcher.js';
+import type { Steps } from '../../../util/steps.js';
 
 export class PosixLauncher implements Launcher {
   readonly cloneIntoCgroup = false;
@@ -20,18 +21,21 @@ export class PosixLauncher implements Launcher {
     return [];
   }
 
-  async fork(config: ContainerConfig, spec: SpawnOptions, isolate: (heldPid: number) => Promise<void>): Promise<SpawnedChild> {
+  async fork(config: ContainerConfig, spec: SpawnOptions, isolate: (heldPid: number) => Promise<void>, steps?: Steps): Promise<SpawnedChild> {
     if (spec.cloneNamespaces.length > 0 || spec.joinNamespaces.length > 0) {
       throw failedPrecondition('the posix launcher cannot create or join namespaces; use --launcher=linux');
     }
     const held = await native().spawnHeld({ ...spec, setsid: true });
+    steps?.mark('spawn');
     try {
       await isolate(held.pid);
+      steps?.mark('isolate');
     } catch (err) {
       native().abort(held);
       throw err;
     }
     const child = await native().release(held);
+    steps?.mark('release');
     this.pids.set(idString(config.id), child.pid);
     return child;
   }

@@ -6,6 +6,7 @@ import { createConnection } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { containerRecordsDir, containersDir, dockerCniStateDir, imagesDir, provisionerDir, quarantineDir, sandboxRecordsDir } from './paths.js';
 import { Quarantine } from './store/quarantine.js';
+import { checkpointsCommitted, setCommitErrorHandler } from './store/checkpoint.js';
 import { parseDuration, type DaemonConfig } from './config.js';
 import { setPodLookup, type Logger } from './log.js';
 import { Cgroups } from './cgroups/index.js';
@@ -172,6 +173,7 @@ export class Daemon {
       }
     }
     const containerizer = new ComposingContainerizer(members);
+    setCommitErrorHandler((path, err) => log.warn('fsync of a record failed; it stays as the kernel holds it', { path, error: String(err) }));
     const sandboxes = new MetadataStore<SandboxRecord>(sandboxRecordsDir(config.workDir));
     const containers = new MetadataStore<ContainerRecord>(containerRecordsDir(config.workDir));
     // Every log line about a pod names it: `pod` is a pod id; `container` a CRI container id or a
@@ -303,6 +305,7 @@ export class Daemon {
     await this.streams.stop();
     await this.metricsServer?.close();
     await Promise.all([this.ctx.stats.stop(), this.diskUsage.stop()]);
+    await checkpointsCommitted();
     rmSync(this.ctx.config.socket, { force: true });
   }
 }

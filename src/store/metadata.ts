@@ -100,10 +100,13 @@ export class MetadataStore<T extends { id: string }> {
     return [...this.records.values()];
   }
 
-  /** Write-through: memory and disk agree once this returns. */
+  /**
+   * Write-through: memory and disk agree once this returns (the file is renamed in place, so a
+   * daemon crash from here on finds it); its fsync is group-committed (checkpoint.ts).
+   */
   put(record: T): void {
     faultPoint('record-write:before');
-    writeCheckpoint(join(this.dir, `${record.id}.json`), record);
+    writeCheckpoint(join(this.dir, `${record.id}.json`), record, { durable: 'group' });
     faultPoint('record-write:after');
     this.records.set(record.id, record);
     this.gen++;
@@ -121,7 +124,7 @@ export class MetadataStore<T extends { id: string }> {
   /**
    * Memory now, disk by flushDeferred(). Only for a change the layer below can tell again
    * after a crash (an exit status the containerizer still holds): recovery uses it so its
-   * gate opens without waiting for one fsync pair per container that died meanwhile.
+   * gate opens without waiting for one write per container that died meanwhile.
    */
   updateDeferred(id: string, change: Partial<T>): T | undefined {
     const cur = this.records.get(id);

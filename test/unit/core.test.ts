@@ -12,6 +12,7 @@ import { capabilityMask } from '../../src/cri/runtime/capabilities.js';
 import { readTermination } from '../../src/containerizer/mesos/containerizer.js';
 import { toLimits, signalNumber, byCreatedAt, latest } from '../../src/cri/runtime/common.js';
 import { MetadataStore, NameRegistry } from '../../src/store/metadata.js';
+import { checkpointsCommitted, groupCommitStats } from '../../src/store/checkpoint.js';
 import type { ImageRecord } from '../../src/images/store.js';
 import { checkSysctls } from '../../src/security/sysctl.js';
 import { parsePodCidrs } from '../../src/cri/runtime/update-runtime-config.js';
@@ -215,6 +216,33 @@ test('metadata: records survive a reload, bad files are skipped, prefixes match 
   } finally {
     rmSync(d, { recursive: true });
   }
+});
+
+test('MetadataStore.put: on disk when it returns; fsyncs group-committed, one per file per batch; a deleted record is skipped', async (t) => {
+  const dir = tmp();
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const store = new MetadataStore<{ id: string; n: number }>(dir);
+  await checkpointsCommitted();
+  const before = groupCommitStats();
+  // One turn of the event loop: 10 records, each written 3 times, and one put then deleted.
+  for (let round = 0; round < 3; round++) for (let i = 0; i < 10; i++) store.put({ id: `r${i}`, n: round });
+  store.put({ id: 'gone', n: 0 });
+  store.delete('gone');
+  // Readable at once, by a reader that knows nothing of the committer (as recovery after kill -9).
+  const loaded = new MetadataStore<{ id: string; n: number }>(dir).load(() => t.fail('unreadable record'));
+  t.deepEqual(loaded.map((r) => `${r.id}=${r.n}`).sort(), Array.from({ length: 10 }, (_, i) => `r${i}=2`).sort());
+  await checkpointsCommitted();
+  const after = groupCommitStats();
+  t.is(after.batches - before.batches, 1, 'the writes of one turn share one batch');
+  t.is(after.files - before.files, 11, 'each file once, however often it was rewritten (the deleted one is tried and skipped)');
+  t.deepEqual(readdirSync(dir).filter((f) => f.startsWith('.')), [], 'no temp files left');
+  // A write while a batch is on disk goes into the next one.
+  store.put({ id: 'r0', n: 3 });
+  const during = groupCommitStats().batches;
+  store.put({ id: 'r1', n: 3 });
+  await checkpointsCommitted();
+  t.true(groupCommitStats().batches - during >= 1);
+  t.is(new MetadataStore<{ id: string; n: number }>(dir).load(() => t.fail('unreadable record')).find((r) => r.id === 'r1')?.n, 3);
 });
 
 test('list order: oldest created_at first, also across a change in digit count', (t) => {

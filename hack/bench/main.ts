@@ -35,10 +35,10 @@ import {
 } from './report.js';
 import { interleaveOrder, logTime, phasesFromLog, rounds, rpcTimesFromLog, summarize } from './stats.js';
 
-const WORKLOADS = ['pod', 'container', 'exec', 'stream', 'list', 'burst', 'front', 'cni', 'soak', 'restart'] as const;
+const WORKLOADS = ['pod', 'container', 'exec', 'stream', 'list', 'steady', 'burst', 'front', 'cni', 'soak', 'restart'] as const;
 type Workload = (typeof WORKLOADS)[number];
 /** soak and restart take minutes and need a daemon of our own: only when asked for */
-const DEFAULT_WORKLOADS: Workload[] = ['pod', 'container', 'exec', 'stream', 'list', 'burst', 'front', 'cni'];
+const DEFAULT_WORKLOADS: Workload[] = ['pod', 'container', 'exec', 'stream', 'list', 'steady', 'burst', 'front', 'cni'];
 /** wait after the soak's last cycle: sockets and pipes are closed on later turns of the daemon's loop */
 const SOAK_SETTLE_MS = 2000;
 const RUNNING_CAP = 100;
@@ -53,6 +53,7 @@ interface Opts {
   burst: number;
   burstRounds: number;
   setupConcurrency: number;
+  steadySeconds: number;
   stopTimeout: number;
   out: string;
   daemon: 'dist' | 'src';
@@ -108,6 +109,8 @@ let dockerTarget: Target | undefined;
 const lifecycleTargets = (): Target[] => (dockerTarget ? [...targets, dockerTarget] : targets);
 const ops = new Map<string, OpSamples>();
 const notes: string[] = [];
+/** the steady workload's result per runtime */
+const steadyCpu: { runtime: string; seconds: number; cpuPercent: number }[] = [];
 let aborted = false;
 
 class Aborted extends Error {}
@@ -1006,6 +1009,46 @@ async function lists(o: Opts, resources: Resources[]): Promise<void> {
   }
 }
 
+/**
+ * The kubelet at rest on a node of 100 pods, each with a running container: its generic PLEG
+ * makes one unfiltered ListPodSandbox and one ListContainers per second; every 10 s (the
+ * housekeeping period) it asks for every container's and pod's stats. Nothing changes, so no
+ * status calls. One target at a time, `--steady-seconds` each; the result is the runtime's CPU
+ * over that time (utime+stime of the daemon; containerd's shims are not in it), as a share of
+ * one core.
+ */
+async function steady(o: Opts): Promise<void> {
+  const w = 'steady 100';
+  declare(w, ['ListPodSandbox', 'ListContainers', 'ListContainerStats', 'ListPodSandboxStats']);
+  for (const t of targets) {
+    const st: ScaleState = { running: [], pods: 0, containers: 0 };
+    await grow(t, st, RUNNING_CAP, o);
+    say(`  ${t.id}: ${st.pods} pods, ${st.running.length} running containers; ${o.steadySeconds} s of kubelet calls`);
+    await sleep(2000);
+    const before = t.pid ? cpuSeconds(t.pid) : undefined;
+    const t0 = performance.now();
+    for (let sec = 0; sec < o.steadySeconds; sec++) {
+      const tick = t0 + (sec + 1) * 1000;
+      await timed(t, w, 'ListPodSandbox', {});
+      await timed(t, w, 'ListContainers', {});
+      if (sec % 10 === 0) {
+        await timed(t, w, 'ListContainerStats', {});
+        await timed(t, w, 'ListPodSandboxStats', {});
+      }
+      await sleep(Math.max(0, tick - performance.now()));
+    }
+    const wall = (performance.now() - t0) / 1000;
+    const after = t.pid ? cpuSeconds(t.pid) : undefined;
+    if (before && after) {
+      const pct = ((after.self - before.self) / wall) * 100;
+      steadyCpu.push({ runtime: t.id, seconds: wall, cpuPercent: pct });
+      notes.push(`${t.id} ${w}: the daemon used ${pct.toFixed(2)}% of one core over ${wall.toFixed(0)} s of kubelet steady state (100 pods, 100 running containers)`);
+    } else notes.push(`${t.id} ${w}: no daemon pid, no CPU figure`);
+    const mine = await call(t, 'ListPodSandbox', { filter: { label_selector: { 'cri-mesos-bench': runId, 'cri-mesos-bench-list': '1' } } });
+    await removeAllPods(t, (mine?.items ?? []).map((p: { id: string }) => p.id), o.setupConcurrency);
+  }
+}
+
 // ---- targets ---------------------------------------------------------------------------
 
 function newestMtime(dir: string): number {
@@ -1236,6 +1279,7 @@ const program = new Command('bench')
   .option('--restart-pods <n>', 'restart workload: pods with two running containers each', int, 100)
   .option('--restart-kill <n>', "restart workload: containers whose process is killed while the daemon is down, per round", int, 20)
   .option('--restart-rounds <n>', 'restart workload: kill -9 and restarts', int, 3)
+  .option('--steady-seconds <s>', 'steady workload: seconds of kubelet calls per runtime', int, 30)
   .option('--setup-concurrency <n>', 'parallel calls when creating/removing objects outside measurements', int, 8)
   .option('--stop-timeout <s>', 'StopContainer timeout (the containers run sleep as PID 1, which ignores SIGTERM)', int, 0)
   .option('--out <dir>', 'where to write bench.json, bench.svg and bench.txt', 'bench-out')
@@ -1317,6 +1361,7 @@ async function main(): Promise<void> {
     if (o.workloads.includes('front')) await phase('front', () => frontCost(o));
     if (o.workloads.includes('burst')) await phase('burst', () => burst(o, bursts));
     if (o.workloads.includes('list')) await phase('list', () => lists(o, resources));
+    if (o.workloads.includes('steady')) await phase('steady', () => steady(o));
     if (o.workloads.includes('cni')) await phase('cni', () => cniPods(o), false);
     if (o.workloads.includes('soak')) await phase('soak', () => soak(o, soakRuns));
     if (o.workloads.includes('restart')) await phase('restart', () => restart(o, restartRuns), false);
@@ -1374,6 +1419,7 @@ async function main(): Promise<void> {
     ops: [...ops.values()].filter((x) => Object.keys(x.samples).length || Object.keys(x.errors).length),
     bursts,
     resources,
+    steady: steadyCpu,
     cpu: [...cpu.values()],
     phases,
     soak: soakRuns,

@@ -108,6 +108,8 @@ export interface RawResults {
   ops: OpSamples[];
   bursts: BurstRun[];
   resources: Resources[];
+  /** the steady workload: the daemon's CPU (% of one core) under kubelet steady-state calls */
+  steady?: { runtime: string; seconds: number; cpuPercent: number }[];
   cpu: CpuUse[];
   /** cri-mesos state-transition durations from its own log, per runtime id (only daemons the bench started) */
   phases: Record<string, PhaseSample[]>;

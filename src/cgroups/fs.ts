@@ -11,6 +11,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parsePids } from './convert.js';
+import { closeStatFiles } from './stats.js';
 
 export class CgroupError extends Error {
   constructor(
@@ -218,6 +219,7 @@ export async function removeCgroup(dir: string, opts: RemoveOptions = {}): Promi
     throw e;
   }
   for (const k of kids) await removeCgroup(k, opts);
+  closeStatFiles(dir);
   for (let attempt = 0; ; attempt++) {
     try {
       rmdirSync(dir);

@@ -5,7 +5,7 @@ import test, { type ExecutionContext } from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, rmdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,6 +18,8 @@ import {
   readCgroupFile,
   thaw,
 } from '../../src/cgroups/index.js';
+import { createCgroup, removeCgroup } from '../../src/cgroups/fs.js';
+import { openStatFileCount, readStatFile } from '../../src/cgroups/stats.js';
 import type { ContainerConfig, ContainerId, ResourceLimits } from '../../src/containerizer/mesos/isolator.js';
 import { CpuIsolator } from '../../src/containerizer/mesos/isolators/cgroups/cpu.js';
 import { CpusetIsolator } from '../../src/containerizer/mesos/isolators/cgroups/cpuset.js';
@@ -287,4 +289,42 @@ rootTest('recover rebuilds paths so later calls work on existing cgroups', async
   await fresh.pids.recover([cfg(s.pod), cfg(s.ctr)]);
   await fresh.pids.update(s.ctr, { pidsLimit: 9 });
   t.is(await rd(s.dir('pids'), 'pids.max'), '9');
+});
+
+rootTest('stat files: kept open and re-read from offset 0 (fresh values), pid lists not kept, closed by removeCgroup, a removed cgroup reads as absent', async (t) => {
+  const v1 = cg.v1('cpuacct');
+  const mp = v1 ?? cg.v2Root();
+  if (!mp) return t.fail('no cpuacct hierarchy and no cgroup2');
+  const file = v1 ? 'cpuacct.usage' : 'cpu.stat';
+  const usage = (text: string | undefined) => Number(v1 ? text : /^usage_usec (\d+)$/m.exec(text ?? '')?.[1]);
+  const dir = await createCgroup(mp, `${ROOT}/statfds`);
+  const before = openStatFileCount();
+  t.is(usage(readStatFile(dir, file)), 0);
+  t.is(openStatFileCount(), before + 1);
+  // A busy process moved in: its CPU shows on later reads through the same kept fd.
+  const busy = start('sh', ['-c', 'while :; do :; done']);
+  await addProcess(dir, busy.pid!);
+  t.is(readStatFile(dir, 'cgroup.procs')?.trim(), String(busy.pid));
+  t.is(openStatFileCount(), before + 1, 'cgroup.procs is opened per read, not kept');
+  await sleep(200);
+  const a = usage(readStatFile(dir, file));
+  await sleep(200);
+  const b = usage(readStatFile(dir, file));
+  t.true(a > 0 && b > a, `usage grows between reads (${a} then ${b})`);
+  t.is(openStatFileCount(), before + 1, 'the same fd each time');
+  busy.kill('SIGKILL');
+  await exitOf(busy);
+  for (let i = 0; i < 100 && readStatFile(dir, 'cgroup.procs')?.trim(); i++) await sleep(10);
+  await removeCgroup(dir);
+  t.is(openStatFileCount(), before, 'removeCgroup closed the kept files');
+  t.false(existsSync(dir));
+  t.is(readStatFile(dir, file), undefined);
+  t.is(openStatFileCount(), before);
+  // Removed by someone else (the Engine, a hand) while kept: the read finds it gone, the fd is dropped.
+  const other = await createCgroup(mp, `${ROOT}/statfds2`);
+  t.truthy(readStatFile(other, file));
+  t.is(openStatFileCount(), before + 1);
+  rmdirSync(other);
+  t.is(readStatFile(other, file), undefined);
+  t.is(openStatFileCount(), before);
 });

@@ -42,6 +42,8 @@ const DEFAULT_WORKLOADS: Workload[] = ['pod', 'container', 'exec', 'stream', 'li
 /** wait after the soak's last cycle: sockets and pipes are closed on later turns of the daemon's loop */
 const SOAK_SETTLE_MS = 2000;
 const RUNNING_CAP = 100;
+/** steady workload: wait after the 100 pods are up before measuring */
+const STEADY_SETTLE_MS = 15_000;
 
 interface Opts {
   endpoint?: string;
@@ -1023,8 +1025,9 @@ async function steady(o: Opts): Promise<void> {
   for (const t of targets) {
     const st: ScaleState = { running: [], pods: 0, containers: 0 };
     await grow(t, st, RUNNING_CAP, o);
-    say(`  ${t.id}: ${st.pods} pods, ${st.running.length} running containers; ${o.steadySeconds} s of kubelet calls`);
-    await sleep(2000);
+    say(`  ${t.id}: ${st.pods} pods, ${st.running.length} running containers; ${STEADY_SETTLE_MS / 1000} s to settle, then ${o.steadySeconds} s of kubelet calls`);
+    // What the objects' creation started (first full stats reads, writable-layer walks) is not steady state.
+    await sleep(STEADY_SETTLE_MS);
     const before = t.pid ? cpuSeconds(t.pid) : undefined;
     const t0 = performance.now();
     for (let sec = 0; sec < o.steadySeconds; sec++) {

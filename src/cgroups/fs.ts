@@ -130,7 +130,7 @@ export async function freeze(dir: string, timeoutMs = 1000): Promise<boolean> {
   const kind = await freezerKind(dir);
   if (!kind) throw new CgroupError(`${dir} has no freezer`, dir, 'ENOTSUP');
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  for (let attempt = 0; ; attempt++) {
     if (kind === 'v1') {
       await writeCgroupFile(dir, 'freezer.state', 'FROZEN');
       if ((await readCgroupFile(dir, 'freezer.state')).trim() === 'FROZEN') return true;
@@ -140,8 +140,17 @@ export async function freeze(dir: string, timeoutMs = 1000): Promise<boolean> {
       if (/^frozen 1$/m.test(ev)) return true;
     }
     if (Date.now() >= deadline) return false;
-    await sleep(10);
+    await sleep(pollDelay(attempt));
   }
+}
+
+/**
+ * Waits between polls of a freeze or an emptying cgroup: 1, 2, 4, 8 ms, then 10. A v1 freeze
+ * usually reads FREEZING once, and SIGKILLed tasks are gone within a ms or two: flat 10 ms
+ * waits were two thirds of a StopContainer (DESTROYING→TERMINATED p50 22-29 ms).
+ */
+function pollDelay(attempt: number): number {
+  return Math.min(10, 2 ** attempt);
 }
 
 export async function thaw(dir: string): Promise<void> {
@@ -152,10 +161,10 @@ export async function thaw(dir: string): Promise<void> {
 }
 
 async function waitEmpty(dir: string, untilMs: number): Promise<boolean> {
-  for (;;) {
+  for (let attempt = 0; ; attempt++) {
     if ((await listProcesses(dir, true)).length === 0) return true;
     if (Date.now() >= untilMs) return false;
-    await sleep(10);
+    await sleep(pollDelay(attempt));
   }
 }
 

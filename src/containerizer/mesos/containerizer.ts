@@ -305,16 +305,20 @@ export class MesosContainerizer implements Containerizer {
   }
 
   private async runDestroy(c: Container): Promise<Termination> {
+    const steps = new Steps();
     const previous = c.state;
     this.transition(c, 'DESTROYING');
     await Promise.all([...c.children].map((k) => this.containers_.get(k)).filter((x): x is Container => !!x).map((child) => this.destroy(child.id)));
     // Nothing may be forked before provisioning/prepare settle; afterwards the launcher kills whatever exists.
     if (previous === 'STARTING' || previous === 'PROVISIONING' || previous === 'PREPARING') await settle(c.launching);
+    steps.mark('children');
     faultPoint('destroy-kill:before');
     await this.opts.launcher.destroy(c.config);
     faultPoint('destroy-kill:after');
+    steps.mark('kill');
     await settle(c.launching);
     if (c.exited) await c.exited;
+    steps.mark('reap');
     let oomKilled = false;
     for (const isolator of this.isolatorsFor(c)) {
       try {
@@ -328,6 +332,7 @@ export class MesosContainerizer implements Containerizer {
     // How it ended is known now: waiters (the CRI layer) need not wait for the cleanup below.
     c.exitStatus = termination;
     for (const w of c.waiters.splice(0)) w(termination);
+    steps.mark('termination');
     const errors: string[] = [];
     faultPoint('destroy-cleanup:before');
     for (const isolator of [...this.isolatorsFor(c)].reverse()) {
@@ -336,8 +341,10 @@ export class MesosContainerizer implements Containerizer {
       } catch (err) {
         errors.push(`${isolator.name}: ${(err as Error).message}`);
       }
+      steps.mark(`cleanup ${isolator.name}`);
     }
     faultPoint('destroy-cleanup:after');
+    this.opts.log.debug('destroy steps', { container: c.key, ms: steps.fields() });
     if (c.pidfd !== undefined) {
       native().close(c.pidfd);
       c.pidfd = undefined;

@@ -94,6 +94,7 @@ export class Daemon {
     const images = new ImageStore(imagesDir(config.workDir));
     await images.init();
     const provisioner = new Provisioner(provisionerDir(config.workDir), images);
+    provisioner.onDeleteError = (dir, err) => log.warn('deleting a removed container\'s rootfs failed; the next start tries again', { dir, error: String(err) });
     // filesystem/linux goes last: its plan ends with pivot_root, after which host paths are gone.
     const isolators: Isolator[] =
       config.launcher === 'linux'

@@ -44,6 +44,7 @@ export const FAULT_POINTS = [
   'destroy-cleanup:after',
   // remove: rootfs, then the runtime dir (its checkpoint last)
   'remove-rootfs:before',
+  'remove-rootfs:renamed',
   'remove-rootfs:after',
   'remove-rundir:before',
   'remove-rundir:after',

@@ -42,6 +42,8 @@
 //   meta/quarantine/     checkpoints that could not be read, moved aside (never deleted)
 //   images/              the image store (its own layout: images/store.ts)
 //   provisioner/<ctr>/{upper,work,rootfs}                    a container's overlay
+//   provisioner/.removed-<ctr>        a removed container's dir while its tree is deleted in the
+//                                     background (PROVISIONER_TRASH_PREFIX; recovery deletes it)
 //   provisioner/<ctr>/idmapped/<n>   while the overlay of a container in a user namespace is
 //                      mounted: layer n, idmapped, attached here to be named as a lowerdir
 //                      (detached right after; destroy detaches any a crash left)
@@ -127,6 +129,9 @@ export function quarantineDir(workDir: string): string {
 export function imagesDir(workDir: string): string {
   return join(workDir, 'images');
 }
+
+/** Prefix of a removed container's dir under provisionerDir while it is deleted. */
+export const PROVISIONER_TRASH_PREFIX = '.removed-';
 
 export function provisionerDir(workDir: string): string {
   return join(workDir, 'provisioner');

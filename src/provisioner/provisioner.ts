@@ -13,9 +13,11 @@
 // the overlay is mounted (overlay keeps its own reference), and the rootfs' parents are made
 // searchable (o+x, as Podman and CRI-O do), so that the namespace's root can reach it.
 import { chmod, chown, lstat, mkdir, readdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
+import { renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { native, MNT_DETACH } from '../native/index.js';
 import { faultPoint } from '../fault.js';
+import { PROVISIONER_TRASH_PREFIX } from '../paths.js';
 import { parseMountInfoEntries } from '../util/mountinfo.js';
 import { errCode } from '../images/fsutil.js';
 import { failedPrecondition } from '../errors.js';
@@ -39,7 +41,13 @@ export interface RootfsIdmap {
   rootGid: number;
 }
 
+
 export class Provisioner {
+  /** Trees being deleted in the background (destroy). */
+  private readonly deleting = new Set<Promise<void>>();
+  /** Told of a background delete that failed (the daemon logs it; recovery tries again). */
+  onDeleteError: (dir: string, err: unknown) => void = () => {};
+
   constructor(
     readonly root: string,
     readonly store: ImageStore,
@@ -184,7 +192,32 @@ export class Provisioner {
       // Never rm -rf through a live mount.
       throw new Error(`cannot remove ${dir}: ${rootfs} is still mounted`);
     }
-    await rm(dir, { recursive: true, force: true });
+    // The writable layer can hold anything a container wrote, and a recursive delete is one
+    // thread-pool round trip per entry: the dir is renamed out of the way at once (gone for
+    // every reader, RemoveContainer answers) and its tree deleted in the background. A crash
+    // before that ends leaves a PROVISIONER_TRASH_PREFIX dir, which recover() deletes.
+    const trash = join(this.root, `${PROVISIONER_TRASH_PREFIX}${containerId}`);
+    try {
+      renameSync(dir, trash);
+    } catch (e) {
+      const c = errCode(e);
+      if (c === 'ENOENT') return;
+      if (c !== 'ENOTEMPTY' && c !== 'EEXIST') throw e;
+      // A trash of the same id left by an earlier crash: delete both here.
+      await rm(trash, { recursive: true, force: true });
+      await rm(dir, { recursive: true, force: true });
+      return;
+    }
+    faultPoint('remove-rootfs:renamed');
+    const done = rm(trash, { recursive: true, force: true })
+      .catch((err: unknown) => this.onDeleteError(trash, err))
+      .finally(() => this.deleting.delete(done));
+    this.deleting.add(done);
+  }
+
+  /** Resolves once the trees destroy() is deleting in the background are gone (daemon stop, tests). */
+  async deleted(): Promise<void> {
+    while (this.deleting.size > 0) await Promise.all([...this.deleting]);
   }
 
   /**
@@ -202,6 +235,11 @@ export class Provisioner {
     }
     const removed: string[] = [];
     for (const n of names) {
+      // A removed container's tree whose background delete a crash cut short.
+      if (n.startsWith(PROVISIONER_TRASH_PREFIX)) {
+        await rm(join(this.root, n), { recursive: true, force: true });
+        continue;
+      }
       if (known.has(n) || !ID.test(n)) continue;
       await this.destroy(n);
       removed.push(n);

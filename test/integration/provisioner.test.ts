@@ -4,7 +4,7 @@
 import { useTestImages } from '../helpers/suite.js';
 import test, { type ExecutionContext } from 'ava';
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,7 @@ import { ImageStore, type ImageRecord } from '../../src/images/store.js';
 import { Provisioner, mountPoints } from '../../src/provisioner/provisioner.js';
 import { readImageUser } from '../../src/provisioner/user.js';
 import { MNT_DETACH, native } from '../../src/native/index.js';
+import { PROVISIONER_TRASH_PREFIX } from '../../src/paths.js';
 
 const isRoot = process.getuid?.() === 0;
 const rootTest = isRoot ? test.serial : test.skip;
@@ -104,6 +105,21 @@ rootTest('provision is idempotent; containers of one image get separate uppers',
   t.like(await readImageUser(a.rootfs, 'tester'), { uid: 1000, gid: 1000 });
   await prov.destroy('a');
   await prov.destroy('b');
+  // Gone at once under their ids; their trees are deleted in the background.
+  t.false(existsSync(prov.containerDir('a')));
+  t.false(existsSync(prov.containerDir('b')));
+  await prov.deleted();
+  t.deepEqual(readdirSync(prov.root), []);
+});
+
+rootTest('recover deletes the tree of a removed container a crash left renamed aside', async (t) => {
+  const { prov, busybox } = await env(t);
+  const a = await prov.provision('a', busybox);
+  await writeFile(join(a.rootfs, 'written'), 'x');
+  native().umount2(a.rootfs, MNT_DETACH);
+  // What a kill -9 right after destroy's rename leaves.
+  renameSync(prov.containerDir('a'), join(prov.root, `${PROVISIONER_TRASH_PREFIX}a`));
+  t.deepEqual(await prov.recover([]), []);
   t.deepEqual(readdirSync(prov.root), []);
 });
 

@@ -1,7 +1,7 @@
 // Small filesystem helpers shared by the store, import and the provisioner.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, rm, lstat, readdir, readlink } from 'node:fs/promises';
+import { createReadStream, lstatSync, readlinkSync } from 'node:fs';
+import { mkdir, open, rename, rm, lstat, readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
@@ -125,6 +125,15 @@ export function errCode(e: unknown): string | undefined {
  * Missing components are kept lexically. Throws ELOOP after 40 links.
  */
 export async function secureResolve(root: string, rel: string): Promise<string> {
+  return secureResolveSync(root, rel);
+}
+
+/**
+ * secureResolve in the calling thread: a few lstats of local files, 1-5 µs each, where each
+ * await on fs/promises was a thread-pool round trip (CreateContainer resolves /etc/passwd and
+ * /etc/group of the image this way).
+ */
+export function secureResolveSync(root: string, rel: string): string {
   const pending = rel.split('/');
   const out: string[] = [];
   let links = 0;
@@ -138,7 +147,7 @@ export async function secureResolve(root: string, rel: string): Promise<string> 
     const p = join(root, ...out, c);
     let st;
     try {
-      st = await lstat(p);
+      st = lstatSync(p);
     } catch (e) {
       if (errCode(e) !== 'ENOENT' && errCode(e) !== 'ENOTDIR') throw e;
       out.push(c);
@@ -151,7 +160,7 @@ export async function secureResolve(root: string, rel: string): Promise<string> 
     if (++links > 40) {
       throw Object.assign(new Error(`too many levels of symbolic links resolving ${rel} in ${root}`), { code: 'ELOOP' });
     }
-    const target = await readlink(p);
+    const target = readlinkSync(p);
     if (target.startsWith('/')) out.length = 0;
     pending.unshift(...target.split('/'));
   }

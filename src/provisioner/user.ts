@@ -1,9 +1,8 @@
 // Resolve an image/CRI user spec against the image's own /etc/passwd and
 // /etc/group (never the host's), with CRI semantics: a numeric uid needs no
 // passwd entry (gid 0 then), a name must exist.
-import { open } from 'node:fs/promises';
-import { constants } from 'node:fs';
-import { secureResolve } from '../images/fsutil.js';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
+import { secureResolveSync } from '../images/fsutil.js';
 
 export interface ResolvedUser {
   uid: number;
@@ -50,22 +49,24 @@ function parseId(s: string): number | undefined {
  * device there must not hang or feed the daemon). Missing → undefined.
  */
 export async function readImageFile(rootfs: string, rel: string): Promise<string | undefined> {
-  const p = await secureResolve(rootfs, rel);
-  let fh;
+  // Synchronous: two small files of a local overlay, read at every CreateContainer. Each await
+  // on fs/promises was a thread-pool round trip (about ten for /etc/passwd and /etc/group).
+  const p = secureResolveSync(rootfs, rel);
+  let fd: number;
   try {
-    fh = await open(p, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    fd = openSync(p, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (e) {
     const c = (e as { code?: string }).code;
     if (c === 'ENOENT' || c === 'ENOTDIR') return undefined;
     throw new UserResolutionError(`cannot open ${rel} of the image: ${(e as Error).message}`);
   }
   try {
-    const st = await fh.stat();
+    const st = fstatSync(fd);
     if (!st.isFile()) throw new UserResolutionError(`${rel} of the image is not a regular file`);
     if (st.size > MAX_FILE) throw new UserResolutionError(`${rel} of the image is too large`);
-    return await fh.readFile('utf8');
+    return readFileSync(fd, 'utf8');
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
 }
 

@@ -1423,6 +1423,42 @@ Napi::Value Umount2(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// umount2Async(target, flags): umount2 on a libuv pool thread. Unmounting an overlay syncs its
+// upper filesystem (5.8 ms on this VM's ext4), which would hold the event loop that long.
+class Umount2Worker : public Napi::AsyncWorker {
+ public:
+  Umount2Worker(Napi::Env env, std::string target, int flags)
+      : Napi::AsyncWorker(env), target_(std::move(target)), flags_(flags), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override {
+    if (umount2(target_.c_str(), flags_) < 0) err_ = errno;
+  }
+  void OnOK() override {
+    if (err_ != 0) {
+      deferred_.Reject(ErrnoError(Env(), err_, "umount2", target_).Value());
+    } else {
+      deferred_.Resolve(Env().Undefined());
+    }
+  }
+
+ private:
+  std::string target_;
+  int flags_;
+  int err_ = 0;
+  Napi::Promise::Deferred deferred_;
+};
+
+Napi::Value Umount2Async(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string target;
+  double flags;
+  if (!ArgString(info, 0, "target", &target) || !ArgNumber(info, 1, "flags", &flags)) return env.Undefined();
+  auto* w = new Umount2Worker(env, target, (int)flags);
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
 Napi::Value Mknod(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path;
@@ -2224,6 +2260,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("seccompCompile", Napi::Function::New(env, SeccompCompile, "seccompCompile"));
   exports.Set("mount", Napi::Function::New(env, Mount, "mount"));
   exports.Set("umount2", Napi::Function::New(env, Umount2, "umount2"));
+  exports.Set("umount2Async", Napi::Function::New(env, Umount2Async, "umount2Async"));
   exports.Set("mknod", Napi::Function::New(env, Mknod, "mknod"));
   exports.Set("attachDeviceFilter", Napi::Function::New(env, AttachDeviceFilter, "attachDeviceFilter"));
   exports.Set("lsetxattr", Napi::Function::New(env, Lsetxattr, "lsetxattr"));

@@ -132,6 +132,8 @@ export interface NativeAddon {
   seccompCompile(text: string): Buffer;
   mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void;
   umount2(target: string, flags: number): void;
+  /** umount2 on a libuv pool thread (an overlay's unmount syncs its upper filesystem). */
+  umount2Async(target: string, flags: number): Promise<void>;
   mknod(path: string, mode: number, major: number, minor: number): void;
   /**
    * Loads a BPF_PROG_TYPE_CGROUP_DEVICE program (struct bpf_insn[], src/cgroups/devices.ts) and

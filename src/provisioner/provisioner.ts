@@ -13,7 +13,7 @@
 // the overlay is mounted (overlay keeps its own reference), and the rootfs' parents are made
 // searchable (o+x, as Podman and CRI-O do), so that the namespace's root can reach it.
 import { chmod, chown, lstat, mkdir, readdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
-import { renameSync } from 'node:fs';
+import { existsSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { native, MNT_DETACH } from '../native/index.js';
 import { faultPoint } from '../fault.js';
@@ -175,27 +175,13 @@ export class Provisioner {
    */
   async destroy(containerId: string): Promise<void> {
     const dir = this.containerDir(containerId);
-    const rootfs = join(dir, 'rootfs');
     // Idmapped layers a crash left attached: detached first, never removed through.
-    await unstage(join(dir, 'idmapped'));
-    // Mounts can stack (a provision retried after a crash); peel all of them. EINVAL: nothing mounted there.
-    for (let i = 0; i < 16; i++) {
-      try {
-        native().umount2(rootfs, MNT_DETACH);
-      } catch (e) {
-        const c = errCode(e);
-        if (c !== 'EINVAL' && c !== 'ENOENT') throw e;
-        break;
-      }
-    }
-    if (await isMountPoint(rootfs)) {
-      // Never rm -rf through a live mount.
-      throw new Error(`cannot remove ${dir}: ${rootfs} is still mounted`);
-    }
-    // The writable layer can hold anything a container wrote, and a recursive delete is one
-    // thread-pool round trip per entry: the dir is renamed out of the way at once (gone for
-    // every reader, RemoveContainer answers) and its tree deleted in the background. A crash
-    // before that ends leaves a PROVISIONER_TRASH_PREFIX dir, which recover() deletes.
+    if (existsSync(join(dir, 'idmapped'))) await unstage(join(dir, 'idmapped'));
+    // Unmounting the overlay syncs its upper filesystem (about 6 ms here) and a recursive delete
+    // is a thread-pool round trip per entry: the dir, its mounted rootfs with it, is renamed out
+    // of the way at once (gone under its id for every reader; RemoveContainer answers), then
+    // unmounted on a pool thread and deleted in the background. A crash before that ends leaves
+    // a PROVISIONER_TRASH_PREFIX dir, which recover() unmounts and deletes.
     const trash = join(this.root, `${PROVISIONER_TRASH_PREFIX}${containerId}`);
     try {
       renameSync(dir, trash);
@@ -203,13 +189,13 @@ export class Provisioner {
       const c = errCode(e);
       if (c === 'ENOENT') return;
       if (c !== 'ENOTEMPTY' && c !== 'EEXIST') throw e;
-      // A trash of the same id left by an earlier crash: delete both here.
-      await rm(trash, { recursive: true, force: true });
-      await rm(dir, { recursive: true, force: true });
+      // A trash of the same id left by an earlier crash: both go now.
+      await deleteTree(trash);
+      await deleteTree(dir);
       return;
     }
     faultPoint('remove-rootfs:renamed');
-    const done = rm(trash, { recursive: true, force: true })
+    const done = deleteTree(trash)
       .catch((err: unknown) => this.onDeleteError(trash, err))
       .finally(() => this.deleting.delete(done));
     this.deleting.add(done);
@@ -237,7 +223,7 @@ export class Provisioner {
     for (const n of names) {
       // A removed container's tree whose background delete a crash cut short.
       if (n.startsWith(PROVISIONER_TRASH_PREFIX)) {
-        await rm(join(this.root, n), { recursive: true, force: true });
+        await deleteTree(join(this.root, n));
         continue;
       }
       if (known.has(n) || !ID.test(n)) continue;
@@ -246,6 +232,25 @@ export class Provisioner {
     }
     return removed;
   }
+}
+
+/** A container dir: its rootfs unmounted (every stacked mount), checked, then the tree deleted. */
+async function deleteTree(dir: string): Promise<void> {
+  const rootfs = join(dir, 'rootfs');
+  await unstage(join(dir, 'idmapped'));
+  // Mounts can stack (a provision retried after a crash); peel all of them. EINVAL: nothing mounted there.
+  for (let i = 0; i < 16; i++) {
+    try {
+      await native().umount2Async(rootfs, MNT_DETACH);
+    } catch (e) {
+      const c = errCode(e);
+      if (c !== 'EINVAL' && c !== 'ENOENT') throw e;
+      break;
+    }
+  }
+  // Never rm -rf through a live mount.
+  if (await isMountPoint(rootfs)) throw new Error(`cannot remove ${dir}: ${rootfs} is still mounted`);
+  await rm(dir, { recursive: true, force: true });
 }
 
 /**

@@ -304,6 +304,24 @@ rtest('mount, umount2, statfs, mknod, mkfifo, xattrs', (t) => {
   t.throws(() => addon.umount2(target, 0), { code: 'EINVAL' } as never);
 });
 
+rtest('umount2Async: unmounts on a pool thread; the kernel errno rejects with its code and the path', async (t) => {
+  const dir = tempDir(t, 'mnt-async');
+  const target = join(dir, 'mnt');
+  mkdirSync(target);
+  addon.mount('tmpfs', target, 'tmpfs', MS.NOSUID | MS.NODEV, 'size=1m');
+  let mounted = true;
+  t.teardown(() => {
+    if (mounted) addon.umount2(target, MNT_DETACH);
+  });
+  const pending = addon.umount2Async(target, MNT_DETACH);
+  t.true(pending instanceof Promise);
+  await pending;
+  mounted = false;
+  t.false(readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${target} `));
+  await t.throwsAsync(addon.umount2Async(target, 0), { code: 'EINVAL', message: /umount2 '.*mnt'/ } as never);
+  await t.throwsAsync(addon.umount2Async(join(dir, 'missing'), 0), { code: 'ENOENT' } as never);
+});
+
 // ---------------------------------------------------------------------------
 // cri-mesos-launch
 

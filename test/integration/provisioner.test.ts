@@ -112,15 +112,17 @@ rootTest('provision is idempotent; containers of one image get separate uppers',
   t.deepEqual(readdirSync(prov.root), []);
 });
 
-rootTest('recover deletes the tree of a removed container a crash left renamed aside', async (t) => {
-  const { prov, busybox } = await env(t);
+rootTest('recover unmounts and deletes the tree of a removed container a crash left renamed aside', async (t) => {
+  const { prov, store, busybox } = await env(t);
   const a = await prov.provision('a', busybox);
   await writeFile(join(a.rootfs, 'written'), 'x');
-  native().umount2(a.rootfs, MNT_DETACH);
-  // What a kill -9 right after destroy's rename leaves.
+  // What a kill -9 right after destroy's rename leaves: the dir aside, its rootfs still mounted.
   renameSync(prov.containerDir('a'), join(prov.root, `${PROVISIONER_TRASH_PREFIX}a`));
+  t.true([...(await mountPoints())].some((m) => m.startsWith(prov.root)));
   t.deepEqual(await prov.recover([]), []);
   t.deepEqual(readdirSync(prov.root), []);
+  t.false([...(await mountPoints())].some((m) => m.startsWith(prov.root)), 'unmounted before the delete');
+  t.true(existsSync(join(store.layerDir(busybox.layers[0]!.chainId), 'bin/busybox')), 'the layer was not removed through the mount');
 });
 
 rootTest('recover removes (and unmounts) unknown containers, keeps known ones', async (t) => {

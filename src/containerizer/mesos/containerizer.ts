@@ -380,10 +380,12 @@ export class MesosContainerizer implements Containerizer {
   }
 
   async remove(id: ContainerId): Promise<void> {
+    const steps = new Steps();
     const key = idString(id);
     const c = this.containers_.get(key);
     // A destroy may still be cleaning up after it told its waiters the exit status.
     if (c?.destroying) await settle(c.destroying);
+    steps.mark('destroy');
     if (c && c.state !== 'TERMINATED') throw failedPrecondition(`container ${id.value} has not terminated`);
     const config = c?.config;
     this.containers_.delete(key);
@@ -392,11 +394,15 @@ export class MesosContainerizer implements Containerizer {
     faultPoint('remove-rootfs:before');
     if (config?.kind === 'container' || (!config && id.parent)) await this.opts.provisioner.destroy(id.value);
     faultPoint('remove-rootfs:after');
+    steps.mark('rootfs');
     if (config && c?.cleanupUnsure) for (const isolator of [...this.isolatorsFor({ config })].reverse()) await isolator.cleanup(id);
     // What isolators keep past cleanup (the pod's pinned network namespace), before its dir goes.
     if (config) for (const isolator of [...this.isolatorsFor({ config })].reverse()) await isolator.remove?.(config);
+    steps.mark('isolators');
     if (config) removeRuntimeDir(config.runtimeDir);
     faultPoint('remove-rundir:after');
+    steps.mark('runtime dir');
+    this.opts.log.debug('remove steps', { container: key, ms: steps.fields() });
   }
 
   // ---- running containers ----------------------------------------------------

@@ -4,10 +4,11 @@
 // cgroupfs lives in memory: a mkdir, read or write of a control file takes 10-60 µs in the
 // calling thread, while each await on fs/promises is a round trip through libuv's thread pool
 // (0.1-0.5 ms when the daemon is busy). A pod's cgroups took about 60 of them, in sequence, so
-// these calls are synchronous. The exception is a write to cgroup.procs, which can wait for an
-// RCU grace period (5-25 ms on kernels before 6.0): addProcess keeps it off the event loop.
+// these calls are synchronous. A write to cgroup.procs can wait for an RCU grace period:
+// writeProcs moves those to the thread pool once they prove slow here.
 import { accessSync, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parsePids } from './convert.js';
@@ -55,7 +56,7 @@ export async function readCgroupFileOpt(dir: string, file: string): Promise<stri
 export async function writeCgroupFile(dir: string, file: string, value: string | number): Promise<void> {
   const p = join(dir, file);
   try {
-    if (file === 'cgroup.procs') await writeFile(p, String(value));
+    if (file === 'cgroup.procs') await writeProcs(p, String(value));
     else writeFileSync(p, String(value));
   } catch (e) {
     const code = errCode(e);
@@ -86,6 +87,29 @@ export async function createCgroup(mountPoint: string, rel: string, opts: { cpus
     }
   }
   return cur;
+}
+
+/**
+ * A cgroup.procs write takes 40-300 µs on this kernel (6.18), but waits for an RCU grace
+ * period (5-25 ms) on kernels where the threadgroup rwsem is not percpu-read-biased and
+ * favordynmods is off. Written in the calling thread (a launch places its helper in 6-8
+ * hierarchies: 1-2 ms of pool round trips saved) until SLOW_PROCS_WRITES writes took over
+ * SLOW_PROCS_WRITE_MS each; from then on, on the thread pool, off the event loop.
+ */
+const SLOW_PROCS_WRITE_MS = 2;
+const SLOW_PROCS_WRITES = 3;
+let slowProcsWrites = 0;
+
+async function writeProcs(path: string, value: string): Promise<void> {
+  if (slowProcsWrites >= SLOW_PROCS_WRITES) return writeFile(path, value);
+  const t0 = performance.now();
+  writeFileSync(path, value);
+  if (performance.now() - t0 > SLOW_PROCS_WRITE_MS) slowProcsWrites++;
+}
+
+/** Whether cgroup.procs writes have moved to the thread pool (they were slow here). */
+export function procsWritesOffLoop(): boolean {
+  return slowProcsWrites >= SLOW_PROCS_WRITES;
 }
 
 export async function addProcess(dir: string, pid: number): Promise<void> {

@@ -13,7 +13,7 @@
 // the overlay is mounted (overlay keeps its own reference), and the rootfs' parents are made
 // searchable (o+x, as Podman and CRI-O do), so that the namespace's root can reach it.
 import { chmod, chown, lstat, mkdir, readdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
-import { existsSync, renameSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { native, MNT_DETACH } from '../native/index.js';
 import { faultPoint } from '../fault.js';
@@ -76,25 +76,35 @@ export class Provisioner {
   async provision(containerId: string, image: ImageRecord, idmap?: RootfsIdmap): Promise<ProvisionResult> {
     const dir = this.containerDir(containerId);
     const rootfs = join(dir, 'rootfs');
-    if (await this.isMounted(containerId)) return { rootfs };
+    if (isMountPointSync(rootfs)) return { rootfs };
+    // In the calling thread: a few lstats and mkdirs of local dirs (tens of µs each), where each
+    // await on fs/promises was a thread-pool round trip (the launch's provision step).
     let lowers = this.store.layerDirs(image);
     for (const l of lowers) {
-      const st = await lstat(l).catch(() => undefined);
-      if (!st?.isDirectory()) throw new Error(`image ${image.id}: layer dir ${l} is missing; re-import the image`);
+      let isDir = false;
+      try {
+        isDir = lstatSync(l).isDirectory();
+      } catch {
+        // missing: refused below
+      }
+      if (!isDir) throw new Error(`image ${image.id}: layer dir ${l} is missing; re-import the image`);
     }
-    await mkdir(this.root, { recursive: true, mode: 0o711 });
-    await mkdir(dir, { mode: 0o711 }).catch((e: unknown) => {
-      if (errCode(e) !== 'EEXIST') throw e;
-    });
-    for (const d of ['upper', 'work', 'rootfs']) {
-      await mkdir(join(dir, d), { mode: 0o755 }).catch((e: unknown) => {
+    mkdirSync(this.root, { recursive: true, mode: 0o711 });
+    for (const d of [dir, join(dir, 'upper'), join(dir, 'work'), rootfs]) {
+      try {
+        mkdirSync(d, { mode: d === dir ? 0o711 : 0o755 });
+      } catch (e) {
         if (errCode(e) !== 'EEXIST') throw e;
-      });
+      }
     }
     if (lowers.length === 0) {
       // An image without layers (scratch): overlay still needs one lowerdir.
       const empty = join(dir, 'empty');
-      await mkdir(empty, { mode: 0o755 }).catch(() => {});
+      try {
+        mkdirSync(empty, { mode: 0o755 });
+      } catch {
+        // there already
+      }
       lowers = [empty];
     }
     for (const p of [...lowers, dir]) {
@@ -299,6 +309,16 @@ async function makeSearchable(path: string): Promise<void> {
  * where reading /proc/self/mountinfo grows with every container running (it
  * made creating and removing 1000 containers quadratic).
  */
+/** isMountPoint in the calling thread (two lstats). */
+export function isMountPointSync(path: string): boolean {
+  try {
+    return lstatSync(path).dev !== lstatSync(dirname(path)).dev;
+  } catch (e) {
+    if (errCode(e) === 'ENOENT') return false;
+    throw e;
+  }
+}
+
 export async function isMountPoint(path: string): Promise<boolean> {
   try {
     const [self, parent] = await Promise.all([lstat(path), lstat(dirname(path))]);

@@ -1,3 +1,4 @@
+import { Steps } from '../../util/steps.js';
 import { join } from 'node:path';
 import type { CreateContainerRequest__Output } from '../../../api/generated/runtime/v1/CreateContainerRequest.js';
 import type { CreateContainerResponse } from '../../../api/generated/runtime/v1/CreateContainerResponse.js';
@@ -36,12 +37,14 @@ export async function createContainer(ctx: RuntimeContext, req: CreateContainerR
   const imageRef = config.image?.image;
   if (!imageRef) throw invalidArgument('config.image.image is required');
   const id = newId();
+  const steps = new Steps();
   // Resolved and leased at once: RemoveImage cannot take the image (or its
   // layers) from under the rootfs before the container record holds it.
   const lease = await ctx.images.lease(imageRef, `${id} (being created)`);
+  steps.mark('image lease');
   if (!lease) throw notFound(`image "${imageRef}" not found (config.image.image); import it with \`cri-mesos images import\``);
   try {
-    return await createWithImage(ctx, config, sandbox, id, imageRef, lease.image);
+    return await createWithImage(ctx, config, sandbox, id, imageRef, lease.image, steps);
   } finally {
     // Success: the record holds the image now (imageUsers). Failure: cleanup is done.
     lease.release();
@@ -55,6 +58,7 @@ async function createWithImage(
   id: string,
   imageRef: string,
   image: ImageRecord,
+  steps: Steps,
 ): Promise<CreateContainerResponse> {
   const logPath = resolveLogPath(sandbox, config);
   const sc = config.linux?.security_context;
@@ -101,6 +105,7 @@ async function createWithImage(
   if (owner) throw alreadyExists(`container name "${name}" (config.metadata) is reserved for ${owner}`);
   // Before anything is made: a refusal leaves only the name to release. The hook's env and
   // labels are in `config` from here on, so the record and the process get them.
+  steps.mark('checks');
   try {
     config = await containerPreLaunchHook(ctx, id, sandbox, config, { ref: imageRef, id: image.id });
   } catch (err) {
@@ -146,6 +151,7 @@ async function createWithImage(
     stopSignal: criStopSignal(config, image.config.StopSignal ?? ''),
     mesos,
   });
+  steps.mark('hook');
   try {
     if (logPath) mkdirp(join(logPath, '..'));
     const result = await ctx.containerizer.launch({
@@ -159,8 +165,13 @@ async function createWithImage(
       },
     });
     if (result !== 'SUCCESS') throw failedPrecondition(`container launch was not accepted: ${result}`);
+    steps.mark('launch');
     ctx.containers.put({ ...record, process: processSpec! });
-    return containerCreated(ctx, record);
+    steps.mark('record');
+    const answer = containerCreated(ctx, record);
+    steps.mark('created');
+    ctx.log.debug('rpc steps', { rpc: 'CreateContainer', container: id, ms: steps.fields() });
+    return answer;
   } catch (err) {
     await destroyFailedLaunch(ctx, containerId(record));
     ctx.names.release(name);

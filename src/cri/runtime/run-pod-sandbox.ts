@@ -1,3 +1,4 @@
+import { Steps } from '../../util/steps.js';
 import { runtimeFile } from '../../paths.js';
 import type { RunPodSandboxRequest__Output } from '../../../api/generated/runtime/v1/RunPodSandboxRequest.js';
 import type { RunPodSandboxResponse } from '../../../api/generated/runtime/v1/RunPodSandboxResponse.js';
@@ -21,6 +22,7 @@ import { appArmorProfile, thisHost } from '../../security/apparmor.js';
 import { podPreLaunchHook } from './pre-launch-hook.js';
 
 export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxRequest__Output): Promise<RunPodSandboxResponse> {
+  const steps = new Steps();
   const config = req.config;
   if (!config) throw invalidArgument('config is required');
   const meta = config.metadata;
@@ -63,6 +65,7 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
     hostTarget(capabilityNames(runtimeBoundingSet())),
     'config.linux.security_context',
   );
+  steps.mark('checks');
   const id = newId();
   const name = sandboxName(config);
   const owner = ctx.names.reserve(name, id);
@@ -86,6 +89,7 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
       throw err;
     }
   }
+  steps.mark('hook');
   const rundir = podRuntimeDir(ctx.config, id, handler);
   const dns = config.dns_config;
   const mesos: ContainerConfig = {
@@ -109,6 +113,7 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
   try {
     // Checkpoint first: a crash mid-launch leaves a record that recovery can clean up.
     ctx.sandboxes.put(record);
+    steps.mark('record');
     const result = await ctx.containerizer.launch({
       config: mesos,
       runtimeHandler: handler,
@@ -117,6 +122,7 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
       ...(docker ? { docker: infraSpec(config, async (spec) => void (spec.labels = labels = await podPreLaunchHook(ctx, id, handler, config))) } : {}),
     });
     if (result === 'NOT_SUPPORTED') throw failedPrecondition(`no containerizer claims runtime_handler "${handler}"`);
+    steps.mark('launch');
     ctx.sandboxes.update(id, { state: 'SANDBOX_READY', ...(docker ? { config: { ...config, labels } } : {}) });
     // As containerd 1.7+: a pod's events carry its own id, CREATED and STARTED once it runs.
     ctx.events.emit('CONTAINER_CREATED_EVENT', id, id);
@@ -133,6 +139,8 @@ export async function runPodSandbox(ctx: RuntimeContext, req: RunPodSandboxReque
     // (POD ones get dns_config as the infra container's Dns, DnsSearch and DnsOptions).
     if (docker && dns && modes.network === 'NODE') unapplied.push('dns_config (docker pods on the node network)');
     if (unapplied.length) ctx.log.warn('pod sandbox fields accepted but not applied', { pod: id, fields: unapplied });
+    steps.mark('ready');
+    ctx.log.debug('rpc steps', { rpc: 'RunPodSandbox', pod: id, ms: steps.fields() });
     return { pod_sandbox_id: id };
   } catch (err) {
     await destroyFailedLaunch(ctx, podId(id));

@@ -86,10 +86,12 @@ export type CgroupDirs =
 const buf = Buffer.allocUnsafe(64 * 1024);
 
 /**
- * Control files kept open and read with pread from offset 0, which makes the kernel render
- * them anew (seq_file restarts at 0). The stats sampler reads a few files of every pod and
- * container each second; an open + close around each read cost 16-20 µs, a pread 3-11 µs
- * (this VM, v1 hierarchies). At most MAX_OPEN_STAT_FILES, least recently read closed first;
+ * The CPU counter files (`keep`: the one file per object the stats sampler reads every second)
+ * are kept open and read with pread from offset 0, which makes the kernel render them anew
+ * (seq_file restarts at 0): an open + close around each read cost 16-20 µs, a pread 3-11 µs
+ * (this VM, v1 hierarchies), and opens cost more with many cgroups. The other files are read
+ * every fifth window at most: kept too, 1000 containers' dozen files each made the cache thrash
+ * (open and close were a fifth of a core). At most MAX_OPEN_STAT_FILES, least recently read closed first;
  * a file not read for IDLE_MS is closed, and removeCgroup closes a cgroup's before its rmdir
  * (an open file keeps a removed memory cgroup's memory in the kernel). /proc files are never
  * kept (a pid is reused), nor pid lists (NOT_KEPT).
@@ -165,8 +167,8 @@ function preadAll(fd: number, path: string): string {
 }
 
 /** The text of a small control file (no fstat, no allocation but the string). libuv opens with O_CLOEXEC. */
-function readSmall(path: string): string {
-  if (path.startsWith('/proc/') || NOT_KEPT.test(path)) {
+function readSmall(path: string, keep: boolean): string {
+  if (!keep || path.startsWith('/proc/') || NOT_KEPT.test(path)) {
     const fd = openSync(path, fsc.O_RDONLY);
     try {
       return preadAll(fd, path);
@@ -193,10 +195,10 @@ function readSmall(path: string): string {
 }
 
 /** The file's text, or undefined when the cgroup or the file is not there (controller absent, cgroup gone). */
-export function readStatFile(dir: string | undefined, file: string): string | undefined {
+export function readStatFile(dir: string | undefined, file: string, keep = false): string | undefined {
   if (dir === undefined) return undefined;
   try {
-    return readSmall(`${dir}/${file}`);
+    return readSmall(`${dir}/${file}`, keep);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     // ENODEV / EOPNOTSUPP: a pressure file of a kernel booted with psi=0.
@@ -275,7 +277,7 @@ export function readPressure(dir: string): Pick<CgroupUsage, 'cpuPressure' | 'me
 
 /** v1: cpuacct.usage and cpuacct.stat (ticks of USER_HZ), cpu.stat (throttling, ns). */
 export function readCpuV1(cpuacctDir: string | undefined, cpuDir: string | undefined): CgroupUsage {
-  const out: CgroupUsage = { cpuUsageNanos: num(readStatFile(cpuacctDir, 'cpuacct.usage')) };
+  const out: CgroupUsage = { cpuUsageNanos: num(readStatFile(cpuacctDir, 'cpuacct.usage', true)) };
   const stat = readSlowFile(cpuacctDir, 'cpuacct.stat');
   if (stat !== undefined) {
     const s = parseFlatKeyed(stat);
@@ -296,7 +298,7 @@ export function readCpuV1(cpuacctDir: string | undefined, cpuDir: string | undef
 /** cgroup2: cpu.stat (µs) and the cpu and io pressure. */
 export function readCpuV2(dir: string): CgroupUsage {
   const out: CgroupUsage = {};
-  const text = readStatFile(dir, 'cpu.stat');
+  const text = readStatFile(dir, 'cpu.stat', true);
   if (text !== undefined) {
     const s = parseFlatKeyed(text);
     const usec = s.get('usage_usec');

@@ -291,7 +291,7 @@ rootTest('recover rebuilds paths so later calls work on existing cgroups', async
   t.is(await rd(s.dir('pids'), 'pids.max'), '9');
 });
 
-rootTest('stat files: kept open and re-read from offset 0 (fresh values), pid lists not kept, closed by removeCgroup, a removed cgroup reads as absent', async (t) => {
+rootTest('stat files: the CPU counters kept open and re-read from offset 0 (fresh values), pid lists and the rest not kept, closed by removeCgroup, a removed cgroup reads as absent', async (t) => {
   const v1 = cg.v1('cpuacct');
   const mp = v1 ?? cg.v2Root();
   if (!mp) return t.fail('no cpuacct hierarchy and no cgroup2');
@@ -299,32 +299,34 @@ rootTest('stat files: kept open and re-read from offset 0 (fresh values), pid li
   const usage = (text: string | undefined) => Number(v1 ? text : /^usage_usec (\d+)$/m.exec(text ?? '')?.[1]);
   const dir = await createCgroup(mp, `${ROOT}/statfds`);
   const before = openStatFileCount();
-  t.is(usage(readStatFile(dir, file)), 0);
+  t.is(usage(readStatFile(dir, file, true)), 0);
   t.is(openStatFileCount(), before + 1);
   // A busy process moved in: its CPU shows on later reads through the same kept fd.
   const busy = start('sh', ['-c', 'while :; do :; done']);
   await addProcess(dir, busy.pid!);
-  t.is(readStatFile(dir, 'cgroup.procs')?.trim(), String(busy.pid));
+  t.is(readStatFile(dir, 'cgroup.procs', true)?.trim(), String(busy.pid));
   t.is(openStatFileCount(), before + 1, 'cgroup.procs is opened per read, not kept');
+  t.truthy(readStatFile(dir, v1 ? 'cpuacct.stat' : 'cgroup.events'));
+  t.is(openStatFileCount(), before + 1, 'a file read without keep is not kept');
   await sleep(200);
-  const a = usage(readStatFile(dir, file));
+  const a = usage(readStatFile(dir, file, true));
   await sleep(200);
-  const b = usage(readStatFile(dir, file));
+  const b = usage(readStatFile(dir, file, true));
   t.true(a > 0 && b > a, `usage grows between reads (${a} then ${b})`);
   t.is(openStatFileCount(), before + 1, 'the same fd each time');
   busy.kill('SIGKILL');
   await exitOf(busy);
-  for (let i = 0; i < 100 && readStatFile(dir, 'cgroup.procs')?.trim(); i++) await sleep(10);
+  for (let i = 0; i < 100 && readStatFile(dir, 'cgroup.procs', true)?.trim(); i++) await sleep(10);
   await removeCgroup(dir);
   t.is(openStatFileCount(), before, 'removeCgroup closed the kept files');
   t.false(existsSync(dir));
-  t.is(readStatFile(dir, file), undefined);
+  t.is(readStatFile(dir, file, true), undefined);
   t.is(openStatFileCount(), before);
   // Removed by someone else (the Engine, a hand) while kept: the read finds it gone, the fd is dropped.
   const other = await createCgroup(mp, `${ROOT}/statfds2`);
-  t.truthy(readStatFile(other, file));
+  t.truthy(readStatFile(other, file, true));
   t.is(openStatFileCount(), before + 1);
   rmdirSync(other);
-  t.is(readStatFile(other, file), undefined);
+  t.is(readStatFile(other, file, true), undefined);
   t.is(openStatFileCount(), before);
 });

@@ -1,8 +1,9 @@
 // The stats sampler: what the stats RPCs and ListPodSandboxMetrics answer from.
 //
 // Every window (stats_collect_period, default 1 s: containerd's stats collector and cAdvisor's
-// housekeeping both use 1 s) it reads the CPU counters of every running or created container
-// and every ready pod, as containerd's collector does, for usage_nano_cores. Every FULL_EVERY
+// housekeeping both use 1 s) it reads the CPU counters of every running container and every
+// ready pod, as containerd's collector does, for usage_nano_cores (a created container only in
+// its full turns: StatsTarget.idle). Every FULL_EVERY
 // windows (5: a full sample is at most 5 s old, where cAdvisor's housekeeping keeps the
 // kubelet's at most 10 s old) it reads each object's full usage instead (Containerizer.usage:
 // the cgroup files, the pod's interfaces, the writable layer's last walk); the objects take
@@ -30,6 +31,13 @@ export interface StatsTarget {
   /** the CRI id (pods and containers have distinct ids) */
   key: string;
   id: ContainerId;
+  /**
+   * A created container whose command has not started: only its helper waits in its cgroups,
+   * so it is read in its full turns alone, not every window (a list of 1000 with 900 created
+   * made the per-window pass read 1100 objects), and its samples count as fresh for as long as
+   * a full sample does.
+   */
+  idle?: boolean;
 }
 
 export interface Sample {
@@ -137,6 +145,7 @@ export class StatsSampler {
       // Its turn, or never read in full, or its full sample is late (a pass was missed).
       const wantFull =
         !e?.full || (pass + (e.phase ?? 0)) % FULL_EVERY === 0 || now - e.full.timestamp >= (1.5 * FULL_EVERY * this.opts.windowMs) / 1000;
+      if (t.idle && !wantFull) continue;
       if (wantFull) full++;
       const r0 = performance.now();
       try {
@@ -154,7 +163,7 @@ export class StatsSampler {
   /** The latest samples of `t`; read now when they are too old (CPU: two windows; full: two turns). */
   async get(t: StatsTarget): Promise<Sample> {
     const e = this.entries.get(t.key);
-    if (e && this.fresh(e)) return sampleOf(e);
+    if (e && this.fresh(e, t.idle ?? false)) return sampleOf(e);
     await this.read(t, 'full');
     const after = this.entries.get(t.key);
     // Invalidated while reading: read once more.
@@ -162,10 +171,11 @@ export class StatsSampler {
     return sampleOf(this.entries.get(t.key)!);
   }
 
-  private fresh(e: SamplerEntry): boolean {
+  private fresh(e: SamplerEntry, idle: boolean): boolean {
     const now = this.clock() / 1000;
     const w = this.opts.windowMs / 1000;
-    return !!e.cpu && !!e.full && now - e.cpu.timestamp < 2 * w && now - e.full.timestamp < 2 * FULL_EVERY * w;
+    const cpuAge = idle ? 2 * FULL_EVERY * w : 2 * w;
+    return !!e.cpu && !!e.full && now - e.cpu.timestamp < cpuAge && now - e.full.timestamp < 2 * FULL_EVERY * w;
   }
 
   /** Drop what is kept for `key` (RemoveContainer, RemovePodSandbox). */

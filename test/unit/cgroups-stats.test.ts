@@ -146,6 +146,42 @@ test('StatsSampler: each object is read in full once every FULL_EVERY passes, th
   t.is(sampler.lastPass.objects, 7);
 });
 
+test('StatsSampler: an idle (created) container is read in its full turns only, and get() answers it from them', async (t) => {
+  const reads: [string, UsageDetail, number][] = [];
+  let pass = 0;
+  let now = 1_000_000;
+  const targets = [
+    { key: 'run', id: { value: 'run' } },
+    { key: 'created', id: { value: 'created' }, idle: true },
+  ];
+  const sampler = new StatsSampler({
+    windowMs: 1000,
+    targets: () => targets,
+    usage: async (id: ContainerId, detail: UsageDetail) => {
+      reads.push([id.value, detail, pass]);
+      return { timestamp: now / 1000, cpuUsageNanos: pass };
+    },
+    log: silentLogger(),
+    clock: () => now,
+  });
+  for (pass = 1; pass <= 1 + 2 * FULL_EVERY; pass++, now += 1000) await sampler.pass();
+  const of = (k: string) => reads.filter(([id]) => id === k);
+  t.is(of('run').length, 1 + 2 * FULL_EVERY, 'the running one every pass');
+  t.deepEqual(
+    of('created').map(([, d]) => d),
+    ['full', 'full', 'full'],
+    'the created one in its full turns alone',
+  );
+  // Its last full read is within the full bound, though older than two windows: no read on the spot.
+  const before = reads.length;
+  now += 3000;
+  await sampler.get(targets[1]!);
+  t.is(reads.length, before);
+  // A running one whose CPU sample is older than two windows is read on the spot.
+  await sampler.get(targets[0]!);
+  t.is(reads.length, before + 1);
+});
+
 test('StatsSampler.start runs a pass per window until stop', async (t) => {
   let passes = 0;
   const t0 = Date.now();

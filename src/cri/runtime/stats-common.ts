@@ -18,7 +18,7 @@ export function statsTargets(ctx: Pick<RuntimeContext, 'containers' | 'sandboxes
     .list()
     .filter((s) => s.state === 'SANDBOX_READY')
     .map((s) => ({ key: s.id, id: podId(s.id) }));
-  for (const c of ctx.containers.list()) if (sampled(c)) out.push({ key: c.id, id: containerId(c) });
+  for (const c of ctx.containers.list()) if (sampled(c)) out.push({ key: c.id, id: containerId(c), idle: c.state === 'CONTAINER_CREATED' });
   return out;
 }
 
@@ -26,7 +26,7 @@ export function statsTargets(ctx: Pick<RuntimeContext, 'containers' | 'sandboxes
 export async function containerSample(ctx: RuntimeContext, c: ContainerRecord): Promise<Sample | undefined> {
   if (!sampled(c)) return undefined;
   try {
-    return await ctx.stats.get({ key: c.id, id: containerId(c) });
+    return await ctx.stats.get({ key: c.id, id: containerId(c), idle: c.state === 'CONTAINER_CREATED' });
   } catch (err) {
     ctx.log.debug('stats: no usage for a container', { container: c.id, error: String(err) });
     return undefined;

@@ -1,4 +1,5 @@
 // hack/bench: statistics (hack/bench/stats.ts) and report rendering (hack/bench/report.ts).
+import { stepGroups } from '../../hack/bench/steps.js';
 import test, { type ExecutionContext } from 'ava';
 import {
   cpuSecondsFromStat,
@@ -337,4 +338,17 @@ test('formatting helpers', (t) => {
   t.is(tickLabel(0.1 * 2), '0.2');
   t.is(tickLabel(0.001 * 5), '0.005');
   t.is(escapeXml(`<a href="x">&'</a>`), '&lt;a href=&quot;x&quot;&gt;&amp;&apos;&lt;/a&gt;');
+});
+
+test('steps: the daemon\'s step lines grouped by kind and by RPC, pod or container', (t) => {
+  const log = [
+    'time="x" level=debug msg="launch steps" container=aaa ms={"spawn":1.5,"release":2} podName=p podNamespace=n',
+    'time="x" level=debug msg="launch steps" container=aaa.bbb ms={"spawn":0.9} podName=p podNamespace=n',
+    'time="x" level=debug msg="rpc steps" rpc=RunPodSandbox pod=aaa ms={"record":0.7,"launch":10.5}',
+    'time="x" level=info msg="container state" container=aaa state=RUNNING',
+  ].join('\n');
+  const g = stepGroups(log);
+  t.deepEqual([...g.keys()], ['launch steps: pod', 'launch steps: container', 'rpc steps: RunPodSandbox']);
+  t.deepEqual(g.get('launch steps: pod'), [{ spawn: 1.5, release: 2 }]);
+  t.deepEqual(g.get('rpc steps: RunPodSandbox'), [{ record: 0.7, launch: 10.5 }]);
 });

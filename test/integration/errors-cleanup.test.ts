@@ -4,7 +4,8 @@ import test from 'ava';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
-import { podConfig, containerConfig } from '../helpers/daemon.js';
+import { podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
+import { isDeepStrictEqual } from 'node:util';
 import { useDaemon } from '../helpers/suite.js';
 
 async function rejects(t: import('ava').ExecutionContext, p: Promise<unknown>, code: number, field: RegExp) {
@@ -192,6 +193,8 @@ if (d) {
       provisioned: existsSync(join(d.workDir, 'provisioner')) ? readdirSync(join(d.workDir, 'provisioner')).length : 0,
     });
     const before = snapshot();
+    // A removed container's rootfs is unmounted and deleted just after the call answered.
+    const settled = () => waitFor("the failed container's rootfs deleted", () => isDeepStrictEqual(snapshot(), before), 5000).catch(() => undefined);
     // PREPARING: the host side of a bind mount cannot be created.
     await t.throwsAsync(
       d.client.call('CreateContainer', {
@@ -200,6 +203,7 @@ if (d) {
         sandbox_config: cfg,
       }),
     );
+    await settled();
     t.deepEqual(snapshot(), before);
     // ISOLATING: the launch helper's mount plan fails inside the container's mount namespace.
     const err = (await t.throwsAsync(
@@ -210,6 +214,7 @@ if (d) {
       }),
     )) as unknown as { details: string };
     t.regex(err.details, /launch helper failed/);
+    await settled();
     t.deepEqual(snapshot(), before);
     // The pod is unharmed and the names can be used again.
     const { container_id } = await d.client.call('CreateContainer', { pod_sandbox_id: pod, config: containerConfig('iso', ['true']), sandbox_config: cfg });

@@ -11,6 +11,7 @@ import { FAULT_POINTS } from '../../src/fault.js';
 import { containersDir, containerRecordsDir, provisionerDir, sandboxRecordsDir } from '../../src/paths.js';
 import { Cgroups } from '../../src/cgroups/index.js';
 import { containerConfig, podConfig, waitFor, type TestDaemon } from '../helpers/daemon.js';
+import { isDeepStrictEqual } from 'node:util';
 import { useDaemon } from '../helpers/suite.js';
 
 /**
@@ -120,7 +121,10 @@ if (d) {
       const r = await call(rpc, req);
       t.falsy(r.error, `${point}: ${rpc}: ${r.error?.details}`);
     }
-    t.deepEqual(leftovers(), { cgroups: [], mounts: [], runtimeDirs: [], rootfs: [], records: [] }, point);
+    const empty = { cgroups: [], mounts: [], runtimeDirs: [], rootfs: [], records: [] };
+    // A removed container's rootfs is unmounted and deleted just after RemoveContainer answered.
+    await waitFor(`${point}: nothing left`, () => isDeepStrictEqual(leftovers(), empty), 5000).catch(() => undefined);
+    t.deepEqual(leftovers(), empty, point);
     t.true(d.logs().slice(before).includes(`fault injection: SIGKILL at ${point.split('@')[0]}`), `${point} was never reached by the walk`);
   };
 

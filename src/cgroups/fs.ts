@@ -107,11 +107,6 @@ async function writeProcs(path: string, value: string): Promise<void> {
   if (performance.now() - t0 > SLOW_PROCS_WRITE_MS) slowProcsWrites++;
 }
 
-/** Whether cgroup.procs writes have moved to the thread pool (they were slow here). */
-export function procsWritesOffLoop(): boolean {
-  return slowProcsWrites >= SLOW_PROCS_WRITES;
-}
-
 export async function addProcess(dir: string, pid: number): Promise<void> {
   await writeCgroupFile(dir, 'cgroup.procs', pid);
 }

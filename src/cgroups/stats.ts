@@ -122,7 +122,7 @@ export function closeStatFiles(dir: string): void {
   }
 }
 
-/** How many control files are kept open (tests, Status). */
+/** How many control files are kept open (tests). */
 export function openStatFileCount(): number {
   return openStatFiles.size;
 }

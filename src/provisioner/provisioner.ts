@@ -12,7 +12,7 @@
 // there owned by its host ids. Each idmapped layer is attached under idmapped/<n> only while
 // the overlay is mounted (overlay keeps its own reference), and the rootfs' parents are made
 // searchable (o+x, as Podman and CRI-O do), so that the namespace's root can reach it.
-import { chmod, chown, lstat, mkdir, readdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
 import { existsSync, lstatSync, mkdirSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { native, MNT_DETACH } from '../native/index.js';
@@ -309,7 +309,7 @@ async function makeSearchable(path: string): Promise<void> {
  * where reading /proc/self/mountinfo grows with every container running (it
  * made creating and removing 1000 containers quadratic).
  */
-/** isMountPoint in the calling thread (two lstats). */
+/** Whether `path` is a mount point: its device differs from its parent's (two lstats, in the calling thread). */
 export function isMountPointSync(path: string): boolean {
   try {
     return lstatSync(path).dev !== lstatSync(dirname(path)).dev;
@@ -320,13 +320,7 @@ export function isMountPointSync(path: string): boolean {
 }
 
 export async function isMountPoint(path: string): Promise<boolean> {
-  try {
-    const [self, parent] = await Promise.all([lstat(path), lstat(dirname(path))]);
-    return self.dev !== parent.dev;
-  } catch (e) {
-    if (errCode(e) === 'ENOENT') return false;
-    throw e;
-  }
+  return isMountPointSync(path);
 }
 
 /** Mount points of our mount namespace. */

@@ -265,15 +265,21 @@ rtest('many concurrent waits, and a process that is not our child', async (t) =>
   t.throws(() => addon.pidfdOpen(2 ** 22 + 12345), { code: 'ESRCH' } as never);
 });
 
-rtest('mount, umount2, statfs, mknod, mkfifo, xattrs', (t) => {
-  const dir = tempDir(t, 'mnt');
+/** A 1 MiB tmpfs at <temp dir>/mnt, unmounted in teardown unless the test did (`unmounted()`). */
+function tmpfsMount(t: ExecutionContext, name: string, options: string): { dir: string; target: string; unmounted: () => void } {
+  const dir = tempDir(t, name);
   const target = join(dir, 'mnt');
   mkdirSync(target);
-  addon.mount('tmpfs', target, 'tmpfs', MS.NOSUID | MS.NODEV, 'size=1m,mode=0700');
+  addon.mount('tmpfs', target, 'tmpfs', MS.NOSUID | MS.NODEV, options);
   let mounted = true;
   t.teardown(() => {
     if (mounted) addon.umount2(target, MNT_DETACH);
   });
+  return { dir, target, unmounted: () => void (mounted = false) };
+}
+
+rtest('mount, umount2, statfs, mknod, mkfifo, xattrs', (t) => {
+  const { dir, target, unmounted } = tmpfsMount(t, 'mnt', 'size=1m,mode=0700');
   const sf = addon.statfs(target);
   t.is(sf.blocks * sf.bsize, 1024 * 1024);
   t.true(readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${target} `));
@@ -299,24 +305,17 @@ rtest('mount, umount2, statfs, mknod, mkfifo, xattrs', (t) => {
   t.throws(() => addon.mkfifo(join(target, 'fifo'), 0o600), { code: 'EEXIST' } as never);
 
   addon.umount2(target, 0);
-  mounted = false;
+  unmounted();
   t.false(readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${target} `));
   t.throws(() => addon.umount2(target, 0), { code: 'EINVAL' } as never);
 });
 
 rtest('umount2Async: unmounts on a pool thread; the kernel errno rejects with its code and the path', async (t) => {
-  const dir = tempDir(t, 'mnt-async');
-  const target = join(dir, 'mnt');
-  mkdirSync(target);
-  addon.mount('tmpfs', target, 'tmpfs', MS.NOSUID | MS.NODEV, 'size=1m');
-  let mounted = true;
-  t.teardown(() => {
-    if (mounted) addon.umount2(target, MNT_DETACH);
-  });
+  const { dir, target, unmounted } = tmpfsMount(t, 'mnt-async', 'size=1m');
   const pending = addon.umount2Async(target, MNT_DETACH);
   t.true(pending instanceof Promise);
   await pending;
-  mounted = false;
+  unmounted();
   t.false(readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${target} `));
   await t.throwsAsync(addon.umount2Async(target, 0), { code: 'EINVAL', message: /umount2 '.*mnt'/ } as never);
   await t.throwsAsync(addon.umount2Async(join(dir, 'missing'), 0), { code: 'ENOENT' } as never);

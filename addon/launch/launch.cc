@@ -968,7 +968,10 @@ void ReapChild(Child& c) { ReapAll(c.pid, &c.done, &c.status); }
 // SIGTERM still works while waiting; poll only reports POLLHUP once a writer
 // has come and gone, so "opened and closed without a byte" means give up.
 // Returns false when the init died first (its status is in `init`).
-bool WaitForStart(int sigfd, int fd, Child& init) {
+// A SIGTERM or SIGINT before the start byte ends the container unstarted. One that comes with
+// the byte already in the FIFO (StartContainer answered, then StopContainer at once) is a stop
+// of a started container: it is left in *stopSig, to be forwarded once the command runs.
+bool WaitForStart(int sigfd, int fd, Child& init, int* stopSig) {
   while (true) {
     struct pollfd pfds[2] = {{sigfd, POLLIN, 0}, {fd, POLLIN, 0}};
     if (poll(pfds, 2, -1) < 0) {
@@ -980,12 +983,18 @@ bool WaitForStart(int sigfd, int fd, Child& init) {
     if (pfds[0].revents) {
       struct signalfd_siginfo si;
       while (read(sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
-        if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
-          Diag("signal %d before start; exiting", (int)si.ssi_signo);
-          KillChild(init.pid, SIGKILL);
-          _exit(128 + (int)si.ssi_signo);
-        }
+        if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) *stopSig = (int)si.ssi_signo;
         if (si.ssi_signo == SIGCHLD) ReapChild(init);
+      }
+      if (*stopSig) {
+        char b;
+        ssize_t r;
+        do r = read(fd, &b, 1);
+        while (r < 0 && errno == EINTR);
+        if (r == 1) break;
+        Diag("signal %d before start; exiting", *stopSig);
+        KillChild(init.pid, SIGKILL);
+        _exit(128 + *stopSig);
       }
       if (init.done) {
         Diag("the container's init ended before start");
@@ -1550,7 +1559,8 @@ void FinishAttach(int status) {
   }
   AnswerOk();
 
-  if (!WaitForStart(sigfd, execFd, init)) {
+  int stopSig = 0;
+  if (!WaitForStart(sigfd, execFd, init, &stopSig)) {
     WriteStatus(init.status);
     ExitLike(init.status);
   }
@@ -1569,6 +1579,7 @@ void FinishAttach(int status) {
 
   Stream streams[2] = {{"stdout", outP[0], {}}, {"stderr", errP[0], {}}};
   Forwarder forward;
+  if (stopSig) forward.Send(init, stopSig);
   std::string ctlBuf;
   int64_t lastData = 0;
   char buf[65536];

@@ -72,6 +72,39 @@ if (d) {
     t.is(st.reason, 'Error');
   });
 
+  test.serial('a stop whose SIGTERM reaches the helper together with the start byte starts the command and stops it with SIGTERM (143)', async (t) => {
+    // StartContainer answers once the start byte is in the exec FIFO, and a StopContainer may
+    // follow at once: the helper can then find both in one wakeup. Stopping the helper makes
+    // that certain. It must run the command and forward SIGTERM, not kill it unstarted (137).
+    const { container_id: id } = await d.client.call('CreateContainer', {
+      pod_sandbox_id: pod,
+      config: containerConfig('term-with-start', ['sleep', '3600'], { linux: { security_context: { namespace_options: { pid: 'POD' } } } }),
+      sandbox_config: sandbox,
+    });
+    const info = JSON.parse((await d.client.call('ContainerStatus', { container_id: id, verbose: true })).info.info) as { pid: number };
+    const helper = Number(readFileSync(`/proc/${info.pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[1]);
+    t.true(helper > 1, `the helper is the parent of ${info.pid}`);
+    process.kill(helper, 'SIGSTOP');
+    let stopped: Promise<number>;
+    try {
+      await d.client.call('StartContainer', { container_id: id });
+      stopped = stop(id, 10);
+      // The daemon's SIGTERM is pending in the stopped helper once /proc shows it.
+      const termPending = () => {
+        const m = /^ShdPnd:\s*([0-9a-f]+)$/m.exec(safeRead(`/proc/${helper}/status`));
+        return m && (BigInt(`0x${m[1]}`) >> 14n) & 1n ? true : undefined;
+      };
+      await waitFor('SIGTERM pending in the helper', async () => termPending());
+    } finally {
+      process.kill(helper, 'SIGCONT');
+    }
+    const ms = await stopped;
+    t.true(ms < 2000, `took ${ms} ms`);
+    const st = await status(id);
+    t.is(st.state, 'CONTAINER_EXITED');
+    t.is(st.exit_code, 143);
+  });
+
   test.serial('as PID 1 of its own PID namespace a command without a SIGTERM handler is killed after the grace period, as with runc', async (t) => {
     const c = await run('term-pid1', ['sleep', '3600']);
     const ms = await stop(c.id, 1);

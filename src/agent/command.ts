@@ -3,8 +3,7 @@ import { Command, Option } from 'commander';
 import { defaultConfig, parseDuration } from '../config.js';
 import { createLogger } from '../log.js';
 import { AGENT_DEFAULT_POD_LOGS_DIR, AGENT_DEFAULT_ROOT } from '../paths.js';
-import { DEFAULT_CONTAINER_LOG_MAX_FILES, DEFAULT_CONTAINER_LOG_MAX_SIZE } from './log-manager.js';
-import { DEFAULT_STATUS_ADDRESS } from './status-server.js';
+import { DEFAULT_CONTAINER_LOG_MAX_FILES, DEFAULT_CONTAINER_LOG_MAX_SIZE, DEFAULT_STATUS_ADDRESS } from './flag-defaults.js';
 
 interface AgentFlags {
   manifests: string;

@@ -12,8 +12,7 @@ import type { CriClient } from './cri-client.js';
 import { isNotFound } from './cri-client.js';
 import { Quantity } from './quantity.js';
 
-export const DEFAULT_CONTAINER_LOG_MAX_SIZE = '10Mi';
-export const DEFAULT_CONTAINER_LOG_MAX_FILES = 5;
+export { DEFAULT_CONTAINER_LOG_MAX_SIZE, DEFAULT_CONTAINER_LOG_MAX_FILES } from './flag-defaults.js';
 export const DEFAULT_CONTAINER_LOG_MONITOR_INTERVAL_MS = 10_000;
 const COMPRESS_SUFFIX = '.gz';
 const TMP_SUFFIX = '.tmp';

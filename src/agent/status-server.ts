@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Pod } from './types.js';
 
-export const DEFAULT_STATUS_ADDRESS = '127.0.0.1:10255';
+export { DEFAULT_STATUS_ADDRESS } from './flag-defaults.js';
 
 export interface ManifestReport {
   file: string;

@@ -731,7 +731,7 @@ export class MesosContainerizer implements Containerizer {
         if (config.kind === 'container' && !existsSync(runtimeFile(config.runtimeDir, 'started'))) c.state = 'FETCHING';
         else if (config.kind === 'container') releaseStart(config.runtimeDir); // a start the crash cut short
         this.watchExit(c);
-        this.opts.log.info('recovered container', { container: key, pid: c.pid, state: c.state });
+        this.opts.log.debug('recovered container', { container: key, pid: c.pid, state: c.state });
       } catch (err) {
         // Not "absent", not "exited": we cannot tell, so leave it running and untouched.
         c.unverified = String(err);

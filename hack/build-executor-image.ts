@@ -1,8 +1,8 @@
 // The image of executor mode A (--docker-mesos-image), built locally: no base image can be
 // pulled here. Its rootfs is the host's Node binary with the shared libraries ldd names (and the
-// ELF loader), and cri-mesos' built bundle (dist/cri-mesos.mjs) with the package.json that marks
+// ELF loader), and cri-mesos' built bundle (dist/cri-mesos.cjs) with the package.json that marks
 // the project root, the CRI proto and the native addon, all at the same paths as on the host, so
-// the daemon's default executor entry ([node, <root>/dist/cri-mesos.mjs]) runs inside it
+// the daemon's default executor entry ([node, <root>/dist/cri-mesos.cjs]) runs inside it
 // unchanged, and so does the daemon itself (docker pods, --launcher posix). `docker import` makes it an
 // image; nothing of it is committed.
 //

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # npm run build: the native addon and launch helper, the generated API types, the TypeScript
-# (dist/) and the bundle (dist/cri-mesos.mjs), each step only when its inputs changed.
+# (dist/) and the bundle (dist/cri-mesos.cjs, and its V8 code cache), each step only when its inputs changed.
 #
 # Each step hashes its inputs (file contents and names, plus the tool versions that shape its
 # output) and compares the hash with the stamp it wrote when it last succeeded; equal, and its
@@ -22,8 +22,8 @@ force=0
 stamps=dist/.stamps
 mkdir -p "$stamps"
 outputs=(addon/build/Release/cri_mesos_native.node addon/build/Release/cri-mesos-launch api/generated/runtime-v1.ts
-  dist/src/cli.js dist/hack/bundle.js dist/hack/build-test-images.js dist/cri-mesos.mjs dist/api/runtime-v1.json)
-inputs=(src api hack test addon tsconfig.json package.json package-lock.json node_modules/.package-lock.json)
+  dist/src/cli.js dist/hack/bundle.js dist/hack/build-test-images.js dist/cri-mesos.cjs dist/cri-mesos.cjs.v8cache dist/api/runtime-v1.json)
+inputs=(src api hack test addon bin tsconfig.json package.json package-lock.json node_modules/.package-lock.json)
 [ -e /usr/include/seccomp.h ] && inputs+=(/usr/include/seccomp.h)
 toolchain="$(node -v) $(uname -m)"
 
@@ -102,11 +102,16 @@ if ! up_to_date "$stamps/ts" "$ts_key" dist/src/cli.js dist/hack/bundle.js dist/
   echo "$ts_key" >"$stamps/ts"
 fi
 
-# 4. The bundle and the proto descriptor: from tsc's output (ts_key), the dependencies and the proto.
-bundle_key=$(echo "$ts_key" | hash_of api/runtime-v1.proto)
-if ! up_to_date "$stamps/bundle" "$bundle_key" dist/cri-mesos.mjs dist/api/runtime-v1.json; then
+# 4. The bundle, its code cache and the proto descriptor: from tsc's output (ts_key), the dependencies, the proto
+#    and bin/cri-mesos.
+# bin/cri-mesos: its node flags are part of what the code cache is valid for
+bundle_key=$(echo "$ts_key" | hash_of api/runtime-v1.proto bin/cri-mesos)
+if ! up_to_date "$stamps/bundle" "$bundle_key" dist/cri-mesos.cjs dist/cri-mesos.cjs.v8cache dist/api/runtime-v1.json; then
   echo "build: bundle"
+  rm -f dist/cri-mesos.cjs.v8cache
   node dist/hack/bundle.js
+  # V8's code cache for it (src/boot.cts), made through bin/cri-mesos: under its node flags
+  CRI_MESOS_WRITE_CODE_CACHE=1 bin/cri-mesos --version >/dev/null
   echo "$bundle_key" >"$stamps/bundle"
 fi
 

@@ -172,4 +172,8 @@ program
 
 registerAgentCommand(program);
 
-await program.parseAsync(process.argv);
+// Not a top-level await: the bundle is a CommonJS script (hack/bundle.ts), which has none.
+program.parseAsync(process.argv).catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});

@@ -1,16 +1,17 @@
 // Splits a daemon CPU profile (rpc-floor.ts with RPC_FLOOR_PROF=<dir>) by layer, within the timed
 // windows rpc-floor wrote to <dir>/windows.json, per call: the front, node's HTTP/2, grpc-js,
-// protobufjs, logging, the handlers... The bundle (dist/cri-mesos.mjs) is one file; esbuild's
-// module markers in it tell which module a line came from.
+// protobufjs, logging, the handlers... The bundle (dist/cri-mesos.cjs) is one file; its source
+// map tells which file a position came from (src/... or node_modules/...).
 //
 //   tsx hack/bench/profile-layers.ts <dir> [functions to list, default 30]
 import { readdirSync, readFileSync } from 'node:fs';
+import { SourceMap, type SourceMapPayload } from 'node:module';
 import { join } from 'node:path';
 import { BUNDLE_FILE, projectRoot } from '../../src/util/paths.js';
 
 interface ProfileNode {
   id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
   children?: number[];
 }
 interface Profile {
@@ -20,26 +21,12 @@ interface Profile {
   timeDeltas: number[];
 }
 
-/** line (1-based) of the bundle → the module it came from */
-function bundleModules(file: string): (line: number) => string {
-  const lines = readFileSync(file, 'utf8').split('\n');
-  const starts: [number, string][] = [];
-  lines.forEach((l, i) => {
-    const m = /^\/\/ ((?:\.\.\/main\/)?node_modules\/\S+|dist\/\S+)$/.exec(l) ?? /^\s+"((?:\.\.\/main\/)?node_modules\/[^"]+)"\((?:exports|module)/.exec(l);
-    if (m) starts.push([i + 1, m[1]!.replace(/^\.\.\/main\//, '')]);
-  });
-  return (line) => {
-    let lo = 0;
-    let hi = starts.length - 1;
-    let found = '?';
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (starts[mid]![0] <= line) {
-        found = starts[mid]![1];
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
-    return found;
+/** a position in the bundle (0-based, as in a profile) → the file it came from, from its source map */
+function bundleModules(file: string): (line: number, column: number) => string {
+  const map = new SourceMap(JSON.parse(readFileSync(`${file}.map`, 'utf8')) as SourceMapPayload);
+  return (line, column) => {
+    const entry = map.findEntry(line, column) as { originalSource?: string };
+    return entry.originalSource?.replace(/^(\.\.\/)+/, '') ?? '?';
   };
 }
 
@@ -59,11 +46,11 @@ function layer(mod: string | undefined, fn: string, url: string): string {
   if (/@grpc\/proto-loader/.test(mod)) return 'protobufjs';
   if (/@grpc\/grpc-js/.test(mod)) return 'grpc-js';
   if (/winston|logform|triple-beam|readable-stream|@colors|safe-stable|fecha|one-time|@dabh|colorspace|kuler|text-hex|enabled|fn\.name|stack-trace|is-stream|simple-swizzle|color/.test(mod)) return 'logging';
-  if (/dist\/src\/log\.js/.test(mod)) return 'logging';
-  if (/prom-client|tdigest|bintrees|dist\/src\/metrics/.test(mod)) return 'metrics';
+  if (/^src\/log\.ts$/.test(mod)) return 'logging';
+  if (/prom-client|tdigest|bintrees|^src\/metrics/.test(mod)) return 'metrics';
   if (/h2front/.test(mod)) return 'front: h2front';
-  if (/dist\/src\/cri\/server\.js/.test(mod)) return 'RPC wrapper';
-  if (/dist\/src\/cri\/(runtime\/|encoded)/.test(mod)) return 'handlers';
+  if (/^src\/cri\/server\.ts$/.test(mod)) return 'RPC wrapper';
+  if (/^src\/cri\/(runtime\/|encoded)/.test(mod)) return 'handlers';
   return mod;
 }
 
@@ -78,8 +65,8 @@ const moduleOf = bundleModules(join(projectRoot(), BUNDLE_FILE));
 const byId = new Map(p.nodes.map((n) => [n.id, n]));
 const where = new Map<number, { layer: string; fn: string }>();
 for (const n of p.nodes) {
-  const { url, functionName, lineNumber } = n.callFrame;
-  const mod = url.endsWith('.mjs') ? moduleOf(lineNumber + 1) : url.includes('node_modules') ? url.replace(/^.*node_modules\//, 'node_modules/') : undefined;
+  const { url, functionName, lineNumber, columnNumber } = n.callFrame;
+  const mod = url.endsWith('.cjs') ? moduleOf(lineNumber, columnNumber) : url.includes('node_modules') ? url.replace(/^.*node_modules\//, 'node_modules/') : undefined;
   where.set(n.id, { layer: layer(mod, functionName, url), fn: `${functionName || '(anonymous)'} ${mod ?? url}:${lineNumber + 1}` });
 }
 // sample i lasts until sample i + 1

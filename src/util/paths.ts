@@ -22,5 +22,7 @@ export function projectRoot(): string {
 export const PROTO_FILE = 'api/runtime-v1.proto';
 /** PROTO_FILE as a protobufjs JSON descriptor, written by the build (hack/bundle.ts): faster to load. */
 export const PROTO_DESCRIPTOR_FILE = 'dist/api/runtime-v1.json';
-/** The daemon and CLI as one bundled ES module (hack/bundle.ts), which bin/cri-mesos runs. */
-export const BUNDLE_FILE = 'dist/cri-mesos.mjs';
+/** The daemon and CLI as one bundled CommonJS script (hack/bundle.ts); `node` runs it as is. */
+export const BUNDLE_FILE = 'dist/cri-mesos.cjs';
+/** V8's code cache for BUNDLE_FILE, written by the build (src/boot.cts reads it). */
+export const BUNDLE_CODE_CACHE_FILE = 'dist/cri-mesos.cjs.v8cache';

@@ -79,7 +79,7 @@ export interface DaemonOptions {
   /** import the busybox test image (default true) */
   importImages?: boolean;
   /**
-   * "dist" runs dist/src/cli.js (what npm start runs), "src" runs the sources
+   * "dist" runs bin/cri-mesos (the bundle, what npm start runs), "src" runs the sources
    * through tsx. Default: "dist" if env CRI_MESOS_DAEMON=dist, else "src".
    */
   from?: 'dist' | 'src';

@@ -31,7 +31,7 @@ await build({
   banner: { js: "var __criMesosBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
 });
 const nonAscii = readFileSync(join(root, BUNDLE_FILE)).findIndex((b) => b > 0x7f);
-if (nonAscii >= 0) throw new Error(`${BUNDLE_FILE}: a non-ASCII byte at offset ${nonAscii}; src/boot.cts reads the bundle as latin1`);
+if (nonAscii >= 0) throw new Error(`${BUNDLE_FILE}: a non-ASCII byte at offset ${nonAscii}; src/boot.cts counts on a one-byte source string`);
 // keepCase as the daemon's PROTO_OPTIONS: the wire names are the .proto's snake_case.
 const proto = new protobuf.Root().loadSync(join(root, PROTO_FILE), { keepCase: true });
 mkdirSync(join(root, PROTO_DESCRIPTOR_FILE, '..'), { recursive: true });

@@ -104,8 +104,11 @@ export class StatsSampler {
     return this.opts.windowMs;
   }
 
-  /** Pass now, then once per window (start to start; a pass longer than the window is followed at once). */
-  start(): void {
+  /**
+   * Pass in `firstPassInMs` (default now), then once per window (start to start; a pass longer
+   * than the window is followed at once).
+   */
+  start(firstPassInMs = 0): void {
     if (!this.stopped) return;
     this.stopped = false;
     this.halted = false;
@@ -117,7 +120,10 @@ export class StatsSampler {
         this.timer.unref();
       });
     };
-    tick();
+    if (firstPassInMs > 0) {
+      this.timer = setTimeout(tick, firstPassInMs);
+      this.timer.unref();
+    } else tick();
   }
 
   async stop(): Promise<void> {

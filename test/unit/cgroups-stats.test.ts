@@ -209,6 +209,34 @@ test('StatsSampler.start runs a pass per window until stop', async (t) => {
   t.is(passes, n); // stopped
 });
 
+test('StatsSampler.start(firstPassInMs) makes its first pass then, and a stop before it means none', async (t) => {
+  const passesAt: number[] = [];
+  const make = () =>
+    new StatsSampler({
+      windowMs: 1000,
+      targets: () => [{ key: 'x', id: { value: 'x' } }],
+      usage: async () => {
+        passesAt.push(Date.now());
+        return { timestamp: Date.now() / 1000, cpuUsageNanos: 1 };
+      },
+      log: silentLogger(),
+    });
+  const t0 = Date.now();
+  const sampler = make();
+  sampler.start(200);
+  await new Promise((r) => setTimeout(r, 100));
+  t.is(passesAt.length, 0, 'no pass before the delay');
+  await new Promise((r) => setTimeout(r, 250));
+  await sampler.stop();
+  t.is(passesAt.length, 1);
+  t.true(passesAt[0]! - t0 >= 195, `first pass after ${passesAt[0]! - t0} ms`);
+  const early = make();
+  early.start(100);
+  await early.stop();
+  await new Promise((r) => setTimeout(r, 200));
+  t.is(passesAt.length, 1, 'stopped before its first pass: none');
+});
+
 test('memory: working set = usage − inactive_file (floored), available = limit − working set', (t) => {
   t.is(workingSetBytes({ memTotalBytes: 1000, memInactiveFileBytes: 300 }), 700);
   t.is(workingSetBytes({ memTotalBytes: 100, memInactiveFileBytes: 300 }), 0);

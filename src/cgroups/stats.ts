@@ -7,8 +7,9 @@
 //
 // Files whose values change only when a limit is written (memory.limit_in_bytes, memory.max, …)
 // or that only the pod metrics show (user/system split, throttling, max usage, failcnt, kernel
-// memory, OOM kills, threads) are "slow": read at most every SLOW_FILE_TTL_MS and kept in
-// between, which halves what a sample reads. Writing a limit (the isolators' update(), the
+// memory, OOM kills, threads) are "slow": read at most every SLOW_FILE_TTL_MS (30 s: each read
+// of one is an open of a kernfs file, ~57 µs on this VM's v1 hierarchies) and kept in between,
+// which halves what a sample reads. Writing a limit (the isolators' update(), the
 // docker containerizer's) forgets the cgroup's slow files, so a new limit shows at once.
 import { closeSync, constants as fsc, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
@@ -89,14 +90,17 @@ const buf = Buffer.allocUnsafe(64 * 1024);
  * The CPU counter files (`keep`: the one file per object the stats sampler reads every second)
  * are kept open and read with pread from offset 0, which makes the kernel render them anew
  * (seq_file restarts at 0): an open + close around each read cost 16-20 µs, a pread 3-11 µs
- * (this VM, v1 hierarchies), and opens cost more with many cgroups. The other files are read
- * every fifth window at most: kept too, 1000 containers' dozen files each made the cache thrash
- * (open and close were a fifth of a core). At most MAX_OPEN_STAT_FILES, least recently read closed first;
+ * (this VM, v1 hierarchies), and opens cost more with many cgroups. So are the memory files a
+ * full sample reads every fifth window (usage, memory.stat, swap): their open and close were a
+ * third of the sampler's cost in the kubelet steady state (100 pods, 100 containers: the daemon
+ * 7.0-7.3 -> 6.0-6.1 % of a core). Not the slow files or every file: 1000 containers' dozen files
+ * each made the cache thrash (open and close were a fifth of a core); four per object stay under
+ * the cap up to 2000 objects. At most MAX_OPEN_STAT_FILES, least recently read closed first;
  * a file not read for IDLE_MS is closed, and removeCgroup closes a cgroup's before its rmdir
  * (an open file keeps a removed memory cgroup's memory in the kernel). /proc files are never
  * kept (a pid is reused), nor pid lists (NOT_KEPT).
  */
-export const MAX_OPEN_STAT_FILES = 4096;
+export const MAX_OPEN_STAT_FILES = 8192;
 /** v1 keeps a pid list per open file and does not load it again at offset 0: these are opened per read. */
 const NOT_KEPT = /\/(cgroup\.procs|cgroup\.threads|tasks)$/;
 const IDLE_MS = 30_000;
@@ -208,7 +212,7 @@ export function readStatFile(dir: string | undefined, file: string, keep = false
 }
 
 /** How long a slow file's text is kept (ms). */
-export const SLOW_FILE_TTL_MS = 10_000;
+export const SLOW_FILE_TTL_MS = 30_000;
 
 const slowFiles = new Map<string, { text: string | undefined; at: number }>();
 let lastSweep = 0;
@@ -323,11 +327,11 @@ export function readCpuV2(dir: string): CgroupUsage {
  * Swap is memsw − usage, present only with swap accounting (memory.memsw.*).
  */
 export function readMemoryV1(dir: string): CgroupUsage {
-  const usageText = readStatFile(dir, 'memory.usage_in_bytes');
+  const usageText = readStatFile(dir, 'memory.usage_in_bytes', true);
   if (usageText === undefined) return {};
   const usage = parseIntValue(usageText);
   const out: CgroupUsage = { memTotalBytes: toNum(usage) };
-  const statText = readStatFile(dir, 'memory.stat');
+  const statText = readStatFile(dir, 'memory.stat', true);
   if (statText !== undefined) {
     const s = parseFlatKeyed(statText);
     out.memRssBytes = toNum(s.get('total_rss'));
@@ -344,7 +348,7 @@ export function readMemoryV1(dir: string): CgroupUsage {
   out.memKernelBytes = num(readSlowFile(dir, 'memory.kmem.usage_in_bytes'));
   const oom = readSlowFile(dir, 'memory.oom_control');
   if (oom !== undefined) out.memOomKills = toNum(parseFlatKeyed(oom).get('oom_kill'));
-  const memsw = num(readStatFile(dir, 'memory.memsw.usage_in_bytes'));
+  const memsw = num(readStatFile(dir, 'memory.memsw.usage_in_bytes', true));
   if (memsw !== undefined && out.memTotalBytes !== undefined) {
     out.memSwapBytes = Math.max(0, memsw - out.memTotalBytes);
     const swLimit = parseLimit(readSlowFile(dir, 'memory.memsw.limit_in_bytes') ?? 'max');
@@ -355,10 +359,10 @@ export function readMemoryV1(dir: string): CgroupUsage {
 
 /** cgroup2 memory (memory.stat is hierarchical) and memory pressure. */
 export function readMemoryV2(dir: string): CgroupUsage {
-  const current = readStatFile(dir, 'memory.current');
+  const current = readStatFile(dir, 'memory.current', true);
   if (current === undefined) return {};
   const out: CgroupUsage = { memTotalBytes: num(current) };
-  const statText = readStatFile(dir, 'memory.stat');
+  const statText = readStatFile(dir, 'memory.stat', true);
   if (statText !== undefined) {
     const s = parseFlatKeyed(statText);
     out.memRssBytes = toNum(s.get('anon'));
@@ -379,7 +383,7 @@ export function readMemoryV2(dir: string): CgroupUsage {
     out.memFailcnt = toNum(e.get('max'));
     out.memOomKills = toNum(e.get('oom_kill'));
   }
-  out.memSwapBytes = num(readStatFile(dir, 'memory.swap.current'));
+  out.memSwapBytes = num(readStatFile(dir, 'memory.swap.current', true));
   const swMax = readSlowFile(dir, 'memory.swap.max');
   if (swMax !== undefined) out.memSwapLimitBytes = parseLimit(swMax);
   const p = readStatFile(dir, 'memory.pressure');

@@ -2,10 +2,7 @@
 // generated API types. Works against any CRI runtime; grpc-js reconnects by itself when the
 // runtime restarts, and a call made while it is down fails with UNAVAILABLE.
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { PROTO_DESCRIPTOR_FILE, PROTO_FILE, projectRoot } from '../util/paths.js';
+import { criServiceDefinitions } from '../cri/service-definitions.js';
 import type { RunPodSandboxRequest } from '../../api/generated/runtime/v1/RunPodSandboxRequest.js';
 import type { PodSandboxFilter } from '../../api/generated/runtime/v1/PodSandboxFilter.js';
 import type { PodSandbox__Output } from '../../api/generated/runtime/v1/PodSandbox.js';
@@ -21,8 +18,6 @@ import type { PodSandboxConfig } from '../../api/generated/runtime/v1/PodSandbox
 import type { VersionResponse__Output } from '../../api/generated/runtime/v1/VersionResponse.js';
 import type { ContainerEventResponse__Output } from '../../api/generated/runtime/v1/ContainerEventResponse.js';
 
-/** As the daemon's (src/cri/server.ts): the wire names stay the proto's snake_case. */
-const PROTO_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true };
 /** The kubelet's --runtime-request-timeout default. */
 export const RUNTIME_REQUEST_TIMEOUT_MS = 2 * 60_000;
 
@@ -34,15 +29,11 @@ let services: { RuntimeService: ServiceCtor; ImageService: ServiceCtor } | undef
 
 function loadServices(): { RuntimeService: ServiceCtor; ImageService: ServiceCtor } {
   if (services) return services;
-  const proto = join(projectRoot(), PROTO_FILE);
-  const descriptor = join(projectRoot(), PROTO_DESCRIPTOR_FILE);
-  const built = statSync(descriptor, { throwIfNoEntry: false });
-  const def =
-    built && built.mtimeMs >= statSync(proto).mtimeMs
-      ? protoLoader.fromJSON(JSON.parse(readFileSync(descriptor, 'utf8')), PROTO_OPTIONS)
-      : protoLoader.loadSync(proto, PROTO_OPTIONS);
-  const pkg = grpc.loadPackageDefinition(def) as unknown as { runtime: { v1: { RuntimeService: ServiceCtor; ImageService: ServiceCtor } } };
-  services = pkg.runtime.v1;
+  const defs = criServiceDefinitions();
+  services = {
+    RuntimeService: grpc.makeGenericClientConstructor(defs.runtime, 'runtime.v1.RuntimeService') as unknown as ServiceCtor,
+    ImageService: grpc.makeGenericClientConstructor(defs.image, 'runtime.v1.ImageService') as unknown as ServiceCtor,
+  };
   return services;
 }
 

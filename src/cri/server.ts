@@ -2,11 +2,7 @@
 // holds requests until recovery is done, logs mutating calls and every failed
 // request, times every call for the metrics, and maps errors onto gRPC status codes.
 import * as grpc from '@grpc/grpc-js';
-import type * as protoLoader from '@grpc/proto-loader';
-import protobuf from 'protobufjs';
-import { join } from 'node:path';
-import { PROTO_DESCRIPTOR_FILE, PROTO_FILE, projectRoot } from '../util/paths.js';
-import { readFileSync, statSync } from 'node:fs';
+import { PROTO_OPTIONS, criServiceDefinitions } from './service-definitions.js';
 import { statusOf, unavailable } from '../errors.js';
 import type { RuntimeContext } from './context.js';
 import type { ContainerEventResponse } from '../../api/generated/runtime/v1/ContainerEventResponse.js';
@@ -89,60 +85,7 @@ const IMAGE: Record<string, AnyHandler> = {
 /** Read-only calls that kubelet makes constantly: debug level, not info. */
 const QUIET = /^(List|Version|Status|RuntimeConfig|ImageFsInfo|ImageStatus|ContainerStatus|PodSandboxStatus|ContainerStats|PodSandboxStats)/;
 
-export const PROTO_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true };
-
-/**
- * The CRI's two services as grpc-js method definitions, from the built descriptor when it is at
- * least as new as the .proto (less than half the parse time), else from the .proto.
- *
- * Built from protobufjs' reflection directly, with @grpc/proto-loader's conversions
- * (PROTO_OPTIONS; test/unit/service-definitions.test.ts compares the two): proto-loader also
- * makes a descriptor of every message for gRPC reflection, which nothing here serves, and that
- * was two thirds of its 65-75 ms, on the way to a restarted daemon's first answer.
- */
-export function criServiceDefinitions(): { runtime: grpc.ServiceDefinition; image: grpc.ServiceDefinition } {
-  const root = loadCriRoot();
-  return { runtime: serviceDefinition(root, 'runtime.v1.RuntimeService'), image: serviceDefinition(root, 'runtime.v1.ImageService') };
-}
-
-function loadCriRoot(): protobuf.Root {
-  const proto = join(projectRoot(), PROTO_FILE);
-  const descriptor = join(projectRoot(), PROTO_DESCRIPTOR_FILE);
-  const built = statSync(descriptor, { throwIfNoEntry: false });
-  const root =
-    built && built.mtimeMs >= statSync(proto).mtimeMs
-      ? protobuf.Root.fromJSON(JSON.parse(readFileSync(descriptor, 'utf8')) as protobuf.INamespace)
-      : new protobuf.Root().loadSync(proto, { keepCase: true });
-  root.resolveAll();
-  return root;
-}
-
-function serviceDefinition(root: protobuf.Root, name: string): grpc.ServiceDefinition {
-  const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
-  for (const method of root.lookupService(name).methodsArray) {
-    const request = method.resolvedRequestType!;
-    const response = method.resolvedResponseType!;
-    definition[method.name] = {
-      path: `/${name}/${method.name}`,
-      requestStream: !!method.requestStream,
-      responseStream: !!method.responseStream,
-      requestSerialize: serializer(request),
-      requestDeserialize: deserializer(request),
-      responseSerialize: serializer(response),
-      responseDeserialize: deserializer(response),
-      originalName: method.name.charAt(0).toLowerCase() + method.name.slice(1),
-    };
-  }
-  return definition;
-}
-
-const serializer = (type: protobuf.Type) => (value: unknown) => {
-  if (Array.isArray(value)) throw new Error(`Failed to serialize message: expected object with ${type.name} structure, got array instead`);
-  // protobufjs writes into a Buffer under Node (its BufferWriter)
-  return type.encode(type.fromObject(value as Record<string, unknown>)).finish() as Buffer;
-};
-
-const deserializer = (type: protobuf.Type) => (bytes: Buffer) => type.toObject(type.decode(bytes), PROTO_OPTIONS);
+export { PROTO_OPTIONS, criServiceDefinitions };
 
 /** Every error reaches the client with the status its layer gave it (errors.ts). */
 export function toServiceError(err: unknown): Partial<grpc.ServiceError> {

@@ -1,7 +1,7 @@
 import test from 'ava';
 import * as protoLoader from '@grpc/proto-loader';
 import { join } from 'node:path';
-import { PROTO_OPTIONS, criServiceDefinitions } from '../../src/cri/server.js';
+import { PROTO_OPTIONS, criServiceDefinitions } from '../../src/cri/service-definitions.js';
 import { PROTO_FILE, projectRoot } from '../../src/util/paths.js';
 
 // The daemon builds its method definitions from protobufjs itself, not through proto-loader:

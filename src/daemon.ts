@@ -216,7 +216,8 @@ export class Daemon {
       stats: new StatsSampler({
         windowMs: parseDuration(config.statsCollectPeriod, 'stats_collect_period'),
         targets: () => statsTargets(ctx),
-        usage: (id) => containerizer.usage(id),
+        // The detail matters: most passes read the CPU counters alone.
+        usage: (id, detail) => containerizer.usage(id, detail),
         log,
       }),
       podCidr: '',

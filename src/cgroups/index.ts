@@ -22,6 +22,7 @@ export {
 export {
   sharesToWeight,
   cpuMaxValue,
+  flatKeyedNumber,
   parseFlatKeyed,
   parseIntValue,
   parseLimit,

@@ -13,7 +13,7 @@
 // docker containerizer's) forgets the cgroup's slow files, so a new limit shows at once.
 import { closeSync, constants as fsc, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseFlatKeyed, parseIntValue, parseLimit, toNum, USER_HZ } from './convert.js';
+import { flatKeyedNumber, parseIntValue, parseLimit, toNum, USER_HZ } from './convert.js';
 import type { Cgroups } from './cgroups.js';
 
 /** One line of a pressure file ("some" or "full"); total in µs, as the kernel counts it. */
@@ -284,17 +284,17 @@ export function readCpuV1(cpuacctDir: string | undefined, cpuDir: string | undef
   const out: CgroupUsage = { cpuUsageNanos: num(readStatFile(cpuacctDir, 'cpuacct.usage', true)) };
   const stat = readSlowFile(cpuacctDir, 'cpuacct.stat');
   if (stat !== undefined) {
-    const s = parseFlatKeyed(stat);
-    if (s.has('user')) out.cpusUserTimeSecs = Number(s.get('user')) / USER_HZ;
-    if (s.has('system')) out.cpusSystemTimeSecs = Number(s.get('system')) / USER_HZ;
+    const user = flatKeyedNumber(stat, 'user');
+    if (user !== undefined) out.cpusUserTimeSecs = user / USER_HZ;
+    const system = flatKeyedNumber(stat, 'system');
+    if (system !== undefined) out.cpusSystemTimeSecs = system / USER_HZ;
   }
   const cpuStat = readSlowFile(cpuDir, 'cpu.stat');
   if (cpuStat !== undefined) {
-    const s = parseFlatKeyed(cpuStat);
-    out.cpusNrPeriods = toNum(s.get('nr_periods'));
-    out.cpusNrThrottled = toNum(s.get('nr_throttled'));
-    const t = s.get('throttled_time'); // ns
-    if (t !== undefined) out.cpusThrottledTimeSecs = Number(t) / 1e9;
+    out.cpusNrPeriods = flatKeyedNumber(cpuStat, 'nr_periods');
+    out.cpusNrThrottled = flatKeyedNumber(cpuStat, 'nr_throttled');
+    const t = flatKeyedNumber(cpuStat, 'throttled_time'); // ns
+    if (t !== undefined) out.cpusThrottledTimeSecs = t / 1e9;
   }
   return drop(out);
 }
@@ -304,17 +304,16 @@ export function readCpuV2(dir: string): CgroupUsage {
   const out: CgroupUsage = {};
   const text = readStatFile(dir, 'cpu.stat', true);
   if (text !== undefined) {
-    const s = parseFlatKeyed(text);
-    const usec = s.get('usage_usec');
-    if (usec !== undefined) out.cpuUsageNanos = Number(usec) * 1000;
-    const user = s.get('user_usec');
-    if (user !== undefined) out.cpusUserTimeSecs = Number(user) / 1e6;
-    const sys = s.get('system_usec');
-    if (sys !== undefined) out.cpusSystemTimeSecs = Number(sys) / 1e6;
-    out.cpusNrPeriods = toNum(s.get('nr_periods'));
-    out.cpusNrThrottled = toNum(s.get('nr_throttled'));
-    const thr = s.get('throttled_usec');
-    if (thr !== undefined) out.cpusThrottledTimeSecs = Number(thr) / 1e6;
+    const usec = flatKeyedNumber(text, 'usage_usec');
+    if (usec !== undefined) out.cpuUsageNanos = usec * 1000;
+    const user = flatKeyedNumber(text, 'user_usec');
+    if (user !== undefined) out.cpusUserTimeSecs = user / 1e6;
+    const sys = flatKeyedNumber(text, 'system_usec');
+    if (sys !== undefined) out.cpusSystemTimeSecs = sys / 1e6;
+    out.cpusNrPeriods = flatKeyedNumber(text, 'nr_periods');
+    out.cpusNrThrottled = flatKeyedNumber(text, 'nr_throttled');
+    const thr = flatKeyedNumber(text, 'throttled_usec');
+    if (thr !== undefined) out.cpusThrottledTimeSecs = thr / 1e6;
   }
   const p = readPressure(dir);
   if (p.cpuPressure) out.cpuPressure = p.cpuPressure;
@@ -333,13 +332,12 @@ export function readMemoryV1(dir: string): CgroupUsage {
   const out: CgroupUsage = { memTotalBytes: toNum(usage) };
   const statText = readStatFile(dir, 'memory.stat', true);
   if (statText !== undefined) {
-    const s = parseFlatKeyed(statText);
-    out.memRssBytes = toNum(s.get('total_rss'));
-    out.memCacheBytes = toNum(s.get('total_cache'));
-    out.memInactiveFileBytes = toNum(s.get('total_inactive_file'));
-    out.memMappedFileBytes = toNum(s.get('total_mapped_file'));
-    out.memPageFaults = toNum(s.get('total_pgfault'));
-    out.memMajorPageFaults = toNum(s.get('total_pgmajfault'));
+    out.memRssBytes = flatKeyedNumber(statText, 'total_rss');
+    out.memCacheBytes = flatKeyedNumber(statText, 'total_cache');
+    out.memInactiveFileBytes = flatKeyedNumber(statText, 'total_inactive_file');
+    out.memMappedFileBytes = flatKeyedNumber(statText, 'total_mapped_file');
+    out.memPageFaults = flatKeyedNumber(statText, 'total_pgfault');
+    out.memMajorPageFaults = flatKeyedNumber(statText, 'total_pgmajfault');
   }
   const limitText = readSlowFile(dir, 'memory.limit_in_bytes');
   if (limitText !== undefined) out.memLimitBytes = parseLimit(limitText);
@@ -347,7 +345,7 @@ export function readMemoryV1(dir: string): CgroupUsage {
   out.memFailcnt = num(readSlowFile(dir, 'memory.failcnt'));
   out.memKernelBytes = num(readSlowFile(dir, 'memory.kmem.usage_in_bytes'));
   const oom = readSlowFile(dir, 'memory.oom_control');
-  if (oom !== undefined) out.memOomKills = toNum(parseFlatKeyed(oom).get('oom_kill'));
+  if (oom !== undefined) out.memOomKills = flatKeyedNumber(oom, 'oom_kill');
   const memsw = num(readStatFile(dir, 'memory.memsw.usage_in_bytes', true));
   if (memsw !== undefined && out.memTotalBytes !== undefined) {
     out.memSwapBytes = Math.max(0, memsw - out.memTotalBytes);
@@ -364,24 +362,23 @@ export function readMemoryV2(dir: string): CgroupUsage {
   const out: CgroupUsage = { memTotalBytes: num(current) };
   const statText = readStatFile(dir, 'memory.stat', true);
   if (statText !== undefined) {
-    const s = parseFlatKeyed(statText);
-    out.memRssBytes = toNum(s.get('anon'));
-    out.memCacheBytes = toNum(s.get('file'));
-    out.memInactiveFileBytes = toNum(s.get('inactive_file'));
-    out.memMappedFileBytes = toNum(s.get('file_mapped'));
-    out.memPageFaults = toNum(s.get('pgfault'));
-    out.memMajorPageFaults = toNum(s.get('pgmajfault'));
+    out.memRssBytes = flatKeyedNumber(statText, 'anon');
+    out.memCacheBytes = flatKeyedNumber(statText, 'file');
+    out.memInactiveFileBytes = flatKeyedNumber(statText, 'inactive_file');
+    out.memMappedFileBytes = flatKeyedNumber(statText, 'file_mapped');
+    out.memPageFaults = flatKeyedNumber(statText, 'pgfault');
+    out.memMajorPageFaults = flatKeyedNumber(statText, 'pgmajfault');
     // "kernel" since Linux 5.18; before, its largest parts.
-    const kernel = s.get('kernel') ?? (s.has('kernel_stack') || s.has('slab') ? (s.get('kernel_stack') ?? 0n) + (s.get('slab') ?? 0n) : undefined);
-    out.memKernelBytes = toNum(kernel);
+    const stack = flatKeyedNumber(statText, 'kernel_stack');
+    const slab = flatKeyedNumber(statText, 'slab');
+    out.memKernelBytes = flatKeyedNumber(statText, 'kernel') ?? (stack !== undefined || slab !== undefined ? (stack ?? 0) + (slab ?? 0) : undefined);
   }
   out.memLimitBytes = parseLimit(readSlowFile(dir, 'memory.max') ?? 'max');
   out.memMaxUsageBytes = num(readSlowFile(dir, 'memory.peak'));
   const events = readSlowFile(dir, 'memory.events');
   if (events !== undefined) {
-    const e = parseFlatKeyed(events);
-    out.memFailcnt = toNum(e.get('max'));
-    out.memOomKills = toNum(e.get('oom_kill'));
+    out.memFailcnt = flatKeyedNumber(events, 'max');
+    out.memOomKills = flatKeyedNumber(events, 'oom_kill');
   }
   out.memSwapBytes = num(readStatFile(dir, 'memory.swap.current', true));
   const swMax = readSlowFile(dir, 'memory.swap.max');
@@ -399,10 +396,18 @@ export function readPids(pidsDir: string | undefined, procsDir: string | undefin
   return drop(out);
 }
 
+/** The non-empty lines (cgroup.procs: one pid per line), without splitting the text. */
 function countLines(text: string): number {
   let n = 0;
-  for (const l of text.split('\n')) if (l.trim()) n++;
-  return n;
+  let blank = true;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 10) {
+      if (!blank) n++;
+      blank = true;
+    } else if (c !== 32 && c !== 9 && c !== 13) blank = false;
+  }
+  return blank ? n : n + 1;
 }
 
 /** Everything above for one cgroup (what a cgroup outside the isolators, such as a docker container's, gives); cpuOnly: readCpuV1/V2 alone. */

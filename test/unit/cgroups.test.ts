@@ -10,6 +10,7 @@ import {
   cpuMaxValue,
   expandSlice,
   normalizeCgroupParent,
+  flatKeyedNumber,
   parseFlatKeyed,
   parseLimit,
   parseMountInfo,
@@ -317,4 +318,17 @@ test('v1 back end: unified keys map where v1 has an equivalent, defaults are acc
     const iso = key.startsWith('cpu') ? cpu : mem;
     await t.throwsAsync(iso.check({ unified: { [key]: value } }), { instanceOf: ResourceError, message: new RegExp(`unified\\["${key.replace(/\./g, '\\.')}"\\]: "${value}" cannot be applied`) }, key);
   }
+});
+
+test('flatKeyedNumber picks one line of a flat-keyed file, as parseFlatKeyed reads it', (t) => {
+  const text = 'rss 1\nrss_huge 2\ntotal_rss 9223372036854771712\ntotal_rss_huge 4\n user 5\nneg -7\nbad 1x\nlast\t42';
+  for (const key of ['rss', 'rss_huge', 'total_rss', 'total_rss_huge', 'neg', 'last', 'bad', 'user', 'absent', 'rs', 'x']) {
+    const m = parseFlatKeyed(text).get(key);
+    t.is(flatKeyedNumber(text, key), m === undefined ? undefined : Number(m), key);
+  }
+  t.is(flatKeyedNumber('oom_kill_disable 0\nunder_oom 0\noom_kill 3\n', 'oom_kill'), 3);
+  t.is(flatKeyedNumber('a 1\r\n', 'a'), 1);
+  t.is(flatKeyedNumber('', 'a'), undefined);
+  t.is(flatKeyedNumber('a', 'a'), undefined);
+  t.is(flatKeyedNumber('a -', 'a'), undefined);
 });

@@ -9,7 +9,7 @@ import { Quarantine } from './store/quarantine.js';
 import { checkpointsCommitted, setCommitErrorHandler } from './store/checkpoint.js';
 import { parseDuration, type DaemonConfig } from './config.js';
 import { setPodLookup, type Logger } from './log.js';
-import { Cgroups } from './cgroups/index.js';
+import { Cgroups, statFileReads } from './cgroups/index.js';
 import { enableFavorDynmods } from './cgroups/favordynmods.js';
 import { ComposingContainerizer } from './containerizer/composing.js';
 import { MesosContainerizer } from './containerizer/mesos/containerizer.js';
@@ -218,6 +218,7 @@ export class Daemon {
         targets: () => statsTargets(ctx),
         // The detail matters: most passes read the CPU counters alone.
         usage: (id, detail) => containerizer.usage(id, detail),
+        fileReads: statFileReads,
         log,
       }),
       podCidr: '',

@@ -56,6 +56,7 @@ export {
   readSlowFile,
   readStatFile,
   SLOW_FILE_TTL_MS,
+  statFileReads,
   type CgroupDirs,
   type CgroupUsage,
   type Psi,

@@ -170,8 +170,16 @@ function preadAll(fd: number, path: string): string {
   return buf.toString('utf8', 0, n);
 }
 
+let controlFileReads = 0;
+
+/** How many control files this process has read (the stats sampler reports it per pass). */
+export function statFileReads(): number {
+  return controlFileReads;
+}
+
 /** The text of a small control file (no fstat, no allocation but the string). libuv opens with O_CLOEXEC. */
 function readSmall(path: string, keep: boolean): string {
+  controlFileReads++;
   if (!keep || path.startsWith('/proc/') || NOT_KEPT.test(path)) {
     const fd = openSync(path, fsc.O_RDONLY);
     try {

@@ -63,6 +63,8 @@ export interface StatsSamplerOptions {
   batch?: number;
   /** ms since the epoch, as the samples' timestamps count (tests); default Date.now */
   clock?: () => number;
+  /** how many cgroup control files this process has read so far (cgroups/stats.ts), for lastPass.fileReads */
+  fileReads?: () => number;
 }
 
 export interface SamplerEntry {
@@ -88,9 +90,10 @@ export class StatsSampler {
   private halted = false;
   /**
    * The last pass: how long it took (ms, wall), how long its reads held the event loop (ms: the
-   * sum over objects, without the turns it yielded), how many objects it read, how many in full.
+   * sum over objects, without the turns it yielded), how many objects it read, how many in full,
+   * and how many control files were read meanwhile (with `fileReads`; other readers included).
    */
-  lastPass = { ms: 0, busyMs: 0, objects: 0, full: 0 };
+  lastPass: { ms: number; busyMs: number; objects: number; full: number; fileReads?: number } = { ms: 0, busyMs: 0, objects: 0, full: 0 };
   private passes = 0;
   private phases = 0;
 
@@ -137,6 +140,7 @@ export class StatsSampler {
   async pass(): Promise<void> {
     const t0 = performance.now();
     const pass = ++this.passes;
+    const reads0 = this.opts.fileReads?.();
     const targets = this.opts.targets();
     const live = new Set(targets.map((t) => t.key));
     for (const k of this.entries.keys()) if (!live.has(k)) this.entries.delete(k);
@@ -164,6 +168,7 @@ export class StatsSampler {
       if ((i + 1) % batch === 0) await yieldLoop();
     }
     this.lastPass = { ms: performance.now() - t0, busyMs: busy, objects: targets.length, full };
+    if (reads0 !== undefined) this.lastPass.fileReads = this.opts.fileReads!() - reads0;
   }
 
   /** The latest samples of `t`; read now when they are too old (CPU: two windows; full: two turns). */

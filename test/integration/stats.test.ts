@@ -119,6 +119,31 @@ if (d) {
     t.true(n((await ctrStats(c.id)).memory.rss_bytes)! < 20 << 20, 'the tmpfs pages are not rss');
   });
 
+  test.serial('the sampler reads the CPU counters alone in a window without a full turn (Status verbose: its last pass)', async (t) => {
+    const { pod, config } = await runPod('passes');
+    t.teardown(() => removePod(pod));
+    await d.runContainer(pod, config, 'idle', ['sleep', '1000']);
+    type Pass = { objects: number; full: number; fileReads: number };
+    const lastPass = async (): Promise<Pass> => JSON.parse((await d.client.call('Status', { verbose: true })).info.stats);
+    // Objects take turns for their full sample (one in five windows each): some windows have none.
+    let cpuOnly: Pass | undefined;
+    let full: Pass | undefined;
+    await waitFor(
+      'a pass with no full sample, and one with',
+      async () => {
+        const p = await lastPass();
+        if (p.objects >= 2 && p.full === 0) cpuOnly = p;
+        if (p.objects >= 2 && p.full > 0) full = p;
+        return cpuOnly && full ? true : (await sleep(WINDOW_MS / 4), undefined);
+      },
+      20_000,
+    );
+    // One counter file per object (cgroup2: cpu.stat and two pressure files); the slow files
+    // (cpuacct.stat, cpu.stat of v1) at most once in 30 s. A full sample reads a dozen.
+    t.true(cpuOnly!.fileReads <= 3 * cpuOnly!.objects, JSON.stringify(cpuOnly));
+    t.true(full!.fileReads > cpuOnly!.fileReads, `a pass with full samples reads more: ${JSON.stringify(full)} against ${JSON.stringify(cpuOnly)}`);
+  });
+
   test.serial('writable layer: bytes and inodes grow after a file is written in the rootfs', async (t) => {
     const { pod, config } = await runPod('layer');
     t.teardown(() => removePod(pod));

@@ -14,7 +14,7 @@ export async function status(ctx: RuntimeContext, req: StatusRequest__Output): P
     const net = ctx.network?.state();
     if (net?.ready) info.cniconfig = JSON.stringify({ file: net.file, network: net.list });
     // The stats sampler's last pass: what it costs (stats-sampler.ts).
-    info.stats = JSON.stringify({ windowMs: ctx.stats.windowMs, lastPassMs: Math.round(ctx.stats.lastPass.ms * 10) / 10, lastPassBusyMs: Math.round(ctx.stats.lastPass.busyMs * 10) / 10, objects: ctx.stats.lastPass.objects, full: ctx.stats.lastPass.full });
+    info.stats = JSON.stringify({ windowMs: ctx.stats.windowMs, lastPassMs: Math.round(ctx.stats.lastPass.ms * 10) / 10, lastPassBusyMs: Math.round(ctx.stats.lastPass.busyMs * 10) / 10, objects: ctx.stats.lastPass.objects, full: ctx.stats.lastPass.full, fileReads: ctx.stats.lastPass.fileReads });
   }
   const handlers = runtimeHandlers(ctx.config.containerizers);
   // Pods in user namespaces (userns_options mode POD): the linux launcher on a kernel that can.

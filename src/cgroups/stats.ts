@@ -329,6 +329,29 @@ export function readCpuV2(dir: string): CgroupUsage {
   return drop(out);
 }
 
+type MemoryStatField = 'memRssBytes' | 'memCacheBytes' | 'memInactiveFileBytes' | 'memMappedFileBytes' | 'memPageFaults' | 'memMajorPageFaults';
+/** The memory.stat key of each field both versions report (v1: its hierarchical total_* lines). */
+const MEMORY_STAT_V1: readonly (readonly [MemoryStatField, string])[] = [
+  ['memRssBytes', 'total_rss'],
+  ['memCacheBytes', 'total_cache'],
+  ['memInactiveFileBytes', 'total_inactive_file'],
+  ['memMappedFileBytes', 'total_mapped_file'],
+  ['memPageFaults', 'total_pgfault'],
+  ['memMajorPageFaults', 'total_pgmajfault'],
+];
+const MEMORY_STAT_V2: readonly (readonly [MemoryStatField, string])[] = [
+  ['memRssBytes', 'anon'],
+  ['memCacheBytes', 'file'],
+  ['memInactiveFileBytes', 'inactive_file'],
+  ['memMappedFileBytes', 'file_mapped'],
+  ['memPageFaults', 'pgfault'],
+  ['memMajorPageFaults', 'pgmajfault'],
+];
+
+function pickMemoryStat(out: CgroupUsage, text: string, keys: readonly (readonly [MemoryStatField, string])[]): void {
+  for (const [field, key] of keys) out[field] = flatKeyedNumber(text, key);
+}
+
 /**
  * v1 memory. memory.stat's total_* counters are hierarchical (a pod's include its containers').
  * Swap is memsw − usage, present only with swap accounting (memory.memsw.*).
@@ -339,14 +362,7 @@ export function readMemoryV1(dir: string): CgroupUsage {
   const usage = parseIntValue(usageText);
   const out: CgroupUsage = { memTotalBytes: toNum(usage) };
   const statText = readStatFile(dir, 'memory.stat', true);
-  if (statText !== undefined) {
-    out.memRssBytes = flatKeyedNumber(statText, 'total_rss');
-    out.memCacheBytes = flatKeyedNumber(statText, 'total_cache');
-    out.memInactiveFileBytes = flatKeyedNumber(statText, 'total_inactive_file');
-    out.memMappedFileBytes = flatKeyedNumber(statText, 'total_mapped_file');
-    out.memPageFaults = flatKeyedNumber(statText, 'total_pgfault');
-    out.memMajorPageFaults = flatKeyedNumber(statText, 'total_pgmajfault');
-  }
+  if (statText !== undefined) pickMemoryStat(out, statText, MEMORY_STAT_V1);
   const limitText = readSlowFile(dir, 'memory.limit_in_bytes');
   if (limitText !== undefined) out.memLimitBytes = parseLimit(limitText);
   out.memMaxUsageBytes = num(readSlowFile(dir, 'memory.max_usage_in_bytes'));
@@ -370,12 +386,7 @@ export function readMemoryV2(dir: string): CgroupUsage {
   const out: CgroupUsage = { memTotalBytes: num(current) };
   const statText = readStatFile(dir, 'memory.stat', true);
   if (statText !== undefined) {
-    out.memRssBytes = flatKeyedNumber(statText, 'anon');
-    out.memCacheBytes = flatKeyedNumber(statText, 'file');
-    out.memInactiveFileBytes = flatKeyedNumber(statText, 'inactive_file');
-    out.memMappedFileBytes = flatKeyedNumber(statText, 'file_mapped');
-    out.memPageFaults = flatKeyedNumber(statText, 'pgfault');
-    out.memMajorPageFaults = flatKeyedNumber(statText, 'pgmajfault');
+    pickMemoryStat(out, statText, MEMORY_STAT_V2);
     // "kernel" since Linux 5.18; before, its largest parts.
     const stack = flatKeyedNumber(statText, 'kernel_stack');
     const slab = flatKeyedNumber(statText, 'slab');

@@ -91,9 +91,8 @@ const buf = Buffer.allocUnsafe(64 * 1024);
  * are kept open and read with pread from offset 0, which makes the kernel render them anew
  * (seq_file restarts at 0): an open + close around each read cost 16-20 µs, a pread 3-11 µs
  * (this VM, v1 hierarchies), and opens cost more with many cgroups. So are the memory files a
- * full sample reads every fifth window (usage, memory.stat, swap): their open and close were a
- * third of the sampler's cost in the kubelet steady state (100 pods, 100 containers: the daemon
- * 7.0-7.3 -> 6.0-6.1 % of a core). Not the slow files or every file: 1000 containers' dozen files
+ * full sample reads every fifth window (usage, memory.stat, swap), for the same saving per
+ * read. Not the slow files or every file: 1000 containers' dozen files
  * each made the cache thrash (open and close were a fifth of a core); four per object stay under
  * the cap up to 2000 objects. At most MAX_OPEN_STAT_FILES, least recently read closed first;
  * a file not read for IDLE_MS is closed, and removeCgroup closes a cgroup's before its rmdir

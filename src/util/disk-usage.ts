@@ -167,7 +167,7 @@ export class DiskUsageWatcher {
     return due.sort((x, y) => (!x.w.last === !y.w.last ? x.w.dueAt - y.w.dueAt : x.w.last ? 1 : -1));
   }
 
-  /** Sleep `ms`; stop() ends it, and watch() too when `wakeable` (not the idle time after a walk). */
+  /** Sleep `ms`; stop() ends it, and watch() too when `wakeable` (not the idle time after a round). */
   private sleep(ms: number, wakeable: boolean): Promise<void> {
     return new Promise((resolve) => {
       const t = setTimeout(done, ms);

@@ -17,12 +17,11 @@
 //       the daemon writes a CPU profile (cpu-profile-hook.mjs) and <dir>/windows.json the timed
 //       windows; tsx hack/bench/profile-layers.ts <dir> splits each window's time by layer
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CriClient, TestDaemon } from '../../test/helpers/daemon.js';
-import { PROTO_OPTIONS, criServiceDefinitions } from '../../src/cri/server.js';
+import { criServiceDefinitions } from '../../src/cri/service-definitions.js';
 import { projectRoot } from '../../src/util/paths.js';
 import { BENCH_IMAGE } from './images.js';
 
@@ -107,11 +106,9 @@ async function rounds(client: CriClient, calls: [string, string, object][], n: n
 
 /** The floor: a grpc-js server in this process answering Version from a constant. */
 async function bareGrpc(n: number): Promise<void> {
-  const def = protoLoader.loadSync(join(projectRoot(), 'api', 'runtime-v1.proto'), PROTO_OPTIONS);
-  const pkg = grpc.loadPackageDefinition(def) as unknown as { runtime: { v1: { RuntimeService: { service: grpc.ServiceDefinition } } } };
   const server = new grpc.Server();
   const res = { version: '0.1.0', runtime_name: 'bare', runtime_version: '0', runtime_api_version: 'v1' };
-  server.addService(pkg.runtime.v1.RuntimeService.service, { Version: (_c: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, res) });
+  server.addService(criServiceDefinitions().runtime, { Version: (_c: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, res) });
   const dir = mkdtempSync(join(tmpdir(), 'rpc-floor-'));
   const sock = join(dir, 'bare.sock');
   await new Promise<void>((ok, ko) => server.bindAsync(`unix://${sock}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? ko(e) : ok())));

@@ -2,7 +2,7 @@
 // holds requests until recovery is done, logs mutating calls and every failed
 // request, times every call for the metrics, and maps errors onto gRPC status codes.
 import * as grpc from '@grpc/grpc-js';
-import { PROTO_OPTIONS, criServiceDefinitions } from './service-definitions.js';
+import { criServiceDefinitions } from './service-definitions.js';
 import { statusOf, unavailable } from '../errors.js';
 import type { RuntimeContext } from './context.js';
 import type { ContainerEventResponse } from '../../api/generated/runtime/v1/ContainerEventResponse.js';
@@ -84,8 +84,6 @@ const IMAGE: Record<string, AnyHandler> = {
 
 /** Read-only calls that kubelet makes constantly: debug level, not info. */
 const QUIET = /^(List|Version|Status|RuntimeConfig|ImageFsInfo|ImageStatus|ContainerStatus|PodSandboxStatus|ContainerStats|PodSandboxStats)/;
-
-export { PROTO_OPTIONS, criServiceDefinitions };
 
 /** Every error reaches the client with the status its layer gave it (errors.ts). */
 export function toServiceError(err: unknown): Partial<grpc.ServiceError> {

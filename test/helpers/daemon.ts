@@ -4,7 +4,6 @@
 // No ava in here (the hooks are in suite.ts), so scripts outside ava such as
 // the benchmark (hack/bench/main.ts) use it too.
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +13,7 @@ import type { ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { projectRoot } from '../../src/util/paths.js';
-import { PROTO_OPTIONS } from '../../src/cri/server.js';
+import { criServiceDefinitions } from '../../src/cri/service-definitions.js';
 import { buildBusyboxImages, TEST_TAGS } from '../../hack/build-test-images.js';
 import { ImageStore } from '../../src/images/store.js';
 import { importImage } from '../../src/images/import.js';
@@ -26,13 +25,32 @@ export const BUSYBOX = TEST_TAGS.oci;
 type Unary = (req: unknown, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void;
 const IMAGE_RPCS = new Set(['ListImages', 'ImageStatus', 'PullImage', 'RemoveImage', 'ImageFsInfo']);
 
-type ServiceClients = Record<string, new (addr: string, creds: grpc.ChannelCredentials, options: grpc.ChannelOptions) => grpc.Client & Record<string, Unary>>;
+type ServiceClient = new (addr: string, creds: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => grpc.Client & Record<string, Unary>;
+let services: { RuntimeService: ServiceClient; ImageService: ServiceClient } | undefined;
+
 /**
- * Parsed once: parsing the proto takes tens of ms of CPU, and TestDaemon.launch makes a
- * client every 50 ms while a stale socket file refuses connections (after a kill -9),
- * which held up everything else in the process, such as the benchmark's restart timings.
+ * The CRI's client constructors, from the daemon's own method definitions and conversions
+ * (src/cri/service-definitions.ts), built once: parsing the proto takes tens of ms of CPU, and
+ * TestDaemon.launch makes a client every 50 ms while a stale socket file refuses connections
+ * (after a kill -9), which held up everything else in the process, such as the benchmark's
+ * restart timings.
  */
-let services: ServiceClients | undefined;
+export function criClients(): { RuntimeService: ServiceClient; ImageService: ServiceClient } {
+  if (services) return services;
+  const defs = criServiceDefinitions();
+  services = {
+    RuntimeService: grpc.makeGenericClientConstructor(defs.runtime, 'runtime.v1.RuntimeService') as unknown as ServiceClient,
+    ImageService: grpc.makeGenericClientConstructor(defs.image, 'runtime.v1.ImageService') as unknown as ServiceClient,
+  };
+  return services;
+}
+
+/** A RuntimeService client for GetContainerEvents, the one server-streaming RPC. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function eventsClient(socket: string): grpc.Client & { GetContainerEvents: (req: object) => grpc.ClientReadableStream<any> } {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  return new (criClients().RuntimeService)(`unix://${socket}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & { GetContainerEvents: (req: object) => grpc.ClientReadableStream<any> };
+}
 
 export class CriClient {
   private readonly runtime: grpc.Client & Record<string, Unary>;
@@ -40,14 +58,9 @@ export class CriClient {
 
   /** options: grpc-js channel options, e.g. grpc.default_authority */
   constructor(socket: string, options: grpc.ChannelOptions = {}) {
-    services ??= (
-      grpc.loadPackageDefinition(protoLoader.loadSync(join(projectRoot(), 'api', 'runtime-v1.proto'), PROTO_OPTIONS)) as unknown as {
-        runtime: { v1: ServiceClients };
-      }
-    ).runtime.v1;
-    const pkg = { runtime: { v1: services } };
-    this.runtime = new pkg.runtime.v1.RuntimeService!(`unix://${socket}`, grpc.credentials.createInsecure(), options);
-    this.image = new pkg.runtime.v1.ImageService!(`unix://${socket}`, grpc.credentials.createInsecure(), options);
+    const { RuntimeService, ImageService } = criClients();
+    this.runtime = new RuntimeService(`unix://${socket}`, grpc.credentials.createInsecure(), options);
+    this.image = new ImageService(`unix://${socket}`, grpc.credentials.createInsecure(), options);
   }
 
   // eslint-disable-next-line @typescript-eslint/no-explicit-any

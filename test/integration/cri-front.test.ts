@@ -4,7 +4,7 @@
 // --cri-front=false the old refusal is back.
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
-import { criServiceDefinitions } from '../../src/cri/server.js';
+import { criServiceDefinitions } from '../../src/cri/service-definitions.js';
 import { TestDaemon } from '../helpers/daemon.js';
 import { useDaemon } from '../helpers/suite.js';
 import { h2call, h2connect } from '../helpers/h2.js';

@@ -2,12 +2,8 @@
 // containerizer has the same CREATED/STARTED/STOPPED/DELETED, for the pod and its container.
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { projectRoot } from '../../src/util/paths.js';
-import { PROTO_OPTIONS } from '../../src/cri/server.js';
-import { TestDaemon, containerConfig, isRoot, podConfig, waitFor } from '../helpers/daemon.js';
+import { TestDaemon, containerConfig, eventsClient, isRoot, podConfig, waitFor } from '../helpers/daemon.js';
 import { DOCKER_BUSYBOX, TestDockerd } from '../helpers/dockerd.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -34,10 +30,7 @@ if (usable) {
   });
 
   test.serial('a docker pod and its container send CREATED, STARTED, STOPPED and DELETED with their statuses', async (t) => {
-    const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(join(projectRoot(), 'api', 'runtime-v1.proto'), PROTO_OPTIONS)) as unknown as {
-      runtime: { v1: { RuntimeService: new (a: string, c: grpc.ChannelCredentials) => grpc.Client & { GetContainerEvents: (req: object) => grpc.ClientReadableStream<Ev> } } };
-    };
-    const client = new pkg.runtime.v1.RuntimeService(`unix://${d.socket}`, grpc.credentials.createInsecure());
+    const client = eventsClient(d.socket);
     const call = client.GetContainerEvents({});
     const events: Ev[] = [];
     let error: grpc.ServiceError | undefined;

@@ -4,14 +4,11 @@
 // RESOURCE_EXHAUSTED while the others and the runtime go on.
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { projectRoot } from '../../src/util/paths.js';
-import { PROTO_OPTIONS } from '../../src/cri/server.js';
-import { containerConfig, podConfig, waitFor } from '../helpers/daemon.js';
+import { containerConfig, eventsClient, podConfig, waitFor } from '../helpers/daemon.js';
 import { useDaemon } from '../helpers/suite.js';
 
 const BUFFER = 8;
@@ -22,13 +19,6 @@ test.after.always(() => rmSync(confDir, { recursive: true, force: true }));
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Ev = any;
-
-function eventsClient(socket: string): grpc.Client & { GetContainerEvents: (req: object) => grpc.ClientReadableStream<Ev> } {
-  const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(join(projectRoot(), 'api', 'runtime-v1.proto'), PROTO_OPTIONS)) as unknown as {
-    runtime: { v1: { RuntimeService: new (a: string, c: grpc.ChannelCredentials) => grpc.Client & { GetContainerEvents: (req: object) => grpc.ClientReadableStream<Ev> } } };
-  };
-  return new pkg.runtime.v1.RuntimeService(`unix://${socket}`, grpc.credentials.createInsecure());
-}
 
 /** A subscription collecting every event and the stream's end status. */
 class Sub {

@@ -5,16 +5,12 @@
 // address in use fails the start.
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { join } from 'node:path';
 import { makeTar } from '../../hack/build-test-images.js';
 import { hostPlatform } from '../../src/images/import.js';
-import { projectRoot } from '../../src/util/paths.js';
-import { PROTO_OPTIONS } from '../../src/cri/server.js';
-import { containerConfig, isRoot, podConfig, TestDaemon, waitFor } from '../helpers/daemon.js';
+import { containerConfig, eventsClient, isRoot, podConfig, TestDaemon, waitFor } from '../helpers/daemon.js';
 import { useDaemon } from '../helpers/suite.js';
 import { buildImage, freePort, registryAvailable, TestRegistry } from '../helpers/registry.js';
 import { parseExposition, sampleValue, type Family } from '../helpers/prom-text.js';
@@ -163,10 +159,7 @@ if (d) {
   });
 
   test.serial('a pod and its container move the state gauges, the launch phases, the helpers and the event series; removal moves them back', async (t) => {
-    const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(join(projectRoot(), 'api', 'runtime-v1.proto'), PROTO_OPTIONS)) as unknown as {
-      runtime: { v1: { RuntimeService: new (a: string, c: grpc.ChannelCredentials) => grpc.Client & { GetContainerEvents: (req: object) => grpc.ClientReadableStream<unknown> } } };
-    };
-    const events = new pkg.runtime.v1.RuntimeService(`unix://${d.socket}`, grpc.credentials.createInsecure());
+    const events = eventsClient(d.socket);
     const stream = events.GetContainerEvents({});
     let received = 0;
     stream.on('data', () => received++);

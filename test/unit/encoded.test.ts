@@ -2,7 +2,7 @@
 // serializer's, a List is its elements' bytes in order, and a new record means new bytes.
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
-import { criServiceDefinitions } from '../../src/cri/server.js';
+import { criServiceDefinitions } from '../../src/cri/service-definitions.js';
 import { Encoded, encodedList, encodedOnce, passEncoded, responseCache } from '../../src/cri/encoded.js';
 
 const runtime = criServiceDefinitions().runtime;

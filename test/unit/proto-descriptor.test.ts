@@ -2,7 +2,7 @@ import test from 'ava';
 import * as protoLoader from '@grpc/proto-loader';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { PROTO_OPTIONS } from '../../src/cri/server.js';
+import { PROTO_OPTIONS } from '../../src/cri/service-definitions.js';
 import { PROTO_DESCRIPTOR_FILE, PROTO_FILE, projectRoot } from '../../src/util/paths.js';
 
 // The daemon loads the built JSON descriptor instead of parsing the .proto: both must give

@@ -2,7 +2,7 @@
 // generated API types. Works against any CRI runtime; grpc-js reconnects by itself when the
 // runtime restarts, and a call made while it is down fails with UNAVAILABLE.
 import * as grpc from '@grpc/grpc-js';
-import { criServiceDefinitions } from '../cri/service-definitions.js';
+import { criClientConstructors } from '../cri/service-definitions.js';
 import type { RunPodSandboxRequest } from '../../api/generated/runtime/v1/RunPodSandboxRequest.js';
 import type { PodSandboxFilter } from '../../api/generated/runtime/v1/PodSandboxFilter.js';
 import type { PodSandbox__Output } from '../../api/generated/runtime/v1/PodSandbox.js';
@@ -25,16 +25,8 @@ type Callback = (err: grpc.ServiceError | null, res: unknown) => void;
 type ServiceClient = grpc.Client & Record<string, (req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, cb?: Callback) => unknown>;
 type ServiceCtor = new (addr: string, creds: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => ServiceClient;
 
-let services: { RuntimeService: ServiceCtor; ImageService: ServiceCtor } | undefined;
-
 function loadServices(): { RuntimeService: ServiceCtor; ImageService: ServiceCtor } {
-  if (services) return services;
-  const defs = criServiceDefinitions();
-  services = {
-    RuntimeService: grpc.makeGenericClientConstructor(defs.runtime, 'runtime.v1.RuntimeService') as unknown as ServiceCtor,
-    ImageService: grpc.makeGenericClientConstructor(defs.image, 'runtime.v1.ImageService') as unknown as ServiceCtor,
-  };
-  return services;
+  return criClientConstructors() as unknown as { RuntimeService: ServiceCtor; ImageService: ServiceCtor };
 }
 
 /** "unix:///run/x.sock" or a plain path → the grpc-js address. */

@@ -1,7 +1,7 @@
 // The CRI's wire contract as grpc-js method definitions, for the daemon's server and the
 // agent's client alike: the one place that picks the built descriptor or the .proto and says
-// how messages convert (PROTO_OPTIONS). It loads protobufjs only, none of the daemon.
-import type * as grpc from '@grpc/grpc-js';
+// how messages convert (PROTO_OPTIONS). It loads grpc-js and protobufjs only, none of the daemon.
+import * as grpc from '@grpc/grpc-js';
 import type * as protoLoader from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
 import { readFileSync, statSync } from 'node:fs';
@@ -62,3 +62,16 @@ const serializer = (type: protobuf.Type) => (value: unknown) => {
 };
 
 const deserializer = (type: protobuf.Type) => (bytes: Buffer) => type.toObject(type.decode(bytes), PROTO_OPTIONS);
+
+let clients: { RuntimeService: grpc.ServiceClientConstructor; ImageService: grpc.ServiceClientConstructor } | undefined;
+
+/** Client constructors of the two services (the agent, the tests, the bench), built once. */
+export function criClientConstructors(): { RuntimeService: grpc.ServiceClientConstructor; ImageService: grpc.ServiceClientConstructor } {
+  if (clients) return clients;
+  const defs = criServiceDefinitions();
+  clients = {
+    RuntimeService: grpc.makeGenericClientConstructor(defs.runtime, 'runtime.v1.RuntimeService'),
+    ImageService: grpc.makeGenericClientConstructor(defs.image, 'runtime.v1.ImageService'),
+  };
+  return clients;
+}

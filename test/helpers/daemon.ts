@@ -13,7 +13,7 @@ import type { ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { projectRoot } from '../../src/util/paths.js';
-import { criServiceDefinitions } from '../../src/cri/service-definitions.js';
+import { criClientConstructors } from '../../src/cri/service-definitions.js';
 import { buildBusyboxImages, TEST_TAGS } from '../../hack/build-test-images.js';
 import { ImageStore } from '../../src/images/store.js';
 import { importImage } from '../../src/images/import.js';
@@ -26,8 +26,6 @@ type Unary = (req: unknown, opts: grpc.CallOptions, cb: (err: grpc.ServiceError 
 const IMAGE_RPCS = new Set(['ListImages', 'ImageStatus', 'PullImage', 'RemoveImage', 'ImageFsInfo']);
 
 type ServiceClient = new (addr: string, creds: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => grpc.Client & Record<string, Unary>;
-let services: { RuntimeService: ServiceClient; ImageService: ServiceClient } | undefined;
-
 /**
  * The CRI's client constructors, from the daemon's own method definitions and conversions
  * (src/cri/service-definitions.ts), built once: parsing the proto takes tens of ms of CPU, and
@@ -36,13 +34,7 @@ let services: { RuntimeService: ServiceClient; ImageService: ServiceClient } | u
  * restart timings.
  */
 export function criClients(): { RuntimeService: ServiceClient; ImageService: ServiceClient } {
-  if (services) return services;
-  const defs = criServiceDefinitions();
-  services = {
-    RuntimeService: grpc.makeGenericClientConstructor(defs.runtime, 'runtime.v1.RuntimeService') as unknown as ServiceClient,
-    ImageService: grpc.makeGenericClientConstructor(defs.image, 'runtime.v1.ImageService') as unknown as ServiceClient,
-  };
-  return services;
+  return criClientConstructors() as unknown as { RuntimeService: ServiceClient; ImageService: ServiceClient };
 }
 
 /** A RuntimeService client for GetContainerEvents, the one server-streaming RPC. */

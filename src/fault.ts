@@ -47,6 +47,7 @@ export const FAULT_POINTS = [
   'remove-rootfs:renamed',
   'remove-rootfs:after',
   'remove-rundir:before',
+  'remove-rundir:renamed',
   'remove-rundir:after',
 ] as const;
 

@@ -15,6 +15,9 @@
 //       started        the executor started the docker container
 //       exit.json      {exitCode, finishedAt, oomKilled}, written by the executor when it exited
 //       ctl.fifo       control lines to the executor ("reopen": ReopenContainerLog)
+//   removed/<id>/                         a removed pod's or container's runtime dir, renamed here by
+//                                         remove() and deleted in the background (recovery deletes
+//                                         what a crash left)
 //   containers/<pod>/                     a pod: the Mesos top-level container
 //     config.json      the containerizer's checkpoint of the container, written
 //                      before anything of it is created
@@ -92,6 +95,11 @@ export function containersDir(runtimeDir: string): string {
 /** <run>/docker/containers: the Docker containerizer's pods. */
 export function dockerContainersDir(runtimeDir: string): string {
   return join(runtimeDir, 'docker', 'containers');
+}
+
+/** <run>/removed: runtime dirs of removed containers while they are deleted. */
+export function removedRuntimeDirs(runtimeDir: string): string {
+  return join(runtimeDir, 'removed');
 }
 
 /** The runtime dir of a docker pod or container: docker/containers/<pod>[/containers/<ctr>]. */

@@ -8,7 +8,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { FAULT_POINTS } from '../../src/fault.js';
-import { containersDir, containerRecordsDir, provisionerDir, sandboxRecordsDir } from '../../src/paths.js';
+import { containersDir, containerRecordsDir, provisionerDir, removedRuntimeDirs, sandboxRecordsDir } from '../../src/paths.js';
 import { Cgroups } from '../../src/cgroups/index.js';
 import { containerConfig, podConfig, waitFor, type TestDaemon } from '../helpers/daemon.js';
 import { isDeepStrictEqual } from 'node:util';
@@ -86,7 +86,7 @@ if (d) {
     return {
       cgroups,
       mounts,
-      runtimeDirs: list(containersDir(d.runtimeDir)),
+      runtimeDirs: [...list(containersDir(d.runtimeDir)), ...list(removedRuntimeDirs(d.runtimeDir))],
       rootfs: list(provisionerDir(d.workDir)),
       records: [...list(sandboxRecordsDir(d.workDir)), ...list(containerRecordsDir(d.workDir))],
     };

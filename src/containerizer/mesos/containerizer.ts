@@ -4,10 +4,11 @@
 // container up and waits on its exec FIFO until start() writes the byte.
 import { listDir } from '../../util/listdir.js';
 import { aborted, dataLoss, failedPrecondition, invalidArgument, isAbsent, notFound, unknown, withContext } from '../../errors.js';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync, constants as fsc } from 'node:fs';
-import { containerDir, containersDir, nestedContainersDir, runtimeFile, RUNTIME_FILES } from '../../paths.js';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, writeSync, constants as fsc } from 'node:fs';
+import { containerDir, containersDir, nestedContainersDir, removedRuntimeDirs, runtimeFile, RUNTIME_FILES } from '../../paths.js';
 import type { Quarantine } from '../../store/quarantine.js';
 import { faultPoint } from '../../fault.js';
+import { rm } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { launchHelperPath, native, type NamespaceJoin, type SpawnedChild, type SpawnOptions } from '../../native/index.js';
@@ -399,10 +400,39 @@ export class MesosContainerizer implements Containerizer {
     // What isolators keep past cleanup (the pod's pinned network namespace), before its dir goes.
     if (config) for (const isolator of [...this.isolatorsFor({ config })].reverse()) await isolator.remove?.(config);
     steps.mark('isolators');
-    if (config) removeRuntimeDir(config.runtimeDir);
+    if (config) this.removeRuntimeDir(id, config.runtimeDir);
     faultPoint('remove-rundir:after');
     steps.mark('runtime dir');
     this.opts.log.debug('remove steps', { container: key, ms: steps.fields() });
+  }
+
+  /**
+   * A removed container's runtime dir is renamed into removed/ (gone for recovery and every reader
+   * at once) and deleted in the background: deleting its ~20 entries in the call was 0.7-2 ms of
+   * RemoveContainer and RemovePodSandbox. A crash before the delete ends leaves it there, and
+   * recovery deletes it.
+   */
+  private removeRuntimeDir(id: ContainerId, dir: string): void {
+    const trashDir = removedRuntimeDirs(this.opts.runtimeDir);
+    const trash = join(trashDir, id.value);
+    faultPoint('remove-rundir:before');
+    try {
+      renameSync(dir, trash);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' && !existsSync(dir)) return;
+      if (code === 'ENOENT') mkdirSync(trashDir, { recursive: true });
+      // ENOTEMPTY/EEXIST: a dir of the same id a crash left in removed/ (ids are never reused).
+      else if (code === 'ENOTEMPTY' || code === 'EEXIST') rmSync(trash, { recursive: true, force: true });
+      else throw e;
+      renameSync(dir, trash);
+    }
+    faultPoint('remove-rundir:renamed');
+    this.deleteRemoved(trash);
+  }
+
+  private deleteRemoved(trash: string): void {
+    rm(trash, { recursive: true, force: true }).catch((err: unknown) => this.opts.log.warn('cannot delete a removed runtime dir', { dir: trash, error: String(err) }));
   }
 
   // ---- running containers ----------------------------------------------------
@@ -693,6 +723,8 @@ export class MesosContainerizer implements Containerizer {
    * is quarantined and its container left alone; one bad container never stops the others.
    */
   async recover(): Promise<RecoveryReport> {
+    // Runtime dirs of removed containers whose background delete a crash cut short.
+    for (const name of listDir(removedRuntimeDirs(this.opts.runtimeDir))) this.deleteRemoved(join(removedRuntimeDirs(this.opts.runtimeDir), name));
     const found = this.readCheckpoints();
     const configs = found.containers;
     for (const isolator of this.opts.isolators) {
@@ -995,11 +1027,6 @@ export function releaseStart(runtimeDir: string): boolean {
 }
 
 /** Everything but the checkpoint first, so a crash in between leaves a container recovery still knows. */
-function removeRuntimeDir(dir: string): void {
-  for (const name of listDir(dir)) if (name !== RUNTIME_FILES.config) rmSync(join(dir, name), { recursive: true, force: true });
-  faultPoint('remove-rundir:before');
-  rmSync(dir, { recursive: true, force: true });
-}
 
 
 /** Run `fn` over `items`, at most `limit` at a time; never rejects (fn logs its own errors). */

@@ -79,7 +79,8 @@ export class CniNetworkIsolator extends LoopbackNetworkIsolator {
   }
 
   async remove(config: ContainerConfig): Promise<void> {
-    if (config.kind !== 'pod') return;
+    // A NODE pod never had CNI state nor a pinned namespace (prepare), so there is nothing to read.
+    if (config.kind !== 'pod' || config.namespaces.network !== 'POD') return;
     // A DEL that failed at stop is tried again: the IP must not outlive the pod.
     await this.net.teardown(config.id.value);
     unpinNamespace(runtimeFile(config.runtimeDir, 'netns'));

@@ -42,7 +42,7 @@ export const FAULT_POINTS = [
   'destroy-kill:after',
   'destroy-cleanup:before',
   'destroy-cleanup:after',
-  // remove: rootfs, then the runtime dir (its checkpoint last)
+  // remove: rootfs, then the runtime dir (renamed into removed/, deleted after the answer)
   'remove-rootfs:before',
   'remove-rootfs:renamed',
   'remove-rootfs:after',

@@ -724,7 +724,8 @@ export class MesosContainerizer implements Containerizer {
    */
   async recover(): Promise<RecoveryReport> {
     // Runtime dirs of removed containers whose background delete a crash cut short.
-    for (const name of listDir(removedRuntimeDirs(this.opts.runtimeDir))) this.deleteRemoved(join(removedRuntimeDirs(this.opts.runtimeDir), name));
+    const removed = removedRuntimeDirs(this.opts.runtimeDir);
+    for (const name of listDir(removed)) this.deleteRemoved(join(removed, name));
     const found = this.readCheckpoints();
     const configs = found.containers;
     for (const isolator of this.opts.isolators) {
@@ -1025,9 +1026,6 @@ export function releaseStart(runtimeDir: string): boolean {
   }
   return true;
 }
-
-/** Everything but the checkpoint first, so a crash in between leaves a container recovery still knows. */
-
 
 /** Run `fn` over `items`, at most `limit` at a time; never rejects (fn logs its own errors). */
 async function runBounded<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {

@@ -9,10 +9,10 @@
 //     runs them in reverse with the cached ADD result; CHECK in order with it;
 //   - runtimeConfig carries only the capabilities a plugin declares (as libcni does);
 //   - an error object becomes a CniError (a StatusError) carrying the CNI error code.
-import { spawn } from 'node:child_process';
 import { accessSync, constants as fsc, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Code, StatusError } from '../errors.js';
+import { runProgram, type RunResult } from '../native/run-program.js';
 
 /** One plugin's config inside a list: `type` names the binary. */
 export interface PluginConf {
@@ -194,7 +194,7 @@ export class CniExec {
   }
 
   /** One exec of a plugin: JSON on stdin, JSON (or nothing) on stdout. */
-  run(file: string, type: string, command: string, conf: object, inv: Invocation): Promise<unknown> {
+  async run(file: string, type: string, command: string, conf: object, inv: Invocation): Promise<unknown> {
     const env: Record<string, string> = {
       CNI_COMMAND: command,
       CNI_CONTAINERID: inv.containerId,
@@ -204,38 +204,32 @@ export class CniExec {
       CNI_PATH: this.binDirs.join(':'),
       PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
     };
-    return new Promise((resolve, reject) => {
-      const child = spawn(file, [], { env, stdio: ['pipe', 'pipe', 'pipe'], timeout: this.timeoutMs, killSignal: 'SIGKILL' });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      child.stdout.on('data', (d: Buffer) => out.push(d));
-      child.stderr.on('data', (d: Buffer) => err.push(d));
-      child.stdin.on('error', () => undefined); // a plugin that exits without reading stdin
-      child.on('error', (e) => reject(new CniError(type, CNI_FAILED, `${command}: cannot run ${file}: ${e.message}`)));
-      child.on('close', (code, signal) => {
-        const stdout = Buffer.concat(out).toString('utf8').trim();
-        const stderr = Buffer.concat(err).toString('utf8').trim();
-        let parsed: unknown;
-        if (stdout) {
-          try {
-            parsed = JSON.parse(stdout);
-          } catch {
-            parsed = undefined;
-          }
-        }
-        if (code === 0) {
-          if (stdout && parsed === undefined) return reject(new CniError(type, CNI_BAD_OUTPUT, `${command}: output is not JSON: ${stdout.slice(0, 200)}`));
-          return resolve(parsed);
-        }
-        const e = parsed as { code?: unknown; msg?: unknown; details?: unknown } | undefined;
-        if (e && typeof e.code === 'number') {
-          return reject(new CniError(type, e.code, `${command}: ${typeof e.msg === 'string' ? e.msg : 'failed'}`, typeof e.details === 'string' ? e.details : ''));
-        }
-        const how = signal ? `killed by ${signal}${signal === 'SIGKILL' ? ` (timeout ${this.timeoutMs} ms?)` : ''}` : `exit ${code}`;
-        reject(new CniError(type, CNI_FAILED, `${command}: ${how}`, (stderr || stdout).slice(0, 500)));
-      });
-      child.stdin.end(JSON.stringify(conf));
-    });
+    let r: RunResult;
+    try {
+      r = await runProgram(file, { env, input: JSON.stringify(conf), timeoutMs: this.timeoutMs });
+    } catch (e) {
+      throw new CniError(type, CNI_FAILED, `${command}: cannot run ${file}: ${(e as Error).message}`);
+    }
+    const stdout = r.stdout.toString('utf8').trim();
+    const stderr = r.stderr.toString('utf8').trim();
+    let parsed: unknown;
+    if (stdout) {
+      try {
+        parsed = JSON.parse(stdout);
+      } catch {
+        parsed = undefined;
+      }
+    }
+    if (r.code === 0) {
+      if (stdout && parsed === undefined) throw new CniError(type, CNI_BAD_OUTPUT, `${command}: output is not JSON: ${stdout.slice(0, 200)}`);
+      return parsed;
+    }
+    const e = parsed as { code?: unknown; msg?: unknown; details?: unknown } | undefined;
+    if (e && typeof e.code === 'number') {
+      throw new CniError(type, e.code, `${command}: ${typeof e.msg === 'string' ? e.msg : 'failed'}`, typeof e.details === 'string' ? e.details : '');
+    }
+    const how = r.timedOut ? `killed by SIGKILL after the timeout (${this.timeoutMs} ms)` : r.signal ? `killed by ${r.signal}` : `exit ${r.code}`;
+    throw new CniError(type, CNI_FAILED, `${command}: ${how}`, (stderr || stdout).slice(0, 500));
   }
 }
 

@@ -14,7 +14,6 @@
 // object, or a hook that cannot be run fails the create with FAILED_PRECONDITION: the operator's
 // hook refused the launch, and the same request fails again until the hook or the request
 // changes. The message carries the hook's stderr, trimmed and bounded.
-import { spawn } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import type { PodSandboxConfig__Output } from '../../../api/generated/runtime/v1/PodSandboxConfig.js';
 import type { ContainerConfig__Output } from '../../../api/generated/runtime/v1/ContainerConfig.js';
@@ -23,6 +22,7 @@ import type { SandboxRecord } from '../../store/metadata.js';
 import { failedPrecondition } from '../../errors.js';
 import type { RuntimeContext } from '../context.js';
 import { podFields } from '../../log.js';
+import { runProgram, type RunResult } from '../../native/run-program.js';
 
 /** Schema version of HookInput; a change that breaks hooks bumps it. */
 export const HOOK_INPUT_VERSION = 1;
@@ -201,68 +201,34 @@ function quote(stderr: string): string {
  * and stdin closed. At the timeout the whole group is killed (SIGKILL); when the hook exits,
  * whatever it left in its group is killed too, so nothing it started outlives it.
  */
-export function runHook(path: string, timeoutMs: number, input: HookInput): Promise<HookOutput> {
+export async function runHook(path: string, timeoutMs: number, input: HookInput): Promise<HookOutput> {
   const fail = (why: string, stderr?: string) =>
     failedPrecondition(`pre-launch hook ${path} ${why}${stderr !== undefined ? `: ${quote(stderr)}` : ''} (${input.kind} ${input.kind === 'pod' ? input.pod.metadata.name : (input.container?.metadata.name ?? '')})`);
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    const settle = (f: () => void) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      f();
-    };
-    const child = spawn(path, [], { env: HOOK_ENV, cwd: '/', stdio: ['pipe', 'pipe', 'pipe'], detached: true });
-    const killGroup = () => {
-      if (child.pid === undefined) return;
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        // ESRCH: nothing left in the group
-      }
-    };
-    let timedOut = false;
-    let tooLong = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      killGroup();
-    }, timeoutMs);
-    const out: Buffer[] = [];
-    let outLen = 0;
-    const err: Buffer[] = [];
-    let errLen = 0;
-    child.stdout.on('data', (d: Buffer) => {
-      outLen += d.length;
-      if (outLen > MAX_STDOUT) {
-        tooLong = true;
-        killGroup();
-      } else out.push(d);
+  let r: RunResult;
+  try {
+    r = await runProgram(path, {
+      env: HOOK_ENV,
+      cwd: '/',
+      input: JSON.stringify(input) + '\n',
+      timeoutMs,
+      maxStdout: MAX_STDOUT,
+      maxStderr: MAX_STDERR,
+      // The leader is gone: so is everything it left in its group (which would hold our pipes open).
+      killGroupOnExit: true,
     });
-    child.stderr.on('data', (d: Buffer) => {
-      if (errLen < MAX_STDERR) err.push(d.subarray(0, MAX_STDERR - errLen));
-      errLen += d.length;
-    });
-    // A hook that exits without reading its stdin.
-    child.stdin.on('error', () => undefined);
-    child.on('error', (e) => settle(() => reject(fail(`cannot be run: ${e.message}`))));
-    // The leader is gone: so is everything it left in its group (which would hold our pipes open).
-    child.on('exit', killGroup);
-    child.on('close', (code, signal) => {
-      const stderr = Buffer.concat(err).toString('utf8');
-      settle(() => {
-        if (timedOut) return reject(fail(`timed out after ${timeoutMs / 1000} s and was killed`, stderr));
-        if (tooLong) return reject(fail(`printed more than ${MAX_STDOUT} bytes on stdout`, stderr));
-        if (signal) return reject(fail(`was killed by ${signal}`, stderr));
-        if (code !== 0) return reject(fail(`failed with exit status ${code}`, stderr));
-        try {
-          resolve(parseHookOutput(Buffer.concat(out).toString('utf8')));
-        } catch (e) {
-          reject(fail(`gave bad output: ${(e as Error).message}`));
-        }
-      });
-    });
-    child.stdin.end(JSON.stringify(input) + '\n');
-  });
+  } catch (e) {
+    throw fail(`cannot be run: ${(e as Error).message}`);
+  }
+  const stderr = r.stderr.toString('utf8');
+  if (r.timedOut) throw fail(`timed out after ${timeoutMs / 1000} s and was killed`, stderr);
+  if (r.tooMuchOutput) throw fail(`printed more than ${MAX_STDOUT} bytes on stdout`, stderr);
+  if (r.signal) throw fail(`was killed by ${r.signal}`, stderr);
+  if (r.code !== 0) throw fail(`failed with exit status ${r.code}`, stderr);
+  try {
+    return parseHookOutput(r.stdout.toString('utf8'));
+  } catch (e) {
+    throw fail(`gave bad output: ${(e as Error).message}`);
+  }
 }
 
 /** RunPodSandbox: the pod's labels after the hook (its env, if any, is logged and dropped). */

@@ -91,14 +91,14 @@ export async function runProgram(file: string, o: RunOptions): Promise<RunResult
   stdin.on('error', () => undefined); // a program that exits without reading its stdin
   stdin.end(o.input);
 
-  const out = reader(outR, {
+  const out = pipeReader(outR, {
     limit: o.maxStdout,
     onLimit: () => {
       tooMuchOutput = true;
       killGroup();
     },
   });
-  const err = reader(errR, { keep: o.maxStderr });
+  const err = pipeReader(errR, { keep: o.maxStderr });
   const timer = setTimeout(() => {
     timedOut = true;
     killGroup();
@@ -125,10 +125,10 @@ export async function runProgram(file: string, o: RunOptions): Promise<RunResult
 }
 
 /**
- * What is read from `fd` until EOF (or `done`'s grace): past `limit` bytes in all, `onLimit` is
- * called and nothing more kept; past `keep` bytes, the rest is dropped.
+ * What is read from `fd` (a pipe's read end; `done` closes it) until EOF or `done`'s grace: past `limit`
+ * bytes in all, `onLimit` is called and nothing more kept; past `keep` bytes, the rest is dropped.
  */
-function reader(fd: number, { limit, onLimit, keep }: { limit?: number; onLimit?: () => void; keep?: number }) {
+export function pipeReader(fd: number, { limit, onLimit, keep }: { limit?: number; onLimit?: () => void; keep?: number } = {}) {
   const chunks: Buffer[] = [];
   let total = 0;
   let kept = 0;

@@ -12,6 +12,7 @@ import { rm } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { launchHelperPath, native, type NamespaceJoin, type SpawnedChild, type SpawnOptions } from '../../native/index.js';
+import { pipeReader } from '../../native/run-program.js';
 import { attachStreams, connectAttach } from './attach.js';
 import { execFailure, failedExec, killSessionLeader, pipeExec, ttyExec } from './exec-streams.js';
 import type { Logger } from '../../log.js';
@@ -489,8 +490,8 @@ export class MesosContainerizer implements Containerizer {
     const c = this.mustRun(id);
     const [outR, outW] = native().pipe();
     const [errR, errW] = native().pipe();
-    const stdout = collect(outR);
-    const stderr = collect(errR);
+    const stdout = pipeReader(outR);
+    const stderr = pipeReader(errR);
     let child;
     try {
       child = await this.spawnDebug(c, argv, proc, { stdio: [-1, outW, errW] });
@@ -1117,28 +1118,4 @@ function readSyncPipe(fd: number, timeoutMs: number): Promise<string> {
     sock.on('end', () => finish(buf.length ? buf.replace(/^error\s*/, '') : 'helper exited before it was ready'));
     sock.on('error', (err) => finish(`sync pipe: ${err.message}`));
   });
-}
-
-interface Collector {
-  done(graceMs: number): Promise<Buffer>;
-}
-
-function collect(fd: number): Collector {
-  const chunks: Buffer[] = [];
-  const sock = new Socket({ fd, readable: true, writable: false });
-  const ended = new Promise<void>((resolve) => {
-    sock.on('data', (d: Buffer) => chunks.push(d));
-    sock.on('end', resolve);
-    sock.on('close', resolve);
-    sock.on('error', () => resolve());
-  });
-  return {
-    async done(graceMs: number) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([ended, new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
-      if (timer) clearTimeout(timer);
-      sock.destroy();
-      return Buffer.concat(chunks);
-    },
-  };
 }

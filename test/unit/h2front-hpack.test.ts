@@ -3,7 +3,7 @@
 // malformed blocks nghttp2 refuses with COMPRESSION_ERROR.
 import test from 'ava';
 import { encodeWithoutIndexing, HpackDecoder, HpackError, type HeaderBlock } from '../../src/cri/h2front/hpack.js';
-import { huffmanDecode } from '../../src/cri/h2front/huffman.js';
+import { CODES, huffmanDecode, LENGTHS } from '../../src/cri/h2front/huffman.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const pairs = (b: HeaderBlock) => b.fields.map((f) => [f.name.toString('latin1'), f.value.toString('latin1')]);
@@ -182,4 +182,24 @@ test('encodeWithoutIndexing: a fresh decoder reads the same fields and its table
   t.deepEqual(back.fields.map((f) => f.neverIndexed), [false, false, false, false, true, false]);
   t.deepEqual(dst.table().entries, [['zz', '1']], 'nothing added');
   t.is(out.subarray(0, 8).toString('hex'), '3fe10f3fe11f8286', 'updates first, static matches indexed');
+});
+
+/** RFC 7541 §5.2 encoding from Appendix B's table, padded with the EOS prefix (one-bits). */
+function huffmanEncode(bytes: Uint8Array): Buffer {
+  const bits: number[] = [];
+  for (const b of bytes) for (let i = LENGTHS[b]! - 1; i >= 0; i--) bits.push((CODES[b]! >>> i) & 1);
+  while (bits.length % 8) bits.push(1);
+  const out = Buffer.alloc(bits.length / 8);
+  bits.forEach((bit, i) => (out[i >> 3]! |= bit << (7 - (i & 7))));
+  return out;
+}
+
+test('Huffman: every byte value, alone and in runs, decodes to itself', (t) => {
+  for (let b = 0; b < 256; b++) {
+    const one = Buffer.from([b]);
+    t.deepEqual(huffmanDecode(huffmanEncode(one), 0, huffmanEncode(one).length), one, `byte ${b}`);
+  }
+  const all = Buffer.from(Array.from({ length: 256 * 3 }, (_, i) => (i * 7 + (i >> 8)) & 0xff));
+  const enc = huffmanEncode(all);
+  t.deepEqual(huffmanDecode(enc, 0, enc.length), all);
 });

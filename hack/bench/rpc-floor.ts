@@ -46,6 +46,10 @@ let daemonPid = 0;
 function daemonCpuNs(): number {
   return daemonPid ? Number(readFileSync(`/proc/${daemonPid}/task/${daemonPid}/schedstat`, 'utf8').split(' ')[0]) : 0;
 }
+/** minor page faults of a process so far (/proc/<pid>/stat's minflt) */
+function minflt(pid: number | 'self'): number {
+  return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[7]);
+}
 /** µs this process has run, all threads */
 function clientCpuUs(): number {
   const u = process.cpuUsage();
@@ -56,12 +60,17 @@ interface Samples {
   ms: number[];
   daemonNs: number[];
   clientUs: number[];
+  /** page faults during the call: the daemon's (all its threads) and this process's */
+  daemonFlt: number[];
+  clientFlt: number[];
 }
 const samples = new Map<string, Samples>();
 /** timed windows in CLOCK_MONOTONIC µs, the clock of a .cpuprofile's timestamps */
 const windows: { label: string; fromUs: number; toUs: number; calls: number }[] = [];
 
 async function timed(client: CriClient, label: string, rpc: string, req: object, keep = true): Promise<{ fromUs: number; toUs: number }> {
+  const f0 = daemonPid ? minflt(daemonPid) : 0;
+  const g0 = minflt('self');
   const c0 = daemonCpuNs();
   const u0 = clientCpuUs();
   const t0 = process.hrtime.bigint();
@@ -69,11 +78,17 @@ async function timed(client: CriClient, label: string, rpc: string, req: object,
   const t1 = process.hrtime.bigint();
   const u1 = clientCpuUs();
   const c1 = daemonCpuNs();
+  const g1 = minflt('self');
+  const f1 = daemonPid ? minflt(daemonPid) : 0;
   if (keep) {
-    const s = samples.get(label) ?? samples.set(label, { ms: [], daemonNs: [], clientUs: [] }).get(label)!;
+    const s = samples.get(label) ?? samples.set(label, { ms: [], daemonNs: [], clientUs: [], daemonFlt: [], clientFlt: [] }).get(label)!;
     s.ms.push(Number(t1 - t0) / 1e6);
-    if (daemonPid) s.daemonNs.push(c1 - c0);
+    if (daemonPid) {
+      s.daemonNs.push(c1 - c0);
+      s.daemonFlt.push(f1 - f0);
+    }
     s.clientUs.push(u1 - u0);
+    s.clientFlt.push(g1 - g0);
   }
   return { fromUs: Number(t0 / 1000n), toUs: Number(t1 / 1000n) };
 }
@@ -87,9 +102,9 @@ function report(label: string): void {
   const s = samples.get(label);
   if (!s) return;
   const mean = s.ms.reduce((a, b) => a + b, 0) / s.ms.length;
-  const daemon = s.daemonNs.length ? `  | daemon CPU µs p50 ${(pct(s.daemonNs, 50) / 1000).toFixed(0)}` : '';
+  const daemon = s.daemonNs.length ? `  | daemon CPU µs p50 ${(pct(s.daemonNs, 50) / 1000).toFixed(0)}, faults ${pct(s.daemonFlt, 50)}` : '';
   console.log(
-    `${label.padEnd(36)} n=${String(s.ms.length).padStart(5)}  ms p50 ${pct(s.ms, 50).toFixed(3)}  p95 ${pct(s.ms, 95).toFixed(3)}  mean ${mean.toFixed(3)}  min ${pct(s.ms, 0).toFixed(3)}${daemon}  | client CPU µs p50 ${pct(s.clientUs, 50).toFixed(0)}`,
+    `${label.padEnd(36)} n=${String(s.ms.length).padStart(5)}  ms p50 ${pct(s.ms, 50).toFixed(3)}  p95 ${pct(s.ms, 95).toFixed(3)}  mean ${mean.toFixed(3)}  min ${pct(s.ms, 0).toFixed(3)}${daemon}  | client CPU µs p50 ${pct(s.clientUs, 50).toFixed(0)}, faults ${pct(s.clientFlt, 50)}`,
   );
 }
 

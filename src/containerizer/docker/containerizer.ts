@@ -4,7 +4,6 @@
 // run and supervised by a `cri-mesos docker-executor` subprocess (mode B) that writes its CRI
 // log and exit status. Everything cri-mesos makes carries labels (io.cri-mesos.*), by which
 // recovery finds it again after a restart.
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { createHash } from 'node:crypto';
@@ -569,8 +568,7 @@ export class DockerContainerizer implements Containerizer {
   /** Starts the container's docker-executor (mode A or B); resolves with a promise of its exit. */
   private async startExecutor(e: Entry): Promise<{ exited: Promise<number | null> }> {
     if (this.opts.executorImage) return this.startExecutorContainer(e, this.opts.executorImage);
-    const child = this.spawnExecutor(e);
-    return { exited: new Promise<number | null>((r) => child.once('exit', (code) => r(code))) };
+    return this.spawnExecutor(e);
   }
 
   private executorName(e: Entry): string {
@@ -620,24 +618,42 @@ export class DockerContainerizer implements Containerizer {
     return { exited: this.engine.wait(id).catch(() => null) };
   }
 
-  /** Mode B: forks `cri-mesos docker-executor` for the container, in a session of its own. */
-  private spawnExecutor(e: Entry) {
+  /**
+   * Mode B: `cri-mesos docker-executor` for the container, in a session of its own (a daemon
+   * restart, or its process group's signals, leave it running), started through the addon's spawn:
+   * the daemon is not forked (src/native/run-program.ts says why). Resolves once it runs, with a
+   * promise of its exit status (null: killed by a signal) in an object (a promise would be adopted).
+   */
+  private async spawnExecutor(e: Entry): Promise<{ exited: Promise<number | null> }> {
     const dir = e.config.runtimeDir;
     const logFd = openSync(runtimeFile(dir, 'executorLog'), 'a');
+    let child;
     try {
       const [cmd, ...args] = this.opts.cli;
-      const child = spawn(
-        cmd!,
-        [...args, 'docker-executor', '--docker-host', this.opts.dockerHost, '--container', e.dockerId!, '--runtime-dir', dir, '--log-path', e.logPath],
-        // Its own session: a daemon restart (or its process group's signals) leaves it running.
-        { detached: true, stdio: ['ignore', logFd, logFd] },
-      );
-      child.once('error', (err) => this.opts.log.error('docker-executor failed to start', { container: e.key, error: String(err) }));
-      child.unref();
-      return child;
+      const held = await native().spawnHeld({
+        file: cmd!,
+        argv: [cmd!, ...args, 'docker-executor', '--docker-host', this.opts.dockerHost, '--container', e.dockerId!, '--runtime-dir', dir, '--log-path', e.logPath],
+        env: Object.entries(process.env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`])),
+        cloneNamespaces: [],
+        joinNamespaces: [],
+        stdio: [-1, logFd, logFd],
+        setsid: true,
+      });
+      child = await native().release(held);
+    } catch (err) {
+      throw unavailable(`docker-executor did not start for container ${e.id.value}: ${(err as Error).message}`);
     } finally {
       closeSync(logFd);
     }
+    const { pidfd } = child;
+    const exited = native()
+      .waitPidfd(pidfd)
+      .then(
+        (x) => (x.signal !== null ? null : x.exitCode),
+        () => null,
+      )
+      .finally(() => native().close(pidfd));
+    return { exited };
   }
 
   /** How the container ends: the Engine's wait, then the executor's exit.json (its logs are flushed then). */

@@ -1,5 +1,6 @@
-// One run of a short-lived program from the daemon (CNI plugins, the pre-launch hook): input on
-// stdin, stdout and stderr collected, exit status, a timeout.
+// Programs the daemon starts without forking itself: startProgram (the Docker mode-B executor), and
+// runProgram for one run of a short-lived one (CNI plugins, the pre-launch hook): input on stdin,
+// stdout and stderr collected, exit status, a timeout.
 //
 // Why not node:child_process: libuv (1.46 in Node 20) forks, which copies the daemon's page
 // tables and write-protects its malloc'd memory (the parent faults on each page it writes next).
@@ -9,7 +10,7 @@
 // shares the daemon's memory until the exec (CLONE_VM|CLONE_VFORK, as posix_spawn).
 import { Socket } from 'node:net';
 import { constants } from 'node:os';
-import { native, type SpawnedChild } from './index.js';
+import { native, type ExitInfo } from './index.js';
 
 export interface RunOptions {
   /** KEY=VALUE: the program gets exactly these. */
@@ -45,33 +46,56 @@ export interface RunResult {
 
 const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(Object.entries(constants.signals).map(([name, n]) => [n, name as NodeJS.Signals]));
 
+export interface StartedProgram {
+  pid: number;
+  /** resolves once it has exited and been reaped */
+  exited: Promise<ExitInfo>;
+}
+
 /**
- * Runs `file` (an absolute path) with argv [file], in a session and process group of its own.
- * Rejects only when it cannot be started (the error's `code` is the errno name: ENOENT, EACCES;
- * its message starts with it); every way it ends is in the result.
+ * Starts `argv` (argv[0] is `file`, a path) with exactly `env`, in a session and process group of
+ * its own, through the addon's spawn. The caller closes its copies of the `stdio` fds. Rejects when
+ * it cannot be started (the error's `code` is the errno name: ENOENT, EACCES; its message starts
+ * with it).
+ */
+export async function startProgram(o: { file: string; argv: string[]; env: NodeJS.ProcessEnv; stdio: [number, number, number]; cwd?: string }): Promise<StartedProgram> {
+  const n = native();
+  let child;
+  try {
+    const held = await n.spawnHeld({
+      file: o.file,
+      argv: o.argv,
+      env: Object.entries(o.env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`])),
+      cloneNamespaces: [],
+      joinNamespaces: [],
+      stdio: o.stdio,
+      ...(o.cwd !== undefined ? { cwd: o.cwd } : {}),
+      setsid: true,
+    });
+    child = await n.release(held);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code && err instanceof Error && !err.message.startsWith(code)) err.message = `${code}: ${err.message}`;
+    throw err;
+  }
+  const { pid, pidfd } = child;
+  return { pid, exited: n.waitPidfd(pidfd).finally(() => n.close(pidfd)) };
+}
+
+/**
+ * Runs `file` (an absolute path) with argv [file] (startProgram). Rejects only when it cannot be
+ * started; every way it ends is in the result.
  */
 export async function runProgram(file: string, o: RunOptions): Promise<RunResult> {
   const n = native();
   const [inR, inW] = n.pipe();
   const [outR, outW] = n.pipe();
   const [errR, errW] = n.pipe();
-  let child: SpawnedChild;
+  let child: StartedProgram;
   try {
-    const held = await n.spawnHeld({
-      file,
-      argv: [file],
-      env: Object.entries(o.env).map(([k, v]) => `${k}=${v}`),
-      cloneNamespaces: [],
-      joinNamespaces: [],
-      stdio: [inR, outW, errW],
-      ...(o.cwd !== undefined ? { cwd: o.cwd } : {}),
-      setsid: true,
-    });
-    child = await n.release(held);
+    child = await startProgram({ file, argv: [file], env: o.env, stdio: [inR, outW, errW], ...(o.cwd !== undefined ? { cwd: o.cwd } : {}) });
   } catch (err) {
     for (const fd of [inW, outR, errR]) n.close(fd);
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code && err instanceof Error && !err.message.startsWith(code)) err.message = `${code}: ${err.message}`;
     throw err;
   } finally {
     // the child has its own copies
@@ -105,10 +129,14 @@ export async function runProgram(file: string, o: RunOptions): Promise<RunResult
   }, o.timeoutMs);
   let exit;
   try {
-    exit = await n.waitPidfd(child.pidfd);
+    exit = await child.exited;
+  } catch (e) {
+    // not watchable: do not keep its pipes open
+    stdin.destroy();
+    await Promise.all([out.done(0), err.done(0)]);
+    throw e;
   } finally {
     clearTimeout(timer);
-    n.close(child.pidfd);
   }
   if (o.killGroupOnExit) killGroup();
   const drainMs = o.drainMs ?? 1000;

@@ -32,6 +32,7 @@ import { BUNDLE_FILE, projectRoot } from '../../util/paths.js';
 import { dockerContainerDir, dockerContainersDir, nestedContainersDir, runtimeFile } from '../../paths.js';
 import { failedPrecondition, internal, invalidArgument, notFound, unimplemented, unavailable, withContext } from '../../errors.js';
 import { MS, native, unpinNamespace } from '../../native/index.js';
+import { startProgram } from '../../native/run-program.js';
 import { PodNetworks, runBounded } from '../../network/pod-network.js';
 import { dockerAttach, dockerExec } from './streams.js';
 import { readExit } from './executor.js';
@@ -620,40 +621,33 @@ export class DockerContainerizer implements Containerizer {
 
   /**
    * Mode B: `cri-mesos docker-executor` for the container, in a session of its own (a daemon
-   * restart, or its process group's signals, leave it running), started through the addon's spawn:
-   * the daemon is not forked (src/native/run-program.ts says why). Resolves once it runs, with a
+   * restart, or its process group's signals, leave it running), started through the addon's spawn
+   * (startProgram): the daemon is not forked. Resolves once it runs, with a
    * promise of its exit status (null: killed by a signal) in an object (a promise would be adopted).
    */
   private async spawnExecutor(e: Entry): Promise<{ exited: Promise<number | null> }> {
     const dir = e.config.runtimeDir;
     const logFd = openSync(runtimeFile(dir, 'executorLog'), 'a');
-    let child;
+    let started;
     try {
       const [cmd, ...args] = this.opts.cli;
-      const held = await native().spawnHeld({
+      started = await startProgram({
         file: cmd!,
         argv: [cmd!, ...args, 'docker-executor', '--docker-host', this.opts.dockerHost, '--container', e.dockerId!, '--runtime-dir', dir, '--log-path', e.logPath],
-        env: Object.entries(process.env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`])),
-        cloneNamespaces: [],
-        joinNamespaces: [],
+        env: process.env,
         stdio: [-1, logFd, logFd],
-        setsid: true,
       });
-      child = await native().release(held);
     } catch (err) {
       throw unavailable(`docker-executor did not start for container ${e.id.value}: ${(err as Error).message}`);
     } finally {
       closeSync(logFd);
     }
-    const { pidfd } = child;
-    const exited = native()
-      .waitPidfd(pidfd)
-      .then(
+    return {
+      exited: started.exited.then(
         (x) => (x.signal !== null ? null : x.exitCode),
         () => null,
-      )
-      .finally(() => native().close(pidfd));
-    return { exited };
+      ),
+    };
   }
 
   /** How the container ends: the Engine's wait, then the executor's exit.json (its logs are flushed then). */

@@ -13,11 +13,13 @@
 //       cold, as the bench's pod and container workloads: each status right after the call that
 //       changed its object, then twice more; --prewarm runs the warm rounds first
 //       --idle <s>: after each size, the daemon's CPU while nothing calls it
+//       --endpoint <socket> --endpoint-pid <pid>: the same calls against another CRI runtime (for
+//       example containerd-reference.sh's), its CPU summed over all its threads
 //   RPC_FLOOR_PROF=<dir> tsx hack/bench/rpc-floor.ts ...
 //       the daemon writes a CPU profile (cpu-profile-hook.mjs) and <dir>/windows.json the timed
 //       windows; tsx hack/bench/profile-layers.ts <dir> splits each window's time by layer
 import * as grpc from '@grpc/grpc-js';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CriClient, TestDaemon } from '../../test/helpers/daemon.js';
@@ -40,11 +42,24 @@ const PROF = process.env.RPC_FLOOR_PROF;
 const LIFECYCLE = Number(opt('--lifecycle', '0'));
 const PAUSE_MS = Number(opt('--pause', '100'));
 const IDLE_S = Number(opt('--idle', '0'));
+const ENDPOINT = opt('--endpoint', '');
+const ENDPOINT_PID = Number(opt('--endpoint-pid', '0'));
 
 let daemonPid = 0;
-/** ns the daemon's main thread has run so far (schedstat's first field) */
+/** ns the daemon's main thread has run so far (schedstat's first field); another runtime's: all its threads */
 function daemonCpuNs(): number {
-  return daemonPid ? Number(readFileSync(`/proc/${daemonPid}/task/${daemonPid}/schedstat`, 'utf8').split(' ')[0]) : 0;
+  if (!daemonPid) return 0;
+  const ns = (tid: number | string) => Number(readFileSync(`/proc/${daemonPid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+  if (!ENDPOINT) return ns(daemonPid);
+  let sum = 0;
+  for (const tid of readdirSync(`/proc/${daemonPid}/task`)) {
+    try {
+      sum += ns(tid);
+    } catch {
+      // a thread that ended meanwhile
+    }
+  }
+  return sum;
 }
 /** minor page faults of a process so far (/proc/<pid>/stat's minflt) */
 function minflt(pid: number | 'self'): number {
@@ -164,8 +179,47 @@ async function lifecycle(c: CriClient, pod: string, p0: object, podConfig: Confi
   for (const l of ['PodSandboxStatus after Run', 'PodSandboxStatus 2nd', 'PodSandboxStatus 3rd', 'ContainerStatus after Start', 'ContainerStatus 2nd', 'ContainerStatus 3rd']) report(l);
 }
 
+/** --endpoint: the lifecycle against a runtime this script did not start (it needs the bench image). */
+async function endpointLifecycle(): Promise<void> {
+  if (!LIFECYCLE) throw new Error('--endpoint is for --lifecycle runs');
+  daemonPid = ENDPOINT_PID;
+  const logDir = mkdtempSync(join(tmpdir(), 'rpc-floor-logs-'));
+  const c = new CriClient(ENDPOINT);
+  const pods: string[] = [];
+  try {
+    const { podConfig, ctrConfig } = configs(logDir);
+    const p0 = podConfig('p0');
+    const pod: string = (await c.call('RunPodSandbox', { config: p0 })).pod_sandbox_id;
+    pods.push(pod);
+    await lifecycle(c, pod, p0, podConfig, ctrConfig, LIFECYCLE);
+  } finally {
+    for (const id of pods) {
+      await c.call('StopPodSandbox', { pod_sandbox_id: id });
+      await c.call('RemovePodSandbox', { pod_sandbox_id: id });
+    }
+    c.close();
+    rmSync(logDir, { recursive: true, force: true });
+  }
+}
+
+function configs(logDir: string): { podConfig: Config; ctrConfig: Config } {
+  const podConfig = (name: string) => {
+    mkdirSync(join(logDir, name), { recursive: true });
+    return {
+      metadata: { name, namespace: 'rpc-floor', uid: name, attempt: 0 },
+      log_directory: join(logDir, name),
+      labels: { app: 'rpc-floor' },
+      annotations: {},
+      linux: { security_context: { namespace_options: { network: 'NODE', pid: 'CONTAINER', ipc: 'POD' } } },
+    };
+  };
+  const ctrConfig = (name: string) => ({ metadata: { name, attempt: 0 }, image: { image: BENCH_IMAGE }, command: ['sleep', '3600'], log_path: `${name}.log`, labels: { app: 'rpc-floor' } });
+  return { podConfig, ctrConfig };
+}
+
 async function main(): Promise<void> {
   console.log(`load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}; daemon flags ${FLAGS.join(' ') || '(none)'}`);
+  if (ENDPOINT) return endpointLifecycle();
   if (!LIFECYCLE) await bareGrpc(N);
   if (PROF) mkdirSync(PROF, { recursive: true });
   const d = await TestDaemon.start({
@@ -180,18 +234,7 @@ async function main(): Promise<void> {
   const c = d.client;
   daemonPid = d.pid!;
   try {
-    const logDir = join(d.workDir, 'logs');
-    const podConfig = (name: string) => {
-      mkdirSync(join(logDir, name), { recursive: true });
-      return {
-        metadata: { name, namespace: 'rpc-floor', uid: name, attempt: 0 },
-        log_directory: join(logDir, name),
-        labels: { app: 'rpc-floor' },
-        annotations: {},
-        linux: { security_context: { namespace_options: { network: 'NODE', pid: 'CONTAINER', ipc: 'POD' } } },
-      };
-    };
-    const ctrConfig = (name: string) => ({ metadata: { name, attempt: 0 }, image: { image: BENCH_IMAGE }, command: ['sleep', '3600'], log_path: `${name}.log`, labels: { app: 'rpc-floor' } });
+    const { podConfig, ctrConfig } = configs(join(d.workDir, 'logs'));
     const p0 = podConfig('p0');
     const pod: string = (await c.call('RunPodSandbox', { config: p0 })).pod_sandbox_id;
     const ctr: string = (await c.call('CreateContainer', { pod_sandbox_id: pod, config: ctrConfig('c0'), sandbox_config: p0 })).container_id;

@@ -28,6 +28,7 @@ function withConfigFlags(cmd: Command): Command {
     .addOption(new Option('--log-format <format>', `log format (default ${d.logFormat})`).choices(['text', 'json']))
     .option('--shm-size <bytes>', `size of a pod's /dev/shm (default ${d.shmSize})`)
     .option('--launch-timeout-seconds <n>', `how long container setup may take (default ${d.launchTimeoutSeconds})`)
+    .option('--pod-pool-size <n>', `pause helpers kept ready for RunPodSandbox, 0 for none (default ${d.podPoolSize})`)
     .option('--cgroup-favor-dynmods <bool>', `host-wide: cgroup moves skip the RCU grace-period wait (default ${d.cgroupFavorDynmods})`)
     .option('--cri-front <bool>', `serve the socket through the HTTP/2 front that lets pre-1.57 grpc-go clients in (default ${d.criFront})`)
     .option('--stream-server-address <addr>', `address of the Exec/Attach/PortForward server (default ${d.streamServerAddress})`)

@@ -32,6 +32,12 @@ export interface DaemonConfig {
   /** seconds the helper may take to set a container up before Create fails */
   launchTimeoutSeconds: number;
   /**
+   * Pause helpers kept cloned in a pod's namespaces and waiting for a pod (linux launcher on
+   * cgroup v1 only, pods that join no namespace): RunPodSandbox hands one over instead of cloning.
+   * 0 turns the pool off.
+   */
+  podPoolSize: number;
+  /**
    * Turn on the kernel's cgroup "favordynmods" mode (host-wide) by mounting a
    * tiny named cgroup v1 hierarchy with that option: moving a process into a
    * cgroup then no longer waits for an RCU grace period (5-25 ms here), at the
@@ -166,6 +172,7 @@ export function defaultConfig(): DaemonConfig {
     logFormat: 'text',
     shmSize: 64 * 1024 * 1024,
     launchTimeoutSeconds: 60,
+    podPoolSize: 2,
     cgroupFavorDynmods: false,
     criFront: true,
     eventsBuffer: 1000,
@@ -202,6 +209,7 @@ const TOML_KEYS: Record<string, keyof DaemonConfig> = {
   log_format: 'logFormat',
   shm_size: 'shmSize',
   launch_timeout_seconds: 'launchTimeoutSeconds',
+  pod_pool_size: 'podPoolSize',
   cgroup_favor_dynmods: 'cgroupFavorDynmods',
   cri_front: 'criFront',
   events_buffer: 'eventsBuffer',
@@ -420,6 +428,7 @@ export function validateConfig(cfg: DaemonConfig): DaemonConfig {
   if (!cfg.streamServerAddress || /[\s/]/.test(cfg.streamServerAddress)) throw new Error(`stream_server_address: "${cfg.streamServerAddress}" is not a host or IP address`);
   if (!Number.isInteger(cfg.streamServerPort) || cfg.streamServerPort > 65535) throw new Error('stream_server_port: must be an integer from 0 to 65535');
   parseDuration(cfg.streamIdleTimeout, 'stream_idle_timeout');
+  if (!Number.isInteger(cfg.podPoolSize) || cfg.podPoolSize > 16) throw new Error('pod_pool_size: must be an integer from 0 to 16');
   if (!Number.isInteger(cfg.eventsBuffer) || cfg.eventsBuffer < 1) throw new Error('events_buffer: must be an integer of at least 1');
   if (parseDuration(cfg.statsCollectPeriod, 'stats_collect_period') < 100) throw new Error('stats_collect_period: must be at least 100ms');
   if (!cfg.streamTlsCert !== !cfg.streamTlsKey) throw new Error('stream_tls_cert and stream_tls_key: give both or neither');

@@ -20,6 +20,7 @@ import { idString, type ContainerId, type Isolator } from './containerizer/mesos
 import { LinuxLauncher } from './containerizer/mesos/launcher/linux.js';
 import { PosixLauncher } from './containerizer/mesos/launcher/posix.js';
 import type { Launcher } from './containerizer/mesos/launcher/launcher.js';
+import { PodPool } from './containerizer/mesos/launcher/pod-pool.js';
 import { CpuIsolator } from './containerizer/mesos/isolators/cgroups/cpu.js';
 import { MemoryIsolator } from './containerizer/mesos/isolators/cgroups/memory.js';
 import { PidsIsolator } from './containerizer/mesos/isolators/cgroups/pids.js';
@@ -65,6 +66,7 @@ export class Daemon {
     private readonly streams: StreamServer,
     private readonly metricsServer: MetricsServer | undefined,
     private readonly diskUsage: DiskUsageWatcher,
+    private readonly podPool: PodPool | undefined,
   ) {}
 
   static async start(config: DaemonConfig, log: Logger): Promise<Daemon> {
@@ -79,9 +81,13 @@ export class Daemon {
     }
     const cgroups = Cgroups.detect();
     let launcher: Launcher;
+    let podPool: PodPool | undefined;
     if (config.launcher === 'linux') {
       if (!LinuxLauncher.available(cgroups)) throw new Error('the linux launcher needs root and a freezer cgroup (v1) or cgroup2; use --launcher=posix');
-      launcher = new LinuxLauncher(cgroups, config.cgroupRoot, log);
+      const linux = new LinuxLauncher(cgroups, config.cgroupRoot, log);
+      launcher = linux;
+      // Where a launch writes cgroup.procs anyway (v1 freezer); see launcher/pod-pool.ts.
+      if (config.podPoolSize > 0 && !linux.cloneIntoCgroup) podPool = new PodPool({ size: config.podPoolSize, launcher: linux, runtimeDir: config.runtimeDir, log });
     } else {
       launcher = new PosixLauncher();
     }
@@ -123,6 +129,7 @@ export class Daemon {
       launchTimeoutMs: config.launchTimeoutSeconds * 1000,
       runtimeDir: config.runtimeDir,
       quarantine,
+      ...(podPool ? { podPool } : {}),
       // Launch phases are timed only when there are metrics to tell (ctx is bound below, before any launch).
       ...(config.metricsAddress ? { onPhase: (phase: string, kind: 'pod' | 'container', seconds: number) => ctx.metrics?.launchPhase(phase, kind, seconds) } : {}),
     });
@@ -289,7 +296,7 @@ export class Daemon {
       },
       (err) => log.error('recovery failed', { error: String(err) }),
     );
-    return new Daemon(ctx, server, front, ready, streams, metricsServer, diskUsage);
+    return new Daemon(ctx, server, front, ready, streams, metricsServer, diskUsage, podPool);
   }
 
   /**
@@ -310,7 +317,8 @@ export class Daemon {
     this.front?.close();
     await this.streams.stop();
     await this.metricsServer?.close();
-    await Promise.all([this.ctx.stats.stop(), this.diskUsage.stop()]);
+    // Its helpers were never pods: they do not outlive the daemon (pods do).
+    await Promise.all([this.ctx.stats.stop(), this.diskUsage.stop(), this.podPool?.close()]);
     await checkpointsCommitted();
     rmSync(this.ctx.config.socket, { force: true });
   }

@@ -34,6 +34,10 @@ export const FAULT_POINTS = [
   'spawn:after',
   'release:before',
   'release:after',
+  // a pod given a pooled pause helper (launcher/pod-pool.ts): taken, then moved into the pod's
+  // cgroups and its pid recorded, before its plan is written
+  'pool-handover:before',
+  'pool-handover:after',
   // StartContainer
   'start-byte:before',
   'start-byte:after',

@@ -97,6 +97,15 @@ export function dockerContainersDir(runtimeDir: string): string {
   return join(runtimeDir, 'docker', 'containers');
 }
 
+/** The pod pool's pause helpers' own diagnostics (`<pool id>.log`) until a pod takes one; emptied at recovery. */
+export function podPoolDir(runtimeDir: string): string {
+  return join(runtimeDir, 'pod-pool');
+}
+
+export function podPoolLog(runtimeDir: string, poolId: string): string {
+  return join(podPoolDir(runtimeDir), `${poolId}.log`);
+}
+
 /** <run>/removed: runtime dirs of removed containers while they are deleted. */
 export function removedRuntimeDirs(runtimeDir: string): string {
   return join(runtimeDir, 'removed');

@@ -578,6 +578,11 @@ void RunOp(const std::vector<std::string>& f) {
   } else if (op == "readonly") {
     need(1);
     OpReadonly(f[1]);
+  } else if (op == "cgroupns") {
+    // A pooled pause helper was cloned before its pod's cgroups existed: its cgroup namespace is
+    // made here, once the daemon has moved it into them (DESIGN: "new, after joining its cgroups").
+    need(0);
+    if (unshare(CLONE_NEWCGROUP) < 0) SetupFail(ErrStr("unshare(CLONE_NEWCGROUP)", errno));
   } else if (op == "hostname") {
     need(1);
     if (sethostname(f[1].data(), f[1].size()) < 0) SetupFail(ErrStr("sethostname " + f[1], errno));
@@ -1727,6 +1732,12 @@ int main(int argc, char** argv) {
   umask(0);  // cannot fail; returns the previous mask
 
   std::vector<std::vector<std::string>> ops = ParsePlan(ReadFile(argv[2]));
+  // A plan on fd 0 ends with "end": a daemon that died while writing it (or before, for a pooled
+  // helper still waiting for its pod) leaves a plan without it, which must not run in part.
+  if (strcmp(argv[2], "-") == 0) {
+    if (ops.empty() || ops.back().size() != 1 || ops.back()[0] != "end") SetupFail("plan on fd 0 cut short (no end)");
+    ops.pop_back();
+  }
   if (mode == "container") ContainerMain(ops, sigfd);
 
   for (const auto& op : ops) RunOp(op);

@@ -15,7 +15,7 @@ export interface Leftovers {
   fds: string[];
   /** mount points under the daemon's work and runtime dirs */
   mounts: string[];
-  /** cgroups below the daemon's cgroup root, in every hierarchy (v1 and cgroup2) */
+  /** cgroups below the daemon's cgroup root, in every hierarchy (v1 and cgroup2); not the pod pool's */
   cgroups: string[];
   /** entries of <runtime dir>/containers */
   runtimeDirs: string[];
@@ -23,8 +23,10 @@ export interface Leftovers {
   provisioned: string[];
   /** checkpoint files in <work dir>/meta/{sandboxes,containers} */
   records: string[];
-  /** "pid comm" of every process in those cgroups or below the daemon (tsx's esbuild when it runs from src/) */
+  /** "pid comm" of every process in those cgroups or below the daemon (tsx's esbuild when it runs from src/), but the pool's */
   processes: string[];
+  /** pause helpers waiting in the daemon's pod pool (in its `pool-*` cgroups); each holds 2 pidfds and 2 pipes of the daemon's */
+  pooled: number;
   rssKb: number;
   /** VmHWM: the daemon's peak RSS since it started */
   peakRssKb: number;
@@ -40,6 +42,9 @@ function entries(dir: string): string[] {
     return [];
   }
 }
+
+/** A pod pool's cgroup, directly under the cgroup root (src/containerizer/mesos/launcher/pod-pool.ts). */
+export const POOL_CGROUP = /^pool-[0-9a-f]{16}$/;
 
 /** Every cgroup below `dir` (not dir itself), depth first. */
 function cgroupsBelow(dir: string): string[] {
@@ -75,12 +80,16 @@ export async function leftovers(d: TestDaemon): Promise<Leftovers> {
   const roots = Cgroups.detect()
     .allMountPoints()
     .map((mp) => join(mp, d.cgroupRoot));
-  const cgroups = roots.flatMap(cgroupsBelow);
+  // The pod pool's cgroups and helpers are the daemon's own while it runs, not something a pod left.
+  const isPool = (cg: string) => roots.some((r) => cg.startsWith(r + '/') && POOL_CGROUP.test(cg.slice(r.length + 1).split('/')[0]!));
+  const cgroups = roots.flatMap(cgroupsBelow).filter((cg) => !isPool(cg));
   const inCgroups = new Set<number>();
   for (const r of roots) for (const p of await listProcesses(r, true)) inCgroups.add(p);
+  const pooledPids = new Set<number>();
+  for (const r of roots) for (const cg of cgroupsBelow(r).filter(isPool)) for (const p of await listProcesses(cg, true)) pooledPids.add(p);
   const procs = listProcs();
   const mine = new Set([...inCgroups, ...descendants(procs, pid).map((p) => p.pid)]);
-  const processes = procs.filter((p) => mine.has(p.pid)).map((p) => `${p.pid} ${p.comm}`);
+  const processes = procs.filter((p) => mine.has(p.pid) && !pooledPids.has(p.pid)).map((p) => `${p.pid} ${p.comm}`);
   const meta = join(d.workDir, 'meta');
   return {
     fds: fds.sort(),
@@ -90,6 +99,7 @@ export async function leftovers(d: TestDaemon): Promise<Leftovers> {
     provisioned: entries(join(d.workDir, 'provisioner')),
     records: ['sandboxes', 'containers'].flatMap((k) => entries(join(meta, k)).map((f) => `${k}/${f}`)),
     processes,
+    pooled: pooledPids.size,
     rssKb: rssKb(pid),
     peakRssKb: peakRssKb(pid),
   };

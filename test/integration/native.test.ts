@@ -743,6 +743,56 @@ rserial('launch helper: exec.fifo closed without a byte means do not run; setup 
   t.deepEqual(await addon.waitPidfd(bad.child.pidfd), { exitCode: 1, signal: null });
 });
 
+/** A pause helper that reads its plan from fd 0 (a pooled one): spawned waiting, the plan written later. */
+async function startStdinPause(t: ExecutionContext): Promise<{ child: SpawnedChild; planFd: number; syncMessage: Promise<string>; log: string }> {
+  const dir = tempDir(t, 'launch-stdin');
+  const log = join(dir, 'launch.log');
+  const [planR, planW] = addon.pipe();
+  const [syncR, syncW] = addon.pipe();
+  const diag = openSync(log, 'a');
+  let child: SpawnedChild;
+  try {
+    child = await addon.release(
+      await addon.spawnHeld({ file: launchHelperPath(), argv: ['cri-mesos-launch', 'pause', '-'], env: [], cloneNamespaces: ['mnt', 'uts'], joinNamespaces: [], stdio: [planR, -1, diag], extraFds: [syncW] }),
+    );
+  } finally {
+    addon.close(planR);
+    addon.close(syncW);
+    closeSync(diag);
+  }
+  t.teardown(async () => {
+    try {
+      addon.pidfdSendSignal(child.pidfd, SIGKILL);
+    } catch {
+      // exited
+    }
+    await addon.waitPidfd(child.pidfd);
+    addon.close(child.pidfd);
+  });
+  return { child, planFd: planW, syncMessage: readFdToEnd(syncR), log };
+}
+
+rserial('launch helper: a plan on fd 0 runs only whole (its end op), and cgroupns makes a cgroup namespace', async (t) => {
+  // Cut short: the writer goes away (a daemon killed) before the end op.
+  const cut = await startStdinPause(t);
+  await sleep(100);
+  t.true(alive(cut.child.pid), 'it waits for its plan');
+  writeFileSync(`/proc/self/fd/${cut.planFd}`, encodePlan([['hostname', 'half']]));
+  addon.close(cut.planFd);
+  t.is(await cut.syncMessage, 'error plan on fd 0 cut short (no end)\n');
+  t.deepEqual(await addon.waitPidfd(cut.child.pidfd), { exitCode: 1, signal: null });
+
+  // Whole: its ops run, the cgroup namespace is its own, rooted where it is.
+  const whole = await startStdinPause(t);
+  t.is(readlinkSync(`/proc/${whole.child.pid}/ns/cgroup`), readlinkSync('/proc/self/ns/cgroup'));
+  writeFileSync(`/proc/self/fd/${whole.planFd}`, encodePlan([['cgroupns'], ['hostname', 'whole'], ['end']]));
+  addon.close(whole.planFd);
+  t.is(await whole.syncMessage, 'ok\n');
+  t.not(readlinkSync(`/proc/${whole.child.pid}/ns/cgroup`), readlinkSync('/proc/self/ns/cgroup'));
+  t.is(execFileSync('nsenter', ['-u', '-t', String(whole.child.pid), 'hostname'], { encoding: 'utf8' }).trim(), 'whole');
+  t.true(alive(whole.child.pid));
+});
+
 rserial('launch helper: pause mode holds the namespaces and exits 0 on SIGTERM', async (t) => {
   const h = await startHelper(t, 'pause', (p) => [['rundir', p.rundir, ...NAMES], ['hostname', 'pod-x'], ['oom-score-adj', -998]], [
     'pid',

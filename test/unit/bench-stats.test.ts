@@ -113,7 +113,7 @@ test('phasesFromLog: state-transition durations, without the waiting ones', (t) 
 });
 
 function snapshot(fds: number, rssKb: number, extra: Partial<Leftovers> = {}): Leftovers {
-  const none = { mounts: [], cgroups: [], runtimeDirs: [], provisioned: [], records: [], processes: [] };
+  const none = { mounts: [], cgroups: [], runtimeDirs: [], provisioned: [], records: [], processes: [], pooled: 0 };
   return { fds: Array.from({ length: fds }, (_, i) => `pipe:[${i}]`), ...none, rssKb, peakRssKb: rssKb + 1024, ...extra };
 }
 

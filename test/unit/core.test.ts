@@ -283,6 +283,15 @@ test('stream server config: Go durations, port range, TLS pair', (t) => {
   t.throws(() => parseConfigToml('stream_tls_cert = "/x.pem"'), { message: /stream_tls_cert and stream_tls_key/ });
 });
 
+test('pod_pool_size: 2 by default, 0 turns the pool off, at most 16 and whole', (t) => {
+  t.is(defaultConfig().podPoolSize, 2);
+  t.is(parseConfigToml('pod_pool_size = 0').podPoolSize, 0);
+  t.is(parseConfigToml('pod_pool_size = 16').podPoolSize, 16);
+  t.throws(() => parseConfigToml('pod_pool_size = 17'), { message: /pod_pool_size: must be an integer from 0 to 16/ });
+  t.throws(() => parseConfigToml('pod_pool_size = 1.5'), { message: /pod_pool_size/ });
+  t.throws(() => parseConfigToml('pod_pool_size = -1'), { message: /pod_pool_size/ });
+});
+
 test('pod sysctls: only those of a namespace the pod has of its own; the field is named', (t) => {
   const pod = { network: 'POD', ipc: 'POD' } as const;
   const node = { network: 'NODE', ipc: 'NODE' } as const;

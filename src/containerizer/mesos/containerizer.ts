@@ -40,6 +40,7 @@ import { readPodInterfaces } from '../../network/stats.js';
 const CPU_ISOLATOR = 'cgroups/cpu';
 import type { KnownContainer, Launcher } from './launcher/launcher.js';
 import { encodePlan, type PlanOp } from './launcher/plan.js';
+import { writePlan, type PodPool, type PooledHelper } from './launcher/pod-pool.js';
 import { Steps } from '../../util/steps.js';
 
 export type State = 'STARTING' | 'PROVISIONING' | 'PREPARING' | 'ISOLATING' | 'FETCHING' | 'RUNNING' | 'DESTROYING' | 'TERMINATED';
@@ -78,6 +79,8 @@ export interface MesosContainerizerOptions {
   launchTimeoutMs: number;
   /** Where the containers' runtime dirs (and so this containerizer's checkpoints) live. */
   runtimeDir: string;
+  /** Pause helpers ready for pods (launcher/pod-pool.ts); none: every pod is cloned at its launch. */
+  podPool?: PodPool;
   /** Unreadable checkpoints go here, and their containers are left alone. */
   quarantine: Quarantine;
   /**
@@ -208,8 +211,13 @@ export class MesosContainerizer implements Containerizer {
       }
       steps.mark('fifos');
     }
+    // A pod that joins no namespace and is passed no fd can take a pooled pause helper.
+    const pooled =
+      !nested && !planOnStdin && passFds.length === 0 && info.enterNamespaces.length === 0 ? this.opts.podPool?.take(info.cloneNamespaces) : undefined;
+    if (pooled && (await this.handOver(c, pooled, info.cloneNamespaces.includes('cgroup'), plan, steps))) return;
     const planPath = runtimeFile(rundir, 'plan');
-    writeAtomic(planPath, encodePlan(plan), VOLATILE);
+    // A plan read from fd 0 ends with `end` (a cut-short one must not run).
+    writeAtomic(planPath, encodePlan(planOnStdin ? [...plan, ['end']] : plan), VOLATILE);
     steps.mark('plan');
 
     const [syncRead, syncWrite] = native().pipe();
@@ -250,17 +258,58 @@ export class MesosContainerizer implements Containerizer {
       if (cgroupFd >= 0) closeSync(cgroupFd);
       if (planFd >= 0) closeSync(planFd);
     }
+    await this.launched(c, sync, steps);
+  }
+
+  /** The helper's answer on its sync pipe; FETCHING (a container, waiting for Start) or RUNNING (a pod). */
+  private async launched(c: Container, sync: Promise<string>, steps: Steps): Promise<void> {
     const answer = await sync;
     steps.mark('helper setup');
     if (answer !== 'ok') {
-      const diag = tail(runtimeFile(rundir, 'launchLog'));
+      const diag = tail(runtimeFile(c.config.runtimeDir, 'launchLog'));
       // What the helper could not do (exec of a missing file, a mount refused...): UNKNOWN, as runc's failures are in containerd.
       throw unknown(`launch helper failed: ${answer}${diag ? ` (${diag})` : ''}`);
     }
     this.checkAlive(c, 'isolating');
 
     this.transition(c, 'FETCHING');
-    if (!nested) this.transition(c, 'RUNNING');
+    if (c.config.kind !== 'container') this.transition(c, 'RUNNING');
+  }
+
+  /**
+   * A pod's launch with a pooled pause helper (launcher/pod-pool.ts): moved into the pod's cgroups
+   * as a held child would be, then given its plan; what follows is a launch's as usual. False when
+   * the helper could not be moved (it died in the pool): it is killed and the pod is cloned instead.
+   */
+  private async handOver(c: Container, h: PooledHelper, cgroupNs: boolean, plan: PlanOp[], steps: Steps): Promise<boolean> {
+    const pool = this.opts.podPool!;
+    const rundir = c.config.runtimeDir;
+    faultPoint('pool-handover:before');
+    try {
+      // Its fd 2 writes there from now on: the pod's launch log.
+      renameSync(h.logPath, runtimeFile(rundir, 'launchLog'));
+      await pool.adopt(c.config, h, async (pid) => {
+        await Promise.all(this.isolatorsFor(c).map((i) => i.isolate(c.id, pid)));
+      });
+      steps.mark('pool handover');
+    } catch (err) {
+      pool.discard(h);
+      this.opts.log.warn('a pooled pause helper could not be handed over; the pod is cloned instead', { container: c.key, pid: h.pid, error: String(err) });
+      return false;
+    }
+    pool.handedOver(h);
+    c.pid = h.pid;
+    c.pidfd = h.pidfd;
+    writeAtomic(runtimeFile(rundir, 'pid'), `${h.pid}\n`, VOLATILE);
+    writeAtomic(runtimeFile(rundir, 'pidStart'), `${processStartTime(h.pid) ?? ''}\n`, VOLATILE);
+    this.watchExit(c, h.exited);
+    steps.mark('pid files');
+    faultPoint('pool-handover:after');
+    // Last: the helper runs its plan once it is in its cgroups and recorded.
+    writePlan(h, encodePlan([...(cgroupNs ? [['cgroupns'] as PlanOp] : []), ...plan, ['end']]));
+    steps.mark('plan');
+    await this.launched(c, readSyncPipe(h.syncFd, this.opts.launchTimeoutMs), steps);
+    return true;
   }
 
   async start(id: ContainerId): Promise<void> {
@@ -277,10 +326,9 @@ export class MesosContainerizer implements Containerizer {
 
   // ---- exit, destroy --------------------------------------------------------
 
-  private watchExit(c: Container): void {
-    const pidfd = c.pidfd!;
-    c.exited = native()
-      .waitPidfd(pidfd)
+  /** `exited`: the wait on its pidfd when one runs already (a pooled helper's). */
+  private watchExit(c: Container, exited: Promise<unknown> = native().waitPidfd(c.pidfd!)): void {
+    c.exited = exited
       .then(
         () => undefined,
         (err: unknown) => {

@@ -14,6 +14,8 @@ import type { Steps } from '../../../util/steps.js';
 export class LinuxLauncher implements Launcher {
   readonly name = 'linux';
   readonly cloneIntoCgroup: boolean;
+  /** Pool cgroups of this daemon's pod pool (pool ids): recovery's sweep leaves them be. */
+  private readonly livePool = new Set<string>();
 
   constructor(
     private readonly cgroups: Cgroups,
@@ -53,6 +55,53 @@ export class LinuxLauncher implements Launcher {
     faultPoint('release:after');
     steps?.mark('release');
     return child;
+  }
+
+  /**
+   * The pod pool (pod-pool.ts): a pause helper cloned and held as fork() does, in a freezer cgroup
+   * of its own under the root (`pool-<id>`), where destroy and recovery can kill it.
+   */
+  async spawnPooled(poolId: string, spec: SpawnOptions): Promise<SpawnedChild> {
+    const rel = this.poolRel(poolId);
+    this.livePool.add(poolId);
+    const dir = await this.cgroups.createFreezer(rel);
+    const held = await native().spawnHeld(spec);
+    try {
+      await addProcess(dir, held.pid);
+    } catch (err) {
+      native().abort(held);
+      throw err;
+    }
+    return native().release(held);
+  }
+
+  /**
+   * A pooled helper taken by a pod: into the pod's freezer cgroup first (the pool's kill can no
+   * longer reach it), then `isolate` places it in the other hierarchies, as fork() does with a held child.
+   */
+  async adopt(config: ContainerConfig, pid: number, isolate: (pid: number) => Promise<void>, steps?: Steps): Promise<void> {
+    const dir = await this.cgroups.createFreezer(this.rel(config));
+    steps?.mark('freezer cgroup');
+    await addProcess(dir, pid);
+    steps?.mark('freezer join');
+    await isolate(pid);
+    steps?.mark('isolate');
+  }
+
+  /** Kill whatever is left in a pool cgroup, then remove it. */
+  async dropPooled(poolId: string): Promise<void> {
+    const rel = this.poolRel(poolId);
+    try {
+      await this.cgroups.freezerKill(rel);
+      const dir = this.cgroups.freezerDir(rel);
+      if (dir) await removeCgroup(dir);
+    } finally {
+      this.livePool.delete(poolId);
+    }
+  }
+
+  private poolRel(poolId: string): string {
+    return [normalizeCgroupParent(this.root), `pool-${poolId}`].filter(Boolean).join('/');
   }
 
   async place(config: ContainerConfig, pid: number): Promise<void> {
@@ -95,6 +144,19 @@ export class LinuxLauncher implements Launcher {
       for (const child of await childNames(dir)) {
         const rel = `${base}/${child}`;
         if (child === V2_LEAF || known.has(rel)) continue;
+        // A pooled pause helper of a daemon that died: it never became a pod.
+        const pool = POOL_CGROUP.exec(child);
+        if (pool && base === normalizeCgroupParent(this.root)) {
+          if (this.livePool.has(pool[1]!)) continue;
+          try {
+            await this.cgroups.freezerKill(rel);
+            await this.cgroups.removeEverywhere(rel);
+            this.log.debug('removed a pool cgroup of an earlier run', { cgroup: rel });
+          } catch (err) {
+            this.log.warn('removing a pool cgroup of an earlier run failed', { cgroup: rel, error: String(err) });
+          }
+          continue;
+        }
         // Not a cgroup of ours: a cgroup_parent a client put under our root (e.g. kubepods), on
         // the way to containers we know, or something else's. Only container ids are orphans.
         if (!CONTAINER_ID.test(child) || [...known].some((k) => k.startsWith(`${rel}/`))) continue;
@@ -110,6 +172,9 @@ export class LinuxLauncher implements Launcher {
     return orphans;
   }
 }
+
+/** A pod pool's cgroup under the root: pool-<pool id>. */
+const POOL_CGROUP = /^pool-([0-9a-f]{16})$/;
 
 /** A container id as cri-mesos makes them (newId: 32 random bytes in hex). */
 const CONTAINER_ID = /^[0-9a-f]{64}$/;

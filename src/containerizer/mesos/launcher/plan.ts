@@ -9,7 +9,9 @@
 // Invocation: cri-mesos-launch <pause|container> <plan path | ->
 //   fd 0,1: /dev/null; fd 2: the helper's own diagnostics (runtime dir/launch.log)
 //   fd 0 holds the plan instead when the path is "-" (a pod's helper that runs in the pod's user
-//         namespace cannot open the root-only runtime dir); it is /dev/null once read
+//         namespace cannot open the root-only runtime dir; a pooled pause helper, which waits for
+//         the pod it will serve); it is /dev/null once read. Such a plan ends with an `end` op: one
+//         cut short (the daemon died while or before writing it) fails instead of running in part
 //   fd 3: sync pipe. After every setup op ran the helper writes "ok\n" and closes
 //         it; on failure it writes "error <message>\n" and exits 1.
 //   fd 4, 5, ...: what isolators pass (LaunchInfo.passFds, in order), named by tree-fd ops
@@ -52,6 +54,8 @@
 //   console <path>                      (container mode, with tty) once the init has opened the
 //                                       command's terminal, its slave is bind-mounted on <path>
 //                                       (a file created 0666 if missing), as runc's /dev/console
+//   cgroupns                            unshare(CLONE_NEWCGROUP): a pooled pause helper's cgroup
+//                                       namespace, made once the daemon has moved it into its pod's cgroups
 //   hostname <name>
 //   sysctl <key> <value>                write /proc/sys/<key with . as />
 //   loopback-up                         bring `lo` up in the current network namespace
@@ -126,6 +130,8 @@ export type PlanOp =
   | ['pivot_root', string]
   | ['mask', string]
   | ['readonly', string]
+  | ['cgroupns']
+  | ['end']
   | ['hostname', string]
   | ['sysctl', string, string]
   | ['loopback-up']

@@ -20,7 +20,8 @@ import { idString, type ContainerId, type Isolator } from './containerizer/mesos
 import { LinuxLauncher } from './containerizer/mesos/launcher/linux.js';
 import { PosixLauncher } from './containerizer/mesos/launcher/posix.js';
 import type { Launcher } from './containerizer/mesos/launcher/launcher.js';
-import { PodPool } from './containerizer/mesos/launcher/pod-pool.js';
+import { PodPool, podPoolApplies } from './containerizer/mesos/launcher/pod-pool.js';
+import { Activity } from './util/activity.js';
 import { CpuIsolator } from './containerizer/mesos/isolators/cgroups/cpu.js';
 import { MemoryIsolator } from './containerizer/mesos/isolators/cgroups/memory.js';
 import { PidsIsolator } from './containerizer/mesos/isolators/cgroups/pids.js';
@@ -82,12 +83,13 @@ export class Daemon {
     const cgroups = Cgroups.detect();
     let launcher: Launcher;
     let podPool: PodPool | undefined;
+    // The CRI calls in flight: the pod pool refills in quiet moments.
+    const activity = new Activity();
     if (config.launcher === 'linux') {
       if (!LinuxLauncher.available(cgroups)) throw new Error('the linux launcher needs root and a freezer cgroup (v1) or cgroup2; use --launcher=posix');
       const linux = new LinuxLauncher(cgroups, config.cgroupRoot, log);
       launcher = linux;
-      // Where a launch writes cgroup.procs anyway (v1 freezer); see launcher/pod-pool.ts.
-      if (config.podPoolSize > 0 && !linux.cloneIntoCgroup) podPool = new PodPool({ size: config.podPoolSize, launcher: linux, runtimeDir: config.runtimeDir, log });
+      if (podPoolApplies(config.podPoolSize, linux)) podPool = new PodPool({ size: config.podPoolSize, launcher: linux, runtimeDir: config.runtimeDir, log, activity });
     } else {
       launcher = new PosixLauncher();
     }
@@ -268,7 +270,7 @@ export class Daemon {
       () => (recovery = 'done'),
       (err: unknown) => (recovery = { failed: String(err) }),
     );
-    const server = createCriServer(ctx, ready);
+    const server = createCriServer(ctx, ready, activity);
     // Listening before the CRI socket is: every Exec URL handed out points at a live server.
     try {
       await streams.start();

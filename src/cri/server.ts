@@ -1,6 +1,7 @@
 // The CRI gRPC server: one handler per RPC behind an instrumented wrapper that
 // holds requests until recovery is done, logs mutating calls and every failed
 // request, times every call for the metrics, and maps errors onto gRPC status codes.
+import type { Activity } from '../util/activity.js';
 import * as grpc from '@grpc/grpc-js';
 import { criServiceDefinitions } from './service-definitions.js';
 import { statusOf, unavailable } from '../errors.js';
@@ -97,6 +98,7 @@ function buildImplementation(
   ctx: RuntimeContext | ImageServiceContext,
   ready: Promise<void>,
   serviceName: string,
+  activity?: Activity,
 ): grpc.UntypedServiceImplementation {
   const impl: grpc.UntypedServiceImplementation = {};
   let seq = 0;
@@ -118,7 +120,12 @@ function buildImplementation(
       };
       continue;
     }
-    impl[name] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+    impl[name] = (call: grpc.ServerUnaryCall<unknown, unknown>, outer: grpc.sendUnaryData<unknown>) => {
+      activity?.begin();
+      const callback: grpc.sendUnaryData<unknown> = (err, res) => {
+        activity?.end();
+        outer(err, res);
+      };
       const id = ++seq;
       const started = process.hrtime.bigint();
       const quiet = QUIET.test(name);
@@ -152,7 +159,8 @@ function buildImplementation(
   return impl;
 }
 
-export function createCriServer(ctx: RuntimeContext, recovered: Promise<void>): grpc.Server {
+/** `activity`: told of every unary call, so that background work can wait for a quiet moment. */
+export function createCriServer(ctx: RuntimeContext, recovered: Promise<void>, activity?: Activity): grpc.Server {
   // Requests wait for recovery; if it failed, nothing was touched and every request says so.
   const ready = recovered.catch((err: unknown) => {
     throw unavailable(`cri-mesos could not recover its state, so it serves nothing: ${err instanceof Error ? err.message : String(err)}`);
@@ -165,7 +173,7 @@ export function createCriServer(ctx: RuntimeContext, recovered: Promise<void>): 
   passEncoded(defs.runtime);
   ctx.sandboxes.onPut((s) => encodeSoon(`pod ${s.id}`, () => podSandboxStatus(ctx, { pod_sandbox_id: s.id, verbose: false })));
   ctx.containers.onPut((c) => encodeSoon(`container ${c.id}`, () => containerStatus(ctx, { container_id: c.id, verbose: false })));
-  server.addService(defs.runtime, buildImplementation(defs.runtime, RUNTIME, ctx, ready, 'runtime.v1.RuntimeService'));
-  server.addService(defs.image, buildImplementation(defs.image, IMAGE, ctx, ready, 'runtime.v1.ImageService'));
+  server.addService(defs.runtime, buildImplementation(defs.runtime, RUNTIME, ctx, ready, 'runtime.v1.RuntimeService', activity));
+  server.addService(defs.image, buildImplementation(defs.image, IMAGE, ctx, ready, 'runtime.v1.ImageService', activity));
   return server;
 }

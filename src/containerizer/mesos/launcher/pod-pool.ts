@@ -2,7 +2,8 @@
 // blocked on reading its plan from fd 0. RunPodSandbox then takes one instead of cloning: the
 // daemon moves it into the pod's cgroups (the same cgroup.procs writes as for a held child) and
 // writes its plan; the clone of the intermediate and the helper, the exec and the helper's
-// start-up (about a third of a host-network pod's launch here) are off the call.
+// start-up (about a third of a host-network pod's launch here) are off the call. Refills wait
+// for a quiet moment (no CRI call for QUIET_MS), so that they do not slow the calls down instead.
 //
 // Only where a launch writes cgroup.procs anyway (the linux launcher on a v1 freezer: with
 // CLONE_INTO_CGROUP a move would add the write, and on cgroup2 each can wait for an RCU grace
@@ -21,10 +22,12 @@ import type { Logger } from '../../../log.js';
 import type { LinuxLauncher } from './linux.js';
 import type { ContainerConfig } from '../isolator.js';
 import type { Steps } from '../../../util/steps.js';
+import type { Activity } from '../../../util/activity.js';
 
 const SIGKILL = 9;
-/** Refills wait this long after a take, so that they do not compete with the pod's next calls. */
+/** Refills start this long after a take at the earliest, and only once no CRI call has run for QUIET_MS. */
 const REFILL_DELAY_MS = 50;
+const QUIET_MS = 20;
 /** A handed-over helper's emptied pool cgroup is removed this long after, off the pod's launch. */
 const HANDED_OVER_DROP_DELAY_MS = 20;
 /** Helpers that die in the pool (or spawns that fail) in a row before the pool stops refilling. */
@@ -55,6 +58,17 @@ export interface PodPoolOptions {
   launcher: LinuxLauncher;
   runtimeDir: string;
   log: Logger;
+  /** The CRI calls: refills wait until none has run for QUIET_MS. Absent: refills do not wait. */
+  activity?: Activity;
+}
+
+/**
+ * Whether a daemon keeps a pod pool: asked for, and a launcher that writes cgroup.procs for every
+ * launch anyway (a v1 freezer). With CLONE_INTO_CGROUP (cgroup2 without a v1 freezer) a cloned pod
+ * needs no write, and moving a pooled helper would add one that can wait for an RCU grace period.
+ */
+export function podPoolApplies(size: number, launcher: Pick<LinuxLauncher, 'cloneIntoCgroup'>): boolean {
+  return size > 0 && !launcher.cloneIntoCgroup;
 }
 
 /** The namespaces of a pod's launch as the pool keys them. */
@@ -169,17 +183,23 @@ export class PodPool {
     await Promise.all([...this.pending]);
   }
 
-  private schedule(): void {
+  private schedule(delayMs = REFILL_DELAY_MS): void {
     if (this.closed || this.timer || this.opts.size === 0 || this.failures >= MAX_FAILURES) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.filling ??= this.fill().finally(() => (this.filling = undefined));
-    }, REFILL_DELAY_MS);
+    }, delayMs);
     this.timer.unref();
   }
 
   private async fill(): Promise<void> {
     while (!this.closed && this.ready.length < this.opts.size && this.failures < MAX_FAILURES) {
+      // Not while calls run: the refill's clone and exec would take their CPU.
+      const wait = this.opts.activity?.untilQuiet(QUIET_MS) ?? 0;
+      if (wait > 0) {
+        this.schedule(Math.ceil(wait));
+        return;
+      }
       const key = this.key;
       let e: Entry;
       try {

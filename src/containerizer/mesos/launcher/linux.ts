@@ -88,11 +88,11 @@ export class LinuxLauncher implements Launcher {
     steps?.mark('isolate');
   }
 
-  /** Kill whatever is left in a pool cgroup, then remove it. */
-  async dropPooled(poolId: string): Promise<void> {
+  /** Remove a pool cgroup; with `kill`, kill whatever is left in it first (not for one a pod took its helper from). */
+  async dropPooled(poolId: string, kill = true): Promise<void> {
     const rel = this.poolRel(poolId);
     try {
-      await this.cgroups.freezerKill(rel);
+      if (kill) await this.cgroups.freezerKill(rel);
       const dir = this.cgroups.freezerDir(rel);
       if (dir) await removeCgroup(dir);
     } finally {

@@ -35,8 +35,6 @@ const MAX_FAILURES = 3;
 
 export interface PooledHelper {
   readonly poolId: string;
-  /** The namespaces it was asked for (sorted); `cgroup` is made at the handover (plan op cgroupns). */
-  readonly namespaces: string;
   readonly pid: number;
   readonly pidfd: number;
   /** The write end of its fd 0: the plan goes here. */
@@ -93,11 +91,6 @@ export class PodPool {
     mkdirSync(podPoolDir(opts.runtimeDir), { recursive: true, mode: 0o700 });
   }
 
-  /** Helpers ready now (for tests and the debug log). */
-  get size(): number {
-    return this.ready.length;
-  }
-
   /**
    * A helper cloned in these namespaces, or undefined (none ready, or the pool was filled for
    * others). Either way the pool is refilled for these, shortly after.
@@ -141,8 +134,8 @@ export class PodPool {
   }
 
   /**
-   * A helper handed over to a pod: its pool cgroup is empty now and goes, after the pod's answer
-   * (a freeze and a thaw of the emptied cgroup kept the event loop for 3-10 ms of the launch).
+   * A helper handed over to a pod: its pool cgroup is empty now and goes (no kill: a freeze and a
+   * thaw of it kept the event loop for 3-10 ms), after the pod's answer.
    */
   handedOver(h: PooledHelper): void {
     const timer = setTimeout(() => {
@@ -152,13 +145,14 @@ export class PodPool {
     this.handedOverTimers.set(timer, h);
   }
 
+  /** Its pool cgroup removed; `ours`: it never became a pod (its pidfd and log are the pool's, and the cgroup is killed first). */
   private async drop(h: PooledHelper, ours: boolean): Promise<void> {
     if (ours) {
       closeQuietly(h.pidfd);
       rmSync(h.logPath, { force: true });
     }
     try {
-      await this.opts.launcher.dropPooled(h.poolId);
+      await this.opts.launcher.dropPooled(h.poolId, ours);
     } catch (err) {
       this.opts.log.warn('removing a pool cgroup failed', { pool: h.poolId, error: String(err) });
     }
@@ -247,7 +241,7 @@ export class PodPool {
       closeQuietly(syncWrite);
       if (diagFd >= 0) closeSync(diagFd);
     }
-    const e: Entry = { poolId, namespaces: key, pid: child.pid, pidfd: child.pidfd, planFd, syncFd, logPath, taken: false, exited: native().waitPidfd(child.pidfd) };
+    const e: Entry = { poolId, pid: child.pid, pidfd: child.pidfd, planFd, syncFd, logPath, taken: false, exited: native().waitPidfd(child.pidfd) };
     e.exited.then(
       () => this.diedInPool(e),
       () => this.diedInPool(e),

@@ -383,6 +383,12 @@ export class TestDaemon {
     }, timeoutMs);
   }
 
+  /** StopPodSandbox then RemovePodSandbox: a test's cleanup of its pod. */
+  async removePod(pod: string): Promise<void> {
+    await this.client.call('StopPodSandbox', { pod_sandbox_id: pod });
+    await this.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
+  }
+
   /** kill -9 the daemon (only our own child). */
   async kill9(): Promise<void> {
     const p = this.proc;

@@ -24,10 +24,6 @@ if (d) {
     return { linux: { security_context: { namespace_options: { pid, ...(target_id ? { target_id } : {}) } } } };
   }
 
-  const removePod = async (pod: string) => {
-    await d.client.call('StopPodSandbox', { pod_sandbox_id: pod });
-    await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
-  }
 
   test.serial('containers of one pod share hostname and network namespace, not the mount namespace', async (t) => {
     const sandbox = podConfig('ns-share');
@@ -69,7 +65,7 @@ if (d) {
       t.is((await exec(a.id, ['cat', '/tmp/only-in-a'])).stdout.trim(), 'x');
       t.not((await exec(b.id, ['cat', '/tmp/only-in-a'])).exit_code, 0);
     } finally {
-      await removePod(pod);
+      await d.removePod(pod);
     }
   });
 
@@ -128,7 +124,7 @@ if (d) {
       t.is(ns(tgt.pid, 'uts'), ns(own.pid, 'uts'));
       t.not(ns(tgt.pid, 'mnt'), ns(own.pid, 'mnt'));
     } finally {
-      await removePod(pod);
+      await d.removePod(pod);
     }
   });
 
@@ -145,7 +141,7 @@ if (d) {
       );
       t.is((err as { code?: number }).code, 5);
     } finally {
-      await removePod(pod);
+      await d.removePod(pod);
     }
   });
 
@@ -167,7 +163,7 @@ if (d) {
       t.not(ns(c.pid, 'mnt'), ns('self', 'mnt'));
       t.not(ns(c.pid, 'ipc'), ns('self', 'ipc'));
     } finally {
-      await removePod(pod);
+      await d.removePod(pod);
     }
   });
 
@@ -185,7 +181,7 @@ if (d) {
       t.is(r.exit_code, 0, r.stderr);
       t.is(r.stdout, readFileSync(`/proc/${process.pid}/cmdline`, 'utf8'));
     } finally {
-      await removePod(pod);
+      await d.removePod(pod);
     }
   });
 
@@ -195,9 +191,9 @@ if (d) {
     const withDns = podConfig('ns-hostdns', { ...hostNet, dns_config: dns });
     const without = podConfig('ns-hostnodns', hostNet);
     const a = (await d.client.call('RunPodSandbox', { config: withDns })).pod_sandbox_id as string;
-    t.teardown(() => removePod(a).catch(() => undefined));
+    t.teardown(() => d.removePod(a).catch(() => undefined));
     const b = (await d.client.call('RunPodSandbox', { config: without })).pod_sandbox_id as string;
-    t.teardown(() => removePod(b).catch(() => undefined));
+    t.teardown(() => d.removePod(b).catch(() => undefined));
     const ca = await run(a, withDns, 'c', ['sleep', '3600']);
     const cb = await run(b, without, 'c', ['sleep', '3600']);
     const cat = async (id: string, file: string) => {
@@ -216,7 +212,7 @@ if (d) {
   test.serial("a POD-network pod gets a generated /etc/hosts (localhost and its own hostname), not the host's", async (t) => {
     const sandbox = podConfig('ns-hosts');
     const pod = (await d.client.call('RunPodSandbox', { config: sandbox })).pod_sandbox_id as string;
-    t.teardown(() => removePod(pod).catch(() => undefined));
+    t.teardown(() => d.removePod(pod).catch(() => undefined));
     const c = await run(pod, sandbox, 'c', ['sleep', '3600']);
     const r = await exec(c.id, ['cat', '/etc/hosts']);
     t.is(r.exit_code, 0, r.stderr);

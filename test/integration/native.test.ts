@@ -396,6 +396,12 @@ async function startHelper(
     addon.close(syncW);
     closeSync(diag);
   }
+  killAtTeardown(t, child);
+  return { dir, rootfs, rundir, logDir, log, child, syncMessage: readFdToEnd(syncR) };
+}
+
+/** When the test ends: SIGKILL the helper (if it still runs), reap it, close its pidfd. */
+function killAtTeardown(t: ExecutionContext, child: SpawnedChild): void {
   t.teardown(async () => {
     try {
       addon.pidfdSendSignal(child.pidfd, SIGKILL);
@@ -405,7 +411,6 @@ async function startHelper(
     await addon.waitPidfd(child.pidfd);
     addon.close(child.pidfd);
   });
-  return { dir, rootfs, rundir, logDir, log, child, syncMessage: readFdToEnd(syncR) };
 }
 
 function containerPlan(h: { rootfs: string; rundir: string; log: string }, argv: string[], extra: PlanOp[] = [], pidns = true): PlanOp[] {
@@ -760,15 +765,7 @@ async function startStdinPause(t: ExecutionContext): Promise<{ child: SpawnedChi
     addon.close(syncW);
     closeSync(diag);
   }
-  t.teardown(async () => {
-    try {
-      addon.pidfdSendSignal(child.pidfd, SIGKILL);
-    } catch {
-      // exited
-    }
-    await addon.waitPidfd(child.pidfd);
-    addon.close(child.pidfd);
-  });
+  killAtTeardown(t, child);
   return { child, planFd: planW, syncMessage: readFdToEnd(syncR), log };
 }
 

@@ -28,6 +28,11 @@ function pooledPids(daemon: TestDaemon): number[] {
     .flatMap((n) => readFileSync(join(root, n, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number));
 }
 
+/** Waits until the pool holds its 2 helpers (the default pod_pool_size); their pids. */
+function poolFilled(daemon: TestDaemon, what: string): Promise<number[]> {
+  return waitFor(what, () => (pooledPids(daemon).length >= 2 ? pooledPids(daemon) : undefined), 10_000);
+}
+
 function poolCgroups(daemon: TestDaemon): string[] {
   const root = daemon.cgroupDir('freezer')!;
   return existsSync(root) ? readdirSync(root).filter((n) => n.startsWith('pool-')) : [];
@@ -39,17 +44,13 @@ async function podPid(daemon: TestDaemon, pod: string): Promise<number> {
 }
 
 if (d) {
-  const removePod = async (pod: string) => {
-    await d.client.call('StopPodSandbox', { pod_sandbox_id: pod });
-    await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
-  };
 
   test.serial('a pod after the first gets a pooled pause helper, moved into its cgroups and given its namespaces', async (t) => {
     const first = podConfig('pool-first');
     const { pod_sandbox_id: a } = await d.client.call('RunPodSandbox', { config: first });
     try {
       // The first pod teaches the pool its namespaces; the pool fills shortly after.
-      const ready = await waitFor('the pool to fill', () => (pooledPids(d).length >= 2 ? pooledPids(d) : undefined), 10_000);
+      const ready = await poolFilled(d, 'the pool to fill');
       for (const pid of ready) t.regex(readFileSync(`/proc/${pid}/cmdline`, 'utf8'), /^cri-mesos-launch\0pause\0-\0$/);
 
       const cfg = podConfig('pool-second');
@@ -89,17 +90,17 @@ if (d) {
         await d.client.call('StopPodSandbox', { pod_sandbox_id: b });
         await waitFor('the pooled pause helper to exit', () => !alive(pid), 10_000);
       } finally {
-        await removePod(b);
+        await d.removePod(b);
       }
     } finally {
-      await removePod(a);
+      await d.removePod(a);
     }
   });
 
   test.serial('a pod that asks for other namespaces is not given a helper of another kind', async (t) => {
     const { pod_sandbox_id: a } = await d.client.call('RunPodSandbox', { config: podConfig('pool-kind-a') });
     try {
-      const ready = await waitFor('the pool to fill', () => (pooledPids(d).length >= 2 ? pooledPids(d) : undefined), 10_000);
+      const ready = await poolFilled(d, 'the pool to fill');
       const hostNet = podConfig('pool-kind-b', { linux: { security_context: { namespace_options: { network: 'NODE', pid: 'NODE', ipc: 'NODE' } } } });
       const { pod_sandbox_id: b } = await d.client.call('RunPodSandbox', { config: hostNet });
       try {
@@ -108,7 +109,7 @@ if (d) {
         for (const type of ['net', 'ipc', 'uts', 'pid']) t.is(ns(pid, type), ns('self', type), type);
         // The pool's helpers of the old kind are gone; it refills for the new one.
         await waitFor('the old pool helpers to exit', () => ready.every((p) => !alive(p)), 10_000);
-        const next = await waitFor('the pool to refill', () => (pooledPids(d).length >= 2 ? pooledPids(d) : undefined), 10_000);
+        const next = await poolFilled(d, 'the pool to refill');
         const { pod_sandbox_id: c } = await d.client.call('RunPodSandbox', { config: podConfig('pool-kind-c', { linux: hostNet.linux }) });
         try {
           const pidC = await podPid(d, c);
@@ -116,13 +117,13 @@ if (d) {
           for (const type of ['net', 'ipc', 'uts', 'pid']) t.is(ns(pidC, type), ns('self', type), type);
           t.not(ns(pidC, 'mnt'), ns('self', 'mnt'));
         } finally {
-          await removePod(c);
+          await d.removePod(c);
         }
       } finally {
-        await removePod(b);
+        await d.removePod(b);
       }
     } finally {
-      await removePod(a);
+      await d.removePod(a);
     }
   });
 
@@ -130,7 +131,7 @@ if (d) {
     const cfg = podConfig('pool-killed-a');
     const { pod_sandbox_id: a } = await d.client.call('RunPodSandbox', { config: cfg });
     try {
-      const ready = await waitFor('the pool to fill', () => (pooledPids(d).length >= 2 ? pooledPids(d) : undefined), 10_000);
+      const ready = await poolFilled(d, 'the pool to fill');
       const logFrom = d.logs().length;
       for (const pid of ready) process.kill(pid, 'SIGKILL');
       await waitFor('the daemon to notice', () => (d.logs().slice(logFrom).match(/a pause helper exited while waiting for a pod/g)?.length ?? 0) >= ready.length, 10_000);
@@ -140,13 +141,13 @@ if (d) {
         t.false(ready.includes(pid));
         t.true(alive(pid));
         t.is((await d.client.call('PodSandboxStatus', { pod_sandbox_id: b })).status.state, 'SANDBOX_READY');
-        const next = await waitFor('the pool to refill', () => (pooledPids(d).length >= 2 ? pooledPids(d) : undefined), 10_000);
+        const next = await poolFilled(d, 'the pool to refill');
         t.false(next.some((p) => ready.includes(p)));
       } finally {
-        await removePod(b);
+        await d.removePod(b);
       }
     } finally {
-      await removePod(a);
+      await d.removePod(a);
     }
   });
 }
@@ -156,7 +157,7 @@ if (v1Freezer) {
     const daemon = await TestDaemon.start({ prefix: 'cri-mesos-test-pool' });
     try {
       const { pod_sandbox_id: a } = await daemon.client.call('RunPodSandbox', { config: podConfig('pool-life') });
-      let ready = await waitFor('the pool to fill', () => (pooledPids(daemon).length >= 2 ? pooledPids(daemon) : undefined), 10_000);
+      let ready = await poolFilled(daemon, 'the pool to fill');
       const podA = await podPid(daemon, a);
 
       await daemon.kill9();
@@ -169,7 +170,7 @@ if (v1Freezer) {
       t.is((await daemon.client.call('PodSandboxStatus', { pod_sandbox_id: a })).status.state, 'SANDBOX_READY');
 
       await daemon.client.call('RunPodSandbox', { config: podConfig('pool-life-b') });
-      ready = await waitFor('the pool to fill again', () => (pooledPids(daemon).length >= 2 ? pooledPids(daemon) : undefined), 10_000);
+      ready = await poolFilled(daemon, 'the pool to fill again');
       await daemon.stop();
       t.true(ready.every((p) => !alive(p)), 'SIGTERM: the pooled helpers are gone');
       t.deepEqual(poolCgroups(daemon), [], 'SIGTERM: their cgroups are gone');

@@ -36,10 +36,6 @@ if (d) {
     return d.client.call('ContainerStatus', { container_id: id, verbose: true });
   }
 
-  const removePod = async (pod: string) => {
-    await d.client.call('StopPodSandbox', { pod_sandbox_id: pod });
-    await d.client.call('RemovePodSandbox', { pod_sandbox_id: pod });
-  }
 
   test.serial('a container allocating past its memory limit ends EXITED, OOMKilled, 137', async (t) => {
     const sandbox = podConfig('oom');
@@ -62,7 +58,7 @@ if (d) {
       t.is(okSt.exit_code, 0);
       t.is(okSt.reason, 'Completed');
     } finally {
-      await removePod(pod);
+      await d.removePod(pod);
     }
   });
 
@@ -76,7 +72,7 @@ if (d) {
       t.is(st.exit_code, 0);
       t.is(st.reason, 'Completed');
     } finally {
-      await removePod(pod);
+      await d.removePod(pod);
     }
   });
 
@@ -144,7 +140,7 @@ if (d) {
       if (onV1('cpu')) t.is(cgFile(pod, ctr, 'cpu', 'cpu.cfs_quota_us'), '-1');
       else t.regex(cgFile(pod, ctr, 'cpu', '', 'cpu.max'), /^max /);
     } finally {
-      await removePod(pod);
+      await d.removePod(pod);
     }
   });
 
@@ -171,7 +167,7 @@ if (d) {
       const current = Number(cgFile(pod, ctr, 'pids', 'pids.current'));
       t.true(current <= 8, String(current));
     } finally {
-      await removePod(pod);
+      await d.removePod(pod);
     }
   });
 
@@ -196,7 +192,7 @@ if (d) {
       t.is((err as { code?: number }).code, 3);
       t.regex(err!.message, /hugepage_limits\[page_size=16GB\]/);
     } finally {
-      await removePod(pod);
+      await d.removePod(pod);
     }
   });
 
@@ -227,7 +223,7 @@ if (d) {
       const io = await t.throwsAsync(create(pod, sandbox, 'unified-io', ['true'], resources({ unified: { 'io.max': '8:0 rbps=1048576' } })));
       t.regex(io!.message, /config\.linux\.resources\.unified\["io\.max"\]: the io controller is not managed by cri-mesos/);
     } finally {
-      await removePod(pod);
+      await d.removePod(pod);
     }
   });
 }

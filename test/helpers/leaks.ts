@@ -9,6 +9,7 @@ import { Cgroups, listProcesses } from '../../src/cgroups/index.js';
 import { parseMountInfoEntries } from '../../src/util/mountinfo.js';
 import { descendants, listProcs, peakRssKb, rssKb } from '../../hack/bench/proc.js';
 import type { TestDaemon } from './daemon.js';
+import { POOL_CGROUP } from '../../src/containerizer/mesos/launcher/linux.js';
 
 export interface Leftovers {
   /** what each of the daemon's fds points to (readlink of /proc/<pid>/fd/N), e.g. "pipe:[4711]" */
@@ -43,8 +44,15 @@ function entries(dir: string): string[] {
   }
 }
 
-/** A pod pool's cgroup, directly under the cgroup root (src/containerizer/mesos/launcher/pod-pool.ts). */
-export const POOL_CGROUP = /^pool-[0-9a-f]{16}$/;
+export { POOL_CGROUP };
+
+/** The pids of the helpers waiting in a daemon's pod pool: the members of its pool-* freezer cgroups (the pool runs on a v1 freezer only). */
+export function pooledPids(d: TestDaemon): number[] {
+  const root = d.cgroupDir('freezer');
+  return entries(root ?? '')
+    .filter((n) => POOL_CGROUP.test(n))
+    .flatMap((n) => readFileSync(join(root!, n, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number));
+}
 
 /** Every cgroup below `dir` (not dir itself), depth first. */
 function cgroupsBelow(dir: string): string[] {
@@ -85,11 +93,10 @@ export async function leftovers(d: TestDaemon): Promise<Leftovers> {
   const cgroups = roots.flatMap(cgroupsBelow).filter((cg) => !isPool(cg));
   const inCgroups = new Set<number>();
   for (const r of roots) for (const p of await listProcesses(r, true)) inCgroups.add(p);
-  const pooledPids = new Set<number>();
-  for (const r of roots) for (const cg of cgroupsBelow(r).filter(isPool)) for (const p of await listProcesses(cg, true)) pooledPids.add(p);
+  const pooled = new Set(pooledPids(d));
   const procs = listProcs();
   const mine = new Set([...inCgroups, ...descendants(procs, pid).map((p) => p.pid)]);
-  const processes = procs.filter((p) => mine.has(p.pid) && !pooledPids.has(p.pid)).map((p) => `${p.pid} ${p.comm}`);
+  const processes = procs.filter((p) => mine.has(p.pid) && !pooled.has(p.pid)).map((p) => `${p.pid} ${p.comm}`);
   const meta = join(d.workDir, 'meta');
   return {
     fds: fds.sort(),
@@ -99,7 +106,7 @@ export async function leftovers(d: TestDaemon): Promise<Leftovers> {
     provisioned: entries(join(d.workDir, 'provisioner')),
     records: ['sandboxes', 'containers'].flatMap((k) => entries(join(meta, k)).map((f) => `${k}/${f}`)),
     processes,
-    pooled: pooledPids.size,
+    pooled: pooled.size,
     rssKb: rssKb(pid),
     peakRssKb: peakRssKb(pid),
   };

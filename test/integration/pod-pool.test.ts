@@ -5,9 +5,9 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { join } from 'node:path';
 import { podConfig, TestDaemon, waitFor, isRoot } from '../helpers/daemon.js';
 import { useDaemon } from '../helpers/suite.js';
+import { pooledPids, POOL_CGROUP } from '../helpers/leaks.js';
 import { Cgroups } from '../../src/cgroups/index.js';
 
 // The pool runs where a launch writes cgroup.procs anyway: the v1 freezer.
@@ -19,15 +19,6 @@ if (!v1Freezer) test.skip('the pod pool needs root and a cgroup v1 freezer hiera
 const ns = (pid: number | 'self', type: string) => readlinkSync(`/proc/${pid}/ns/${type}`);
 const alive = (pid: number) => existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
 
-/** The pids of the pool's helpers now: the members of the pool cgroups under the daemon's root. */
-function pooledPids(daemon: TestDaemon): number[] {
-  const root = daemon.cgroupDir('freezer')!;
-  if (!existsSync(root)) return [];
-  return readdirSync(root)
-    .filter((n) => n.startsWith('pool-'))
-    .flatMap((n) => readFileSync(join(root, n, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number));
-}
-
 /** Waits until the pool holds its 2 helpers (the default pod_pool_size); their pids. */
 function poolFilled(daemon: TestDaemon, what: string): Promise<number[]> {
   return waitFor(what, () => (pooledPids(daemon).length >= 2 ? pooledPids(daemon) : undefined), 10_000);
@@ -35,7 +26,7 @@ function poolFilled(daemon: TestDaemon, what: string): Promise<number[]> {
 
 function poolCgroups(daemon: TestDaemon): string[] {
   const root = daemon.cgroupDir('freezer')!;
-  return existsSync(root) ? readdirSync(root).filter((n) => n.startsWith('pool-')) : [];
+  return existsSync(root) ? readdirSync(root).filter((n) => POOL_CGROUP.test(n)) : [];
 }
 
 async function podPid(daemon: TestDaemon, pod: string): Promise<number> {

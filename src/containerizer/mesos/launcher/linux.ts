@@ -174,7 +174,7 @@ export class LinuxLauncher implements Launcher {
 }
 
 /** A pod pool's cgroup under the root: pool-<pool id>. */
-const POOL_CGROUP = /^pool-([0-9a-f]{16})$/;
+export const POOL_CGROUP = /^pool-([0-9a-f]{16})$/;
 
 /** A container id as cri-mesos makes them (newId: 32 random bytes in hex). */
 const CONTAINER_ID = /^[0-9a-f]{64}$/;

@@ -54,6 +54,21 @@ export function pooledPids(d: TestDaemon): number[] {
     .flatMap((n) => readFileSync(join(root!, n, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number));
 }
 
+/**
+ * Those of pooledPids that are ready: exec'd and waiting for a plan. A helper being spawned is
+ * listed too while its held intermediate (the daemon's vfork child, with the daemon's command
+ * line) is placed in its pool cgroup, before the pool counts it.
+ */
+export function readyPooledPids(d: TestDaemon): number[] {
+  return pooledPids(d).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8') === 'cri-mesos-launch\0pause\0-\0';
+    } catch {
+      return false;
+    }
+  });
+}
+
 /** Every cgroup below `dir` (not dir itself), depth first. */
 function cgroupsBelow(dir: string): string[] {
   const out: string[] = [];

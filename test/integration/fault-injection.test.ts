@@ -13,7 +13,7 @@ import { Cgroups } from '../../src/cgroups/index.js';
 import { containerConfig, podConfig, waitFor, type TestDaemon } from '../helpers/daemon.js';
 import { isDeepStrictEqual } from 'node:util';
 import { useDaemon } from '../helpers/suite.js';
-import { POOL_CGROUP, pooledPids } from '../helpers/leaks.js';
+import { POOL_CGROUP, readyPooledPids } from '../helpers/leaks.js';
 
 /**
  * Every point at its first hit, plus later hits of points the pod reaches first: record writes
@@ -105,7 +105,7 @@ if (d) {
     // The pool's points: a pod of the same namespaces first, so that the walk's pod is given a
     // pooled pause helper (the pool is empty after the restart).
     const warm = point.startsWith('pool-') ? await runPod(`${name}-warm`) : undefined;
-    if (warm) await waitFor(`${point}: the pod pool to fill`, () => pooledPids(d).length >= 1, 10_000);
+    if (warm) await waitFor(`${point}: the pod pool to fill`, () => readyPooledPids(d).length >= 1, 10_000);
     const { pod, config: sandbox } = await runPod(name);
     const ctr = await createContainer(pod, sandbox, 'c');
     const start = await call('StartContainer', { container_id: ctr });

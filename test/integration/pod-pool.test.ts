@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { podConfig, TestDaemon, waitFor, isRoot } from '../helpers/daemon.js';
 import { useDaemon } from '../helpers/suite.js';
-import { pooledPids, POOL_CGROUP } from '../helpers/leaks.js';
+import { pooledPids, readyPooledPids, POOL_CGROUP } from '../helpers/leaks.js';
 import { Cgroups } from '../../src/cgroups/index.js';
 
 // The pool runs where a launch writes cgroup.procs anyway: the v1 freezer.
@@ -21,7 +21,7 @@ const alive = (pid: number) => existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.tes
 
 /** Waits until the pool holds its 2 helpers (the default pod_pool_size); their pids. */
 function poolFilled(daemon: TestDaemon, what: string): Promise<number[]> {
-  return waitFor(what, () => (pooledPids(daemon).length >= 2 ? pooledPids(daemon) : undefined), 10_000);
+  return waitFor(what, () => (readyPooledPids(daemon).length >= 2 ? readyPooledPids(daemon) : undefined), 10_000);
 }
 
 function poolCgroups(daemon: TestDaemon): string[] {

@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
 import { defaultConfig } from '../../src/config.js';
 import { Cgroups } from '../../src/cgroups/index.js';
-import { leaked, leftovers, pooledPids } from '../helpers/leaks.js';
+import { leaked, leftovers, pooledPids, readyPooledPids } from '../helpers/leaks.js';
 import { useDaemon } from '../helpers/suite.js';
 
 const CYCLES = 100;
@@ -44,7 +44,7 @@ if (d) {
     };
     // The pool runs on a cgroup v1 freezer only (see pod-pool.ts).
     const poolSize = Cgroups.detect().v1('freezer') !== undefined ? defaultConfig().podPoolSize : 0;
-    const poolFull = () => pooledPids(d).length === poolSize;
+    const poolFull = () => readyPooledPids(d).length === poolSize && pooledPids(d).length === poolSize;
     await cycle(-1);
     await waitFor('the pod pool to fill', poolFull, 10_000);
     const before = await leftovers(d);

@@ -181,7 +181,8 @@ if (d) {
       100,
     );
     t.true(most <= 3, `at most 3 files at once (saw ${most}): ${files}`);
-    t.true(files.includes('0.log'));
+    // No check of 0.log in this listing: it may fall between the rename and the runtime's reopen
+    // (it did once in CI). That the live 0.log is back, and written to, is waited for below.
     const gz = files.find((n) => n.endsWith('.gz'))!;
     t.regex(gz, /^0\.log\.\d{8}-\d{6}\.gz$/);
     const old = gunzipSync(readFileSync(join(dir, gz))).toString().split('\n').filter(Boolean);

@@ -4,6 +4,7 @@
 //   npm run bench -- [--endpoint SOCK] [--vs SOCK|reference] [-n 20] [-c 1] [--out DIR] …
 //   npm run bench -- --soak 1000           (only the soak workload)
 //   npm run bench -- --workloads pod,container --docker   (with an "A docker" column: runtime_handler docker)
+//   npm run bench -- --workloads pod,container --floor --vs reference   (with a "floor" column: null-runtime.ts)
 import { Command, Option } from 'commander';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -69,6 +70,8 @@ interface Opts {
   restartRounds: number;
   /** the "A docker" target; undefined: when dockerd is installed and the run starts its daemon */
   docker?: boolean;
+  /** the "floor" target: null-runtime.ts, a grpc-js CRI server that does nothing */
+  floor: boolean;
 }
 
 interface Target {
@@ -107,8 +110,10 @@ const extraDaemons = new Set<TestDaemon>();
 const extraTargets = new Set<Target>();
 /** "A docker": the pod and container workloads with runtime_handler docker (--docker), on a daemon and dockerd of its own */
 let dockerTarget: Target | undefined;
-/** the targets the pod and container workloads run on: the run's, and "A docker" */
-const lifecycleTargets = (): Target[] => (dockerTarget ? [...targets, dockerTarget] : targets);
+/** "floor": the pod and container workloads on null-runtime.ts (--floor) */
+let floorTarget: Target | undefined;
+/** the targets the pod and container workloads run on: the run's, "A docker" and "floor" */
+const lifecycleTargets = (): Target[] => [...targets, ...(dockerTarget ? [dockerTarget] : []), ...(floorTarget ? [floorTarget] : [])];
 const ops = new Map<string, OpSamples>();
 const notes: string[] = [];
 /** the steady workload's result per runtime */
@@ -1134,6 +1139,41 @@ async function dockerTargetStart(o: Opts): Promise<Target> {
   return t;
 }
 
+/**
+ * "floor": hack/bench/null-runtime.ts (built into dist/), run with bin/cri-mesos's node flags and
+ * malloc settings: a grpc-js server with the daemon's service definitions that keeps pods and
+ * containers in two Maps. Its column is what no work at all costs at this client, in the same
+ * interleaved rounds; B/floor is the most any runtime served by grpc-js could show.
+ */
+async function floorTargetStart(): Promise<Target> {
+  const script = join(projectRoot(), 'dist', 'hack', 'bench', 'null-runtime.js');
+  if (!existsSync(script)) throw new Error(`--floor: ${script} is missing; run npm run build`);
+  const dir = mkdtempSync(join(tmpdir(), 'cri-mesos-bench-floor-'));
+  const socket = join(dir, 'null.sock');
+  const env = { ...process.env, MALLOC_ARENA_MAX: '1', MALLOC_MMAP_THRESHOLD_: '1048576', MALLOC_TRIM_THRESHOLD_: '4194304' };
+  const child = spawn(process.execPath, ['--max-semi-space-size=1', script, '--socket', socket], { stdio: ['ignore', 'ignore', 'inherit'], env });
+  const gone = new Promise<void>((res) => child.on('exit', () => res()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await gone;
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitFor('the null runtime\'s socket', () => existsSync(socket), 10_000);
+    const t = await makeTarget('floor', socket, new CriClient(socket), 'hack/bench/null-runtime.ts: grpc-js, the daemon\'s service definitions, pods and containers in memory, no work', {
+      pid: child.pid,
+      own: true,
+      label: 'null grpc-js runtime',
+      after: stop,
+    });
+    extraTargets.add(t);
+    return t;
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
 const REFERENCE_SCRIPT = () => join(projectRoot(), 'hack', 'bench', 'containerd-reference.sh');
 
 /** containerd-reference.sh start (env: a second instance's dirs, CNI, netns); its socket. */
@@ -1289,6 +1329,7 @@ const program = new Command('bench')
   .addOption(new Option('--daemon <from>', 'run our own daemon from the built dist/ or from src/ through tsx').choices(['dist', 'src']).default('dist'))
   .option('--docker', 'add an "A docker" target (pod and container workloads, runtime_handler docker) on a dockerd and daemon of its own; default: when dockerd is installed and the run starts its own daemon')
   .option('--no-docker', 'no "A docker" target')
+  .option('--floor', 'add a "floor" target (pod and container workloads): hack/bench/null-runtime.ts, a grpc-js CRI server that does no work, so its column is what the client, the transport and grpc-js cost', false)
   .option('--log-level <level>', 'log level of our own daemon (info gives the state-transition breakdown)', 'info')
   .option('--daemon-flag <flag>', 'extra flag for our own daemon, repeatable (e.g. --daemon-flag=--cgroup-favor-dynmods=true)', (v: string, acc: string[]) => [...acc, v], [] as string[]);
 
@@ -1338,6 +1379,7 @@ async function main(): Promise<void> {
     if (o.docker === true && o.endpoint) notes.push('A docker: skipped; it needs a daemon the benchmark starts (no --endpoint)');
     else if (o.docker === true && !TestDockerd.available()) notes.push('A docker: skipped; no dockerd (hack/deps.sh --test installs docker.io)');
     else if (lifecycle && !o.endpoint && (o.docker ?? TestDockerd.available())) dockerTarget = await dockerTargetStart(o);
+    if (o.floor && lifecycle) floorTarget = await floorTargetStart();
 
     for (const t of lifecycleTargets()) {
       if (t.pid) cpuStart.set(t.id, cpuSeconds(t.pid) ?? { self: 0, children: 0 });
@@ -1394,6 +1436,19 @@ async function main(): Promise<void> {
       .filter(([k]) => !['Version', 'ListPodSandbox', 'ListContainers'].includes(k))
       .map(([k, v]) => `${k} ${summarize(v)!.p50.toFixed(1)}`);
     if (parts.length) notes.push(`${t.id} server-side p50 ms (daemon log "response" lines, all workloads): ${parts.join(', ')}`);
+  }
+  // What the stack costs by itself: B against a runtime that does no work, per lifecycle call.
+  const b = targets.find((t) => t.id === 'B');
+  if (floorTarget && b) {
+    const parts: string[] = [];
+    for (const w of ['pod lifecycle', 'container lifecycle']) {
+      for (const [op, r] of [...ops.values()].filter((x) => x.workload === w).map((x) => [x.op, x] as const)) {
+        const f = summarize(r.samples[floorTarget.id] ?? [])?.p50;
+        const v = summarize(r.samples[b.id] ?? [])?.p50;
+        if (f && v) parts.push(`${op} ${(v / f).toFixed(2)}x`);
+      }
+    }
+    if (parts.length) notes.push(`floor: B/floor p50, the most a runtime served by grpc-js could show to this client: ${parts.join(', ')}`);
   }
   Object.assign(phases, extraPhases);
   const finishedAt = new Date().toISOString();

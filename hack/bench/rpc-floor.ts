@@ -11,7 +11,8 @@
 //       pods and containers (pods past the first stopped, containers created) and times the Lists
 //   tsx hack/bench/rpc-floor.ts --lifecycle 20 [--pause 100] [--prewarm -n 3000]
 //       cold, as the bench's pod and container workloads: each status right after the call that
-//       changed its object, then twice more; --prewarm runs the warm rounds first
+//       changed its object, then twice more; each Remove right after its Stop; --prewarm runs the
+//       warm rounds first
 //       --idle <s>: after each size, the daemon's CPU while nothing calls it
 //       --endpoint <socket> --endpoint-pid <pid>: the same calls against another CRI runtime (for
 //       example containerd-reference.sh's), its CPU summed over all its threads
@@ -163,20 +164,25 @@ async function lifecycle(c: CriClient, pod: string, p0: object, podConfig: Confi
     await timed(c, `${rpc} 2nd`, rpc, req);
     await timed(c, `${rpc} 3rd`, rpc, req);
   };
+  const removal = async (rpc: string, req: object) => {
+    const w = await timed(c, `${rpc} after Stop`, rpc, req);
+    windows.push({ label: `${rpc} after Stop`, ...w, calls: 1 });
+  };
   for (let i = 0; i < n; i++) {
     const id: string = (await c.call('RunPodSandbox', { config: podConfig(`lc${i}`) })).pod_sandbox_id;
     await statuses('Run', 'PodSandboxStatus', { pod_sandbox_id: id });
     await c.call('StopPodSandbox', { pod_sandbox_id: id });
-    await c.call('RemovePodSandbox', { pod_sandbox_id: id });
+    await removal('RemovePodSandbox', { pod_sandbox_id: id });
     await pause();
     const ctr: string = (await c.call('CreateContainer', { pod_sandbox_id: pod, config: ctrConfig(`lc${i}`), sandbox_config: p0 })).container_id;
     await c.call('StartContainer', { container_id: ctr });
     await statuses('Start', 'ContainerStatus', { container_id: ctr });
     await c.call('StopContainer', { container_id: ctr, timeout: 0 });
-    await c.call('RemoveContainer', { container_id: ctr });
+    await removal('RemoveContainer', { container_id: ctr });
     await pause();
   }
-  for (const l of ['PodSandboxStatus after Run', 'PodSandboxStatus 2nd', 'PodSandboxStatus 3rd', 'ContainerStatus after Start', 'ContainerStatus 2nd', 'ContainerStatus 3rd']) report(l);
+  for (const what of ['PodSandboxStatus after Run', 'PodSandboxStatus 2nd', 'PodSandboxStatus 3rd', 'RemovePodSandbox after Stop']) report(what);
+  for (const what of ['ContainerStatus after Start', 'ContainerStatus 2nd', 'ContainerStatus 3rd', 'RemoveContainer after Stop']) report(what);
 }
 
 /** --endpoint: the lifecycle against a runtime this script did not start (it needs the bench image). */

@@ -21,7 +21,7 @@ import { LinuxLauncher } from './containerizer/mesos/launcher/linux.js';
 import { PosixLauncher } from './containerizer/mesos/launcher/posix.js';
 import type { Launcher } from './containerizer/mesos/launcher/launcher.js';
 import { PodPool, podPoolApplies } from './containerizer/mesos/launcher/pod-pool.js';
-import { Activity } from './util/activity.js';
+import { Activity, QUIET_MS } from './util/activity.js';
 import { CpuIsolator } from './containerizer/mesos/isolators/cgroups/cpu.js';
 import { MemoryIsolator } from './containerizer/mesos/isolators/cgroups/memory.js';
 import { PidsIsolator } from './containerizer/mesos/isolators/cgroups/pids.js';
@@ -103,6 +103,9 @@ export class Daemon {
     await images.init();
     const provisioner = new Provisioner(provisionerDir(config.workDir), images);
     provisioner.onDeleteError = (dir, err) => log.warn('deleting a removed container\'s rootfs failed; the next start tries again', { dir, error: String(err) });
+    // What a Remove leaves to delete waits until the calls pause (at most a second).
+    const deleteWhen = () => activity.quiet(QUIET_MS, 1000);
+    provisioner.deleteWhen = deleteWhen;
     // filesystem/linux goes last: its plan ends with pivot_root, after which host paths are gone.
     const isolators: Isolator[] =
       config.launcher === 'linux'
@@ -131,6 +134,7 @@ export class Daemon {
       launchTimeoutMs: config.launchTimeoutSeconds * 1000,
       runtimeDir: config.runtimeDir,
       quarantine,
+      deleteWhen,
       ...(podPool ? { podPool } : {}),
       // Launch phases are timed only when there are metrics to tell (ctx is bound below, before any launch).
       ...(config.metricsAddress ? { onPhase: (phase: string, kind: 'pod' | 'container', seconds: number) => ctx.metrics?.launchPhase(phase, kind, seconds) } : {}),

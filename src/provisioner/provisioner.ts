@@ -47,6 +47,8 @@ export class Provisioner {
   private readonly deleting = new Set<Promise<void>>();
   /** Told of a background delete that failed (the daemon logs it; recovery tries again). */
   onDeleteError: (dir: string, err: unknown) => void = () => {};
+  /** What a removed container's tree waits for before it is unmounted and deleted (the daemon: a quiet moment between calls). */
+  deleteWhen: () => Promise<void> = () => Promise.resolve();
 
   constructor(
     readonly root: string,
@@ -190,7 +192,8 @@ export class Provisioner {
     // Unmounting the overlay syncs its upper filesystem (about 6 ms here) and a recursive delete
     // is a thread-pool round trip per entry: the dir, its mounted rootfs with it, is renamed out
     // of the way at once (gone under its id for every reader; RemoveContainer answers), then
-    // unmounted on a pool thread and deleted in the background. A crash before that ends leaves
+    // unmounted on a pool thread and deleted in the background, once the calls pause (deleteWhen:
+    // on 2 CPUs the delete's thread-pool work made the Remove's own answer slower). A crash before that ends leaves
     // a PROVISIONER_TRASH_PREFIX dir, which recover() unmounts and deletes.
     const trash = join(this.root, `${PROVISIONER_TRASH_PREFIX}${containerId}`);
     try {
@@ -205,7 +208,8 @@ export class Provisioner {
       return;
     }
     faultPoint('remove-rootfs:renamed');
-    const done = deleteTree(trash)
+    const done = this.deleteWhen()
+      .then(() => deleteTree(trash))
       .catch((err: unknown) => this.onDeleteError(trash, err))
       .finally(() => this.deleting.delete(done));
     this.deleting.add(done);

@@ -1,6 +1,6 @@
 // Versioned JSON checkpoints written atomically (tmp + fsync + rename), as
 // Mesos' slave::state::checkpoint does, so a crash never leaves half a record.
-import { openSync, writeSync, fsyncSync, closeSync, renameSync, readFileSync, readdirSync, mkdirSync, rmSync } from 'node:fs';
+import { openSync, writeSync, fsyncSync, closeSync, renameSync, readFileSync, readdirSync, mkdirSync, unlinkSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -147,6 +147,11 @@ export function readCheckpointDir<T extends Versioned>(dir: string, onBad: (file
   return out;
 }
 
+/** One unlink (rmSync's force first lstats the path); a missing record is fine. */
 export function removeCheckpoint(path: string): void {
-  rmSync(path, { force: true });
+  try {
+    unlinkSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
 }

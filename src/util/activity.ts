@@ -1,6 +1,11 @@
 // The CRI calls in flight and when the last one ended. Background work that would compete with
-// calls for the CPUs (the pod pool's refills: a clone, an exec, cgroup writes) waits for a quiet
-// moment instead: on a 2-CPU node a refill during a StopPodSandbox made the stop 5-7 ms slower.
+// calls for the CPUs (the pod pool's refills: a clone, an exec, cgroup writes; the deletes a
+// Remove leaves behind) waits for a quiet moment instead: on a 2-CPU node a refill during a
+// StopPodSandbox made the stop 5-7 ms slower.
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** How long without a call counts as a quiet moment (ms). */
+export const QUIET_MS = 20;
 
 export class Activity {
   private inFlight = 0;
@@ -13,6 +18,16 @@ export class Activity {
   end(): void {
     this.inFlight = Math.max(0, this.inFlight - 1);
     this.lastEnd = performance.now();
+  }
+
+  /** Resolves once `quietMs` have passed with no call, or after `maxMs` at the latest (calls may never pause). */
+  async quiet(quietMs: number, maxMs: number): Promise<void> {
+    const deadline = performance.now() + maxMs;
+    for (;;) {
+      const wait = Math.min(this.untilQuiet(quietMs), deadline - performance.now());
+      if (wait <= 0) return;
+      await sleep(Math.ceil(wait));
+    }
   }
 
   /** How many ms until `quietMs` will have passed with no call (a guess while calls are in flight); 0: quiet now. */

@@ -89,6 +89,8 @@ export interface MesosContainerizerOptions {
    * destroy is not reported.
    */
   onPhase?: (phase: State, kind: 'pod' | 'container', seconds: number) => void;
+  /** What the delete of a removed runtime dir waits for (the daemon: a quiet moment between calls); default none. */
+  deleteWhen?: () => Promise<void>;
 }
 
 const NS_FOR_EXEC: NamespaceJoin['type'][] = ['cgroup', 'ipc', 'uts', 'net', 'pid', 'mnt'];
@@ -457,9 +459,9 @@ export class MesosContainerizer implements Containerizer {
 
   /**
    * A removed container's runtime dir is renamed into removed/ (gone for recovery and every reader
-   * at once) and deleted in the background: deleting its ~20 entries in the call was 0.7-2 ms of
-   * RemoveContainer and RemovePodSandbox. A crash before the delete ends leaves it there, and
-   * recovery deletes it.
+   * at once) and deleted in the background, once the calls pause: deleting its ~20 entries in the
+   * call was 0.7-2 ms of RemoveContainer and RemovePodSandbox. A crash before the delete ends
+   * leaves it there, and recovery deletes it.
    */
   private removeRuntimeDir(id: ContainerId, dir: string): void {
     const trashDir = removedRuntimeDirs(this.opts.runtimeDir);
@@ -481,7 +483,9 @@ export class MesosContainerizer implements Containerizer {
   }
 
   private deleteRemoved(trash: string): void {
-    rm(trash, { recursive: true, force: true }).catch((err: unknown) => this.opts.log.warn('cannot delete a removed runtime dir', { dir: trash, error: String(err) }));
+    (this.opts.deleteWhen?.() ?? Promise.resolve())
+      .then(() => rm(trash, { recursive: true, force: true }))
+      .catch((err: unknown) => this.opts.log.warn('cannot delete a removed runtime dir', { dir: trash, error: String(err) }));
   }
 
   // ---- running containers ----------------------------------------------------

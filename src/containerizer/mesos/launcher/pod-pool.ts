@@ -22,12 +22,11 @@ import type { Logger } from '../../../log.js';
 import type { LinuxLauncher } from './linux.js';
 import type { ContainerConfig } from '../isolator.js';
 import type { Steps } from '../../../util/steps.js';
-import type { Activity } from '../../../util/activity.js';
+import { QUIET_MS, type Activity } from '../../../util/activity.js';
 
 const SIGKILL = 9;
 /** Refills start this long after a take at the earliest, and only once no CRI call has run for QUIET_MS. */
 const REFILL_DELAY_MS = 50;
-const QUIET_MS = 20;
 /** A handed-over helper's emptied pool cgroup is removed this long after, off the pod's launch. */
 const HANDED_OVER_DROP_DELAY_MS = 20;
 /** Helpers that die in the pool (or spawns that fail) in a row before the pool stops refilling. */

@@ -6,7 +6,7 @@ import { createConnection } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { containerRecordsDir, containersDir, dockerCniStateDir, imagesDir, provisionerDir, quarantineDir, sandboxRecordsDir } from './paths.js';
 import { Quarantine } from './store/quarantine.js';
-import { checkpointsCommitted, setCommitErrorHandler } from './store/checkpoint.js';
+import { checkpointsCommitted, setCommitErrorHandler, setCommitWhen } from './store/checkpoint.js';
 import { parseDuration, type DaemonConfig } from './config.js';
 import { setPodLookup, type Logger } from './log.js';
 import { Cgroups, statFileReads } from './cgroups/index.js';
@@ -188,6 +188,7 @@ export class Daemon {
     }
     const containerizer = new ComposingContainerizer(members);
     setCommitErrorHandler((path, err) => log.warn('fsync of a record failed; it stays as the kernel holds it', { path, error: String(err) }));
+    setCommitWhen(() => activity.quiet(QUIET_MS, 200));
     const sandboxes = new MetadataStore<SandboxRecord>(sandboxRecordsDir(config.workDir));
     const containers = new MetadataStore<ContainerRecord>(containerRecordsDir(config.workDir));
     // Every log line about a pod names it: `pod` is a pod id; `container` a CRI container id or a

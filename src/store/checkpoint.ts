@@ -13,8 +13,9 @@ export interface WriteOptions {
    * - true (default): fsync the file, rename, fsync its directory, then return.
    * - 'group': write and rename now (whole across a daemon crash from here on), and leave the
    *   fsyncs to the group committer below, which syncs every file written meanwhile in one
-   *   batch on libuv's thread pool. Only a power loss or kernel crash in the next few ms can
-   *   lose the change (then the file is the old version, or empty and quarantined at recovery).
+   *   batch on libuv's thread pool (in the daemon, once the CRI calls pause: at most 200 ms
+   *   later). Only a power loss or kernel crash before then can lose the change (then the file
+   *   is the old version, or empty and quarantined at recovery).
    * - false: no fsync. Runtime-dir files live on a tmpfs that a power loss wipes anyway.
    */
   durable?: boolean | 'group';
@@ -54,6 +55,7 @@ const pendingFiles = new Set<string>();
 const pendingDirs = new Set<string>();
 let committing: Promise<void> | undefined;
 let onCommitError: (path: string, err: unknown) => void = () => {};
+let commitWhen: () => Promise<void> = () => Promise.resolve();
 const stats = { batches: 0, files: 0 };
 
 function groupCommit(path: string, dir: string): void {
@@ -65,6 +67,7 @@ function groupCommit(path: string, dir: string): void {
 async function runCommits(): Promise<void> {
   // Let the writes of this turn of the event loop join the first batch.
   await new Promise((resolve) => setImmediate(resolve));
+  await commitWhen();
   while (pendingFiles.size > 0 || pendingDirs.size > 0) {
     const files = [...pendingFiles];
     const dirs = [...pendingDirs];
@@ -99,6 +102,15 @@ export async function checkpointsCommitted(): Promise<void> {
 /** Who hears of a failed fsync (the daemon logs it); a failed sync leaves the file as the kernel has it. */
 export function setCommitErrorHandler(handler: (path: string, err: unknown) => void): void {
   onCommitError = handler;
+}
+
+/**
+ * What a batch waits for, after the end of the turn of the event loop that wrote its first file,
+ * before it syncs (default: nothing). The daemon: a quiet moment between CRI calls, so that the
+ * fsyncs do not take the CPU and the disk from the call that follows the write.
+ */
+export function setCommitWhen(when: () => Promise<void>): void {
+  commitWhen = when;
 }
 
 /** Batches and files synced so far by the group committer. */

@@ -12,7 +12,7 @@ import { capabilityMask } from '../../src/cri/runtime/capabilities.js';
 import { readTermination } from '../../src/containerizer/mesos/containerizer.js';
 import { toLimits, signalNumber, byCreatedAt, latest } from '../../src/cri/runtime/common.js';
 import { MetadataStore, NameRegistry } from '../../src/store/metadata.js';
-import { checkpointsCommitted, groupCommitStats } from '../../src/store/checkpoint.js';
+import { checkpointsCommitted, groupCommitStats, setCommitWhen } from '../../src/store/checkpoint.js';
 import type { ImageRecord } from '../../src/images/store.js';
 import { checkSysctls } from '../../src/security/sysctl.js';
 import { parsePodCidrs } from '../../src/cri/runtime/update-runtime-config.js';
@@ -216,6 +216,29 @@ test('metadata: records survive a reload, bad files are skipped, prefixes match 
   } finally {
     rmSync(d, { recursive: true });
   }
+});
+
+// Serial: it holds the process-wide committer, which the test below counts batches of.
+test.serial('group commit: a batch waits for setCommitWhen (the daemon: a quiet moment), the records readable meanwhile', async (t) => {
+  const dir = tmp();
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  setCommitWhen(() => gate);
+  t.teardown(() => {
+    open();
+    setCommitWhen(() => Promise.resolve());
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await checkpointsCommitted();
+  const before = groupCommitStats().batches;
+  const store = new MetadataStore<{ id: string; n: number }>(dir);
+  store.put({ id: 'a', n: 1 });
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  t.is(groupCommitStats().batches, before, 'no fsync batch before the gate opens');
+  t.is(new MetadataStore<{ id: string; n: number }>(dir).load(() => t.fail('unreadable record'))[0]?.n, 1, 'on disk already');
+  open();
+  await checkpointsCommitted();
+  t.is(groupCommitStats().batches, before + 1);
 });
 
 test('MetadataStore.put: on disk when it returns; fsyncs group-committed, one per file per batch; a deleted record is skipped', async (t) => {

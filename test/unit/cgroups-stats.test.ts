@@ -15,7 +15,7 @@ import {
   toWritableLayer,
   workingSetBytes,
 } from '../../src/cri/stats.js';
-import { FULL_EVERY, StatsSampler, record, type SamplerEntry } from '../../src/cri/stats-sampler.js';
+import { FULL_EVERY, SLICE_MS, StatsSampler, record, type SamplerEntry } from '../../src/cri/stats-sampler.js';
 import type { ContainerId, ResourceStatistics, UsageDetail } from '../../src/containerizer/mesos/isolator.js';
 import { silentLogger } from '../../src/log.js';
 
@@ -180,6 +180,39 @@ test('StatsSampler: an idle (created) container is read in its full turns only, 
   // A running one whose CPU sample is older than two windows is read on the spot.
   await sampler.get(targets[0]!);
   t.is(reads.length, before + 1);
+});
+
+test('StatsSampler: a pass yields to the event loop once it has held it SLICE_MS, however large its batch', async (t) => {
+  const READ_MS = 0.4;
+  const targets = Array.from({ length: 30 }, (_, i) => ({ key: `k${i}`, id: { value: `k${i}` } }));
+  // A turn counter: a chain of setImmediate callbacks, one per turn of the event loop.
+  let turn = 0;
+  let counting = true;
+  const tick = () => {
+    turn++;
+    if (counting) setImmediate(tick);
+  };
+  setImmediate(tick);
+  const readsPerTurn = new Map<number, number>();
+  const sampler = new StatsSampler({
+    windowMs: 1000,
+    targets: () => targets,
+    usage: async () => {
+      // A synchronous read, as the cgroup files are read (cgroups/stats.ts).
+      const until = performance.now() + READ_MS;
+      while (performance.now() < until);
+      readsPerTurn.set(turn, (readsPerTurn.get(turn) ?? 0) + 1);
+      return { timestamp: Date.now() / 1000, cpuUsageNanos: 1 };
+    },
+    log: silentLogger(),
+    batch: 100,
+  });
+  await sampler.pass();
+  counting = false;
+  const most = Math.max(...readsPerTurn.values());
+  // A call that arrives during a pass waits for one turn: at most SLICE_MS and one read more.
+  t.true(most * READ_MS < SLICE_MS + READ_MS + 0.01 && most * READ_MS <= 2, `${most} reads of ${READ_MS} ms in one turn`);
+  t.is([...readsPerTurn.values()].reduce((a, b) => a + b, 0), 30);
 });
 
 test('StatsSampler.start runs a pass per window until stop', async (t) => {

@@ -193,8 +193,8 @@ export class Provisioner {
     // is a thread-pool round trip per entry: the dir, its mounted rootfs with it, is renamed out
     // of the way at once (gone under its id for every reader; RemoveContainer answers), then
     // unmounted on a pool thread and deleted in the background, once the calls pause (deleteWhen:
-    // on 2 CPUs the delete's thread-pool work made the Remove's own answer slower). A crash before that ends leaves
-    // a PROVISIONER_TRASH_PREFIX dir, which recover() unmounts and deletes.
+    // on 2 CPUs the delete's thread-pool work made the Remove's own answer slower). A crash
+    // before that ends leaves a PROVISIONER_TRASH_PREFIX dir, which recover() unmounts and deletes.
     const trash = join(this.root, `${PROVISIONER_TRASH_PREFIX}${containerId}`);
     try {
       renameSync(dir, trash);

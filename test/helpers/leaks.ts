@@ -10,6 +10,7 @@ import { parseMountInfoEntries } from '../../src/util/mountinfo.js';
 import { descendants, listProcs, peakRssKb, rssKb } from '../../hack/bench/proc.js';
 import type { TestDaemon } from './daemon.js';
 import { POOL_CGROUP } from '../../src/containerizer/mesos/launcher/linux.js';
+import { PROVISIONER_TRASH_PREFIX, removedRuntimeDirs } from '../../src/paths.js';
 
 export interface Leftovers {
   /** what each of the daemon's fds points to (readlink of /proc/<pid>/fd/N), e.g. "pipe:[4711]" */
@@ -83,9 +84,19 @@ function cgroupsBelow(dir: string): string[] {
 }
 
 /** A snapshot of the daemon (it must be running: its pid is read). */
+/**
+ * What earlier Removes left to delete in the background: their rootfs trees (still mounted until
+ * then) and runtime dirs. The daemon deletes them once the calls pause, at most a second later.
+ */
+function pendingDeletes(d: TestDaemon): string[] {
+  return [...entries(join(d.workDir, 'provisioner')).filter((n) => n.startsWith(PROVISIONER_TRASH_PREFIX)), ...entries(removedRuntimeDirs(d.runtimeDir))];
+}
+
+/** Taken once the background deletes of earlier Removes have ended (or 5 s on; a delete that never ends shows as a leftover). */
 export async function leftovers(d: TestDaemon): Promise<Leftovers> {
   const pid = d.pid;
   if (!pid) throw new Error('the daemon is not running');
+  for (const deadline = Date.now() + 5000; pendingDeletes(d).length > 0 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
   const fds: string[] = [];
   for (const fd of entries(`/proc/${pid}/fd`)) {
     try {

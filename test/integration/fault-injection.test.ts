@@ -131,7 +131,7 @@ if (d) {
       t.falsy(r.error, `${point}: ${rpc}: ${r.error?.details}`);
     }
     const empty = { cgroups: [], mounts: [], runtimeDirs: [], rootfs: [], records: [] };
-    // A removed container's rootfs is unmounted and deleted just after RemoveContainer answered.
+    // A removed container's rootfs is unmounted and deleted once the calls pause after RemoveContainer answered.
     await waitFor(`${point}: nothing left`, () => isDeepStrictEqual(leftovers(), empty), 5000).catch(() => undefined);
     t.deepEqual(leftovers(), empty, point);
     t.true(d.logs().slice(before).includes(`fault injection: SIGKILL at ${point.split('@')[0]}`), `${point} was never reached by the walk`);

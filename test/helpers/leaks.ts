@@ -83,16 +83,19 @@ function cgroupsBelow(dir: string): string[] {
   return out;
 }
 
-/** A snapshot of the daemon (it must be running: its pid is read). */
 /**
- * What earlier Removes left to delete in the background: their rootfs trees (still mounted until
- * then) and runtime dirs. The daemon deletes them once the calls pause, at most a second later.
+ * What earlier Removes left to delete in the background: their rootfs trees (`.removed-<id>`,
+ * still mounted until then) and runtime dirs (`<id>`). The daemon deletes them once the calls
+ * pause, at most a second later.
  */
-function pendingDeletes(d: TestDaemon): string[] {
+export function pendingDeletes(d: TestDaemon): string[] {
   return [...entries(join(d.workDir, 'provisioner')).filter((n) => n.startsWith(PROVISIONER_TRASH_PREFIX)), ...entries(removedRuntimeDirs(d.runtimeDir))];
 }
 
-/** Taken once the background deletes of earlier Removes have ended (or 5 s on; a delete that never ends shows as a leftover). */
+/**
+ * A snapshot of the daemon (it must be running: its pid is read), taken once the background
+ * deletes of earlier Removes have ended (or 5 s on: a delete that never ends shows as a leftover).
+ */
 export async function leftovers(d: TestDaemon): Promise<Leftovers> {
   const pid = d.pid;
   if (!pid) throw new Error('the daemon is not running');

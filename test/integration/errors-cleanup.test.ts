@@ -7,7 +7,7 @@ import { status } from '@grpc/grpc-js';
 import { podConfig, containerConfig, waitFor } from '../helpers/daemon.js';
 import { isDeepStrictEqual } from 'node:util';
 import { useDaemon } from '../helpers/suite.js';
-import { POOL_CGROUP } from '../helpers/leaks.js';
+import { POOL_CGROUP, pendingDeletes } from '../helpers/leaks.js';
 
 async function rejects(t: import('ava').ExecutionContext, p: Promise<unknown>, code: number, field: RegExp) {
   const err = (await t.throwsAsync(p)) as unknown as { code: number; details: string } | undefined;
@@ -166,7 +166,7 @@ if (d) {
     // The rootfs mounts and the renamed-away dirs go in the background, once the calls pause.
     const ours = (names: string[]) => names.filter((n) => n.includes(pod) || ids.some((i) => n.includes(i)));
     const mounts = () => ours(readFileSync('/proc/self/mountinfo', 'utf8').split('\n'));
-    const trash = () => ours([...readdirSync(join(d.workDir, 'provisioner')), ...readdirSync(join(d.runtimeDir, 'removed'))]);
+    const trash = () => ours(pendingDeletes(d));
     await waitFor('the removed rootfs mounts and dirs to be deleted', () => mounts().length === 0 && trash().length === 0, 5_000).catch(() => undefined);
     t.deepEqual(mounts(), []);
     t.deepEqual(trash(), []);

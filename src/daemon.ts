@@ -45,6 +45,7 @@ import { MetadataStore, NameRegistry, containerName, sandboxName, type Container
 import { containerId, nowNanos, podId, type RuntimeContext } from './cri/context.js';
 import { createCriServer } from './cri/server.js';
 import { recordTermination } from './cri/runtime/common.js';
+import { relaunchContainer } from './cri/runtime/container-launch.js';
 import { EventBus } from './cri/events.js';
 import { StatsSampler } from './cri/stats-sampler.js';
 import { statsTargets } from './cri/runtime/stats-common.js';
@@ -236,6 +237,7 @@ export class Daemon {
         log,
       }),
       podCidr: '',
+      launches: new Map(),
       ...(network ? { network } : {}),
       quarantine,
       streams,
@@ -359,7 +361,7 @@ async function recover(ctx: RuntimeContext, provisioner: Provisioner): Promise<O
   // What the metrics tell of this recovery (every outcome named, 0 included).
   const outcomes: Record<string, number> = { running: 0, created: 0, exited: 0, unverified: 0, quarantined: report.protected.length, lost: 0 };
   for (const r of report.containers) {
-    const outcome = r.unverified ? 'unverified' : r.state === 'RUNNING' ? 'running' : r.state === 'FETCHING' ? 'created' : r.state === 'TERMINATED' || r.state === 'DESTROYING' ? 'exited' : r.state.toLowerCase();
+    const outcome = r.unverified ? 'unverified' : r.interrupted ? 'created' : r.state === 'RUNNING' ? 'running' : r.state === 'FETCHING' ? 'created' : r.state === 'TERMINATED' || r.state === 'DESTROYING' ? 'exited' : r.state.toLowerCase();
     outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
   }
 
@@ -377,6 +379,7 @@ async function recover(ctx: RuntimeContext, provisioner: Provisioner): Promise<O
     }
   }
   const exited: Promise<unknown>[] = [];
+  const interrupted: ContainerRecord[] = [];
   for (const c of ctrs) {
     const id = containerId(c);
     const r = found.get(idString(id));
@@ -402,6 +405,9 @@ async function recover(ctx: RuntimeContext, provisioner: Provisioner): Promise<O
       ctx.events.emit('CONTAINER_STOPPED_EVENT', c.id, c.sandboxId);
     } else if (r.unverified) {
       ctx.containers.update(c.id, { state: 'CONTAINER_UNKNOWN' });
+    } else if (r.interrupted && c.state === 'CONTAINER_CREATED') {
+      // CreateContainer answered, the crash came before its helper was held: launched again below.
+      interrupted.push(c);
     } else if (r.state === 'TERMINATED' || r.state === 'DESTROYING') {
       // Exited while we were down: its exit status is read before the gate opens, its cleanup goes on behind.
       exited.push(ctx.containerizer.wait(id).then((t) => t && recordTermination(ctx, c.id, t, { deferWrite: true })));
@@ -429,6 +435,9 @@ async function recover(ctx: RuntimeContext, provisioner: Provisioner): Promise<O
   // Rootfs dirs of containers nobody knows; known = whatever the containerizer still has, or cannot touch.
   const removed = await provisioner.recover([...ctx.containerizer.containers().map((id) => id.value), ...untouchable]);
   if (removed.length) ctx.log.warn('removed rootfs dirs no container knows', { removed });
+  // After the rootfs sweep, which would take a new launch's rootfs for an unknown one. Before
+  // the gate opens: StartContainer finds the launch to wait for.
+  for (const c of interrupted) relaunchContainer(ctx, c);
   const orphans = { cgroup: report.orphans.length, unrecorded: unknown.length, rootfs: removed.length };
   void report.cleanup.then(() => ctx.log.info('containers that exited while the daemon was down are cleaned up'));
   // The records recovery changed reach the disk once the gate is open, behind the first RPCs.

@@ -82,6 +82,18 @@ export async function holdCreate(name: string): Promise<void> {
 }
 
 /**
+ * Test-only, as holdCreate but with DIR/N.launch-hold: the launch of the container named N, after
+ * CreateContainer answered, waits before its helper is forked (writes DIR/N.launch-held). Lets a
+ * test crash the daemon or call StartContainer in that window.
+ */
+export async function holdLaunch(name: string): Promise<void> {
+  const dir = process.env.CRI_MESOS_TEST_HOLD_CREATE;
+  if (!dir || !existsSync(join(dir, `${name}.launch-hold`))) return;
+  writeFileSync(join(dir, `${name}.launch-held`), '');
+  while (existsSync(join(dir, `${name}.launch-hold`))) await sleep(20);
+}
+
+/**
  * Test-only, off unless the daemon's environment sets CRI_MESOS_TEST_HOLD_RECOVERY=FILE: the
  * end of recovery (the gate every request waits behind) waits while FILE exists. Lets a test
  * see the daemon bound to its socket but not yet serving (test/integration/systemd-notify.test.ts).

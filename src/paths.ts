@@ -36,6 +36,7 @@
 //       exec.fifo      holds the created container until StartContainer writes a byte
 //       ctl.fifo       control lines to the helper ("reopen": ReopenContainerLog)
 //       attach.sock    the helper's attach socket (stdin, output, resize; containerizer/mesos/attach.ts)
+//       held           its helper answered and waits on exec.fifo (none: a launch a crash cut short)
 //       started        StartContainer wrote its byte
 //       status         "<wait status> <unix ns>", written by the helper when the command exits
 //
@@ -76,6 +77,7 @@ export const RUNTIME_FILES = {
   execFifo: 'exec.fifo',
   ctlFifo: 'ctl.fifo',
   attachSock: 'attach.sock',
+  held: 'held',
   started: 'started',
   status: 'status',
   netns: 'netns',

@@ -16,6 +16,12 @@ export interface LaunchRequest {
   image?: ImageRecord;
   /** Computes the process once the rootfs exists (the user is resolved inside the image). */
   process?: (rootfs: string | undefined) => Promise<ProcessSpec>;
+  /**
+   * nested containers: called once everything a bad request can fail on is done (rootfs, cgroups,
+   * the process and its plan), before the helper is forked; the fork waits for it. CreateContainer
+   * answers here and leaves the rest of the launch to the background (StartContainer waits for it).
+   */
+  prepared?: () => Promise<void>;
   /** absolute CRI log path; '' or undefined discards output */
   logPath?: string;
   /** top-level (pod) containers: the pause helper's seccomp filter (nested ones carry theirs in the process) */
@@ -91,6 +97,8 @@ export interface RecoveryReport {
     state: string;
     /** Whether it lives could not be told: left alone. */
     unverified: boolean;
+    /** A nested container whose launch a crash cut short (never held, never started): destroyed, to be launched again. */
+    interrupted?: boolean;
   }[];
   /** Containers whose checkpoint is quarantined: left alone, not to be touched by anyone. */
   protected: ContainerId[];

@@ -21,6 +21,11 @@ export interface RuntimeContext extends ImageServiceContext {
   names: NameRegistry;
   containerizer: ComposingContainerizer;
   images: ImageStore;
+  /**
+   * The launches CreateContainer answered before their helpers were held (container-launch.ts),
+   * by container id, until they end: StartContainer waits for them. Rejected: the launch failed.
+   */
+  launches: Map<string, Promise<void>>;
   /** Records a container's termination in its CRI record once it happens. */
   watchContainer(record: ContainerRecord): void;
   /** GetContainerEvents: every state transition below is emitted here. */

@@ -190,7 +190,7 @@ if (d) {
     await d.client.call('RemovePodSandbox', { pod_sandbox_id: ok.pod_sandbox_id });
   });
 
-  test.serial('a CreateContainer that fails while preparing or while the helper sets up leaves nothing behind', async (t) => {
+  test.serial('a CreateContainer that fails while preparing, or a launch whose helper fails its setup, leaves nothing behind', async (t) => {
     const cfg = podConfig('failing', {}, join(d.logDir, 'failing'));
     const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: cfg });
     const snapshot = () => ({
@@ -212,15 +212,27 @@ if (d) {
     );
     await settled();
     t.deepEqual(snapshot(), before);
-    // ISOLATING: the launch helper's mount plan fails inside the container's mount namespace.
-    const err = (await t.throwsAsync(
-      d.client.call('CreateContainer', {
-        pod_sandbox_id: pod,
-        config: containerConfig('iso', ['true'], { mounts: [{ container_path: '/proc/not-here', host_path: d.logDir }] }),
-        sandbox_config: cfg,
-      }),
-    )) as unknown as { details: string };
+    // ISOLATING, behind CreateContainer's answer: the launch helper's mount plan fails inside the
+    // container's mount namespace. StartContainer says so, and the container is EXITED with
+    // StartError and exit code 128, as containerd records a task that could not start.
+    const badMount = { mounts: [{ container_path: '/proc/not-here', host_path: d.logDir }] };
+    const { container_id: iso } = await d.client.call('CreateContainer', { pod_sandbox_id: pod, config: containerConfig('iso', ['true'], badMount), sandbox_config: cfg });
+    const err = (await t.throwsAsync(d.client.call('StartContainer', { container_id: iso }))) as unknown as { details: string };
     t.regex(err.details, /launch helper failed/);
+    const st = (await d.client.call('ContainerStatus', { container_id: iso })).status;
+    t.like(st, { state: 'CONTAINER_EXITED', exit_code: 128, reason: 'StartError' });
+    t.regex(st.message, /launch helper failed/);
+    await d.client.call('RemoveContainer', { container_id: iso });
+    await settled();
+    t.deepEqual(snapshot(), before);
+    // Without a StartContainer the failure is recorded all the same.
+    const { container_id: iso2 } = await d.client.call('CreateContainer', { pod_sandbox_id: pod, config: containerConfig('iso2', ['true'], badMount), sandbox_config: cfg });
+    const exited = await waitFor('the failed launch recorded', async () => {
+      const s = (await d.client.call('ContainerStatus', { container_id: iso2 })).status;
+      return s.state === 'CONTAINER_EXITED' ? s : undefined;
+    });
+    t.like(exited, { exit_code: 128, reason: 'StartError' });
+    await d.client.call('RemoveContainer', { container_id: iso2 });
     await settled();
     t.deepEqual(snapshot(), before);
     // The pod is unharmed and the names can be used again.

@@ -146,6 +146,9 @@ if (d) {
         sandbox_config,
       });
       ids.push(container_id);
+      // The fast one reads each event as it comes (CreateContainer answers faster than a client
+      // takes in events of up to 40 × 16 KB statuses).
+      await waitFor('the fast subscriber to get the CREATED event', () => fast.of(container_id).length === 1);
     }
     await waitFor('the fast subscriber to get every CREATED event', () => ids.every((id) => fast.of(id).length === 1));
     // The runtime was never held up: a status answers now.

@@ -184,9 +184,12 @@ if (d) {
       for (const p of PHASES) t.is(phase(s1, p, 'pod') - phase(s0, p, 'pod'), 1, `pod phase ${p}`);
 
       const { container_id: ctr } = await d.client.call('CreateContainer', { pod_sandbox_id: pod, config: containerConfig('sleeper', ['sleep', '3600']), sandbox_config });
-      const s2 = await scrape();
+      // The helper's fork and setup go on behind CreateContainer's answer.
+      const s2 = await waitFor('the launch to be held', async () => {
+        const s = await scrape();
+        return mesos(s, 'container', 'FETCHING') - mesos(s1, 'container', 'FETCHING') === 1 ? s : undefined;
+      });
       t.is(ctrs(s2, 'CONTAINER_CREATED') - ctrs(s1, 'CONTAINER_CREATED'), 1);
-      t.is(mesos(s2, 'container', 'FETCHING') - mesos(s1, 'container', 'FETCHING'), 1);
       t.is(helpers(s2, 'container') - helpers(s1, 'container'), 1);
       for (const p of ['STARTING', 'PROVISIONING', 'PREPARING', 'ISOLATING']) t.is(phase(s2, p, 'container') - phase(s1, p, 'container'), 1, `container phase ${p}`);
       // FETCHING (held on its exec FIFO) ends with StartContainer.

@@ -163,6 +163,8 @@ if (d) {
       sandbox_config: p.sandbox,
     });
     const rundir = containerDir(d.runtimeDir, { value: id, parent: { value: p.pod } });
+    // Its helper waits on the exec FIFO (the launch goes on behind CreateContainer's answer).
+    await waitFor('the launch to be held', () => existsSync(runtimeFile(rundir, 'held')));
     // The marker is written, the byte never was: the crash came in between.
     await restart(() => writeFileSync(runtimeFile(rundir, 'started'), ''));
     const st = await stateOf(id);

@@ -81,7 +81,11 @@ if (d) {
       config: containerConfig('term-with-start', ['sleep', '3600'], { linux: { security_context: { namespace_options: { pid: 'POD' } } } }),
       sandbox_config: sandbox,
     });
-    const info = JSON.parse((await d.client.call('ContainerStatus', { container_id: id, verbose: true })).info.info) as { pid: number };
+    // Its init is forked behind CreateContainer's answer.
+    const info = await waitFor('the container init', async () => {
+      const i = JSON.parse((await d.client.call('ContainerStatus', { container_id: id, verbose: true })).info.info) as { pid?: number };
+      return i.pid ? (i as { pid: number }) : undefined;
+    });
     const helper = Number(readFileSync(`/proc/${info.pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[1]);
     t.true(helper > 1, `the helper is the parent of ${info.pid}`);
     process.kill(helper, 'SIGSTOP');

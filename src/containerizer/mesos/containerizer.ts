@@ -3,7 +3,7 @@
 // CRI's Create/Start split sits at FETCHING: the launch helper has set the
 // container up and waits on its exec FIFO until start() writes the byte.
 import { listDir } from '../../util/listdir.js';
-import { aborted, dataLoss, failedPrecondition, invalidArgument, isAbsent, notFound, unknown, withContext } from '../../errors.js';
+import { aborted, Code, dataLoss, failedPrecondition, invalidArgument, isAbsent, notFound, StatusError, unknown, withContext } from '../../errors.js';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, writeSync, constants as fsc } from 'node:fs';
 import { containerDir, containersDir, nestedContainersDir, removedRuntimeDirs, runtimeFile, RUNTIME_FILES } from '../../paths.js';
 import type { Quarantine } from '../../store/quarantine.js';
@@ -69,6 +69,8 @@ interface Container {
   since?: bigint;
   /** Its init (launch helper) has been reaped. */
   initExited?: boolean;
+  /** destroy() was asked for (Stop, Remove, its pod's destroy), not only set off by its init's exit. */
+  destroyRequested?: boolean;
 }
 
 export interface MesosContainerizerOptions {
@@ -124,7 +126,14 @@ export class MesosContainerizer implements Containerizer {
     parent?.children.add(key);
     this.transition(c, 'STARTING');
     c.launching = this.runLaunch(c, req);
-    await c.launching;
+    try {
+      await c.launching;
+    } catch (err) {
+      // ABORTED only when someone destroyed it: a launch whose helper died on its own failed.
+      if (c.destroyRequested) throw aborted(`container ${id.value} was destroyed during its launch`);
+      if (err instanceof StatusError && err.status === Code.ABORTED) throw unknown(`the launch helper of container ${id.value} exited during its launch`, err);
+      throw err;
+    }
     return 'SUCCESS';
   }
 
@@ -212,6 +221,11 @@ export class MesosContainerizer implements Containerizer {
         native().mkfifo(fifo, 0o600);
       }
       steps.mark('fifos');
+      // Whatever a bad request can fail has been tried; the fork waits for the caller.
+      if (req.prepared) {
+        await req.prepared();
+        this.checkAlive(c, 'isolating');
+      }
     }
     // A pod that joins no namespace and is passed no fd can take a pooled pause helper.
     const pooled =
@@ -273,6 +287,8 @@ export class MesosContainerizer implements Containerizer {
       throw unknown(`launch helper failed: ${answer}${diag ? ` (${diag})` : ''}`);
     }
     this.checkAlive(c, 'isolating');
+    // Recovery tells a held container from a launch a crash cut short by this marker.
+    if (c.config.kind === 'container') writeFileSync(runtimeFile(c.config.runtimeDir, 'held'), '');
 
     this.transition(c, 'FETCHING');
     if (c.config.kind !== 'container') this.transition(c, 'RUNNING');
@@ -343,7 +359,7 @@ export class MesosContainerizer implements Containerizer {
       // Mesos: the init being reaped triggers a destroy.
       if (c.state !== 'DESTROYING' && c.state !== 'TERMINATED') {
         this.opts.log.info('container init exited', { container: c.key, pid: c.pid });
-        void this.destroy(c.id).catch((err) => this.opts.log.error('destroy after exit failed', { container: c.key, error: String(err) }));
+        void this.destroyContainer(c).catch((err) => this.opts.log.error('destroy after exit failed', { container: c.key, error: String(err) }));
       }
     });
   }
@@ -351,7 +367,12 @@ export class MesosContainerizer implements Containerizer {
   async destroy(id: ContainerId): Promise<Termination | undefined> {
     const c = this.containers_.get(idString(id));
     if (!c) return undefined;
-    if (c.termination) return c.termination;
+    c.destroyRequested = true;
+    return this.destroyContainer(c);
+  }
+
+  private destroyContainer(c: Container): Promise<Termination> {
+    if (c.termination) return Promise.resolve(c.termination);
     if (!c.destroying) c.destroying = this.runDestroy(c);
     return c.destroying;
   }
@@ -788,6 +809,7 @@ export class MesosContainerizer implements Containerizer {
     const orphans = await this.opts.launcher.recover([...configs, ...found.protected], (config) => livePid(config.runtimeDir));
     if (orphans.length) this.opts.log.warn('killed orphan containers (cgroups no checkpoint knows)', { orphans });
     const dead: Container[] = [];
+    const interrupted = new Set<Container>();
     // Roots first, so children can be linked to them.
     const ordered = [...configs].sort((a, b) => Number(!!a.id.parent) - Number(!!b.id.parent));
     for (const config of ordered) {
@@ -796,12 +818,21 @@ export class MesosContainerizer implements Containerizer {
       if (config.id.parent) this.containers_.get(idString(config.id.parent))?.children.add(key);
       this.containers_.set(key, c);
       try {
+        const started = existsSync(runtimeFile(config.runtimeDir, 'started'));
+        // Created, but its helper never answered (CreateContainer answers before the fork): what
+        // the launch made is destroyed (or was, before a second crash), and the CRI layer
+        // launches it again.
+        if (config.kind === 'container' && !started && !existsSync(runtimeFile(config.runtimeDir, 'held'))) interrupted.add(c);
         const termination = this.readTerminationCheckpoint(config.runtimeDir);
         if (termination) {
           c.termination = termination;
           c.state = 'TERMINATED';
           // Destroyed before the restart, but its cleanup may have been cut short: remove redoes it.
           c.cleanupUnsure = true;
+          continue;
+        }
+        if (interrupted.has(c)) {
+          dead.push(c);
           continue;
         }
         const alive = attach(config.runtimeDir);
@@ -814,7 +845,7 @@ export class MesosContainerizer implements Containerizer {
         c.pid = alive.pid;
         c.pidfd = alive.pidfd;
         c.state = 'RUNNING';
-        if (config.kind === 'container' && !existsSync(runtimeFile(config.runtimeDir, 'started'))) c.state = 'FETCHING';
+        if (config.kind === 'container' && !started) c.state = 'FETCHING';
         else if (config.kind === 'container') releaseStart(config.runtimeDir); // a start the crash cut short
         this.watchExit(c);
         this.opts.log.debug('recovered container', { container: key, pid: c.pid, state: c.state });
@@ -827,7 +858,8 @@ export class MesosContainerizer implements Containerizer {
     // Containers whose init died while we were down: destroy reads their status file. In the
     // background, a few at a time, so the first RPC does not wait for them.
     const cleanup = runBounded(dead, 8, async (c) => {
-      this.opts.log.info('container exited while the daemon was down', { container: c.key });
+      if (interrupted.has(c)) this.opts.log.info('container launch cut short by the restart; destroying what it made', { container: c.key });
+      else this.opts.log.info('container exited while the daemon was down', { container: c.key });
       await this.destroy(c.id);
     });
     return {
@@ -838,6 +870,7 @@ export class MesosContainerizer implements Containerizer {
         config: c.config,
         state: dead.includes(c) && c.state !== 'TERMINATED' ? 'DESTROYING' : c.state,
         unverified: c.unverified !== undefined,
+        ...(interrupted.has(c) ? { interrupted: true } : {}),
       })),
       protected: found.protected.map((c) => c.id),
       orphans,

@@ -243,13 +243,12 @@ export function criStopSignal(config: Pick<ContainerConfig__Output, 'stop_signal
 }
 
 /**
- * The end of a CreateContainer whose launch succeeded (the record is stored): the CREATED event,
- * the fields accepted but not applied logged, and the exit watched.
+ * The end of a CreateContainer whose record is stored: the CREATED event and the fields accepted
+ * but not applied logged. Its exit is watched once its launch has ended (container-launch.ts).
  */
 export function containerCreated(ctx: RuntimeContext, record: ContainerRecord): { container_id: string } {
   ctx.events.emit('CONTAINER_CREATED_EVENT', record.id, record.sandboxId);
   const unapplied = unappliedContainerFields(record.config);
   if (unapplied.length) ctx.log.warn('container fields accepted but not applied', { container: record.id, fields: unapplied });
-  ctx.watchContainer(ctx.containers.get(record.id)!);
   return { container_id: record.id };
 }

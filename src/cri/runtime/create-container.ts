@@ -21,6 +21,7 @@ import { criDevices, hostDevices } from './devices.js';
 import { criMounts } from './mounts.js';
 import { holdCreate } from '../../fault.js';
 import { containerPreLaunchHook } from './pre-launch-hook.js';
+import { prepareLaunch, type PreparedLaunch } from './container-launch.js';
 
 export async function createContainer(ctx: RuntimeContext, req: CreateContainerRequest__Output): Promise<CreateContainerResponse> {
   const config = req.config;
@@ -152,9 +153,11 @@ async function createWithImage(
     mesos,
   });
   steps.mark('hook');
+  let launch: PreparedLaunch | undefined;
   try {
     if (logPath) mkdirp(join(logPath, '..'));
-    const result = await ctx.containerizer.launch({
+    // Up to the fork; the rest goes on behind the answer (container-launch.ts).
+    launch = await prepareLaunch(ctx, id, config.metadata?.name ?? '', {
       config: mesos,
       runtimeHandler: sandbox.runtimeHandler,
       image,
@@ -164,19 +167,19 @@ async function createWithImage(
         return (processSpec = await buildProcess(ctx, config, image, rootfs, sandbox, security));
       },
     });
-    if (result !== 'SUCCESS') throw failedPrecondition(`container launch was not accepted: ${result}`);
-    steps.mark('launch');
+    steps.mark('launch prepared');
     ctx.containers.put({ ...record, process: processSpec! });
+    launch.recorded();
     steps.mark('record');
-    const answer = containerCreated(ctx, record);
-    steps.mark('created');
-    ctx.log.debug('rpc steps', { rpc: 'CreateContainer', container: id, ms: steps.fields() });
-    return answer;
   } catch (err) {
+    launch?.abandon();
     await destroyFailedLaunch(ctx, containerId(record));
     ctx.names.release(name);
     throw err;
   }
+  const answer = containerCreated(ctx, record);
+  ctx.log.debug('rpc steps', { rpc: 'CreateContainer', container: id, ms: steps.fields() });
+  return answer;
 }
 
 /** Docker/CRI rules, not Mesos': command replaces Entrypoint, args replace Cmd. */

@@ -135,6 +135,7 @@ export async function createDockerContainer(ctx: RuntimeContext, criConfig: Cont
     if (result !== 'SUCCESS') throw failedPrecondition(`container launch was not accepted: ${result}`);
     const record = recordOf();
     ctx.containers.put(record);
+    ctx.watchContainer(ctx.containers.get(record.id)!);
     return containerCreated(ctx, record);
   } catch (err) {
     await destroyFailedLaunch(ctx, mesos.id);

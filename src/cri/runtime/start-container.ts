@@ -7,11 +7,15 @@ import { latest, mustContainer } from './common.js';
 export async function startContainer(ctx: RuntimeContext, req: StartContainerRequest__Output): Promise<StartContainerResponse> {
   const c = mustContainer(ctx, req.container_id);
   if (c.state !== 'CONTAINER_CREATED') throw failedPrecondition(`container ${c.id} is ${c.state}, not CONTAINER_CREATED`);
-  // Taken before the start byte: a short command can exit before start() even returns.
-  const startedAt = nowNanos();
   // An exit recorded meanwhile sends its STOPPED event after our STARTED, not before.
   ctx.events.starting.add(c.id);
+  let startedAt = '0';
   try {
+    // The launch CreateContainer answered before (container-launch.ts): held, or failed.
+    const launch = ctx.launches.get(c.id);
+    if (launch) await launch;
+    // Taken before the start byte: a short command can exit before start() even returns.
+    startedAt = nowNanos();
     await ctx.containerizer.start(containerId(c));
   } catch (err) {
     ctx.events.starting.delete(c.id);

@@ -1,0 +1,97 @@
+// CreateContainer answers once the rootfs, cgroups, process and record are made; the launch
+// helper's fork and setup go on behind the answer (src/cri/runtime/container-launch.ts). The
+// daemon's test-only hook CRI_MESOS_TEST_HOLD_CREATE holds a launch right there (DIR/N.launch-hold),
+// so each case acts in that window without timing guesses: StartContainer waits for the launch,
+// RemoveContainer ends it, and a kill -9 in it loses nothing (recovery launches it again).
+import test from 'ava';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { containerDir, provisionerDir, runtimeFile } from '../../src/paths.js';
+import { containerConfig, podConfig, waitFor } from '../helpers/daemon.js';
+import { useDaemon } from '../helpers/suite.js';
+
+const holdDir = mkdtempSync(join(tmpdir(), 'cm-launch-hold-'));
+test.after.always(() => rmSync(holdDir, { recursive: true, force: true }));
+
+const d = useDaemon('background launch tests', { env: { CRI_MESOS_TEST_HOLD_CREATE: holdDir } });
+if (d) {
+  /** A pod with a log directory, removed when the test ends. */
+  const runPod = async (t: { teardown(fn: () => unknown): void }, name: string) => {
+    const sandbox = podConfig(name, {}, join(d.logDir, name));
+    const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: sandbox });
+    t.teardown(() => d.client.call('RemovePodSandbox', { pod_sandbox_id: pod }).catch(() => undefined));
+    return { pod: pod as string, sandbox };
+  };
+
+  /** CreateContainer of `name`, answered while its launch is held before the fork. */
+  const createHeld = async (t: { teardown(fn: () => unknown): void }, p: { pod: string; sandbox: object }, name: string, command: string[]) => {
+    const hold = join(holdDir, `${name}.launch-hold`);
+    writeFileSync(hold, '');
+    t.teardown(() => rmSync(hold, { force: true }));
+    const { container_id: id } = await d.client.call('CreateContainer', { pod_sandbox_id: p.pod, config: containerConfig(name, command), sandbox_config: p.sandbox });
+    await waitFor(`the launch of ${name} to be held`, () => existsSync(join(holdDir, `${name}.launch-held`)));
+    const rundir = containerDir(d.runtimeDir, { value: id as string, parent: { value: p.pod } });
+    return { id: id as string, hold, rundir };
+  };
+
+  const stateOf = async (id: string) => (await d.client.call('ContainerStatus', { container_id: id })).status;
+
+  test.serial('CreateContainer answers before the helper is forked; StartContainer waits for the launch, then the command runs', async (t) => {
+    const p = await runPod(t, 'bg-start');
+    const c = await createHeld(t, p, 'waits', ['sh', '-c', 'echo ran; sleep 3600']);
+    t.is((await stateOf(c.id)).state, 'CONTAINER_CREATED');
+    t.true(existsSync(runtimeFile(c.rundir, 'config')), 'the checkpoint is written');
+    t.false(existsSync(runtimeFile(c.rundir, 'pid')), 'no helper yet');
+    t.false(existsSync(runtimeFile(c.rundir, 'held')));
+    let settled = false;
+    const starting = d.client.call('StartContainer', { container_id: c.id }).finally(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 300));
+    t.false(settled, 'StartContainer waits while the launch is held');
+    rmSync(c.hold);
+    await starting;
+    t.true(existsSync(runtimeFile(c.rundir, 'held')), 'the helper answered before the start byte');
+    const st = await stateOf(c.id);
+    t.is(st.state, 'CONTAINER_RUNNING');
+    const log = join(d.logDir, 'bg-start', 'waits', '0.log');
+    await waitFor('the command to log', () => existsSync(log) && readFileSync(log, 'utf8').includes('stdout F ran'));
+  });
+
+  test.serial('RemoveContainer while the launch is held: the launch ends there and leaves nothing', async (t) => {
+    const p = await runPod(t, 'bg-remove');
+    const c = await createHeld(t, p, 'removed', ['sleep', '3600']);
+    const removing = d.client.call('RemoveContainer', { container_id: c.id });
+    rmSync(c.hold);
+    await removing;
+    t.deepEqual((await d.client.call('ListContainers', { filter: { pod_sandbox_id: p.pod } })).containers, []);
+    t.false(existsSync(c.rundir), 'runtime dir removed');
+    await waitFor('its rootfs deleted', () => !existsSync(join(provisionerDir(d.workDir), c.id)) && !existsSync(join(provisionerDir(d.workDir), `.removed-${c.id}`)), 5000);
+    // The name is free again.
+    const { container_id: again } = await d.client.call('CreateContainer', { pod_sandbox_id: p.pod, config: containerConfig('removed', ['true']), sandbox_config: p.sandbox });
+    await d.client.call('StartContainer', { container_id: again });
+    t.is((await d.waitExited(again)).exit_code, 0);
+  });
+
+  test.serial('kill -9 after CreateContainer answered, before its helper was held: recovery launches it again, and it starts, runs and logs once', async (t) => {
+    const p = await runPod(t, 'bg-crash');
+    const c = await createHeld(t, p, 'relaunched', ['sh', '-c', 'echo ran; sleep 3600']);
+    const before = d.logs().length;
+    await d.kill9();
+    rmSync(c.hold);
+    rmSync(join(holdDir, 'relaunched.launch-held'));
+    await d.launch();
+    t.is((await stateOf(c.id)).state, 'CONTAINER_CREATED', 'not lost, not exited');
+    await d.client.call('StartContainer', { container_id: c.id });
+    t.is((await stateOf(c.id)).state, 'CONTAINER_RUNNING');
+    const log = join(d.logDir, 'bg-crash', 'relaunched', '0.log');
+    await waitFor('the command to log', () => existsSync(log) && readFileSync(log, 'utf8').includes('stdout F ran'));
+    t.is(readFileSync(log, 'utf8').match(/stdout F ran/g)?.length, 1);
+    t.regex(d.logs().slice(before), /launching again a container whose launch the restart cut short/);
+    // A second restart finds it held and started: it runs on.
+    const pid = JSON.parse((await d.client.call('ContainerStatus', { container_id: c.id, verbose: true })).info.info).pid as number;
+    await d.kill9();
+    await d.launch();
+    t.is((await stateOf(c.id)).state, 'CONTAINER_RUNNING');
+    t.true(existsSync(`/proc/${pid}`));
+  });
+}

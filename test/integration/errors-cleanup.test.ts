@@ -232,6 +232,10 @@ if (d) {
       return s.state === 'CONTAINER_EXITED' ? s : undefined;
     });
     t.like(exited, { exit_code: 128, reason: 'StartError' });
+    // A StartContainer after that says why, once: not the helper's error three times over.
+    const late = (await t.throwsAsync(d.client.call('StartContainer', { container_id: iso2 }))) as unknown as { details: string };
+    t.regex(late.details, /CONTAINER_EXITED, not CONTAINER_CREATED: its launch failed \(StartError\): launch helper failed: /);
+    t.is(late.details.split('/proc/not-here').length - 1, 1, late.details);
     await d.client.call('RemoveContainer', { container_id: iso2 });
     await settled();
     t.deepEqual(snapshot(), before);

@@ -282,7 +282,7 @@ export class MesosContainerizer implements Containerizer {
     const answer = await sync;
     steps.mark('helper setup');
     if (answer !== 'ok') {
-      const diag = tail(runtimeFile(c.config.runtimeDir, 'launchLog'));
+      const diag = tail(runtimeFile(c.config.runtimeDir, 'launchLog'), `cri-mesos-launch: ${answer}`);
       // What the helper could not do (exec of a missing file, a mount refused...): UNKNOWN, as runc's failures are in containerd.
       throw unknown(`launch helper failed: ${answer}${diag ? ` (${diag})` : ''}`);
     }
@@ -1173,9 +1173,10 @@ export function readTermination(runtimeDir: string, oomKilled: boolean): Termina
   return { exitCode, finishedAt: nanos && /^\d+$/.test(nanos) ? nanos : now, oomKilled, message: '' };
 }
 
-function tail(path: string): string {
+/** The last lines of a launch log, each once, without `said` (the helper and its init both log their error). */
+function tail(path: string, said: string): string {
   try {
-    return readFileSync(path, 'utf8').trim().split('\n').slice(-3).join('; ');
+    return [...new Set(readFileSync(path, 'utf8').trim().split('\n').slice(-3))].filter((l) => l !== said).join('; ');
   } catch {
     return '';
   }

@@ -6,7 +6,11 @@ import { latest, mustContainer } from './common.js';
 
 export async function startContainer(ctx: RuntimeContext, req: StartContainerRequest__Output): Promise<StartContainerResponse> {
   const c = mustContainer(ctx, req.container_id);
-  if (c.state !== 'CONTAINER_CREATED') throw failedPrecondition(`container ${c.id} is ${c.state}, not CONTAINER_CREATED`);
+  if (c.state !== 'CONTAINER_CREATED') {
+    // A launch that failed behind CreateContainer's answer: say why, as the Start that waited for it would.
+    const why = c.reason === 'StartError' && c.startedAt === '0' ? `: its launch failed (StartError): ${c.message}` : '';
+    throw failedPrecondition(`container ${c.id} is ${c.state}, not CONTAINER_CREATED${why}`);
+  }
   // An exit recorded meanwhile sends its STOPPED event after our STARTED, not before.
   ctx.events.starting.add(c.id);
   let startedAt = '0';

@@ -4,7 +4,8 @@
 // so each case acts in that window without timing guesses: StartContainer waits for the launch,
 // RemoveContainer ends it, and a kill -9 in it loses nothing (recovery launches it again).
 import test from 'ava';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { isDeepStrictEqual } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { containerDir, provisionerDir, runtimeFile } from '../../src/paths.js';
@@ -70,6 +71,32 @@ if (d) {
     const { container_id: again } = await d.client.call('CreateContainer', { pod_sandbox_id: p.pod, config: containerConfig('removed', ['true']), sandbox_config: p.sandbox });
     await d.client.call('StartContainer', { container_id: again });
     t.is((await d.waitExited(again)).exit_code, 0);
+  });
+
+  test.serial('StopContainer or RemoveContainer at once after each CreateContainer, 20 times: each answers, and no process, cgroup or dir is left', async (t) => {
+    const p = await runPod(t, 'bg-churn');
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const config = containerConfig(`churn${i}`, ['sleep', '3600']);
+      const { container_id: id } = await d.client.call('CreateContainer', { pod_sandbox_id: p.pod, config, sandbox_config: p.sandbox });
+      ids.push(id);
+      // The destroy meets the launch wherever it is: before the fork, in it, or at the helper's answer.
+      if (i % 2) {
+        await d.client.call('StopContainer', { container_id: id, timeout: 0 }, 10_000);
+        t.is((await stateOf(id)).state, 'CONTAINER_EXITED');
+      }
+      await d.client.call('RemoveContainer', { container_id: id }, 10_000);
+    }
+    t.deepEqual((await d.client.call('ListContainers', { filter: { pod_sandbox_id: p.pod } })).containers, []);
+    const podCgroup = d.cgroupDir('freezer', p.pod)!;
+    const left = () => ({
+      cgroups: readdirSync(podCgroup, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name),
+      rundirs: ids.filter((id) => existsSync(containerDir(d.runtimeDir, { value: id, parent: { value: p.pod } }))),
+      rootfs: ids.filter((id) => existsSync(join(provisionerDir(d.workDir), id)) || existsSync(join(provisionerDir(d.workDir), `.removed-${id}`))),
+    });
+    const none = { cgroups: [], rundirs: [], rootfs: [] };
+    await waitFor('the removed containers\' dirs deleted', () => isDeepStrictEqual(left(), none), 5000).catch(() => undefined);
+    t.deepEqual(left(), none);
   });
 
   test.serial('kill -9 after CreateContainer answered, before its helper was held: recovery launches it again, and it starts, runs and logs once', async (t) => {

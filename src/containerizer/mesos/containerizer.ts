@@ -113,13 +113,16 @@ export class MesosContainerizer implements Containerizer {
     const id = req.config.id;
     const key = idString(id);
     if (this.containers_.has(key)) return 'ALREADY_LAUNCHED';
+    await this.check(req.config);
+    // After the check's await, and with nothing awaited until the container is its child: a
+    // destroy of the parent cannot come in between and miss it.
     let parent: Container | undefined;
     if (id.parent) {
       parent = this.containers_.get(idString(id.parent));
       if (!parent) throw notFound(`parent container ${id.parent.value} is unknown`);
       if (parent.state !== 'RUNNING') throw failedPrecondition(`parent container ${id.parent.value} is ${parent.state}, not RUNNING`);
     }
-    await this.check(req.config);
+    if (this.containers_.has(key)) return 'ALREADY_LAUNCHED';
     // Our own copy: the caller's object is the caller's (the CRI layer keeps it in its records).
     const c: Container = { id, key, config: structuredClone(req.config), state: 'STARTING', waiters: [], children: new Set() };
     this.containers_.set(key, c);

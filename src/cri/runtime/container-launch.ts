@@ -11,11 +11,11 @@ import type { ContainerRecord } from '../../store/metadata.js';
 import { Code, failedPrecondition, StatusError } from '../../errors.js';
 import { holdLaunch } from '../../fault.js';
 import { containerId, nowNanos, podId, type RuntimeContext } from '../context.js';
-import { findContainer } from './common.js';
+import { destroyFailedLaunch, findContainer } from './common.js';
 
-/** The launch once it is prepared: `record` stores the container, then the fork may go on. */
+/** A launch that is prepared: the fork waits until the caller has stored the container's record. */
 export interface PreparedLaunch {
-  /** Stores the record (called once), then lets the launch go on behind the answer. */
+  /** The record is stored: the launch goes on behind the answer, tracked for StartContainer. */
   recorded(): void;
   /** Not stored after all: the launch goes on only to find itself destroyed. */
   abandon(): void;
@@ -76,13 +76,19 @@ async function relaunch(ctx: RuntimeContext, record: ContainerRecord): Promise<L
     namespaces.targetPid = target ? ctx.containerizer.pid(containerId(target)) : undefined;
   }
   ctx.log.info('launching again a container whose launch the restart cut short', { container: record.id, pod: record.sandboxId });
-  return ctx.containerizer.launch({
-    config: { ...record.mesos, namespaces, parentPid: ctx.containerizer.pid(podId(record.sandboxId)) },
-    runtimeHandler: sandbox.runtimeHandler,
-    image,
-    logPath: record.logPath,
-    process: () => Promise.resolve(record.process),
-  });
+  try {
+    return await ctx.containerizer.launch({
+      config: { ...record.mesos, namespaces, parentPid: ctx.containerizer.pid(podId(record.sandboxId)) },
+      runtimeHandler: sandbox.runtimeHandler,
+      image,
+      logPath: record.logPath,
+      process: () => Promise.resolve(record.process),
+    });
+  } finally {
+    // A RemoveContainer while the containerizer did not know it (between the remove above and
+    // this launch) found nothing to destroy: what this launch made goes now.
+    if (!ctx.containers.get(record.id)) await destroyFailedLaunch(ctx, id);
+  }
 }
 
 /** Keeps the launch's end where StartContainer finds it; watches the exit once it is held. */

@@ -26,11 +26,12 @@ if (d) {
   };
 
   /** CreateContainer of `name`, answered while its launch is held before the fork. */
-  const createHeld = async (t: { teardown(fn: () => unknown): void }, p: { pod: string; sandbox: object }, name: string, command: string[]) => {
+  const createHeld = async (t: { teardown(fn: () => unknown): void }, p: { pod: string; sandbox: object }, name: string, command: string[], extra: Record<string, unknown> = {}) => {
     const hold = join(holdDir, `${name}.launch-hold`);
     writeFileSync(hold, '');
     t.teardown(() => rmSync(hold, { force: true }));
-    const { container_id: id } = await d.client.call('CreateContainer', { pod_sandbox_id: p.pod, config: containerConfig(name, command), sandbox_config: p.sandbox });
+    const config = containerConfig(name, command, extra);
+    const { container_id: id } = await d.client.call('CreateContainer', { pod_sandbox_id: p.pod, config, sandbox_config: p.sandbox });
     await waitFor(`the launch of ${name} to be held`, () => existsSync(join(holdDir, `${name}.launch-held`)));
     const rundir = containerDir(d.runtimeDir, { value: id as string, parent: { value: p.pod } });
     return { id: id as string, hold, rundir };
@@ -101,7 +102,10 @@ if (d) {
 
   test.serial('kill -9 after CreateContainer answered, before its helper was held: recovery launches it again, and it starts, runs and logs once', async (t) => {
     const p = await runPod(t, 'bg-crash');
-    const c = await createHeld(t, p, 'relaunched', ['sh', '-c', 'echo ran; sleep 3600']);
+    const MiB = 1024 * 1024;
+    const c = await createHeld(t, p, 'relaunched', ['sh', '-c', 'echo ran; sleep 3600'], { linux: { resources: { memory_limit_in_bytes: 64 * MiB } } });
+    // Updated while the launch is held: the launch made again must have the new limit.
+    await d.client.call('UpdateContainerResources', { container_id: c.id, linux: { memory_limit_in_bytes: 96 * MiB } });
     const before = d.logs().length;
     await d.kill9();
     rmSync(c.hold);
@@ -114,6 +118,9 @@ if (d) {
     await waitFor('the command to log', () => existsSync(log) && readFileSync(log, 'utf8').includes('stdout F ran'));
     t.is(readFileSync(log, 'utf8').match(/stdout F ran/g)?.length, 1);
     t.regex(d.logs().slice(before), /launching again a container whose launch the restart cut short/);
+    const memory = d.cgroupDir('memory', p.pod, c.id)!;
+    const limit = readFileSync(join(memory, existsSync(join(memory, 'memory.limit_in_bytes')) ? 'memory.limit_in_bytes' : 'memory.max'), 'utf8').trim();
+    t.is(limit, String(96 * MiB));
     // A second restart finds it held and started: it runs on.
     const pid = JSON.parse((await d.client.call('ContainerStatus', { container_id: c.id, verbose: true })).info.info).pid as number;
     await d.kill9();

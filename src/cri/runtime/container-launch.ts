@@ -11,7 +11,7 @@ import type { ContainerRecord } from '../../store/metadata.js';
 import { Code, failedPrecondition, StatusError } from '../../errors.js';
 import { holdLaunch } from '../../fault.js';
 import { containerId, nowNanos, podId, type RuntimeContext } from '../context.js';
-import { destroyFailedLaunch, findContainer } from './common.js';
+import { destroyFailedLaunch, findContainer, toLimits } from './common.js';
 
 /** A launch that is prepared: the fork waits until the caller has stored the container's record. */
 export interface PreparedLaunch {
@@ -75,10 +75,12 @@ async function relaunch(ctx: RuntimeContext, record: ContainerRecord): Promise<L
     const target = findContainer(ctx, targetId);
     namespaces.targetPid = target ? ctx.containerizer.pid(containerId(target)) : undefined;
   }
+  // The resources as the record has them now: an UpdateContainerResources may have come since.
+  const resources = toLimits(record.config.linux?.resources, 'config.linux.resources');
   ctx.log.info('launching again a container whose launch the restart cut short', { container: record.id, pod: record.sandboxId });
   try {
     return await ctx.containerizer.launch({
-      config: { ...record.mesos, namespaces, parentPid: ctx.containerizer.pid(podId(record.sandboxId)) },
+      config: { ...record.mesos, resources, oomScoreAdj: resources.oomScoreAdj, namespaces, parentPid: ctx.containerizer.pid(podId(record.sandboxId)) },
       runtimeHandler: sandbox.runtimeHandler,
       image,
       logPath: record.logPath,

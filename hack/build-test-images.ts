@@ -11,8 +11,8 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { chmod, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
@@ -259,33 +259,55 @@ export interface BuiltTestImages {
 /** Build all test images into `outDir`; returns at once when they are up to date. */
 export async function buildBusyboxImages(outDir: string, busybox = BUSYBOX): Promise<BuiltTestImages> {
   outDir = resolve(outDir);
-  const out: BuiltTestImages = {
-    ociDir: join(outDir, 'busybox-oci'),
-    ociTar: join(outDir, 'busybox-oci.tar'),
-    dockerTar: join(outDir, 'busybox-docker.tar'),
-    layeredDir: join(outDir, 'layered-oci'),
-  };
-  await mkdir(outDir, { recursive: true });
-  const stampFile = join(outDir, '.stamp');
+  const paths = (dir: string): BuiltTestImages => ({
+    ociDir: join(dir, 'busybox-oci'),
+    ociTar: join(dir, 'busybox-oci.tar'),
+    dockerTar: join(dir, 'busybox-docker.tar'),
+    layeredDir: join(dir, 'layered-oci'),
+  });
+  const out = paths(outDir);
   const stamp = `${BUILDER_VERSION} ${sha256(readFileSync(busybox))}`;
-  const upToDate =
-    existsSync(stampFile) &&
-    readFileSync(stampFile, 'utf8') === stamp &&
-    Object.values(out).every((p) => existsSync(p));
-  if (upToDate) return out;
+  const upToDate = () =>
+    existsSync(join(outDir, '.stamp')) && readFileSync(join(outDir, '.stamp'), 'utf8') === stamp && Object.values(out).every((p) => existsSync(p));
+  if (upToDate()) return out;
 
+  // Built aside and renamed into place whole: test files in other processes build at the same
+  // time, and none may import a layout another is still writing.
+  await mkdir(dirname(outDir), { recursive: true });
+  const tmp = await mkdtemp(`${outDir}.build-`);
+  await chmod(tmp, 0o755);
+  const built = paths(tmp);
   const base = await busyboxLayer(busybox);
   const oci: ImageSpecInput = { tags: [TEST_TAGS.oci], layers: [base], config: BUSYBOX_CONFIG };
-  await writeOciLayout(out.ociDir, [oci]);
-  await packLayoutDir(out.ociDir, out.ociTar, [oci]);
-  await writeDockerArchive(out.dockerTar, [
+  await writeOciLayout(built.ociDir, [oci]);
+  await packLayoutDir(built.ociDir, built.ociTar, [oci]);
+  await writeDockerArchive(built.dockerTar, [
     { tags: [TEST_TAGS.docker], layers: [base], config: { ...BUSYBOX_CONFIG, Labels: { 'org.cri-mesos.test': 'busybox-docker' } } },
   ]);
-  await writeOciLayout(out.layeredDir, [
+  await writeOciLayout(built.layeredDir, [
     { tags: [TEST_TAGS.layered], layers: [base, await layeredTopLayer()], config: { ...BUSYBOX_CONFIG, Labels: { 'org.cri-mesos.test': 'layered' } } },
   ]);
-  await writeFile(stampFile, stamp);
-  return out;
+  await writeFile(join(tmp, '.stamp'), stamp);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await rename(tmp, outDir);
+      return out;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if ((code !== 'ENOTEMPTY' && code !== 'EEXIST') || attempt === 3) throw err;
+    }
+    if (upToDate()) {
+      // Another process put the same images there first.
+      await rm(tmp, { recursive: true, force: true });
+      return out;
+    }
+    // An older or half-written set: moved aside (unless another process just did), ours in its place.
+    const old = await mkdtemp(`${outDir}.old-`);
+    await rename(outDir, join(old, 'images')).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+    await rm(old, { recursive: true, force: true });
+  }
 }
 
 /** Runs `fn(outDir)` when `moduleUrl` is the script node was started with; prints its result as JSON. */

@@ -5,7 +5,7 @@
 // the benchmark (hack/bench/main.ts) use it too.
 import * as grpc from '@grpc/grpc-js';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
@@ -357,6 +357,15 @@ export class TestDaemon {
       if (s.status.state !== 'CONTAINER_RUNNING') return undefined;
       const p = (JSON.parse(s.info.info) as { pid: number }).pid;
       return p > 0 ? p : undefined;
+    });
+    // StartContainer answers once the start byte is written (as runc start does); the init
+    // execs the command a moment later. Gone already (a short command) counts as exec'd.
+    await waitFor(`${name} to exec its command`, () => {
+      try {
+        return !readlinkSync(`/proc/${pid}/exe`).endsWith('/cri-mesos-launch');
+      } catch {
+        return true;
+      }
     });
     return { id: id as string, pid };
   }

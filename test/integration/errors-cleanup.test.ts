@@ -145,7 +145,12 @@ if (d) {
     const { container_id: held } = await d.client.call('CreateContainer', { pod_sandbox_id: pod, config: containerConfig('held', ['true']), sandbox_config: cfg });
     ids.push(held);
     const pids: number[] = [];
-    for (const id of ids) pids.push(JSON.parse((await d.client.call('ContainerStatus', { container_id: id, verbose: true })).info.info).pid);
+    // The held one's init is forked behind CreateContainer's answer.
+    for (const id of ids) {
+      pids.push(
+        await waitFor(`container ${id}'s init`, async () => (JSON.parse((await d.client.call('ContainerStatus', { container_id: id, verbose: true })).info.info) as { pid?: number }).pid),
+      );
+    }
     pids.push(JSON.parse((await d.client.call('PodSandboxStatus', { pod_sandbox_id: pod, verbose: true })).info.info).pid);
     t.true(pids.every((p) => p > 0 && existsSync(`/proc/${p}`)));
     const cgroupDirs = ['cpu', 'memory', 'pids', 'freezer', 'cpuset', 'hugetlb'].map((c) => d.cgroupDir(c, pod)).filter((x): x is string => !!x);

@@ -18,7 +18,7 @@ import { buildBusyboxImages, TEST_TAGS } from '../../hack/build-test-images.js';
 import { ImageStore } from '../../src/images/store.js';
 import { importImage } from '../../src/images/import.js';
 import { Cgroups } from '../../src/cgroups/index.js';
-import { MNT_DETACH, native } from '../../src/native/index.js';
+import { launchHelperPath, MNT_DETACH, native } from '../../src/native/index.js';
 
 export const BUSYBOX = TEST_TAGS.oci;
 
@@ -362,7 +362,7 @@ export class TestDaemon {
     // execs the command a moment later. Gone already (a short command) counts as exec'd.
     await waitFor(`${name} to exec its command`, () => {
       try {
-        return !readlinkSync(`/proc/${pid}/exe`).endsWith('/cri-mesos-launch');
+        return readlinkSync(`/proc/${pid}/exe`) !== launchHelperPath();
       } catch {
         return true;
       }

@@ -9,6 +9,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { containerDir, provisionerDir, runtimeFile } from '../../src/paths.js';
+import { pendingDeletes } from '../helpers/leaks.js';
 import { containerConfig, podConfig, waitFor } from '../helpers/daemon.js';
 import { useDaemon } from '../helpers/suite.js';
 
@@ -67,7 +68,7 @@ if (d) {
     await removing;
     t.deepEqual((await d.client.call('ListContainers', { filter: { pod_sandbox_id: p.pod } })).containers, []);
     t.false(existsSync(c.rundir), 'runtime dir removed');
-    await waitFor('its rootfs deleted', () => !existsSync(join(provisionerDir(d.workDir), c.id)) && !existsSync(join(provisionerDir(d.workDir), `.removed-${c.id}`)), 5000);
+    await waitFor('its rootfs deleted', () => !existsSync(join(provisionerDir(d.workDir), c.id)) && !pendingDeletes(d).some((n) => n.includes(c.id)), 5000);
     // The name is free again.
     const { container_id: again } = await d.client.call('CreateContainer', { pod_sandbox_id: p.pod, config: containerConfig('removed', ['true']), sandbox_config: p.sandbox });
     await d.client.call('StartContainer', { container_id: again });
@@ -93,9 +94,10 @@ if (d) {
     const left = () => ({
       cgroups: readdirSync(podCgroup, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name),
       rundirs: ids.filter((id) => existsSync(containerDir(d.runtimeDir, { value: id, parent: { value: p.pod } }))),
-      rootfs: ids.filter((id) => existsSync(join(provisionerDir(d.workDir), id)) || existsSync(join(provisionerDir(d.workDir), `.removed-${id}`))),
+      rootfs: ids.filter((id) => existsSync(join(provisionerDir(d.workDir), id))),
+      pending: pendingDeletes(d).filter((n) => ids.some((id) => n.includes(id))),
     });
-    const none = { cgroups: [], rundirs: [], rootfs: [] };
+    const none = { cgroups: [], rundirs: [], rootfs: [], pending: [] };
     await waitFor('the removed containers\' dirs deleted', () => isDeepStrictEqual(left(), none), 5000).catch(() => undefined);
     t.deepEqual(left(), none);
   });

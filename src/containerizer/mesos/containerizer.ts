@@ -112,7 +112,6 @@ export class MesosContainerizer implements Containerizer {
     if (!MESOS_HANDLERS.has(req.runtimeHandler)) return 'NOT_SUPPORTED';
     const id = req.config.id;
     const key = idString(id);
-    if (this.containers_.has(key)) return 'ALREADY_LAUNCHED';
     await this.check(req.config);
     // After the check's await, and with nothing awaited until the container is its child: a
     // destroy of the parent cannot come in between and miss it.

@@ -74,11 +74,8 @@ export function faultPoint(point: FaultPoint): void {
  * goes on when N.hold is gone. Lets a test act while a create is in flight
  * (test/integration/image-leases.test.ts) without timing guesses.
  */
-export async function holdCreate(name: string): Promise<void> {
-  const dir = process.env.CRI_MESOS_TEST_HOLD_CREATE;
-  if (!dir || !existsSync(join(dir, `${name}.hold`))) return;
-  writeFileSync(join(dir, `${name}.held`), '');
-  while (existsSync(join(dir, `${name}.hold`))) await sleep(20);
+export function holdCreate(name: string): Promise<void> {
+  return holdWhile(`${name}.hold`, `${name}.held`);
 }
 
 /**
@@ -86,11 +83,16 @@ export async function holdCreate(name: string): Promise<void> {
  * CreateContainer answered, waits before its helper is forked (writes DIR/N.launch-held). Lets a
  * test crash the daemon or call StartContainer in that window.
  */
-export async function holdLaunch(name: string): Promise<void> {
+export function holdLaunch(name: string): Promise<void> {
+  return holdWhile(`${name}.launch-hold`, `${name}.launch-held`);
+}
+
+/** In CRI_MESOS_TEST_HOLD_CREATE's dir: while `hold` exists, `held` says so and this waits. */
+async function holdWhile(hold: string, held: string): Promise<void> {
   const dir = process.env.CRI_MESOS_TEST_HOLD_CREATE;
-  if (!dir || !existsSync(join(dir, `${name}.launch-hold`))) return;
-  writeFileSync(join(dir, `${name}.launch-held`), '');
-  while (existsSync(join(dir, `${name}.launch-hold`))) await sleep(20);
+  if (!dir || !existsSync(join(dir, hold))) return;
+  writeFileSync(join(dir, held), '');
+  while (existsSync(join(dir, hold))) await sleep(20);
 }
 
 /**

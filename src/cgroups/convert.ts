@@ -20,6 +20,26 @@ export function cpuMaxValue(quota: number | undefined, period: number | undefine
   return period && period > 0 ? `${q} ${Math.trunc(period)}` : q;
 }
 
+/**
+ * A cpuset list ("0-3,6", as cpuset.cpus and cpuset.mems take it) → its numbers, ascending;
+ * undefined when it is not one (a bad range, a stray character).
+ */
+export function parseCpuList(text: string): number[] | undefined {
+  const t = text.trim();
+  if (t === '') return [];
+  const out = new Set<number>();
+  for (const part of t.split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (!m) return undefined;
+    const a = Number(m[1]);
+    const b = m[2] === undefined ? a : Number(m[2]);
+    // The kernel's own bound on a list (NR_CPUS is at most 8192); a range past it is a typo.
+    if (b < a || b >= 8192) return undefined;
+    for (let i = a; i <= b; i++) out.add(i);
+  }
+  return [...out].sort((x, y) => x - y);
+}
+
 /** Parse a flat-keyed file ("key value" per line: memory.stat, cpu.stat, cpuacct.stat, memory.events). */
 export function parseFlatKeyed(text: string): Map<string, bigint> {
   const out = new Map<string, bigint>();

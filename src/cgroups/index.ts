@@ -28,6 +28,7 @@ export {
   parseLimit,
   parsePids,
   toNum,
+  parseCpuList,
   UNLIMITED_THRESHOLD,
   USER_HZ,
 } from './convert.js';

@@ -1,5 +1,5 @@
-// CreateContainer answers once the rootfs, cgroups, process and record are made; the launch
-// helper's fork and setup go on behind the answer (src/cri/runtime/container-launch.ts). The
+// CreateContainer answers once the rootfs, process and record are made; the cgroups, the launch
+// helper's fork and its setup go on behind the answer (src/cri/runtime/container-launch.ts). The
 // daemon's test-only hook CRI_MESOS_TEST_HOLD_CREATE holds a launch right there (DIR/N.launch-hold),
 // so each case acts in that window without timing guesses: StartContainer waits for the launch,
 // RemoveContainer ends it, and a kill -9 in it loses nothing (recovery launches it again).
@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { isDeepStrictEqual } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Cgroups } from '../../src/cgroups/index.js';
 import { containerDir, provisionerDir, runtimeFile } from '../../src/paths.js';
 import { pendingDeletes } from '../helpers/leaks.js';
 import { containerConfig, podConfig, waitFor } from '../helpers/daemon.js';
@@ -58,6 +59,48 @@ if (d) {
     t.is(st.state, 'CONTAINER_RUNNING');
     const log = join(d.logDir, 'bg-start', 'waits', '0.log');
     await waitFor('the command to log', () => existsSync(log) && readFileSync(log, 'utf8').includes('stdout F ran'));
+  });
+
+  test.serial('the cgroups are made behind the answer, with the limits of an UpdateContainerResources that came first', async (t) => {
+    const MiB = 1024 * 1024;
+    const p = await runPod(t, 'bg-cgroups');
+    const c = await createHeld(t, p, 'limited', ['sleep', '3600'], { linux: { resources: { memory_limit_in_bytes: 64 * MiB } } });
+    const dir = () => d.cgroupDir('memory', p.pod, c.id)!;
+    t.false(existsSync(dir()), 'no cgroup while the launch is held');
+    // No cgroup, no usage: attributes only, as containerd answers for a container without a task.
+    const early = (await d.client.call('ContainerStats', { container_id: c.id })).stats;
+    t.is(early.attributes.id, c.id);
+    t.is(early.memory, null);
+    await d.client.call('UpdateContainerResources', { container_id: c.id, linux: { memory_limit_in_bytes: 96 * MiB } });
+    rmSync(c.hold);
+    await d.client.call('StartContainer', { container_id: c.id });
+    const limit = join(dir(), Cgroups.detect().v1('memory') !== undefined ? 'memory.limit_in_bytes' : 'memory.max');
+    t.is(readFileSync(limit, 'utf8').trim(), String(96 * MiB));
+    const late = (await d.client.call('ContainerStats', { container_id: c.id })).stats;
+    t.truthy(late.memory?.working_set_bytes, 'usage once the cgroup exists');
+    // An update after the launch writes the cgroup at once.
+    await d.client.call('UpdateContainerResources', { container_id: c.id, linux: { memory_limit_in_bytes: 80 * MiB } });
+    t.is(readFileSync(limit, 'utf8').trim(), String(80 * MiB));
+  });
+
+  test.serial('CreateContainer refuses by name the limits the kernel would refuse, before anything is made', async (t) => {
+    const p = await runPod(t, 'bg-limits');
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ cpuset_cpus: '0-8191' }, /cpuset_cpus: "0-8191" names CPUs this host does not have online/],
+      [{ cpuset_cpus: '1-0' }, /cpuset_cpus: "1-0" is not a list/],
+      [{ cpu_quota: 500 }, /cpu_quota: 500 µs is below the kernel's minimum of 1000/],
+      [{ cpu_period: 100 }, /cpu_period: 100 µs is outside/],
+      [{ memory_limit_in_bytes: 64 << 20, memory_swap_limit_in_bytes: 32 << 20 }, /memory_swap_limit_in_bytes: 33554432 is below memory_limit_in_bytes/],
+    ];
+    for (const [resources, message] of bad) {
+      const err = (await t.throwsAsync(
+        d.client.call('CreateContainer', { pod_sandbox_id: p.pod, config: containerConfig('bad-limits', ['true'], { linux: { resources } }), sandbox_config: p.sandbox }),
+      )) as unknown as { code: number; details: string };
+      t.is(err.code, 3, err.details);
+      t.regex(err.details, message);
+    }
+    t.deepEqual((await d.client.call('ListContainers', { filter: { pod_sandbox_id: p.pod } })).containers, []);
+    t.deepEqual(readdirSync(d.cgroupDir('memory', p.pod)!, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name), []);
   });
 
   test.serial('RemoveContainer while the launch is held: the launch ends there and leaves nothing', async (t) => {

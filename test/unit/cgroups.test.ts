@@ -13,6 +13,7 @@ import {
   flatKeyedNumber,
   parseFlatKeyed,
   parseLimit,
+  parseCpuList,
   parseMountInfo,
   parsePids,
   sharesToWeight,
@@ -135,6 +136,32 @@ test('parsers', (t) => {
   t.is(parseLimit('-1'), undefined);
   t.is(parseLimit('49999872\n'), 49999872);
   t.deepEqual(parsePids('1\n22\n\n'), [1, 22]);
+  t.deepEqual(parseCpuList('0-3,6\n'), [0, 1, 2, 3, 6]);
+  t.deepEqual(parseCpuList('2,0-1,1'), [0, 1, 2]);
+  t.deepEqual(parseCpuList(''), []);
+  for (const bad of ['1-0', '0-', 'a', '0,,1', '0-8192', ' 0 - 1']) t.is(parseCpuList(bad), undefined, bad);
+});
+
+test('the cpu, cpuset and memory checks refuse what the kernel would, on either back end, by field', async (t) => {
+  const { cg: v2 } = await fakeV2(t, 'cpuset cpu memory');
+  const v1 = Cgroups.fromMountInfo(HYBRID, () => '');
+  for (const cgroups of [v2, v1]) {
+    const opts = { cgroups, root: 'r', log: silentLogger() };
+    const cpu = new CpuIsolator(opts);
+    const cpuset = new CpusetIsolator(opts);
+    const mem = new MemoryIsolator(opts);
+    await t.throwsAsync(cpu.check({ cpuQuota: 999 }), { instanceOf: ResourceError, message: /^cpu_quota: 999 µs is below/ });
+    await t.throwsAsync(cpu.check({ cpuPeriod: 999 }), { instanceOf: ResourceError, message: /^cpu_period: 999 µs is outside/ });
+    await t.throwsAsync(cpu.check({ cpuPeriod: 1_000_001 }), { instanceOf: ResourceError, message: /^cpu_period/ });
+    await t.notThrowsAsync(cpu.check({ cpuQuota: 1000, cpuPeriod: 100_000, cpuShares: 2 }));
+    await t.notThrowsAsync(cpu.check({ cpuQuota: -1 }));
+    await t.throwsAsync(cpuset.check({ cpusetCpus: '3-1' }), { instanceOf: ResourceError, message: /^cpuset_cpus: "3-1" is not a list/ });
+    await t.throwsAsync(cpuset.check({ cpusetCpus: '0,8000' }), { instanceOf: ResourceError, message: /^cpuset_cpus: "0,8000" names CPUs this host does not have online \(8000;/ });
+    await t.notThrowsAsync(cpuset.check({ cpusetCpus: '0', cpusetMems: '0' }));
+    await t.throwsAsync(mem.check({ memoryLimitBytes: 2048, memorySwapLimitBytes: 1024 }), { instanceOf: ResourceError, message: /^memory_swap_limit_in_bytes: 1024 is below/ });
+    await t.notThrowsAsync(mem.check({ memoryLimitBytes: 2048, memorySwapLimitBytes: 2048 }));
+    await t.notThrowsAsync(mem.check({ memoryLimitBytes: 2048, memorySwapLimitBytes: -1 }));
+  }
 });
 
 // ---- cgroup2 back end against a fake tree ----

@@ -71,6 +71,11 @@ interface Container {
   initExited?: boolean;
   /** destroy() was asked for (Stop, Remove, its pod's destroy), not only set off by its init's exit. */
   destroyRequested?: boolean;
+  /**
+   * Isolators whose prepare runs behind the caller's answer (Isolator.prepareBehindAnswer), until
+   * it has run; `running` once it has begun.
+   */
+  deferred?: { isolators: Isolator[]; running?: Promise<void> };
 }
 
 export interface MesosContainerizerOptions {
@@ -160,9 +165,15 @@ export class MesosContainerizer implements Containerizer {
     const info: LaunchInfo = emptyLaunchInfo();
     // fds isolators pass to the helper: ours to close whatever happens from here on.
     const passFds: number[] = [];
+    const isolators = this.isolatorsFor(c);
+    // A container whose caller is answered before the fork (req.prepared) gets its cgroups behind
+    // that answer: they are the fork's, and their values were checked at launch().
+    const behind = c.config.kind === 'container' && req.prepared ? isolators.filter((i) => i.prepareBehindAnswer) : [];
+    if (behind.length > 0) c.deferred = { isolators: behind };
     try {
       faultPoint('cgroups-create:before');
-      for (const isolator of this.isolatorsFor(c)) {
+      for (const isolator of isolators) {
+        if (behind.includes(isolator)) continue;
         const part = await isolator.prepare(c.config);
         steps.mark(`prepare ${isolator.name}`);
         if (part?.passFds?.length) {
@@ -227,6 +238,7 @@ export class MesosContainerizer implements Containerizer {
       if (req.prepared) {
         await req.prepared();
         this.checkAlive(c, 'isolating');
+        if (c.deferred) await this.prepareBehindAnswer(c, c.deferred, info, steps);
       }
     }
     // A pod that joins no namespace and is passed no fd can take a pooled pause helper.
@@ -277,6 +289,28 @@ export class MesosContainerizer implements Containerizer {
       if (planFd >= 0) closeSync(planFd);
     }
     await this.launched(c, sync, steps);
+  }
+
+  /** The deferred isolators' prepare (their cgroups), once the caller has its answer. */
+  private async prepareBehindAnswer(c: Container, deferred: NonNullable<Container['deferred']>, info: LaunchInfo, steps: Steps): Promise<void> {
+    const run = async () => {
+      for (const isolator of deferred.isolators) {
+        // c.config as it is now: an update() before this began changed its resources.
+        const part = await isolator.prepare(c.config);
+        steps.mark(`prepare ${isolator.name}`);
+        this.checkAlive(c, `preparing (${isolator.name})`);
+        if (part?.setup?.length || part?.cloneNamespaces?.length || part?.enterNamespaces?.length || part?.passFds?.length) {
+          throw new Error(`${isolator.name}: an isolator prepared behind the answer cannot add to the launch plan`);
+        }
+        if (part?.cgroupV2Dir) info.cgroupV2Dir = part.cgroupV2Dir;
+      }
+    };
+    deferred.running = run();
+    try {
+      await deferred.running;
+    } finally {
+      if (c.deferred === deferred) c.deferred = undefined;
+    }
   }
 
   /** The helper's answer on its sync pipe; FETCHING (a container, waiting for Start) or RUNNING (a pod). */
@@ -515,10 +549,14 @@ export class MesosContainerizer implements Containerizer {
 
   async update(id: ContainerId, resources: ResourceLimits): Promise<void> {
     const c = this.mustGet(id);
+    // Cgroups being made behind CreateContainer's answer: they are updated once they exist.
+    if (c.deferred?.running) await settle(c.deferred.running);
     if (c.state === 'DESTROYING' || c.state === 'TERMINATED') throw failedPrecondition(`container ${id.value} is ${c.state}`);
     // All or nothing: no isolator writes before every one has accepted the values.
     for (const isolator of this.isolatorsFor(c)) await isolator.check?.(resources);
-    for (const isolator of this.isolatorsFor(c)) await isolator.update(id, resources);
+    // Cgroups not made yet are made with c.config.resources, set below.
+    const notYet = c.deferred && !c.deferred.running ? c.deferred.isolators : [];
+    for (const isolator of this.isolatorsFor(c)) if (!notYet.includes(isolator)) await isolator.update(id, resources);
     c.config.resources = { ...c.config.resources, ...resources };
   }
 
@@ -544,6 +582,9 @@ export class MesosContainerizer implements Containerizer {
    */
   async usage(id: ContainerId, detail: UsageDetail = 'full'): Promise<ResourceStatistics> {
     const c = this.mustGet(id);
+    // No cgroups yet (a container whose launch goes on behind CreateContainer's answer): no
+    // usage, as containerd has none for a container without a task.
+    if (c.deferred) throw failedPrecondition(`container ${id.value} has no cgroups yet: its launch is under way`);
     const stats: ResourceStatistics = { timestamp: Date.now() / 1000 };
     const isolators = this.isolatorsFor(c).filter((i) => detail === 'full' || i.name === CPU_ISOLATOR);
     const parts = await Promise.allSettled(isolators.map((i) => i.usage(id)));

@@ -229,6 +229,12 @@ export interface Isolator {
   check?(resources: ResourceLimits): Promise<void>;
   /** Host-side setup before the fork; returns what the child must do. */
   prepare(config: ContainerConfig): Promise<Partial<LaunchInfo> | undefined>;
+  /**
+   * prepare() makes only what the fork needs (cgroups): no plan op, namespace or fd, and nothing
+   * a request can fail on past check(). A launch that answers its caller before the fork
+   * (CreateContainer) runs it behind the answer, as runc makes its cgroups at StartContainer.
+   */
+  readonly prepareBehindAnswer?: boolean;
   /** The child is held: put it where it belongs (cgroups). */
   isolate(id: ContainerId, pid: number): Promise<void>;
   update(id: ContainerId, resources: ResourceLimits): Promise<void>;

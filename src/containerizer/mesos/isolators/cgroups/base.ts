@@ -61,6 +61,7 @@ async function inV2Cgroup(pid: number, path: string): Promise<boolean> {
 export abstract class CgroupsIsolatorBase implements Isolator {
   abstract readonly name: string;
   readonly supportsNesting = true;
+  readonly prepareBehindAnswer = true;
   readonly backend: Backend;
   protected readonly cgroups: Cgroups;
   protected readonly root: string;

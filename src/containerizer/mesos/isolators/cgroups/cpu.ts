@@ -2,7 +2,7 @@
 // cpu.weight (runc's shares formula) + cpu.max (cgroup2). Usage from cpuacct (v1) / cpu.stat and
 // the cpu and io pressure files (v2), read by cgroups/stats.ts.
 import { cpuMaxValue, readCpuV1, readCpuV2, sharesToWeight, writeCgroupFile } from '../../../../cgroups/index.js';
-import type { ResourceLimits, ResourceStatistics } from '../../isolator.js';
+import { ResourceError, type ResourceLimits, type ResourceStatistics } from '../../isolator.js';
 import { CgroupsIsolatorBase, type CgroupsIsolatorOptions, type V1Equivalent } from './base.js';
 
 export class CpuIsolator extends CgroupsIsolatorBase {
@@ -10,6 +10,15 @@ export class CpuIsolator extends CgroupsIsolatorBase {
 
   constructor(opts: CgroupsIsolatorOptions) {
     super(opts, { controller: 'cpu', extraV1: ['cpuacct'] });
+  }
+
+  /** The kernel's bounds (1 ms … 1 s a period, at least 1 ms a quota), checked before any cgroup is made. */
+  override async check(r: ResourceLimits): Promise<void> {
+    await super.check(r);
+    if (r.cpuPeriod !== undefined && r.cpuPeriod > 0 && (r.cpuPeriod < 1000 || r.cpuPeriod > 1_000_000)) {
+      throw new ResourceError('cpu_period', `${r.cpuPeriod} µs is outside the kernel's 1000 … 1000000`);
+    }
+    if (r.cpuQuota !== undefined && r.cpuQuota > 0 && r.cpuQuota < 1000) throw new ResourceError('cpu_quota', `${r.cpuQuota} µs is below the kernel's minimum of 1000`);
   }
 
   protected override async updateV1(rel: string, r: ResourceLimits): Promise<void> {

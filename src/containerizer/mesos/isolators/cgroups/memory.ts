@@ -15,7 +15,7 @@ import {
   writeCgroupFile,
 } from '../../../../cgroups/index.js';
 import { readFileSync } from 'node:fs';
-import type { IsolatorStatus, ResourceLimits, ResourceStatistics } from '../../isolator.js';
+import { ResourceError, type IsolatorStatus, type ResourceLimits, type ResourceStatistics } from '../../isolator.js';
 import { CgroupsIsolatorBase, type CgroupsIsolatorOptions, type V1Equivalent } from './base.js';
 
 /** CRI value → file value: -1 = unlimited; 0/undefined = not set (leave the kernel's value). */
@@ -29,6 +29,14 @@ export class MemoryIsolator extends CgroupsIsolatorBase {
 
   constructor(opts: CgroupsIsolatorOptions) {
     super(opts, { controller: 'memory' });
+  }
+
+  /** CRI's swap limit is memory + swap: below the memory limit the kernel refuses it. */
+  override async check(r: ResourceLimits): Promise<void> {
+    await super.check(r);
+    const mem = r.memoryLimitBytes ?? 0;
+    const sw = r.memorySwapLimitBytes ?? 0;
+    if (mem > 0 && sw > 0 && sw < mem) throw new ResourceError('memory_swap_limit_in_bytes', `${sw} is below memory_limit_in_bytes ${mem} (it counts memory and swap together)`);
   }
 
   protected override async updateV1(rel: string, r: ResourceLimits): Promise<void> {

@@ -238,6 +238,7 @@ export class Daemon {
       }),
       podCidr: '',
       launches: new Map(),
+      quietMoment: (maxMs) => activity.quiet(QUIET_MS, maxMs),
       ...(network ? { network } : {}),
       quarantine,
       streams,

@@ -17,9 +17,10 @@ export interface LaunchRequest {
   /** Computes the process once the rootfs exists (the user is resolved inside the image). */
   process?: (rootfs: string | undefined) => Promise<ProcessSpec>;
   /**
-   * nested containers: called once everything a bad request can fail on is done (rootfs, cgroups,
-   * the process and its plan), before the helper is forked; the fork waits for it. CreateContainer
-   * answers here and leaves the rest of the launch to the background (StartContainer waits for it).
+   * nested containers: called once everything a bad request can fail on is done (the rootfs, the
+   * process and its plan), before the cgroups are made and the helper is forked; that waits for
+   * it, or for a destroy. CreateContainer answers here and leaves the rest of the launch for
+   * StartContainer (or a quiet moment before it).
    */
   prepared?: () => Promise<void>;
   /** absolute CRI log path; '' or undefined discards output */

@@ -13,6 +13,14 @@ import type { StreamServer } from '../stream/server.js';
 import type { NetworkConfigWatcher } from '../network/conf-dir.js';
 import type { EventBus } from './events.js';
 
+/** A launch behind CreateContainer's answer (container-launch.ts). */
+export interface PendingLaunch {
+  /** Resolves once the helper is held; rejects when the launch failed. */
+  done: Promise<void>;
+  /** StartContainer: the launch goes on now if it still waits. */
+  go(): void;
+}
+
 export interface RuntimeContext extends ImageServiceContext {
   config: DaemonConfig;
   log: Logger;
@@ -23,9 +31,11 @@ export interface RuntimeContext extends ImageServiceContext {
   images: ImageStore;
   /**
    * The launches CreateContainer answered before their helpers were held (container-launch.ts),
-   * by container id, until they end: StartContainer waits for them. Rejected: the launch failed.
+   * by container id, until they end: StartContainer lets them go on and waits for them.
    */
-  launches: Map<string, Promise<void>>;
+  launches: Map<string, PendingLaunch>;
+  /** Resolves at a quiet moment between calls, or after `maxMs` at the latest. */
+  quietMoment(maxMs: number): Promise<void>;
   /** Records a container's termination in its CRI record once it happens. */
   watchContainer(record: ContainerRecord): void;
   /** GetContainerEvents: every state transition below is emitted here. */

@@ -61,6 +61,20 @@ if (d) {
     await waitFor('the command to log', () => existsSync(log) && readFileSync(log, 'utf8').includes('stdout F ran'));
   });
 
+  test.serial('without a StartContainer the launch goes on at a quiet moment: the helper is held, and the start runs the command', async (t) => {
+    const p = await runPod(t, 'bg-quiet');
+    const config = containerConfig('quiet', ['sh', '-c', 'echo ran; sleep 3600']);
+    const { container_id: id } = await d.client.call('CreateContainer', { pod_sandbox_id: p.pod, config, sandbox_config: p.sandbox });
+    const rundir = containerDir(d.runtimeDir, { value: id as string, parent: { value: p.pod } });
+    // No call from here on: the daemon is quiet.
+    await waitFor('the helper held without a StartContainer', () => existsSync(runtimeFile(rundir, 'held')), 5000);
+    t.true(existsSync(d.cgroupDir('freezer', p.pod, id)!), 'its cgroups are made');
+    t.is((await stateOf(id)).state, 'CONTAINER_CREATED');
+    await d.client.call('StartContainer', { container_id: id });
+    const log = join(d.logDir, 'bg-quiet', 'quiet', '0.log');
+    await waitFor('the command to log', () => existsSync(log) && readFileSync(log, 'utf8').includes('stdout F ran'));
+  });
+
   test.serial('the cgroups are made behind the answer, with the limits of an UpdateContainerResources that came first', async (t) => {
     const MiB = 1024 * 1024;
     const p = await runPod(t, 'bg-cgroups');

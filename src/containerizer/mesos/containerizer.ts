@@ -76,6 +76,8 @@ interface Container {
    * it has run; `running` once it has begun.
    */
   deferred?: { isolators: Isolator[]; running?: Promise<void> };
+  /** A launch waiting for its caller (LaunchRequest.prepared) goes on at once: a destroy began. */
+  wakeLaunch?: () => void;
 }
 
 export interface MesosContainerizerOptions {
@@ -197,12 +199,14 @@ export class MesosContainerizer implements Containerizer {
     this.opts.log.debug('launch steps', { container: c.key, ms: steps.fields() });
   }
 
-  /** ISOLATING: the plan, the helper cloned and held while isolators place it, released; its answer. */
+  /**
+   * A container's process and FIFOs, and its wait for the caller (still PREPARING); then
+   * ISOLATING: the plan, the helper cloned and held while isolators place it, released; its answer.
+   */
   private async isolateAndSpawn(c: Container, req: LaunchRequest, info: LaunchInfo, passFds: number[], steps: Steps): Promise<void> {
     const nested = c.config.kind === 'container';
     const rundir = c.config.runtimeDir;
 
-    this.transition(c, 'ISOLATING');
     // The pause helper has no use for the runtime dir (it writes no status), and one in the pod's
     // user namespace could not open it (root only): it gets no rundir op, and its plan on fd 0.
     const plan: PlanOp[] = nested ? [['rundir', rundir, RUNTIME_FILES.execFifo, RUNTIME_FILES.ctlFifo, RUNTIME_FILES.status, RUNTIME_FILES.attachSock]] : [];
@@ -236,11 +240,13 @@ export class MesosContainerizer implements Containerizer {
       steps.mark('fifos');
       // Whatever a bad request can fail has been tried; the fork waits for the caller.
       if (req.prepared) {
-        await req.prepared();
+        await this.untilDestroy(c, req.prepared());
         this.checkAlive(c, 'isolating');
         if (c.deferred) await this.prepareBehindAnswer(c, c.deferred, info, steps);
       }
     }
+    // Up to here PREPARING: a container's wait for its caller counts there, not as isolation.
+    this.transition(c, 'ISOLATING');
     // A pod that joins no namespace and is passed no fd can take a pooled pause helper.
     const pooled =
       !nested && !planOnStdin && passFds.length === 0 && info.enterNamespaces.length === 0 ? this.opts.podPool?.take(info.cloneNamespaces) : undefined;
@@ -289,6 +295,16 @@ export class MesosContainerizer implements Containerizer {
       if (planFd >= 0) closeSync(planFd);
     }
     await this.launched(c, sync, steps);
+  }
+
+  /** Until `p` settles, or a destroy of `c` begins: a destroy must not wait for what the caller waits for. */
+  private async untilDestroy(c: Container, p: Promise<void>): Promise<void> {
+    const destroyed = new Promise<void>((resolve) => (c.wakeLaunch = resolve));
+    try {
+      await Promise.race([p, destroyed]);
+    } finally {
+      c.wakeLaunch = undefined;
+    }
   }
 
   /** The deferred isolators' prepare (their cgroups), once the caller has its answer. */
@@ -417,6 +433,7 @@ export class MesosContainerizer implements Containerizer {
     const steps = new Steps();
     const previous = c.state;
     this.transition(c, 'DESTROYING');
+    c.wakeLaunch?.();
     await Promise.all([...c.children].map((k) => this.containers_.get(k)).filter((x): x is Container => !!x).map((child) => this.destroy(child.id)));
     // Nothing may be forked before provisioning/prepare settle; afterwards the launcher kills whatever exists.
     if (previous === 'STARTING' || previous === 'PROVISIONING' || previous === 'PREPARING') await settle(c.launching);

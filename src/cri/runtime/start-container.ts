@@ -17,7 +17,10 @@ export async function startContainer(ctx: RuntimeContext, req: StartContainerReq
   try {
     // The launch CreateContainer answered before (container-launch.ts): held, or failed.
     const launch = ctx.launches.get(c.id);
-    if (launch) await launch;
+    if (launch) {
+      launch.go();
+      await launch.done;
+    }
     // Taken before the start byte: a short command can exit before start() even returns.
     startedAt = nowNanos();
     await ctx.containerizer.start(containerId(c));

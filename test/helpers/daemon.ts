@@ -18,6 +18,7 @@ import { buildBusyboxImages, TEST_TAGS } from '../../hack/build-test-images.js';
 import { ImageStore } from '../../src/images/store.js';
 import { importImage } from '../../src/images/import.js';
 import { Cgroups } from '../../src/cgroups/index.js';
+import { containerDir, runtimeFile } from '../../src/paths.js';
 import { launchHelperPath, MNT_DETACH, native } from '../../src/native/index.js';
 
 export const BUSYBOX = TEST_TAGS.oci;
@@ -381,6 +382,15 @@ export class TestDaemon {
     if (controller === 'freezer') return cg.freezerDir(path);
     if (cg.v1(controller) !== undefined) return cg.v1Path(controller, path);
     return cg.hasV2Controller(controller) ? cg.v2Path(path) : undefined;
+  }
+
+  /**
+   * Until a created container's launch helper is held: its cgroups (with their limits) are made
+   * then, at its StartContainer or at a quiet moment after its CreateContainer.
+   */
+  waitLaunched(pod: string, ctr: string, timeoutMs = 10_000): Promise<unknown> {
+    const held = runtimeFile(containerDir(this.runtimeDir, { value: ctr, parent: { value: pod } }), 'held');
+    return waitFor(`the launch of container ${ctr}`, () => existsSync(held), timeoutMs);
   }
 
   /** Polls ContainerStatus until the container has exited; its status. */

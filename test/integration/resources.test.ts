@@ -43,6 +43,7 @@ if (d) {
     try {
       // ash keeps the whole command substitution in memory: ~200 MB against a 32 MiB limit.
       const ctr = await create(pod, sandbox, 'hog', ['sh', '-c', 'x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo ${#x}'], resources({ memory_limit_in_bytes: 32 * MiB }));
+      await d.waitLaunched(pod, ctr);
       t.is(cgFile(pod, ctr, 'memory', 'memory.limit_in_bytes', 'memory.max'), String(32 * MiB));
       await d.client.call('StartContainer', { container_id: ctr });
       const st = await d.waitExited(ctr, 60_000);
@@ -149,6 +150,7 @@ if (d) {
     const { pod_sandbox_id: pod } = await d.client.call('RunPodSandbox', { config: sandbox });
     try {
       const ctr = await create(pod, sandbox, 'forker', ['sh', '-c', 'while true; do sleep 1; done'], resources({ unified: { 'pids.max': '8' } }));
+      await d.waitLaunched(pod, ctr);
       t.is(cgFile(pod, ctr, 'pids', 'pids.max'), '8');
       await d.client.call('StartContainer', { container_id: ctr });
       await waitFor('running', async () => (await status(ctr)).status.state === 'CONTAINER_RUNNING');
@@ -203,6 +205,7 @@ if (d) {
       const v1 = onV1('memory');
       // The kubelet's values for a pod without swap on cgroup2: swap 0, oom group on.
       const ctr = await create(pod, sandbox, 'unified-ok', ['sleep', '3600'], resources({ memory_limit_in_bytes: 64 * MiB, unified: { 'memory.swap.max': '0', 'memory.high': 'max' } }));
+      await d.waitLaunched(pod, ctr);
       if (v1) {
         const memsw = d.cgroupDir('memory', pod, ctr) + '/memory.memsw.limit_in_bytes';
         if (existsSync(memsw)) t.is(readFileSync(memsw, 'utf8').trim(), String(64 * MiB), 'no swap: memsw = the memory limit');
@@ -218,7 +221,9 @@ if (d) {
         const all = (await d.client.call('ListContainers', {})).containers as { metadata: { name: string } }[];
         t.false(all.some((c) => c.metadata.name === 'unified-oom-group'));
       } else {
-        t.is(cgFile(pod, await oomGroup, 'memory', '', 'memory.oom.group'), '1');
+        const ctr2 = await oomGroup;
+        await d.waitLaunched(pod, ctr2);
+        t.is(cgFile(pod, ctr2, 'memory', '', 'memory.oom.group'), '1');
       }
       const io = await t.throwsAsync(create(pod, sandbox, 'unified-io', ['true'], resources({ unified: { 'io.max': '8:0 rbps=1048576' } })));
       t.regex(io!.message, /config\.linux\.resources\.unified\["io\.max"\]: the io controller is not managed by cri-mesos/);

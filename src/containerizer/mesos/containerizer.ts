@@ -241,7 +241,8 @@ export class MesosContainerizer implements Containerizer {
       // Whatever a bad request can fail has been tried; the fork waits for the caller.
       if (req.prepared) {
         await this.untilDestroy(c, req.prepared());
-        this.checkAlive(c, 'isolating');
+        steps.mark('wait for the caller');
+        this.checkAlive(c, 'preparing');
         if (c.deferred) await this.prepareBehindAnswer(c, c.deferred, info, steps);
       }
     }

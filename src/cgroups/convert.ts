@@ -40,6 +40,19 @@ export function parseCpuList(text: string): number[] | undefined {
   return [...out].sort((x, y) => x - y);
 }
 
+/** Numbers → a cpuset list, ranges joined ([0, 1, 2, 5] → "0-2,5"). */
+export function formatCpuList(nums: number[]): string {
+  const sorted = [...new Set(nums)].sort((a, b) => a - b);
+  const parts: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+    parts.push(i === j ? String(sorted[i]) : `${sorted[i]}-${sorted[j]}`);
+    i = j + 1;
+  }
+  return parts.join(',');
+}
+
 /** Parse a flat-keyed file ("key value" per line: memory.stat, cpu.stat, cpuacct.stat, memory.events). */
 export function parseFlatKeyed(text: string): Map<string, bigint> {
   const out = new Map<string, bigint>();

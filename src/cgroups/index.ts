@@ -29,6 +29,7 @@ export {
   parsePids,
   toNum,
   parseCpuList,
+  formatCpuList,
   UNLIMITED_THRESHOLD,
   USER_HZ,
 } from './convert.js';

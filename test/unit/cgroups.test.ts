@@ -13,6 +13,7 @@ import {
   flatKeyedNumber,
   parseFlatKeyed,
   parseLimit,
+  formatCpuList,
   parseCpuList,
   parseMountInfo,
   parsePids,
@@ -140,6 +141,8 @@ test('parsers', (t) => {
   t.deepEqual(parseCpuList('2,0-1,1'), [0, 1, 2]);
   t.deepEqual(parseCpuList(''), []);
   for (const bad of ['1-0', '0-', 'a', '0,,1', '0-8192', ' 0 - 1']) t.is(parseCpuList(bad), undefined, bad);
+  t.is(formatCpuList([5, 0, 1, 2, 7, 8]), '0-2,5,7-8');
+  t.is(formatCpuList([]), '');
 });
 
 test('the cpu, cpuset and memory checks refuse what the kernel would, on either back end, by field', async (t) => {
@@ -156,7 +159,7 @@ test('the cpu, cpuset and memory checks refuse what the kernel would, on either 
     await t.notThrowsAsync(cpu.check({ cpuQuota: 1000, cpuPeriod: 100_000, cpuShares: 2 }));
     await t.notThrowsAsync(cpu.check({ cpuQuota: -1 }));
     await t.throwsAsync(cpuset.check({ cpusetCpus: '3-1' }), { instanceOf: ResourceError, message: /^cpuset_cpus: "3-1" is not a list/ });
-    await t.throwsAsync(cpuset.check({ cpusetCpus: '0,8000' }), { instanceOf: ResourceError, message: /^cpuset_cpus: "0,8000" names CPUs this host does not have online \(8000;/ });
+    await t.throwsAsync(cpuset.check({ cpusetCpus: '0,7999-8000' }), { instanceOf: ResourceError, message: /^cpuset_cpus: "0,7999-8000" names CPUs this host does not have online \(7999-8000;/ });
     await t.notThrowsAsync(cpuset.check({ cpusetCpus: '0', cpusetMems: '0' }));
     await t.throwsAsync(mem.check({ memoryLimitBytes: 2048, memorySwapLimitBytes: 1024 }), { instanceOf: ResourceError, message: /^memory_swap_limit_in_bytes: 1024 is below/ });
     await t.notThrowsAsync(mem.check({ memoryLimitBytes: 2048, memorySwapLimitBytes: 2048 }));

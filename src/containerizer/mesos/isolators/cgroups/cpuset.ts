@@ -1,7 +1,7 @@
 // cgroups/cpuset: cpuset.cpus / cpuset.mems when CRI gives them. On v1 a new cgroup inherits the
 // parent's values at creation (createCgroup copies them: an empty cpuset refuses tasks).
 import { readFileSync } from 'node:fs';
-import { parseCpuList, writeCgroupFile } from '../../../../cgroups/index.js';
+import { formatCpuList, parseCpuList, writeCgroupFile } from '../../../../cgroups/index.js';
 import { ResourceError, type ResourceLimits } from '../../isolator.js';
 import { CgroupsIsolatorBase, type CgroupsIsolatorOptions, type V1Equivalent } from './base.js';
 
@@ -53,5 +53,5 @@ function checkList(field: string, value: string | undefined, onlineFile: string,
   }
   if (!online) return;
   const missing = wanted.filter((n) => !online.includes(n));
-  if (missing.length > 0) throw new ResourceError(field, `"${value}" names ${what} this host does not have online (${missing.join(',')}; online: ${readFileSync(onlineFile, 'utf8').trim()})`);
+  if (missing.length > 0) throw new ResourceError(field, `"${value}" names ${what} this host does not have online (${formatCpuList(missing)}; online: ${formatCpuList(online)})`);
 }

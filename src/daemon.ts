@@ -238,7 +238,7 @@ export class Daemon {
       }),
       podCidr: '',
       launches: new Map(),
-      quietMoment: (maxMs) => activity.quiet(QUIET_MS, maxMs),
+      quietMoment: (maxMs, signal) => activity.quiet(QUIET_MS, maxMs, signal),
       ...(network ? { network } : {}),
       quarantine,
       streams,

@@ -34,8 +34,8 @@ export interface RuntimeContext extends ImageServiceContext {
    * by container id, until they end: StartContainer lets them go on and waits for them.
    */
   launches: Map<string, PendingLaunch>;
-  /** Resolves at a quiet moment between calls, or after `maxMs` at the latest. */
-  quietMoment(maxMs: number): Promise<void>;
+  /** Resolves at a quiet moment between calls, after `maxMs` at the latest, or at once when `signal` aborts. */
+  quietMoment(maxMs: number, signal?: AbortSignal): Promise<void>;
   /** Records a container's termination in its CRI record once it happens. */
   watchContainer(record: ContainerRecord): void;
   /** GetContainerEvents: every state transition below is emitted here. */

@@ -20,13 +20,20 @@ export class Activity {
     this.lastEnd = performance.now();
   }
 
-  /** Resolves once `quietMs` have passed with no call, or after `maxMs` at the latest (calls may never pause). */
-  async quiet(quietMs: number, maxMs: number): Promise<void> {
+  /**
+   * Resolves once `quietMs` have passed with no call, or after `maxMs` at the latest (calls may
+   * never pause), or at once when `signal` aborts (the waiter no longer needs it: its timers go).
+   */
+  async quiet(quietMs: number, maxMs: number, signal?: AbortSignal): Promise<void> {
     const deadline = performance.now() + maxMs;
     for (;;) {
       const wait = Math.min(this.untilQuiet(quietMs), deadline - performance.now());
-      if (wait <= 0) return;
-      await sleep(Math.ceil(wait));
+      if (wait <= 0 || signal?.aborted) return;
+      try {
+        await sleep(Math.ceil(wait), undefined, signal ? { signal } : undefined);
+      } catch {
+        return; // aborted
+      }
     }
   }
 

@@ -31,6 +31,20 @@ test('quiet: not while a call is in flight, but no longer than maxMs', async (t)
   t.true(since(t0) >= 145, `gave up after ${since(t0).toFixed(1)} ms, before maxMs`);
 });
 
+test('quiet: resolves at once when its signal aborts, however busy the calls are', async (t) => {
+  const a = new Activity();
+  a.begin();
+  const ac = new AbortController();
+  const t0 = performance.now();
+  setTimeout(() => ac.abort(), 30);
+  await a.quiet(20, 5000, ac.signal);
+  t.true(since(t0) < 1000, `resolved ${since(t0).toFixed(1)} ms in, not at the abort`);
+  const aborted = AbortSignal.abort();
+  const t1 = performance.now();
+  await a.quiet(20, 5000, aborted);
+  t.true(since(t1) < 40, `an aborted signal waited ${since(t1).toFixed(1)} ms`);
+});
+
 test('quiet: a call ending while it waits moves the quiet moment on', async (t) => {
   const a = new Activity();
   a.begin();

@@ -47,7 +47,10 @@ export async function prepareLaunch(ctx: RuntimeContext, id: string, name: strin
     prepared: async () => {
       answer();
       await released;
-      await Promise.race([asked, ctx.quietMoment(LAUNCH_WAIT_MS)]);
+      // The quiet moment's polling stops once StartContainer came first.
+      const started = new AbortController();
+      await Promise.race([asked, ctx.quietMoment(LAUNCH_WAIT_MS, started.signal)]);
+      started.abort();
       await holdLaunch(name);
     },
   });

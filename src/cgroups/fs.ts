@@ -172,11 +172,23 @@ function pollDelay(attempt: number): number {
   return Math.min(10, 2 ** attempt);
 }
 
-export async function thaw(dir: string): Promise<void> {
+/**
+ * Thaw and wait until the kernel reports it thawed; false on timeout. v1 thaws in the write;
+ * cgroup2 reports "frozen 0" once its tasks have been woken, which can come a moment later.
+ */
+export async function thaw(dir: string, timeoutMs = 1000): Promise<boolean> {
   const kind = await freezerKind(dir);
   if (!kind) throw new CgroupError(`${dir} has no freezer`, dir, 'ENOTSUP');
   if (kind === 'v1') await writeCgroupFile(dir, 'freezer.state', 'THAWED');
   else await writeCgroupFile(dir, 'cgroup.freeze', '0');
+  const deadline = Date.now() + timeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    const thawed =
+      kind === 'v1' ? (await readCgroupFile(dir, 'freezer.state')).trim() === 'THAWED' : /^frozen 0$/m.test(await readCgroupFile(dir, 'cgroup.events'));
+    if (thawed) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(pollDelay(attempt));
+  }
 }
 
 async function waitEmpty(dir: string, untilMs: number): Promise<boolean> {

@@ -258,7 +258,8 @@ rootTest('cgroup2: freeze via cgroup.freeze and killAll via cgroup.kill', async 
   await addProcess(sub, b.pid!);
   t.true(await freeze(dir));
   t.regex(await readCgroupFile(dir, 'cgroup.events'), /^frozen 1$/m);
-  await thaw(dir);
+  // thaw() returns once the kernel reports it thawed (cgroup2 says so after its tasks woke).
+  t.true(await thaw(dir));
   t.regex(await readCgroupFile(dir, 'cgroup.events'), /^frozen 0$/m);
   await killAll(dir);
   t.deepEqual(await listProcesses(dir, true), []);

@@ -65,9 +65,8 @@ if (d) {
     const p = await runPod(t, 'bg-quiet');
     const config = containerConfig('quiet', ['sh', '-c', 'echo ran; sleep 3600']);
     const { container_id: id } = await d.client.call('CreateContainer', { pod_sandbox_id: p.pod, config, sandbox_config: p.sandbox });
-    const rundir = containerDir(d.runtimeDir, { value: id as string, parent: { value: p.pod } });
-    // No call from here on: the daemon is quiet.
-    await waitFor('the helper held without a StartContainer', () => existsSync(runtimeFile(rundir, 'held')), 5000);
+    // No call from here on: the daemon is quiet, and the helper is held without a StartContainer.
+    await d.waitLaunched(p.pod, id, 5000);
     t.true(existsSync(d.cgroupDir('freezer', p.pod, id)!), 'its cgroups are made');
     t.is((await stateOf(id)).state, 'CONTAINER_CREATED');
     await d.client.call('StartContainer', { container_id: id });

@@ -40,17 +40,14 @@ export async function prepareLaunch(ctx: RuntimeContext, id: string, name: strin
   const prepared = new Promise<void>((resolve) => (answer = resolve));
   let go!: () => void;
   const released = new Promise<void>((resolve) => (go = resolve));
-  let startAsked!: () => void;
-  const asked = new Promise<void>((resolve) => (startAsked = resolve));
+  // StartContainer aborts the wait for a quiet moment: the launch goes on at once.
+  const startAsked = new AbortController();
   const launch = ctx.containerizer.launch({
     ...req,
     prepared: async () => {
       answer();
       await released;
-      // The quiet moment's polling stops once StartContainer came first.
-      const started = new AbortController();
-      await Promise.race([asked, ctx.quietMoment(LAUNCH_WAIT_MS, started.signal)]);
-      started.abort();
+      await ctx.quietMoment(LAUNCH_WAIT_MS, startAsked.signal);
       await holdLaunch(name);
     },
   });
@@ -58,7 +55,7 @@ export async function prepareLaunch(ctx: RuntimeContext, id: string, name: strin
   if (ended !== undefined && ended !== 'SUCCESS') throw failedPrecondition(`container launch was not accepted: ${ended}`);
   return {
     recorded: () => {
-      track(ctx, id, launch, startAsked);
+      track(ctx, id, launch, () => startAsked.abort());
       go();
     },
     abandon: () => {

@@ -567,15 +567,23 @@ export class MesosContainerizer implements Containerizer {
 
   async update(id: ContainerId, resources: ResourceLimits): Promise<void> {
     const c = this.mustGet(id);
-    // Cgroups being made behind CreateContainer's answer: they are updated once they exist.
-    if (c.deferred?.running) await settle(c.deferred.running);
-    if (c.state === 'DESTROYING' || c.state === 'TERMINATED') throw failedPrecondition(`container ${id.value} is ${c.state}`);
     // All or nothing: no isolator writes before every one has accepted the values.
     for (const isolator of this.isolatorsFor(c)) await isolator.check?.(resources);
-    // Cgroups not made yet are made with c.config.resources, set below.
+    // Cgroups being made behind CreateContainer's answer (their prepare may have begun during the
+    // checks): they are updated once they exist.
+    if (c.deferred?.running) await settle(c.deferred.running);
+    if (c.state === 'DESTROYING' || c.state === 'TERMINATED') throw failedPrecondition(`container ${id.value} is ${c.state}`);
+    // Cgroups not made yet are made with c.config.resources: set before any await, so a prepare
+    // that begins during the writes below makes them with these values.
+    const previous = c.config.resources;
+    c.config.resources = { ...previous, ...resources };
     const notYet = c.deferred && !c.deferred.running ? c.deferred.isolators : [];
-    for (const isolator of this.isolatorsFor(c)) if (!notYet.includes(isolator)) await isolator.update(id, resources);
-    c.config.resources = { ...c.config.resources, ...resources };
+    try {
+      for (const isolator of this.isolatorsFor(c)) if (!notYet.includes(isolator)) await isolator.update(id, resources);
+    } catch (err) {
+      c.config.resources = previous;
+      throw err;
+    }
   }
 
   /** Mesos' status(): the container's addresses and network problems, from its isolators. */
